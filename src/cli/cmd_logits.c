@@ -1,0 +1,117 @@
+// mmgpt logits: one sequence through the forward pass; writes float32 logits [tokens, vocab] as .npy
+// and prints the top next tokens after the last position.
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/inputs.h"
+#include "io/npy.h"
+#include "model/flamingo.h"
+
+static const char *usage_text =
+    "usage: mmgpt logits -m MODEL_DIR (--prompt TEXT | --tokens ID,ID,...) [--image FILE | --pixels FILE.npy]...\n"
+    "                    [--out FILE.npy] [--top K] [--tokenizer FILE] [--keep-whitespace]\n"
+    "  Runs the model on one sequence and writes float32 logits [tokens, vocab] to --out.\n"
+    "  --prompt is encoded with BOS by the model's tokenizer (MODEL_DIR/tokenizer.model or .json unless\n"
+    "  --tokenizer); each <image> marker takes the next --image/--pixels in order. --pixels takes an\n"
+    "  already preprocessed float32 [n, 3, S, S] (or [3, S, S]) array. Prints the top K (default 5)\n"
+    "  next tokens after the last position.\n";
+
+int cmd_logits(int argc, char **argv) {
+    const char *model_dir = NULL, *out = NULL, *prompt = NULL, *tokens_arg = NULL, *tokenizer = NULL;
+    int top = 5, keep_ws = 0;
+    cli_images imgs = {0};
+    mm_err e = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has) {
+            model_dir = argv[++i];
+        } else if (!strcmp(a, "--out") && has) {
+            out = argv[++i];
+        } else if (!strcmp(a, "--prompt") && has) {
+            prompt = argv[++i];
+        } else if (!strcmp(a, "--tokens") && has) {
+            tokens_arg = argv[++i];
+        } else if (!strcmp(a, "--tokenizer") && has) {
+            tokenizer = argv[++i];
+        } else if (!strcmp(a, "--keep-whitespace")) {
+            keep_ws = 1;
+        } else if (!strcmp(a, "--top") && has) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 0 || v > 1000)
+                return cli_usage("logits", "--top expects an integer 0..1000, got '%s'", argv[i]);
+            top = (int)v;
+        } else if ((!strcmp(a, "--image") || !strcmp(a, "--pixels")) && has) {
+            if (cli_images_add(&imgs, argv[++i], !strcmp(a, "--pixels"), &e) != MM_OK)
+                return cli_fail(&e);
+        } else {
+            fputs(usage_text, stderr);
+            return cli_usage("logits", "unknown or incomplete option '%s'", a);
+        }
+    }
+    if (!model_dir || (!prompt == !tokens_arg)) {
+        fputs(usage_text, stderr);
+        return cli_usage("logits", "needs -m MODEL_DIR and exactly one of --prompt or --tokens");
+    }
+    int rc = 1;
+    mm_model m = {0};
+    mm_acts acts = {0};
+    int32_t *ids = NULL;
+    float *pixels = NULL;
+    size_t n_ids = 0;
+    if (model_load(&m, model_dir, NULL, &e) != MM_OK)
+        goto done;
+    const mm_config *c = &m.w.cfg;
+    if (tokens_arg) {
+        if (cli_parse_ids(tokens_arg, &ids, &n_ids, &e) != MM_OK)
+            goto done;
+    } else if (cli_encode_prompt(model_dir, tokenizer, prompt, keep_ws, &ids, &n_ids, &e) != MM_OK) {
+        goto done;
+    }
+    if (n_ids == 0) {
+        mm_errf(&e, MM_ERR_ARG, "the prompt has no tokens");
+        goto done;
+    }
+    if ((long)n_ids > c->max_seq) {
+        mm_errf(&e, MM_ERR_ARG, "the prompt has %zu tokens; the model's context is %d", n_ids, c->max_seq);
+        goto done;
+    }
+    int markers = 0;
+    for (size_t i = 0; i < n_ids; i++)
+        markers += ids[i] == c->media_id;
+    if (cli_images_pixels(&imgs, c->vis_image_size, &pixels, &e) != MM_OK)
+        goto done;
+    if (markers != imgs.count) {
+        mm_errf(&e, MM_ERR_ARG, "the prompt has %d <image> marker%s (id %d) but %d image%s given", markers,
+                markers == 1 ? "" : "s", c->media_id, imgs.count, imgs.count == 1 ? " was" : "s were");
+        goto done;
+    }
+    int32_t ips = imgs.count;
+    mm_batch b = {.B = 1, .T = (int)n_ids, .tokens = ids, .n_images = imgs.count, .pixels = pixels,
+                  .images_per_seq = &ips};
+    if (acts_alloc(&acts, c, 1, (int)n_ids, imgs.count, &e) != MM_OK || flamingo_forward(&m, &b, &acts, &e) != MM_OK)
+        goto done;
+    if (out) {
+        int64_t shape[2] = {(int64_t)n_ids, c->vocab};
+        if (mm_npy_write(out, MM_NPY_F32, acts.logits, 2, shape, &e) != MM_OK)
+            goto done;
+    }
+    cli_print_top(model_dir, tokenizer, acts.logits + (n_ids - 1) * (size_t)c->vocab, c->vocab, top);
+    rc = 0;
+done:
+    if (rc)
+        cli_fail(&e);
+    acts_free(&acts);
+    model_free(&m);
+    free(ids);
+    free(pixels);
+    cli_images_free(&imgs);
+    return rc;
+}

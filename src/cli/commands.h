@@ -1,0 +1,16 @@
+// The subcommands of the mmgpt binary: each takes (argc, argv) after the command name and returns
+// the process exit status. Only src/cli/ prints to the user or exits.
+#ifndef MM_COMMANDS_H
+#define MM_COMMANDS_H
+
+#include "base/err.h"
+
+int cmd_logits(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+// Prints "mmgpt: error: <msg>" to stderr and returns 1.
+int cli_fail(const mm_err *e);
+// Prints "mmgpt <cmd>: <printf message>" to stderr and returns 2 (usage errors).
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,203 @@
+#include "cli/inputs.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/npy.h"
+#include "text/tokenizer.h"
+#include "vision/image.h"
+#include "vision/preprocess.h"
+
+mm_status cli_images_add(cli_images *im, const char *path, int is_pixels, mm_err *e) {
+    int n = 1;
+    if (is_pixels) {
+        mm_npy a;
+        MM_TRY(mm_npy_read(path, &a, e));
+        int ok = a.dtype == MM_NPY_F32 && (a.ndim == 3 || a.ndim == 4) && a.shape[a.ndim - 3] == 3;
+        n = a.ndim == 4 ? (int)a.shape[0] : 1;
+        mm_npy_free(&a);
+        if (!ok)
+            return mm_errf(e, MM_ERR_FORMAT, "%s: --pixels needs a float32 [n, 3, S, S] or [3, S, S] array", path);
+    }
+    char **np = realloc(im->paths, sizeof *np * (size_t)(im->n_args + 1));
+    int *ip = realloc(im->is_pixels, sizeof *ip * (size_t)(im->n_args + 1));
+    if (np)
+        im->paths = np;
+    if (ip)
+        im->is_pixels = ip;
+    if (!np || !ip)
+        return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    im->paths[im->n_args] = strdup(path);
+    im->is_pixels[im->n_args] = is_pixels;
+    im->n_args++;
+    im->count += n;
+    return MM_OK;
+}
+
+void cli_images_free(cli_images *im) {
+    for (int i = 0; i < im->n_args; i++)
+        free(im->paths[i]);
+    free(im->paths);
+    free(im->is_pixels);
+    memset(im, 0, sizeof *im);
+}
+
+mm_status cli_images_pixels(const cli_images *im, int S, float **pixels, mm_err *e) {
+    size_t per = (size_t)3 * S * S;
+    float *px = malloc(sizeof(float) * per * (size_t)(im->count ? im->count : 1));
+    if (!px)
+        return mm_errf(e, MM_ERR_NOMEM, "out of memory for %d images", im->count);
+    size_t at = 0;
+    for (int i = 0; i < im->n_args; i++) {
+        const char *path = im->paths[i];
+        if (im->is_pixels[i]) {
+            mm_npy a;
+            if (mm_npy_read(path, &a, e) != MM_OK) {
+                free(px);
+                return e->code;
+            }
+            if (a.shape[a.ndim - 1] != S || a.shape[a.ndim - 2] != S) {
+                mm_npy_free(&a);
+                free(px);
+                return mm_errf(e, MM_ERR_FORMAT, "%s: pixels are %lldx%lld but the model takes %dx%d", path,
+                               (long long)a.shape[a.ndim - 2], (long long)a.shape[a.ndim - 1], S, S);
+            }
+            memcpy(px + at, a.data, sizeof(float) * (size_t)a.count);
+            at += (size_t)a.count;
+            mm_npy_free(&a);
+        } else {
+            mm_image img;
+            if (image_load_file(path, &img, NULL, e) != MM_OK) {
+                free(px);
+                return e->code;
+            }
+            mm_status s = preprocess_clip(&img, S, NULL, px + at, e);
+            image_free(&img);
+            if (s != MM_OK) {
+                free(px);
+                return mm_err_prefix(e, "%s", path);
+            }
+            at += per;
+        }
+    }
+    *pixels = px;
+    return MM_OK;
+}
+
+mm_status cli_parse_ids(const char *s, int32_t **ids, size_t *n, mm_err *e) {
+    size_t cap = 16, k = 0;
+    int32_t *v = malloc(sizeof *v * cap);
+    if (!v)
+        return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    const char *p = s;
+    while (*p) {
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        char *end;
+        long x = strtol(p, &end, 10);
+        if (end == p || x < 0 || x > 2147483647L || (*end && *end != ',' && !isspace((unsigned char)*end))) {
+            free(v);
+            return mm_errf(e, MM_ERR_ARG, "--tokens: '%.20s' is not a non-negative integer id (at character %ld)", p,
+                           (long)(p - s) + 1);
+        }
+        if (k == cap) {
+            int32_t *nv = realloc(v, sizeof *v * (cap *= 2));
+            if (!nv) {
+                free(v);
+                return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+            }
+            v = nv;
+        }
+        v[k++] = (int32_t)x;
+        p = end;
+    }
+    *ids = v;
+    *n = k;
+    return MM_OK;
+}
+
+// Finds the tokenizer file: the explicit path, else MODEL_DIR/tokenizer.model or tokenizer.json.
+static const char *find_tokenizer(const char *model_dir, const char *explicit_path, char *buf, size_t n) {
+    if (explicit_path)
+        return explicit_path;
+    static const char *names[] = {"tokenizer.model", "tokenizer.json"};
+    struct stat st;
+    for (int i = 0; i < 2; i++) {
+        snprintf(buf, n, "%s/%s", model_dir, names[i]);
+        if (stat(buf, &st) == 0)
+            return buf;
+    }
+    return NULL;
+}
+
+mm_status cli_encode_prompt(const char *model_dir, const char *tokenizer_path, const char *prompt, int keep_whitespace,
+                            int32_t **ids, size_t *n, mm_err *e) {
+    char buf[4096];
+    const char *path = find_tokenizer(model_dir, tokenizer_path, buf, sizeof buf);
+    if (!path)
+        return mm_errf(e, MM_ERR_IO, "%s: no tokenizer.model or tokenizer.json (pass --tokenizer FILE or use --tokens)",
+                       model_dir);
+    mm_tokenizer *tok;
+    MM_TRY(tok_load(&tok, path, e));
+    if (keep_whitespace)
+        tok_set_split_mode(tok, MM_TOK_SPLIT_KEEP);
+    size_t len = strlen(prompt), need = 0;
+    mm_status s = tok_encode(tok, prompt, len, 1, NULL, 0, &need, e);
+    int32_t *v = s == MM_OK ? malloc(sizeof *v * (need ? need : 1)) : NULL;
+    if (s == MM_OK && !v)
+        s = mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    if (s == MM_OK)
+        s = tok_encode(tok, prompt, len, 1, v, need, n, e);
+    tok_free(tok);
+    if (s != MM_OK) {
+        free(v);
+        return s;
+    }
+    *ids = v;
+    return MM_OK;
+}
+
+void cli_print_top(const char *model_dir, const char *tokenizer_path, const float *logits, int vocab, int k) {
+    if (k <= 0)
+        return;
+    if (k > vocab)
+        k = vocab;
+    char buf[4096];
+    const char *path = find_tokenizer(model_dir, tokenizer_path, buf, sizeof buf);
+    mm_tokenizer *tok = NULL;
+    mm_err e = {0};
+    if (path && tok_load(&tok, path, &e) != MM_OK)
+        tok = NULL;
+    int *best = malloc(sizeof *best * (size_t)k);
+    if (!best) {
+        if (tok)
+            tok_free(tok);
+        return;
+    }
+    // Partial selection: k passes suffice for the handful printed.
+    for (int r = 0; r < k; r++) {
+        int bi = -1;
+        for (int i = 0; i < vocab; i++) {
+            int taken = 0;
+            for (int j = 0; j < r; j++)
+                taken |= best[j] == i;
+            if (!taken && (bi < 0 || logits[i] > logits[bi]))
+                bi = i;
+        }
+        best[r] = bi;
+    }
+    printf("top %d next tokens:\n", k);
+    for (int r = 0; r < k; r++) {
+        const char *piece = tok ? tok_piece(tok, best[r]) : NULL;
+        printf("  %2d  id %6d  logit %9.4f  %s%s%s\n", r + 1, best[r], (double)logits[best[r]], piece ? "'" : "",
+               piece ? piece : "", piece ? "'" : "");
+    }
+    free(best);
+    if (tok)
+        tok_free(tok);
+}

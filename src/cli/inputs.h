@@ -1,0 +1,33 @@
+// Inputs shared by the model commands: token-id lists, images and preprocessed pixel arrays given on
+// the command line, prompts encoded with the model's tokenizer, and the top-k printout.
+#ifndef MM_CLI_INPUTS_H
+#define MM_CLI_INPUTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+typedef struct {
+    int count;       // images, counting every image inside a --pixels array
+    int n_args;
+    char **paths;
+    int *is_pixels;
+} cli_images;
+
+// Records an --image or --pixels argument (a --pixels file may hold several images).
+mm_status cli_images_add(cli_images *im, const char *path, int is_pixels, mm_err *e);
+// Decodes and preprocesses every image in order into a new float32 [count, 3, S, S] array.
+mm_status cli_images_pixels(const cli_images *im, int S, float **pixels, mm_err *e);
+void cli_images_free(cli_images *im);
+
+// Parses "1,2,3" (commas and/or spaces) into a new int32 array.
+mm_status cli_parse_ids(const char *s, int32_t **ids, size_t *n, mm_err *e);
+// Loads the tokenizer (tokenizer_path, else MODEL_DIR/tokenizer.model, else MODEL_DIR/tokenizer.json)
+// and encodes prompt with BOS.
+mm_status cli_encode_prompt(const char *model_dir, const char *tokenizer_path, const char *prompt, int keep_whitespace,
+                            int32_t **ids, size_t *n, mm_err *e);
+// Prints the k highest logits as "rank  id  logit  piece" (pieces when a tokenizer is found).
+void cli_print_top(const char *model_dir, const char *tokenizer_path, const float *logits, int vocab, int k);
+
+#endif

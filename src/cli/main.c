@@ -1,0 +1,51 @@
+// mmgpt: a multimodal chatbot (OpenFlamingo + LoRA, as Multimodal-GPT) in C.
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"logits", cmd_logits, "run the forward pass and write logits [tokens, vocab] as .npy"},
+    {"info", cmd_info, "print a model's config and tensor summary"},
+};
+
+int cli_fail(const mm_err *e) {
+    fprintf(stderr, "mmgpt: error: %s\n", e->msg[0] ? e->msg : mm_status_name(e->code));
+    return 1;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "mmgpt %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 2;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: mmgpt COMMAND [options]   (mmgpt COMMAND --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "mmgpt: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,244 @@
+// CPU kernels: OpenBLAS for matrix products, OpenMP loops for the rest. f16/bf16 weights are
+// widened to f32 a block of rows at a time, so no full f32 copy of a weight is ever made.
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/ops.h"
+
+// Rows of a half-precision weight widened per sgemm call: bounded scratch (4 MB), large enough
+// that the product stays BLAS-bound.
+#define WIDEN_ELEMS (1 << 20)
+
+static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                B, ldb, beta, C, ldc);
+}
+
+static void cpu_linear(float *out, const float *in, mm_wref w, const float *bias, int N, int K, int M, int acc) {
+    float beta = acc ? 1.0f : 0.0f;
+    if (bias) {
+        if (!acc) {
+#pragma omp parallel for if ((long)N * M > 65536)
+            for (int n = 0; n < N; n++)
+                memcpy(out + (size_t)n * M, bias, sizeof(float) * (size_t)M);
+        } else {
+#pragma omp parallel for if ((long)N * M > 65536)
+            for (int n = 0; n < N; n++)
+                for (int o = 0; o < M; o++)
+                    out[(size_t)n * M + o] += bias[o];
+        }
+        beta = 1.0f;
+    }
+    if (w.dtype == MM_F32) {
+        cpu_gemm(0, 1, N, M, K, 1.0f, in, K, w.data, K, beta, out, M);
+        return;
+    }
+    int rows = WIDEN_ELEMS / (K > 0 ? K : 1);
+    if (rows < 1)
+        rows = 1;
+    if (rows > M)
+        rows = M;
+    float *tmp = malloc(sizeof(float) * (size_t)rows * (size_t)K);
+    if (!tmp)
+        abort(); // bounded 4 MB scratch; the model's planned buffers dwarf it
+    const uint16_t *src = w.data;
+    for (int r0 = 0; r0 < M; r0 += rows) {
+        int r = M - r0 < rows ? M - r0 : rows;
+        size_t cnt = (size_t)r * (size_t)K;
+        const uint16_t *s = src + (size_t)r0 * (size_t)K;
+        if (w.dtype == MM_BF16) {
+#pragma omp parallel for if (cnt > 65536)
+            for (size_t i = 0; i < cnt; i++)
+                tmp[i] = mm_bf16_to_f32(s[i]);
+        } else {
+#pragma omp parallel for if (cnt > 65536)
+            for (size_t i = 0; i < cnt; i++)
+                tmp[i] = mm_f16_to_f32(s[i]);
+        }
+        cpu_gemm(0, 1, N, r, K, 1.0f, in, K, tmp, K, beta, out + r0, M);
+    }
+    free(tmp);
+}
+
+static void cpu_layernorm(float *out, const float *in, const float *w, const float *b, int N, int C, float eps) {
+#pragma omp parallel for if ((long)N * C > 32768)
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        double mean = 0, var = 0;
+        for (int c = 0; c < C; c++)
+            mean += x[c];
+        mean /= C;
+        for (int c = 0; c < C; c++)
+            var += (x[c] - mean) * (x[c] - mean);
+        var /= C;
+        float m = (float)mean, rs = (float)(1.0 / sqrt(var + eps));
+        for (int c = 0; c < C; c++)
+            y[c] = (x[c] - m) * rs * w[c] + (b ? b[c] : 0.0f);
+    }
+}
+
+static void cpu_rmsnorm(float *out, const float *in, const float *w, int N, int C, float eps) {
+#pragma omp parallel for if ((long)N * C > 32768)
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        double ss = 0;
+        for (int c = 0; c < C; c++)
+            ss += (double)x[c] * x[c];
+        float rs = (float)(1.0 / sqrt(ss / C + eps));
+        for (int c = 0; c < C; c++)
+            y[c] = x[c] * rs * w[c];
+    }
+}
+
+static void cpu_rope(float *x, int stride, const int32_t *pos, int N, int H, int Dh, float theta) {
+    int half = Dh / 2;
+#pragma omp parallel for if ((long)N * H * Dh > 32768)
+    for (int n = 0; n < N; n++) {
+        for (int i = 0; i < half; i++) {
+            // inv_freq as HF computes it: theta^(-2i/Dh) in f32, angle = pos * inv_freq in f32.
+            float inv = 1.0f / powf(theta, (float)(2 * i) / (float)Dh);
+            float ang = (float)pos[n] * inv;
+            float c = cosf(ang), s = sinf(ang);
+            for (int h = 0; h < H; h++) {
+                float *v = x + (size_t)n * stride + (size_t)h * Dh;
+                float a = v[i], b = v[i + half];
+                v[i] = a * c - b * s;
+                v[i + half] = b * c + a * s;
+            }
+        }
+    }
+}
+
+static void cpu_attention(float *out, int out_stride, const float *q, int q_stride, const float *k, const float *v,
+                          int kv_stride, const mm_attn_mask *m, int B, int Tq, int Tk, int H, int Dh, float scale) {
+    static const mm_attn_mask none = {0};
+    if (!m)
+        m = &none;
+    int maxk = Tk;
+    if (m->kv_len)
+        for (int b = 0; b < B; b++)
+            if (m->kv_len[b] > maxk)
+                maxk = m->kv_len[b];
+#pragma omp parallel
+    {
+        float *p = malloc(sizeof(float) * (size_t)(maxk > 0 ? maxk : 1));
+#pragma omp for collapse(3) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < H; h++)
+                for (int i = 0; i < Tq; i++) {
+                    size_t row = (size_t)b * Tq + i;
+                    float *o = out + row * out_stride + (size_t)h * Dh;
+                    const float *qi = q + row * q_stride + (size_t)h * Dh;
+                    int k0 = m->kv_start ? m->kv_start[b] : b * Tk, kn = m->kv_len ? m->kv_len[b] : Tk;
+                    int lo = 0, hi = kn, uniform = 0;
+                    if (m->q_media) {
+                        int j = m->q_media[row];
+                        if (j > 0) {
+                            lo = (j - 1) * m->media_len;
+                            hi = lo + m->media_len;
+                            if (hi > kn)
+                                lo = hi = 0;
+                        } else if (j < 0) {
+                            uniform = 1;
+                        } else {
+                            lo = hi = 0;
+                        }
+                    }
+                    if (m->causal && hi > i + m->q_offset + 1)
+                        hi = i + m->q_offset + 1;
+                    float mx = -INFINITY;
+                    int any = 0;
+                    for (int j = lo; j < hi; j++) {
+                        if (m->key_valid && !m->key_valid[(size_t)b * Tk + j]) {
+                            p[j - lo] = -INFINITY;
+                            continue;
+                        }
+                        const float *kj = k + (size_t)(k0 + j) * kv_stride + (size_t)h * Dh;
+                        float s = 0;
+#pragma omp simd reduction(+ : s)
+                        for (int d = 0; d < Dh; d++)
+                            s += qi[d] * kj[d];
+                        s = uniform ? 0.0f : s * scale;
+                        p[j - lo] = s;
+                        if (s > mx)
+                            mx = s;
+                        any = 1;
+                    }
+                    for (int d = 0; d < Dh; d++)
+                        o[d] = 0;
+                    if (!any)
+                        continue;
+                    float sum = 0;
+                    for (int j = lo; j < hi; j++) {
+                        float e = p[j - lo] == -INFINITY ? 0.0f : expf(p[j - lo] - mx);
+                        p[j - lo] = e;
+                        sum += e;
+                    }
+                    float inv = 1.0f / sum;
+                    for (int j = lo; j < hi; j++) {
+                        float w = p[j - lo] * inv;
+                        if (w == 0.0f)
+                            continue;
+                        const float *vj = v + (size_t)(k0 + j) * kv_stride + (size_t)h * Dh;
+#pragma omp simd
+                        for (int d = 0; d < Dh; d++)
+                            o[d] += w * vj[d];
+                    }
+                }
+        free(p);
+    }
+}
+
+static void cpu_gelu(float *x, size_t n) {
+#pragma omp parallel for if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+static void cpu_quick_gelu(float *x, size_t n) {
+#pragma omp parallel for if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+}
+
+static void cpu_swiglu(float *out, const float *gate, const float *up, size_t n) {
+#pragma omp parallel for if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+static void cpu_add_scaled(float *out, const float *a, float s, size_t n) {
+#pragma omp parallel for if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        out[i] += s * a[i];
+}
+
+static void cpu_embed(float *out, const int32_t *ids, mm_wref t, int N, int C) {
+#pragma omp parallel for if ((long)N * C > 65536)
+    for (int n = 0; n < N; n++) {
+        const char *row = (const char *)t.data + (size_t)ids[n] * C * mm_dtype_size(t.dtype);
+        mm_convert_to_f32(out + (size_t)n * C, row, t.dtype, (size_t)C);
+    }
+}
+
+static const mm_ops cpu_ops = {
+    .name = "cpu",
+    .linear = cpu_linear,
+    .gemm = cpu_gemm,
+    .layernorm = cpu_layernorm,
+    .rmsnorm = cpu_rmsnorm,
+    .rope = cpu_rope,
+    .attention = cpu_attention,
+    .gelu = cpu_gelu,
+    .quick_gelu = cpu_quick_gelu,
+    .swiglu = cpu_swiglu,
+    .add_scaled = cpu_add_scaled,
+    .embed = cpu_embed,
+};
+
+const mm_ops *ops_cpu(void) { return &cpu_ops; }

@@ -1,0 +1,66 @@
+// The one interface between the model and the hardware: a small table of operations over float
+// arrays (device memory for a GPU backend). The model code calls only these; src/kernels/cpu/
+// implements them with OpenBLAS + OpenMP, a CUDA set will implement the same table.
+// Layout conventions: activations are row-major [rows, channels]; a frozen weight W is [out, in]
+// as PyTorch stores it and may be f32, f16 or bf16; multi-head tensors keep head h's channel d at
+// column h*Dh + d (PyTorch's "b n (h d)").
+#ifndef MM_OPS_H
+#define MM_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/dtype.h"
+
+// A weight matrix in its storage type.
+typedef struct {
+    const void *data;
+    mm_dtype dtype; // MM_F32, MM_F16 or MM_BF16
+} mm_wref;
+
+// What each query may attend to. All pointers optional (NULL = rule off).
+typedef struct {
+    int causal;              // key j visible to query i only if j <= i + q_offset
+    int q_offset;            // absolute position of query 0 (for cached decoding)
+    const uint8_t *key_valid; // [B, Tk]: 0 marks padding keys
+    // Cross-attention media rule: the keys of sequence b are rows kv_start[b] .. kv_start[b]+kv_len[b]
+    // (several media of media_len keys each). q_media[b*Tq+i] = j >= 1: only media j's keys;
+    // 0: output zero (no media); -1: every key of the sequence with equal weight (upstream's
+    // all-masked row, when a token's media index exceeds the media given).
+    const int32_t *q_media;  // [B, Tq]
+    const int32_t *kv_start; // [B]
+    const int32_t *kv_len;   // [B]
+    int media_len;
+} mm_attn_mask;
+
+typedef struct mm_ops {
+    const char *name;
+    // out[N,out_dim] = in[N,in_dim] @ W[out_dim,in_dim]^T (+ bias); accumulate adds to out instead of overwriting.
+    void (*linear)(float *out, const float *in, mm_wref w, const float *bias, int N, int in_dim, int out_dim, int accumulate);
+    // C = alpha * op(A) @ op(B) + beta * C, f32, row-major with leading dimensions.
+    void (*gemm)(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc);
+    // out[N,C] = LayerNorm(in) * w + b (biased variance, eps inside the sqrt); out may equal in.
+    void (*layernorm)(float *out, const float *in, const float *w, const float *b, int N, int C, float eps);
+    // out[N,C] = in / sqrt(mean(in^2) + eps) * w; out may equal in.
+    void (*rmsnorm)(float *out, const float *in, const float *w, int N, int C, float eps);
+    // Rotary embedding in place on x[N, row_stride] holding H heads of Dh at columns h*Dh..; rotate_half
+    // pairing (d, d + Dh/2); pos[N] are the token positions.
+    void (*rope)(float *x, int row_stride, const int32_t *pos, int N, int H, int Dh, float theta);
+    // Multi-head attention: out[B*Tq, out_stride] (heads at h*Dh) = softmax(scale * q k^T + mask) v,
+    // q rows of q_stride, k and v rows of kv_stride (keys of sequence b start at row b*Tk unless the
+    // mask gives kv_start). A query row with no visible key yields zeros.
+    void (*attention)(float *out, int out_stride, const float *q, int q_stride, const float *k, const float *v,
+                      int kv_stride, const mm_attn_mask *mask, int B, int Tq, int Tk, int H, int Dh, float scale);
+    void (*gelu)(float *x, size_t n);       // exact erf GELU, in place
+    void (*quick_gelu)(float *x, size_t n); // x * sigmoid(1.702 x), in place
+    void (*swiglu)(float *out, const float *gate, const float *up, size_t n); // out = silu(gate) * up
+    void (*add_scaled)(float *out, const float *a, float s, size_t n); // out += s * a
+    // out[N,C] = table[ids[i]] for a weight table [V, C]
+    void (*embed)(float *out, const int32_t *ids, mm_wref table, int N, int C);
+} mm_ops;
+
+// The CPU implementation (OpenBLAS + OpenMP).
+const mm_ops *ops_cpu(void);
+
+#endif

@@ -1,0 +1,76 @@
+// The whole OpenFlamingo model (CLIP ViT -> Perceiver Resampler -> LLaMA with gated
+// cross-attention, LoRA inside) and its full-sequence forward pass over a batch.
+#ifndef MM_FLAMINGO_H
+#define MM_FLAMINGO_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "kernels/ops.h"
+#include "model/weights.h"
+
+typedef struct {
+    mm_weights w;
+    const mm_ops *ops;
+} mm_model;
+
+typedef struct {
+    mm_dtype mat_dtype; // storage dtype of frozen matrices; MM_DTYPE_COUNT = as in the file
+} mm_load_opts;
+
+// Loads PATH: a directory holding config.json and *.safetensors (tensor names as in the upstream
+// OpenFlamingo state dict, see weights.c; aliases in names.c). Every tensor is checked by name,
+// shape and dtype; a missing or malformed one is named in the error.
+mm_status model_load(mm_model *m, const char *path, const mm_load_opts *opts, mm_err *e);
+// Same, with an explicit config and weight set (e.g. for tests).
+mm_status model_load_st(mm_model *m, const mm_config *cfg, const char *weights_path, const mm_load_opts *opts,
+                        mm_err *e);
+void model_free(mm_model *m);
+
+// A batch: B sequences of T tokens (pad as needed), and the images of all sequences in order.
+typedef struct {
+    int B, T;
+    const int32_t *tokens;          // [B, T]
+    const uint8_t *attn_mask;       // [B, T] 1 = real token, 0 = padding; NULL = all real
+    int n_images;
+    const float *pixels;            // [n_images, 3, S, S], S = vision image size; sequence 0's first
+    const int32_t *images_per_seq;  // [B]; sums to n_images
+} mm_batch;
+
+// Activations of one forward pass, planned up front from (B, T, n_images) in one allocation.
+typedef struct {
+    int B, T, n_images;
+    size_t bytes;
+    void *mem;
+    float *vis_tokens;   // (n_images, n_patches, vis_width): CLIP output as OpenFlamingo taps it
+    float *latents;      // (n_images, n_latents, vis_width): perceiver output
+    float *layer_out;    // (n_layers + 1, B*T, dim): residual stream entering each layer, and the last output
+    float *logits;       // (B*T, vocab)
+    int32_t *q_media;    // (B*T): image index each token attends (media rule), 0 none, -1 all
+    int32_t *pos;        // (B*T): rotary positions
+    int32_t *kv_start, *kv_len; // (B): latent rows of each sequence
+    float *scratch;      // per-stage work buffers, sized to the largest stage
+    size_t scratch_floats;
+} mm_acts;
+
+// Plans and allocates the activations for a batch shape.
+mm_status acts_alloc(mm_acts *a, const mm_config *cfg, int B, int T, int n_images, mm_err *e);
+void acts_free(mm_acts *a);
+
+// Computes a->logits (and every stage's output in a) for the batch. Checks ids against the
+// vocabulary, image counts against images_per_seq, and lengths against max_seq_len.
+mm_status flamingo_forward(const mm_model *m, const mm_batch *batch, mm_acts *a, mm_err *e);
+
+// Stages, exposed for tests and for the chat's caches.
+// vis_tokens[n, np, W] from pixels[n, 3, S, S].
+void clip_forward(const mm_model *m, float *vis_tokens, const float *pixels, int n, float *scratch);
+size_t clip_scratch_floats(const mm_config *c, int n);
+// latents[n, nl, W] from vis_tokens; media_index[n] is each image's 0-based index within its sequence.
+void perceiver_forward(const mm_model *m, float *latents, const float *vis_tokens, const int32_t *media_index, int n,
+                       float *scratch);
+size_t perceiver_scratch_floats(const mm_config *c, int n);
+// Fills q_media (SPEC.md 1.5) for each token from the <image> positions and the images given.
+void media_index_compute(int32_t *q_media, const int32_t *tokens, int B, int T, int32_t media_id, mm_media_rule rule,
+                         const int32_t *images_per_seq);
+
+#endif

@@ -1,0 +1,52 @@
+// Shared helpers for the cmocka tests: fixture paths and tolerance comparisons that print the
+// max abs/rel difference. Tests run from the repository root.
+#ifndef MM_TESTUTIL_H
+#define MM_TESTUTIL_H
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/err.h"
+
+// Fails the test with the error message when st is not MM_OK.
+#define assert_ok(st, e)                                                      \
+    do {                                                                      \
+        mm_status st_ = (st);                                                 \
+        if (st_ != MM_OK)                                                     \
+            fail_msg("status %s: %s", mm_status_name(st_), (e)->msg);         \
+    } while (0)
+
+// Compares got to want: passes when |got-want| <= atol + rtol*|want| everywhere; prints the max abs
+// error and the max relative error (relative to max|want|, so near-zero entries do not dominate).
+static inline int compare_f32(const char *what, const float *got, const float *want, size_t n, float atol,
+                              float rtol) {
+    double max_abs = 0, max_want = 0;
+    size_t worst = 0, nbad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= atol + rtol * fabs(want[i])))
+            nbad++;
+        if (!(d <= max_abs)) {
+            max_abs = d;
+            worst = i;
+        }
+        if (fabs(want[i]) > max_want)
+            max_want = fabs(want[i]);
+    }
+    printf("mmgpt-test: %-36s n=%-8zu max_abs=%.3g max_rel=%.3g %s\n", what, n, max_abs,
+           max_want > 0 ? max_abs / max_want : max_abs, nbad ? "MISMATCH" : "ok");
+    if (nbad)
+        printf("mmgpt-test:   %zu elements out of tolerance; worst at %zu: got %.8g want %.8g\n", nbad, worst,
+               (double)got[worst], (double)want[worst]);
+    return nbad == 0;
+}
+
+#endif

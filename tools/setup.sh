@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mmgpt needs, only if some are missing. `--fixtures` adds the Python
+# reference stack (python3-torch and friends) used to regenerate tests/fixtures.
+set -euo pipefail
+pkgs=(gcc make libopenblas-dev libopenblas-openmp-dev libcmocka-dev libjson-c-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev)
+if [ "${1:-}" = "--fixtures" ]; then
+  pkgs+=(python3-torch python3-numpy python3-pil sentencepiece python3-sentencepiece)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
