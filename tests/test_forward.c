@@ -15,7 +15,23 @@
 typedef struct {
     mm_st st;
     const mm_st_tensor *tokens, *mask, *ips, *pixels, *logits, *vis, *lat, *layers;
+    void *copies[8];
 } fixture;
+
+// safetensors does not align tensor data: tests read it through an aligned copy.
+static const void *aligned(fixture *f, int slot, const mm_st_tensor *t) {
+    if (!t)
+        return NULL;
+    f->copies[slot] = malloc(t->nbytes ? t->nbytes : 1);
+    memcpy(f->copies[slot], t->data, t->nbytes);
+    return f->copies[slot];
+}
+
+static void fixture_close(fixture *f) {
+    for (int i = 0; i < 8; i++)
+        free(f->copies[i]);
+    st_close(&f->st);
+}
 
 static void fixture_open(fixture *f, const char *name) {
     char path[256];
@@ -66,12 +82,14 @@ static void run_case(const char *config, const char *weights, const char *name) 
     assert_ok(config_load(&cfg, config, &e), &e);
     mm_model m;
     assert_ok(model_load_st(&m, &cfg, weights, NULL, &e), &e);
-    fixture f;
+    fixture f = {0};
     fixture_open(&f, name);
     int B = (int)f.tokens->shape[0], T = (int)f.tokens->shape[1], n_img = (int)f.pixels->shape[0];
-    mm_batch b = {.B = B, .T = T, .tokens = (const int32_t *)f.tokens->data, .attn_mask = f.mask->data,
-                  .n_images = n_img, .pixels = (const float *)f.pixels->data,
-                  .images_per_seq = (const int32_t *)f.ips->data};
+    const uint8_t *mask = f.mask->data;
+    const float *want_vis = aligned(&f, 0, f.vis), *want_lat = aligned(&f, 1, f.lat);
+    const float *want_layers = aligned(&f, 2, f.layers), *want_logits = aligned(&f, 3, f.logits);
+    mm_batch b = {.B = B, .T = T, .tokens = aligned(&f, 4, f.tokens), .attn_mask = mask, .n_images = n_img,
+                  .pixels = aligned(&f, 5, f.pixels), .images_per_seq = aligned(&f, 6, f.ips)};
     mm_acts a;
     assert_ok(acts_alloc(&a, &cfg, B, T, n_img, &e), &e);
     assert_ok(flamingo_forward(&m, &b, &a, &e), &e);
@@ -80,19 +98,19 @@ static void run_case(const char *config, const char *weights, const char *name) 
     int np = (cfg.vis_image_size / cfg.vis_patch) * (cfg.vis_image_size / cfg.vis_patch);
     if (f.vis) {
         snprintf(what, sizeof what, "%s vis_tokens", name);
-        ok &= compare_rows(what, a.vis_tokens, (const float *)f.vis->data, NULL, n_img * np, cfg.vis_width);
+        ok &= compare_rows(what, a.vis_tokens, want_vis, NULL, n_img * np, cfg.vis_width);
         snprintf(what, sizeof what, "%s latents", name);
-        ok &= compare_rows(what, a.latents, (const float *)f.lat->data, NULL, n_img * cfg.perc_latents, cfg.vis_width);
+        ok &= compare_rows(what, a.latents, want_lat, NULL, n_img * cfg.perc_latents, cfg.vis_width);
         for (int l = 0; l <= cfg.n_layers; l++) {
             snprintf(what, sizeof what, "%s layer_out[%d]", name, l);
             ok &= compare_rows(what, a.layer_out + (size_t)l * B * T * cfg.dim,
-                               (const float *)f.layers->data + (size_t)l * B * T * cfg.dim, f.mask->data, B * T, cfg.dim);
+                               want_layers + (size_t)l * B * T * cfg.dim, mask, B * T, cfg.dim);
         }
     }
     snprintf(what, sizeof what, "%s logits", name);
-    ok &= compare_rows(what, a.logits, (const float *)f.logits->data, f.mask->data, B * T, cfg.vocab);
+    ok &= compare_rows(what, a.logits, want_logits, mask, B * T, cfg.vocab);
     acts_free(&a);
-    st_close(&f.st);
+    fixture_close(&f);
     model_free(&m);
     assert_true(ok);
 }
@@ -234,6 +252,35 @@ static void test_bad_config(void **s) {
     assert_non_null(strstr(e.msg, "x.json: malformed JSON"));
 }
 
+// The OpenFlamingo-9B preset has the parameter counts SPEC.md 1.2, 1.4 and 1.8 derive.
+static void test_preset_9b_counts(void **s) {
+    (void)s;
+    mm_config c;
+    mm_err e = {0};
+    assert_ok(config_preset(&c, "openflamingo-9b", &e), &e);
+    mm_weights w;
+    assert_ok(weights_init(&w, &c, &e), &e);
+    long long perc = 0, xattn = 0, lora = 0, embed = 0;
+    for (int i = 0; i < w.n_params; i++) {
+        long long n = 1;
+        for (int d = 0; d < w.params[i].ndim; d++)
+            n *= w.params[i].shape[d];
+        if (w.params[i].kind == MM_PARAM_LORA)
+            lora += n;
+        else if (!strncmp(w.params[i].name, "perceiver.", 10))
+            perc += n;
+        else if (strstr(w.params[i].name, "gated_cross_attn_layer"))
+            xattn += n;
+        else if (strstr(w.params[i].name, "embed_tokens"))
+            embed += n;
+    }
+    weights_free(&w);
+    assert_int_equal(perc, 63019008);
+    assert_int_equal(xattn, 1115815952);
+    assert_int_equal(lora, 23461888);
+    assert_int_equal(perc + xattn + embed, 1309919248); // OpenFlamingo's checkpoint.pt set
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_media_index),   cmocka_unit_test(test_batch_next),
@@ -242,6 +289,7 @@ int main(void) {
         cmocka_unit_test(test_bad_missing),   cmocka_unit_test(test_bad_shape),
         cmocka_unit_test(test_bad_dtype),     cmocka_unit_test(test_bad_lora),
         cmocka_unit_test(test_bad_truncated), cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_preset_9b_counts),
     };
     return cmocka_run_group_tests_name("forward", tests, NULL, NULL);
 }

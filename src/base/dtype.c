@@ -29,16 +29,23 @@ int mm_convert_to_f32(float *dst, const void *src, mm_dtype t, size_t n) {
     case MM_F32:
         memmove(dst, src, n * 4);
         return 0;
+    // Files need not align tensor data, so elements are loaded with memcpy (free when aligned).
     case MM_F16: {
-        const uint16_t *s = src;
-        for (size_t i = 0; i < n; i++)
-            dst[i] = mm_f16_to_f32(s[i]);
+        const unsigned char *s = src;
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, s + 2 * i, 2);
+            dst[i] = mm_f16_to_f32(h);
+        }
         return 0;
     }
     case MM_BF16: {
-        const uint16_t *s = src;
-        for (size_t i = 0; i < n; i++)
-            dst[i] = mm_bf16_to_f32(s[i]);
+        const unsigned char *s = src;
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, s + 2 * i, 2);
+            dst[i] = mm_bf16_to_f32(h);
+        }
         return 0;
     }
     case MM_F64: {

@@ -26,10 +26,10 @@ static mm_status index_rebuild(mm_st *st, mm_err *e) {
         uint32_t h = name_hash(st->tensors[i].name) & (uint32_t)(cap - 1);
         while (idx[h] >= 0) {
             if (!strcmp(st->tensors[idx[h]].name, st->tensors[i].name)) {
+                int other = idx[h];
                 free(idx);
                 return mm_errf(e, MM_ERR_FORMAT, "%s: tensor '%s' appears twice (also in %s)",
-                               st->paths[st->tensors[i].file], st->tensors[i].name,
-                               st->paths[st->tensors[idx[h]].file]);
+                               st->paths[st->tensors[i].file], st->tensors[i].name, st->paths[st->tensors[other].file]);
             }
             h = (h + 1) & (uint32_t)(cap - 1);
         }
