@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
     int32_t one = 1, idx0 = 0;
     mm_batch b = {.B = 1, .T = T, .tokens = tokens, .n_images = 1, .pixels = pixels, .images_per_seq = &one};
     mm_acts a;
-    if (acts_alloc(&a, &c, 1, T, 1, &e) != MM_OK) {
+    if (acts_alloc(&a, &c, 1, T, 1, 0, &e) != MM_OK) {
         fprintf(stderr, "bench: %s\n", e.msg);
         return 1;
     }

@@ -91,7 +91,7 @@ static void run_case(const char *config, const char *weights, const char *name) 
     mm_batch b = {.B = B, .T = T, .tokens = aligned(&f, 4, f.tokens), .attn_mask = mask, .n_images = n_img,
                   .pixels = aligned(&f, 5, f.pixels), .images_per_seq = aligned(&f, 6, f.ips)};
     mm_acts a;
-    assert_ok(acts_alloc(&a, &cfg, B, T, n_img, &e), &e);
+    assert_ok(acts_alloc(&a, &cfg, B, T, n_img, 0, &e), &e);
     assert_ok(flamingo_forward(&m, &b, &a, &e), &e);
     char what[96];
     int ok = 1;

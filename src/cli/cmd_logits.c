@@ -96,7 +96,7 @@ int cmd_logits(int argc, char **argv) {
     int32_t ips = imgs.count;
     mm_batch b = {.B = 1, .T = (int)n_ids, .tokens = ids, .n_images = imgs.count, .pixels = pixels,
                   .images_per_seq = &ips};
-    if (acts_alloc(&acts, c, 1, (int)n_ids, imgs.count, &e) != MM_OK || flamingo_forward(&m, &b, &acts, &e) != MM_OK)
+    if (acts_alloc(&acts, c, 1, (int)n_ids, imgs.count, 0, &e) != MM_OK || flamingo_forward(&m, &b, &acts, &e) != MM_OK)
         goto done;
     if (out) {
         int64_t shape[2] = {(int64_t)n_ids, c->vocab};

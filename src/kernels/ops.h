@@ -45,8 +45,8 @@ typedef struct mm_ops {
     // out[N,C] = in / sqrt(mean(in^2) + eps) * w; out may equal in.
     void (*rmsnorm)(float *out, const float *in, const float *w, int N, int C, float eps);
     // Rotary embedding in place on x[N, row_stride] holding H heads of Dh at columns h*Dh..; rotate_half
-    // pairing (d, d + Dh/2); pos[N] are the token positions.
-    void (*rope)(float *x, int row_stride, const int32_t *pos, int N, int H, int Dh, float theta);
+    // pairing (d, d + Dh/2); pos[N] are the token positions. inverse rotates back (its backward).
+    void (*rope)(float *x, int row_stride, const int32_t *pos, int N, int H, int Dh, float theta, int inverse);
     // Multi-head attention: out[B*Tq, out_stride] (heads at h*Dh) = softmax(scale * q k^T + mask) v,
     // q rows of q_stride, k and v rows of kv_stride (keys of sequence b start at row b*Tk unless the
     // mask gives kv_start). A query row with no visible key yields zeros.
@@ -58,6 +58,26 @@ typedef struct mm_ops {
     void (*add_scaled)(float *out, const float *a, float s, size_t n); // out += s * a
     // out[N,C] = table[ids[i]] for a weight table [V, C]
     void (*embed)(float *out, const int32_t *ids, mm_wref table, int N, int C);
+
+    // Backward passes. Frozen weights get no gradient: only the input's.
+    // dx[N,in] (+)= dy[N,out] @ W[out,in]
+    void (*linear_backward_input)(float *dx, const float *dy, mm_wref w, int N, int in_dim, int out_dim, int accumulate);
+    // dx (+)= d LayerNorm / d x given dout and the forward input x (statistics recomputed).
+    void (*layernorm_backward)(float *dx, const float *dout, const float *x, const float *w, int N, int C, float eps,
+                               int accumulate);
+    void (*rmsnorm_backward)(float *dx, const float *dout, const float *x, const float *w, int N, int C, float eps,
+                             int accumulate);
+    // dq, dk, dv (overwritten, same layouts as q, k, v) from dout and the forward inputs; the softmax
+    // is recomputed. dk/dv rows are written only where some query attends.
+    void (*attention_backward)(float *dq, float *dk, float *dv, const float *dout, int out_stride, const float *q,
+                               int q_stride, const float *k, const float *v, int kv_stride, const mm_attn_mask *mask,
+                               int B, int Tq, int Tk, int H, int Dh, float scale);
+    void (*gelu_backward)(float *dx, const float *x, const float *dout, size_t n); // dx = dout * gelu'(x)
+    // dgate, dup from dout and the forward inputs of out = silu(gate) * up
+    void (*swiglu_backward)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n);
+    // Masked next-token cross-entropy, in place: rows of logits[N,V] become dlogits = scale *
+    // (softmax - onehot(target)) where target[i] >= 0, zeros elsewhere. Returns the summed loss.
+    double (*cross_entropy)(float *logits, const int32_t *target, int N, int V, float scale);
 } mm_ops;
 
 // The CPU implementation (OpenBLAS + OpenMP).

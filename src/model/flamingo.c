@@ -1,6 +1,7 @@
 // The whole forward pass: images -> CLIP -> perceiver latents; tokens -> embeddings -> for each
 // decoder layer, the gated cross-attention block (where present) then the LLaMA layer -> RMSNorm ->
-// lm_head logits.
+// lm_head logits. And the training pass: loss and LoRA gradients, recomputing each layer's
+// intermediates from its saved input on the way back (activation checkpointing per layer).
 #include "model/flamingo.h"
 
 #include <stdlib.h>
@@ -11,17 +12,27 @@
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-mm_status acts_alloc(mm_acts *a, const mm_config *c, int B, int T, int n_images, mm_err *e) {
+// Layer-stage scratch: one layer's saved intermediates and work (plus, training, the gradient of
+// the residual stream).
+static size_t layer_scratch(const mm_config *c, int BT, int n_lat, int training) {
+    size_t l = llama_saved_floats(c, BT) + llama_work_floats(c, BT);
+    size_t x = xattn_saved_floats(c, BT, n_lat) + xattn_work_floats(c, BT, n_lat);
+    if (training)
+        return l + x + (size_t)BT * c->dim;
+    return max_sz(l, x);
+}
+
+mm_status acts_alloc(mm_acts *a, const mm_config *c, int B, int T, int n_images, int training, mm_err *e) {
     memset(a, 0, sizeof *a);
     if (B <= 0 || T <= 0 || n_images < 0)
         return mm_errf(e, MM_ERR_ARG, "batch shape B=%d T=%d images=%d is invalid", B, T, n_images);
     a->B = B;
     a->T = T;
     a->n_images = n_images;
+    a->training = training;
     size_t BT = (size_t)B * T, np = (size_t)(c->vis_image_size / c->vis_patch) * (c->vis_image_size / c->vis_patch);
     size_t W = (size_t)c->vis_width, nl = (size_t)c->perc_latents;
-    size_t scratch = llama_layer_scratch_floats(c, (int)BT);
-    scratch = max_sz(scratch, xattn_scratch_floats(c, (int)BT, (int)(n_images * nl)));
+    size_t scratch = layer_scratch(c, (int)BT, (int)(n_images * nl), training);
     if (n_images) {
         scratch = max_sz(scratch, clip_scratch_floats(c, n_images));
         scratch = max_sz(scratch, perceiver_scratch_floats(c, n_images));
@@ -83,29 +94,16 @@ static mm_status check_batch(const mm_config *c, const mm_batch *b, const mm_act
     return MM_OK;
 }
 
-mm_status flamingo_forward(const mm_model *m, const mm_batch *b, mm_acts *a, mm_err *e) {
-    const mm_config *c = &m->w.cfg;
-    const mm_ops *ops = m->ops;
-    MM_TRY(check_batch(c, b, a, e));
-    int B = b->B, T = b->T, BT = B * T, D = c->dim, nl = c->perc_latents;
-    uint8_t *seq_on = calloc((size_t)B, 1);
-    int32_t *media_index = malloc(sizeof(int32_t) * (size_t)(b->n_images ? b->n_images : 1));
-    if (!seq_on || !media_index) {
-        free(seq_on);
-        free(media_index);
-        return mm_errf(e, MM_ERR_NOMEM, "out of memory");
-    }
-    // Images: each sequence's images, in order, own consecutive latent rows.
+// Per-sequence bookkeeping shared by forward and backward: which sequences have images, where
+// their latents start, each token's media index and rotary position.
+static void plan_batch(const mm_config *c, const mm_batch *b, mm_acts *a, uint8_t *seq_on, int32_t *media_index) {
+    int B = b->B, T = b->T, nl = c->perc_latents;
     for (int s = 0, img = 0; s < B; s++) {
         seq_on[s] = b->images_per_seq[s] > 0;
         a->kv_start[s] = img * nl;
         a->kv_len[s] = b->images_per_seq[s] * nl;
         for (int j = 0; j < b->images_per_seq[s]; j++)
             media_index[img++] = j;
-    }
-    if (b->n_images) {
-        clip_forward(m, a->vis_tokens, b->pixels, b->n_images, a->scratch);
-        perceiver_forward(m, a->latents, a->vis_tokens, media_index, b->n_images, a->scratch);
     }
     media_index_compute(a->q_media, b->tokens, B, T, c->media_id, c->media_rule, b->images_per_seq);
     // Positions as HF computes them with an attention mask: cumsum(mask) - 1, and 1 at padding.
@@ -115,26 +113,128 @@ mm_status flamingo_forward(const mm_model *m, const mm_batch *b, mm_acts *a, mm_
             a->pos[(size_t)s * T + i] = valid ? p : 1;
             p += valid;
         }
+}
+
+// One Flamingo layer (gated block, then LLaMA layer) in place on x, keeping intermediates in the
+// given saved sets.
+static void flamingo_layer_forward(const mm_model *m, int l, float *x, const mm_batch *b, const mm_acts *a,
+                                   const uint8_t *seq_on, xattn_saved *xs, llama_saved *ls, float *work) {
+    const llama_layer *L = &m->w.llm.layers[l];
+    if (L->xattn && b->n_images)
+        xattn_forward(m, L->xattn, x, a->latents, b->n_images * m->w.cfg.perc_latents, a, seq_on, xs, work);
+    llama_layer_forward(m, L, x, b->B, b->T, a->pos, b->attn_mask, ls, work);
+}
+
+typedef struct {
+    xattn_saved xs;
+    llama_saved ls;
+    float *work, *dx;
+} layer_bufs;
+
+static void layer_bufs_plan(layer_bufs *lb, const mm_config *c, float *scratch, int BT, int n_lat, int training) {
+    size_t ls = llama_saved_floats(c, BT), xs = xattn_saved_floats(c, BT, n_lat);
+    llama_saved_views(&lb->ls, scratch, c, BT);
+    if (!training) {
+        // Inference runs the two blocks one after the other, so their saved sets share space.
+        xattn_saved_views(&lb->xs, scratch, c, BT, n_lat);
+        lb->dx = NULL;
+        lb->work = scratch + max_sz(ls, xs);
+        return;
+    }
+    xattn_saved_views(&lb->xs, scratch + ls, c, BT, n_lat);
+    lb->dx = scratch + ls + xs;
+    lb->work = lb->dx + (size_t)BT * c->dim;
+}
+
+static mm_status forward_common(const mm_model *m, const mm_batch *b, mm_acts *a, uint8_t **seq_on_out,
+                                layer_bufs *lb, mm_err *e) {
+    const mm_config *c = &m->w.cfg;
+    MM_TRY(check_batch(c, b, a, e));
+    int BT = b->B * b->T, D = c->dim, nl = c->perc_latents;
+    uint8_t *seq_on = calloc((size_t)b->B, 1);
+    int32_t *media_index = malloc(sizeof(int32_t) * (size_t)(b->n_images ? b->n_images : 1));
+    if (!seq_on || !media_index) {
+        free(seq_on);
+        free(media_index);
+        return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    }
+    plan_batch(c, b, a, seq_on, media_index);
+    if (b->n_images) {
+        clip_forward(m, a->vis_tokens, b->pixels, b->n_images, a->scratch);
+        perceiver_forward(m, a->latents, a->vis_tokens, media_index, b->n_images, a->scratch);
+    }
+    free(media_index);
+    layer_bufs_plan(lb, c, a->scratch, BT, b->n_images * nl, a->training);
     float *x = a->layer_out;
-    ops->embed(x, b->tokens, m->w.llm.embed, BT, D);
+    m->ops->embed(x, b->tokens, m->w.llm.embed, BT, D);
     for (int l = 0; l < c->n_layers; l++) {
-        const llama_layer *L = &m->w.llm.layers[l];
         float *next = x + (size_t)BT * D;
         memcpy(next, x, sizeof(float) * (size_t)BT * D);
-        if (L->xattn && b->n_images)
-            xattn_forward(m, L->xattn, next, a->latents, b->n_images * nl, a, seq_on, a->scratch);
-        llama_layer_forward(m, L, next, B, T, a->pos, b->attn_mask, a->scratch);
+        flamingo_layer_forward(m, l, next, b, a, seq_on, &lb->xs, &lb->ls, lb->work);
         x = next;
     }
-    float *h = a->scratch;
-    ops->rmsnorm(h, x, m->w.llm.norm, BT, D, c->norm_eps);
-    ops->linear(a->logits, h, m->w.llm.lm_head, NULL, BT, D, c->vocab, 0);
-    free(seq_on);
-    free(media_index);
+    // Final norm into the first scratch row block, then the one [BT, vocab] buffer.
+    m->ops->rmsnorm(lb->ls.h1, x, m->w.llm.norm, BT, D, c->norm_eps);
+    m->ops->linear(a->logits, lb->ls.h1, m->w.llm.lm_head, NULL, BT, D, c->vocab, 0);
+    *seq_on_out = seq_on;
     return MM_OK;
 }
 
-void model_free(mm_model *m) {
-    weights_free(&m->w);
-    memset(m, 0, sizeof *m);
+mm_status flamingo_forward(const mm_model *m, const mm_batch *b, mm_acts *a, mm_err *e) {
+    uint8_t *seq_on;
+    layer_bufs lb;
+    MM_TRY(forward_common(m, b, a, &seq_on, &lb, e));
+    free(seq_on);
+    return MM_OK;
+}
+
+long flamingo_count_targets(const int32_t *labels, int B, int T) {
+    long n = 0;
+    for (int s = 0; s < B; s++)
+        for (int t = 0; t + 1 < T; t++)
+            n += labels[(size_t)s * T + t + 1] >= 0;
+    return n;
+}
+
+mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int32_t *labels, mm_acts *a,
+                                 float *grads, float scale, double *loss_sum, long *n_tokens, mm_err *e) {
+    const mm_config *c = &m->w.cfg;
+    const mm_ops *ops = m->ops;
+    if (!a->training)
+        return mm_errf(e, MM_ERR_ARG, "activations were planned for inference; plan them with training = 1");
+    int B = b->B, T = b->T, BT = B * T, D = c->dim;
+    for (long i = 0; i < (long)BT; i++)
+        if (labels[i] != -100 && (labels[i] < 0 || labels[i] >= c->vocab))
+            return mm_errf(e, MM_ERR_ARG, "label %d at sequence %ld position %ld is neither -100 nor a token id",
+                           labels[i], i / T, i % T);
+    uint8_t *seq_on;
+    layer_bufs lb;
+    MM_TRY(forward_common(m, b, a, &seq_on, &lb, e));
+    // Targets: position t predicts labels[t+1]; the last position predicts nothing.
+    int32_t *target = (int32_t *)lb.dx; // borrowed until the head's backward fills dx
+    for (int s = 0; s < B; s++)
+        for (int t = 0; t < T; t++)
+            target[(size_t)s * T + t] = t + 1 < T && labels[(size_t)s * T + t + 1] >= 0 ? labels[(size_t)s * T + t + 1] : -1;
+    long count = 0;
+    for (int i = 0; i < BT; i++)
+        count += target[i] >= 0;
+    *loss_sum = ops->cross_entropy(a->logits, target, BT, c->vocab, scale);
+    *n_tokens = count;
+    // Head: logits = RMSNorm(x_L) @ lm_head^T, lm_head frozen.
+    float *x_last = a->layer_out + (size_t)c->n_layers * BT * D, *dh = lb.ls.h1;
+    ops->linear_backward_input(dh, a->logits, m->w.llm.lm_head, BT, D, c->vocab, 0);
+    ops->rmsnorm_backward(lb.dx, dh, x_last, m->w.llm.norm, BT, D, c->norm_eps, 0);
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        const llama_layer *L = &m->w.llm.layers[l];
+        // Recompute this layer's intermediates from its saved input, then go back through it.
+        float *x = lb.work;
+        memcpy(x, a->layer_out + (size_t)l * BT * D, sizeof(float) * (size_t)BT * D);
+        flamingo_layer_forward(m, l, x, b, a, seq_on, &lb.xs, &lb.ls, lb.work + (size_t)BT * D);
+        llama_layer_backward(m, L, lb.dx, B, T, a->pos, b->attn_mask, &lb.ls, grads, lb.work);
+        if (L->xattn && b->n_images)
+            xattn_backward(m, L->xattn, lb.dx, a->latents, b->n_images * c->perc_latents, a, seq_on, &lb.xs, grads,
+                           lb.work);
+    }
+    free(seq_on);
+    return MM_OK;
 }

@@ -49,17 +49,28 @@ typedef struct {
     int32_t *q_media;    // (B*T): image index each token attends (media rule), 0 none, -1 all
     int32_t *pos;        // (B*T): rotary positions
     int32_t *kv_start, *kv_len; // (B): latent rows of each sequence
-    float *scratch;      // per-stage work buffers, sized to the largest stage
+    float *scratch;      // per-stage work buffers, sized to the largest stage (and the backward's)
     size_t scratch_floats;
+    int training;        // planned for flamingo_loss_backward too
 } mm_acts;
 
-// Plans and allocates the activations for a batch shape.
-mm_status acts_alloc(mm_acts *a, const mm_config *cfg, int B, int T, int n_images, mm_err *e);
+// Plans and allocates the activations for a batch shape (training: also the backward's buffers).
+mm_status acts_alloc(mm_acts *a, const mm_config *cfg, int B, int T, int n_images, int training, mm_err *e);
 void acts_free(mm_acts *a);
 
 // Computes a->logits (and every stage's output in a) for the batch. Checks ids against the
 // vocabulary, image counts against images_per_seq, and lengths against max_seq_len.
 mm_status flamingo_forward(const mm_model *m, const mm_batch *batch, mm_acts *a, mm_err *e);
+
+// Training: the forward, masked next-token cross-entropy (labels[B*T], -100 = ignored; position t
+// predicts labels[t+1], as HF's causal-LM loss), and the backward with per-layer recomputation.
+// Adds scale * d(sum of token losses)/d(theta) into grads (laid out as the trainable buffer) and
+// returns the summed loss and the number of counted tokens; the caller averages (scale = 1/count
+// gives upstream's mean). a must be planned with training = 1.
+mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int32_t *labels, mm_acts *a,
+                                 float *grads, float scale, double *loss_sum, long *n_tokens, mm_err *e);
+// Counts the positions whose next-token label is counted (labels[t+1] != -100).
+long flamingo_count_targets(const int32_t *labels, int B, int T);
 
 // Stages, exposed for tests and for the chat's caches.
 // vis_tokens[n, np, W] from pixels[n, 3, S, S].

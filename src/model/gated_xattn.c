@@ -1,10 +1,10 @@
 // Gated cross-attention (OpenFlamingo's GatedCrossAttentionBlock) and the media-index rule that
 // decides which image each text position attends to (SPEC.md 1.5).
+#include "model/gated_xattn.h"
+
 #include <math.h>
 #include <string.h>
 
-#include "model/flamingo.h"
-#include "model/gated_xattn.h"
 #include "model/lora.h"
 
 void media_index_compute(int32_t *q_media, const int32_t *tokens, int B, int T, int32_t media_id, mm_media_rule rule,
@@ -34,38 +34,99 @@ void media_index_compute(int32_t *q_media, const int32_t *tokens, int B, int T, 
     }
 }
 
-size_t xattn_scratch_floats(const mm_config *c, int BT, int n_lat_rows) {
-    size_t inner = (size_t)c->xattn_heads * c->xattn_dim_head, D = (size_t)c->dim;
-    size_t rows = (size_t)(BT > n_lat_rows ? BT : n_lat_rows);
-    return (size_t)BT * (D + inner + inner + D * c->xattn_ff_mult + D) + (size_t)n_lat_rows * 2 * inner +
-           rows * (size_t)(c->lora_r ? c->lora_r : 1);
+static size_t inner_of(const mm_config *c) { return (size_t)c->xattn_heads * c->xattn_dim_head; }
+
+size_t xattn_saved_floats(const mm_config *c, int BT, int n_lat_rows) {
+    size_t D = (size_t)c->dim, in = inner_of(c), ff = D * c->xattn_ff_mult;
+    return (size_t)BT * (4 * D + 2 * in + 2 * ff) + (size_t)n_lat_rows * 2 * in;
+}
+
+void xattn_saved_views(xattn_saved *sv, float *p, const mm_config *c, int BT, int n_lat_rows) {
+    size_t D = (size_t)c->dim * BT, in = inner_of(c) * BT, ff = (size_t)c->dim * c->xattn_ff_mult * BT;
+    sv->x_in = p, p += D;
+    sv->xn = p, p += D;
+    sv->q = p, p += in;
+    sv->att = p, p += in;
+    sv->x_mid = p, p += D;
+    sv->hn = p, p += D;
+    sv->f_pre = p, p += ff;
+    sv->f_post = p, p += ff;
+    sv->kv = p;
+    (void)n_lat_rows;
+}
+
+size_t xattn_work_floats(const mm_config *c, int BT, int n_lat_rows) {
+    size_t rows = (size_t)(BT > n_lat_rows ? BT : n_lat_rows), D = (size_t)c->dim, in = inner_of(c);
+    size_t ff = D * c->xattn_ff_mult;
+    // forward: y [BT, D]; backward: dy/dh [BT, D], dff [BT, ff], dq/datt [BT, inner] x2, dkv [n_lat, 2 inner].
+    return (size_t)BT * (2 * D + ff + 2 * in) + (size_t)n_lat_rows * 2 * in +
+           2 * rows * (size_t)(c->lora_r ? c->lora_r : 1);
+}
+
+static void gated_add(const mm_ops *ops, float *x, const float *y, float gate, const uint8_t *seq_on, int B, int T, int D) {
+    // Sequences without images skip the block entirely (upstream's only_lang_x).
+    for (int b = 0; b < B; b++)
+        if (seq_on[b])
+            ops->add_scaled(x + (size_t)b * T * D, y + (size_t)b * T * D, gate, (size_t)T * D);
+}
+
+static mm_attn_mask media_mask(const mm_acts *a, const mm_config *c) {
+    return (mm_attn_mask){.q_media = a->q_media, .kv_start = a->kv_start, .kv_len = a->kv_len, .media_len = c->perc_latents};
 }
 
 void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const float *latents, int n_lat_rows,
-                   const mm_acts *a, const uint8_t *seq_on, float *scratch) {
+                   const mm_acts *a, const uint8_t *seq_on, xattn_saved *sv, float *work) {
     const mm_config *c = &m->w.cfg;
     const mm_ops *ops = m->ops;
     int B = a->B, T = a->T, BT = B * T, D = c->dim, H = c->xattn_heads, Dh = c->xattn_dim_head, inner = H * Dh;
     int ffd = D * c->xattn_ff_mult, r = c->lora_r;
     float ls = r ? c->lora_alpha / r : 0;
-    float *xn = scratch, *q = xn + (size_t)BT * D, *att = q + (size_t)BT * inner, *f = att + (size_t)BT * inner;
-    float *y = f + (size_t)BT * ffd, *kv = y + (size_t)BT * D, *lora = kv + (size_t)n_lat_rows * 2 * inner;
-    ops->layernorm(xn, x, g->norm_w, g->norm_b, BT, D, c->xattn_eps);
-    linear_forward(ops, q, xn, &g->to_q, BT, r, ls, lora, 0);
-    linear_forward(ops, kv, latents, &g->to_kv, n_lat_rows, r, ls, lora, 0);
-    mm_attn_mask mask = {.q_media = a->q_media, .kv_start = a->kv_start, .kv_len = a->kv_len, .media_len = c->perc_latents};
-    ops->attention(att, inner, q, inner, kv, kv + inner, 2 * inner, &mask, B, T, 0, H, Dh, 1.0f / sqrtf((float)Dh));
-    linear_forward(ops, y, att, &g->to_out, BT, r, ls, lora, 0);
-    float ag = tanhf(g->attn_gate[0]), fg = tanhf(g->ff_gate[0]);
-    // Sequences without images skip the block entirely (upstream's only_lang_x).
-    for (int b = 0; b < B; b++)
-        if (seq_on[b])
-            ops->add_scaled(x + (size_t)b * T * D, y + (size_t)b * T * D, ag, (size_t)T * D);
-    ops->layernorm(xn, x, g->ff_ln_w, g->ff_ln_b, BT, D, c->xattn_eps);
-    linear_forward(ops, f, xn, &g->ff1, BT, r, ls, lora, 0);
-    ops->gelu(f, (size_t)BT * ffd);
-    linear_forward(ops, y, f, &g->ff2, BT, r, ls, lora, 0);
-    for (int b = 0; b < B; b++)
-        if (seq_on[b])
-            ops->add_scaled(x + (size_t)b * T * D, y + (size_t)b * T * D, fg, (size_t)T * D);
+    float *y = work, *lw = y + (size_t)BT * D;
+    memcpy(sv->x_in, x, sizeof(float) * (size_t)BT * D);
+    ops->layernorm(sv->xn, x, g->norm_w, g->norm_b, BT, D, c->xattn_eps);
+    linear_forward(ops, sv->q, sv->xn, &g->to_q, BT, r, ls, lw, 0);
+    linear_forward(ops, sv->kv, latents, &g->to_kv, n_lat_rows, r, ls, lw, 0);
+    mm_attn_mask mask = media_mask(a, c);
+    ops->attention(sv->att, inner, sv->q, inner, sv->kv, sv->kv + inner, 2 * inner, &mask, B, T, 0, H, Dh,
+                   1.0f / sqrtf((float)Dh));
+    linear_forward(ops, y, sv->att, &g->to_out, BT, r, ls, lw, 0);
+    gated_add(ops, x, y, tanhf(g->attn_gate[0]), seq_on, B, T, D);
+    memcpy(sv->x_mid, x, sizeof(float) * (size_t)BT * D);
+    ops->layernorm(sv->hn, x, g->ff_ln_w, g->ff_ln_b, BT, D, c->xattn_eps);
+    linear_forward(ops, sv->f_pre, sv->hn, &g->ff1, BT, r, ls, lw, 0);
+    memcpy(sv->f_post, sv->f_pre, sizeof(float) * (size_t)BT * ffd);
+    ops->gelu(sv->f_post, (size_t)BT * ffd);
+    linear_forward(ops, y, sv->f_post, &g->ff2, BT, r, ls, lw, 0);
+    gated_add(ops, x, y, tanhf(g->ff_gate[0]), seq_on, B, T, D);
+}
+
+void xattn_backward(const mm_model *m, const xattn_weights *g, float *dx, const float *latents, int n_lat_rows,
+                    const mm_acts *a, const uint8_t *seq_on, const xattn_saved *sv, float *grads, float *work) {
+    const mm_config *c = &m->w.cfg;
+    const mm_ops *ops = m->ops;
+    const float *tr = m->w.trainable;
+    int B = a->B, T = a->T, BT = B * T, D = c->dim, H = c->xattn_heads, Dh = c->xattn_dim_head, inner = H * Dh;
+    int ffd = D * c->xattn_ff_mult, r = c->lora_r;
+    float ls = r ? c->lora_alpha / r : 0;
+    size_t nD = (size_t)BT * D;
+    float *dy = work, *dh = dy + nD, *dff = dh + nD, *dq = dff + (size_t)BT * ffd, *datt = dq + (size_t)BT * inner;
+    float *dkv = datt + (size_t)BT * inner, *lw = dkv + (size_t)n_lat_rows * 2 * inner;
+    // Rows of sequences that skipped the block pass their gradient straight through: their dy stays
+    // zero, so nothing below adds to them.
+    memset(dy, 0, sizeof(float) * nD);
+    gated_add(ops, dy, dx, tanhf(g->ff_gate[0]), seq_on, B, T, D); // d y_ff = tanh(ff_gate) * dx
+    linear_backward(ops, dff, dy, sv->f_post, &g->ff2, BT, r, ls, tr, grads, lw, 0);
+    ops->gelu_backward(dff, sv->f_pre, dff, (size_t)BT * ffd);
+    linear_backward(ops, dh, dff, sv->hn, &g->ff1, BT, r, ls, tr, grads, lw, 0);
+    ops->layernorm_backward(dx, dh, sv->x_mid, g->ff_ln_w, BT, D, c->xattn_eps, 1);
+    memset(dy, 0, sizeof(float) * nD);
+    gated_add(ops, dy, dx, tanhf(g->attn_gate[0]), seq_on, B, T, D); // d y_attn
+    linear_backward(ops, datt, dy, sv->att, &g->to_out, BT, r, ls, tr, grads, lw, 0);
+    mm_attn_mask mask = media_mask(a, c);
+    ops->attention_backward(dq, dkv, dkv + inner, datt, inner, sv->q, inner, sv->kv, sv->kv + inner, 2 * inner, &mask, B,
+                            T, 0, H, Dh, 1.0f / sqrtf((float)Dh));
+    // The latents are constant: to_kv passes gradient only to its adapter.
+    linear_backward(ops, NULL, dkv, latents, &g->to_kv, n_lat_rows, r, ls, tr, grads, lw, 0);
+    linear_backward(ops, dh, dq, sv->xn, &g->to_q, BT, r, ls, tr, grads, lw, 0);
+    ops->layernorm_backward(dx, dh, sv->x_in, g->norm_w, BT, D, c->xattn_eps, 1);
 }

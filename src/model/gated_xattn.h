@@ -1,15 +1,33 @@
 // Gated cross-attention block: x += tanh(attn_gate) * to_out(attend(LN(x) -> latents of the image
 // each position may see)); x += tanh(ff_gate) * FF(x). Applied only to sequences with images.
+// The latents are constants here (vision and perceiver are frozen in Multimodal-GPT's recipe).
 #ifndef MM_GATED_XATTN_H
 #define MM_GATED_XATTN_H
 
 #include "model/flamingo.h"
 
-// Scratch floats xattn_forward needs for BT text rows and n_lat_rows latent rows.
-size_t xattn_scratch_floats(const mm_config *c, int BT, int n_lat_rows);
+typedef struct {
+    float *x_in;   // [BT, dim] block input
+    float *xn;     // LN(x_in): input of to_q
+    float *q;      // [BT, inner]
+    float *kv;     // [n_lat_rows, 2*inner]
+    float *att;    // [BT, inner]: input of to_out
+    float *x_mid;  // after the attention residual
+    float *hn;     // LN_ff(x_mid): input of ff.1
+    float *f_pre;  // [BT, dim*ff_mult] before GELU
+    float *f_post; // after GELU: input of ff.3
+} xattn_saved;
+
+size_t xattn_saved_floats(const mm_config *c, int BT, int n_lat_rows);
+void xattn_saved_views(xattn_saved *sv, float *buf, const mm_config *c, int BT, int n_lat_rows);
+size_t xattn_work_floats(const mm_config *c, int BT, int n_lat_rows);
+
 // Updates x[B*T, dim] in place; latents are the (n_lat_rows, vis_width) latents of all images;
 // a supplies q_media, kv_start and kv_len; seq_on[b] = 0 skips sequence b.
 void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const float *latents, int n_lat_rows,
-                   const mm_acts *a, const uint8_t *seq_on, float *scratch);
+                   const mm_acts *a, const uint8_t *seq_on, xattn_saved *sv, float *work);
+// dx: in, gradient of the block output; out, of its input. LoRA gradients accumulate into grads.
+void xattn_backward(const mm_model *m, const xattn_weights *g, float *dx, const float *latents, int n_lat_rows,
+                    const mm_acts *a, const uint8_t *seq_on, const xattn_saved *sv, float *grads, float *work);
 
 #endif

@@ -1,34 +1,74 @@
 #include "model/llama.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "model/lora.h"
 
-size_t llama_layer_scratch_floats(const mm_config *c, int BT) {
-    return (size_t)BT * (5 * (size_t)c->dim + 3 * (size_t)c->ffn + (size_t)(c->lora_r ? c->lora_r : 1));
+size_t llama_saved_floats(const mm_config *c, int BT) { return (size_t)BT * (8 * (size_t)c->dim + 3 * (size_t)c->ffn); }
+
+void llama_saved_views(llama_saved *sv, float *p, const mm_config *c, int BT) {
+    size_t D = (size_t)BT * c->dim, F = (size_t)BT * c->ffn;
+    float **d[] = {&sv->x_in, &sv->h1, &sv->q, &sv->k, &sv->v, &sv->att, &sv->x_mid, &sv->h2};
+    for (int i = 0; i < 8; i++, p += D)
+        *d[i] = p;
+    sv->g = p, sv->u = p + F, sv->s = p + 2 * F;
+}
+
+size_t llama_work_floats(const mm_config *c, int BT) {
+    size_t r = (size_t)(c->lora_r ? c->lora_r : 1);
+    return (size_t)BT * (5 * (size_t)c->dim + 3 * (size_t)c->ffn + 2 * r);
 }
 
 void llama_layer_forward(const mm_model *m, const llama_layer *L, float *x, int B, int T, const int32_t *pos,
-                         const uint8_t *key_valid, float *scratch) {
+                         const uint8_t *key_valid, llama_saved *sv, float *work) {
     const mm_config *c = &m->w.cfg;
     const mm_ops *ops = m->ops;
     int BT = B * T, D = c->dim, H = c->n_heads, Dh = D / H, F = c->ffn, r = c->lora_r;
     float ls = r ? c->lora_alpha / r : 0;
-    float *h = scratch, *q = h + (size_t)BT * D, *k = q + (size_t)BT * D, *v = k + (size_t)BT * D;
-    float *att = v + (size_t)BT * D, *g = att + (size_t)BT * D, *u = g + (size_t)BT * F, *s = u + (size_t)BT * F;
-    float *lora = s + (size_t)BT * F;
-    ops->rmsnorm(h, x, L->in_norm, BT, D, c->norm_eps);
-    linear_forward(ops, q, h, &L->q, BT, r, ls, lora, 0);
-    linear_forward(ops, k, h, &L->k, BT, r, ls, lora, 0);
-    linear_forward(ops, v, h, &L->v, BT, r, ls, lora, 0);
-    ops->rope(q, D, pos, BT, H, Dh, c->rope_theta);
-    ops->rope(k, D, pos, BT, H, Dh, c->rope_theta);
+    memcpy(sv->x_in, x, sizeof(float) * (size_t)BT * D);
+    ops->rmsnorm(sv->h1, x, L->in_norm, BT, D, c->norm_eps);
+    linear_forward(ops, sv->q, sv->h1, &L->q, BT, r, ls, work, 0);
+    linear_forward(ops, sv->k, sv->h1, &L->k, BT, r, ls, work, 0);
+    linear_forward(ops, sv->v, sv->h1, &L->v, BT, r, ls, work, 0);
+    ops->rope(sv->q, D, pos, BT, H, Dh, c->rope_theta, 0);
+    ops->rope(sv->k, D, pos, BT, H, Dh, c->rope_theta, 0);
     mm_attn_mask mask = {.causal = 1, .key_valid = key_valid};
-    ops->attention(att, D, q, D, k, v, D, &mask, B, T, T, H, Dh, 1.0f / sqrtf((float)Dh));
-    linear_forward(ops, x, att, &L->o, BT, r, ls, lora, 1);
-    ops->rmsnorm(h, x, L->post_norm, BT, D, c->norm_eps);
-    linear_forward(ops, g, h, &L->gate, BT, r, ls, lora, 0);
-    linear_forward(ops, u, h, &L->up, BT, r, ls, lora, 0);
-    ops->swiglu(s, g, u, (size_t)BT * F);
-    linear_forward(ops, x, s, &L->down, BT, r, ls, lora, 1);
+    ops->attention(sv->att, D, sv->q, D, sv->k, sv->v, D, &mask, B, T, T, H, Dh, 1.0f / sqrtf((float)Dh));
+    linear_forward(ops, x, sv->att, &L->o, BT, r, ls, work, 1);
+    memcpy(sv->x_mid, x, sizeof(float) * (size_t)BT * D);
+    ops->rmsnorm(sv->h2, x, L->post_norm, BT, D, c->norm_eps);
+    linear_forward(ops, sv->g, sv->h2, &L->gate, BT, r, ls, work, 0);
+    linear_forward(ops, sv->u, sv->h2, &L->up, BT, r, ls, work, 0);
+    ops->swiglu(sv->s, sv->g, sv->u, (size_t)BT * F);
+    linear_forward(ops, x, sv->s, &L->down, BT, r, ls, work, 1);
+}
+
+void llama_layer_backward(const mm_model *m, const llama_layer *L, float *dx, int B, int T, const int32_t *pos,
+                          const uint8_t *key_valid, const llama_saved *sv, float *grads, float *work) {
+    const mm_config *c = &m->w.cfg;
+    const mm_ops *ops = m->ops;
+    const float *tr = m->w.trainable;
+    int BT = B * T, D = c->dim, H = c->n_heads, Dh = D / H, F = c->ffn, r = c->lora_r;
+    float ls = r ? c->lora_alpha / r : 0;
+    size_t nD = (size_t)BT * D, nF = (size_t)BT * F;
+    float *dh = work, *dq = dh + nD, *dk = dq + nD, *dv = dk + nD, *datt = dv + nD;
+    float *dg = datt + nD, *du = dg + nF, *ds = du + nF, *lw = ds + nF;
+    // MLP: x_out = x_mid + down(s);  dx holds d x_out and becomes d x_mid.
+    linear_backward(ops, ds, dx, sv->s, &L->down, BT, r, ls, tr, grads, lw, 0);
+    ops->swiglu_backward(dg, du, ds, sv->g, sv->u, nF);
+    linear_backward(ops, dh, dg, sv->h2, &L->gate, BT, r, ls, tr, grads, lw, 0);
+    linear_backward(ops, dh, du, sv->h2, &L->up, BT, r, ls, tr, grads, lw, 1);
+    ops->rmsnorm_backward(dx, dh, sv->x_mid, L->post_norm, BT, D, c->norm_eps, 1);
+    // Attention: x_mid = x_in + o(att).
+    linear_backward(ops, datt, dx, sv->att, &L->o, BT, r, ls, tr, grads, lw, 0);
+    mm_attn_mask mask = {.causal = 1, .key_valid = key_valid};
+    ops->attention_backward(dq, dk, dv, datt, D, sv->q, D, sv->k, sv->v, D, &mask, B, T, T, H, Dh,
+                            1.0f / sqrtf((float)Dh));
+    ops->rope(dq, D, pos, BT, H, Dh, c->rope_theta, 1);
+    ops->rope(dk, D, pos, BT, H, Dh, c->rope_theta, 1);
+    linear_backward(ops, dh, dq, sv->h1, &L->q, BT, r, ls, tr, grads, lw, 0);
+    linear_backward(ops, dh, dk, sv->h1, &L->k, BT, r, ls, tr, grads, lw, 1);
+    linear_backward(ops, dh, dv, sv->h1, &L->v, BT, r, ls, tr, grads, lw, 1);
+    ops->rmsnorm_backward(dx, dh, sv->x_in, L->in_norm, BT, D, c->norm_eps, 1);
 }

@@ -29,7 +29,6 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
 }
 
 static mm_status load_param(mm_weights *w, mm_param *p, const mm_st_tensor *t, const char *file, mm_err *e) {
-    int64_t rows_have = t->ndim ? t->shape[0] : 0;
     int ok = t->ndim == p->ndim;
     for (int i = 0; ok && i < p->ndim; i++)
         ok = t->shape[i] == p->shape[i] || (i == 0 && p->pad_rows_from && t->shape[0] >= p->pad_rows_from &&
@@ -63,7 +62,6 @@ static mm_status load_param(mm_weights *w, mm_param *p, const mm_st_tensor *t, c
     }
     if (n * esz < total)
         memset(out + n * esz, 0, total - n * esz); // lm_head rows of the added tokens (SPEC.md 6.5)
-    (void)rows_have;
     return MM_OK;
 }
 
@@ -110,6 +108,11 @@ mm_status model_load_st(mm_model *m, const mm_config *cfg, const char *weights_p
     if (s != MM_OK)
         model_free(m);
     return s;
+}
+
+void model_free(mm_model *m) {
+    weights_free(&m->w);
+    memset(m, 0, sizeof *m);
 }
 
 mm_status model_load(mm_model *m, const char *path, const mm_load_opts *opts, mm_err *e) {

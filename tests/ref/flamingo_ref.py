@@ -369,6 +369,50 @@ def save_case(name, cfg, w, tokens, attn_mask, seq_images, full=True):
     print(f"{name}: logits {tuple(logits.shape)} |max| {logits.abs().max():.3f}")
 
 
+def train_case(cfg, w, tokens, mask, images, labels):
+    """Loss and LoRA gradients (HF causal-LM loss: position t predicts labels[t+1], mean over counted
+    labels), then two AdamW steps as Multimodal-GPT runs them: clip_grad_norm_(1.0), lr 1e-2 here,
+    betas (0.9, 0.999), eps 1e-8, weight decay 0.1 only on the cross-attention blocks' adapters."""
+    names = [k for k in w if ".lora_" in k]
+    w = {k: (v.clone().requires_grad_(True) if k in names else v) for k, v in w.items()}
+    decay = [w[k] for k in names if "gated_cross_attn_layer" in k]
+    other = [w[k] for k in names if "gated_cross_attn_layer" not in k]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+                            lr=1e-2, betas=(0.9, 0.999), eps=1e-8)
+    out = {}
+    for step in range(2):
+        opt.zero_grad()
+        _, _, _, logits = flamingo(w, cfg, tokens, mask, images)
+        V = logits.shape[-1]
+        loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1),
+                                                 ignore_index=-100)
+        loss.backward()
+        if step == 0:
+            out["loss"] = loss.detach().reshape(1).to(torch.float32)
+            for k in names:
+                out["grad." + k] = w[k].grad.detach().to(torch.float32).clone()
+        torch.nn.utils.clip_grad_norm_([w[k] for k in names], 1.0)
+        opt.step()
+        for k in names:
+            out[f"step{step + 1}." + k] = w[k].detach().to(torch.float32).clone()
+    print(f"train: loss {out['loss'].item():.5f}, {len(names)} adapter tensors")
+    return out
+
+
+def save_tensors(path, tensors):
+    header, blobs, off = {}, [], 0
+    for k, t in tensors.items():
+        dt = {torch.int32: "I32", torch.uint8: "U8", torch.float32: "F32"}[t.dtype]
+        data = t.contiguous().numpy().tobytes()
+        header[k] = {"dtype": dt, "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
+        blobs.append(data)
+        off += len(data)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
 def main():
     os.makedirs(os.path.join(OUT, "tiny"), exist_ok=True)
     w = make_weights(CFG)
@@ -407,6 +451,17 @@ def main():
     with open(os.path.join(OUT, "config_ln_post.json"), "w") as f:
         json.dump(post, f, indent=1)
     save_case("ln_post", post, w32, torch.tensor([[1, M, 5, 6]]), torch.ones(1, 4, dtype=torch.bool), [img(1)])
+    # Training: the same batch with labels masked as the template masks them (prompt, media, padding).
+    labels = tokens.clone()
+    labels[:, :7] = -100
+    labels[~mask] = -100
+    labels[tokens == M] = -100
+    labels[2, :4] = -100
+    tr = train_case(CFG, w32, tokens, mask, images, labels)
+    tr.update({"tokens": tokens.to(torch.int32), "attn_mask": mask.to(torch.uint8), "labels": labels.to(torch.int32),
+               "images_per_seq": torch.tensor([3, 1, 0], dtype=torch.int32),
+               "pixels": torch.cat([i for i in images if len(i)]).to(torch.float32)})
+    save_tensors(os.path.join(OUT, "train.safetensors"), tr)
     # For the CLI: one sequence, two images, as --tokens and --pixels.
     cli_tok = [1, 7, M, 8, 9, M, 10, 11]
     cli_img = img(2)

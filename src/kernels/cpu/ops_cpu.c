@@ -95,7 +95,7 @@ static void cpu_rmsnorm(float *out, const float *in, const float *w, int N, int 
     }
 }
 
-static void cpu_rope(float *x, int stride, const int32_t *pos, int N, int H, int Dh, float theta) {
+static void cpu_rope(float *x, int stride, const int32_t *pos, int N, int H, int Dh, float theta, int inverse) {
     int half = Dh / 2;
 #pragma omp parallel for if ((long)N * H * Dh > 32768)
     for (int n = 0; n < N; n++) {
@@ -103,7 +103,7 @@ static void cpu_rope(float *x, int stride, const int32_t *pos, int N, int H, int
             // inv_freq as HF computes it: theta^(-2i/Dh) in f32, angle = pos * inv_freq in f32.
             float inv = 1.0f / powf(theta, (float)(2 * i) / (float)Dh);
             float ang = (float)pos[n] * inv;
-            float c = cosf(ang), s = sinf(ang);
+            float c = cosf(ang), s = inverse ? -sinf(ang) : sinf(ang);
             for (int h = 0; h < H; h++) {
                 float *v = x + (size_t)n * stride + (size_t)h * Dh;
                 float a = v[i], b = v[i + half];
@@ -226,6 +226,8 @@ static void cpu_embed(float *out, const int32_t *ids, mm_wref t, int N, int C) {
     }
 }
 
+#include "kernels/cpu/ops_cpu_backward.inc"
+
 static const mm_ops cpu_ops = {
     .name = "cpu",
     .linear = cpu_linear,
@@ -239,6 +241,13 @@ static const mm_ops cpu_ops = {
     .swiglu = cpu_swiglu,
     .add_scaled = cpu_add_scaled,
     .embed = cpu_embed,
+    .linear_backward_input = cpu_linear_backward_input,
+    .layernorm_backward = cpu_layernorm_backward,
+    .rmsnorm_backward = cpu_rmsnorm_backward,
+    .attention_backward = cpu_attention_backward,
+    .gelu_backward = cpu_gelu_backward,
+    .swiglu_backward = cpu_swiglu_backward,
+    .cross_entropy = cpu_cross_entropy,
 };
 
 const mm_ops *ops_cpu(void) { return &cpu_ops; }

@@ -1,0 +1,236 @@
+// Training against the PyTorch reference (tests/ref/flamingo_ref.py, train_case): the loss and the
+// gradient of every LoRA tensor for a batch with images, padding and a text-only sequence, then two
+// clipped AdamW steps. Tolerance: gradients max relative error <= 1e-3 of the tensor's largest entry
+// (f32 against float64; the bound). Parameters after the steps: 1e-5 absolute, except that
+// AdamW's first steps move each entry by about lr * g / |g|, so an entry whose exact gradient is ~0
+// (below f32 rounding of the sums that produce it) may move by up to 2 lr per step in either code;
+// at most 1% of entries may do so, and none by more than 2 lr * steps. Also a finite-
+// difference check independent of PyTorch and an overfitting run.
+#include "io/safetensors.h"
+#include "model/flamingo.h"
+#include "testutil.h"
+#include "train/optim.h"
+
+#define DIR "tests/fixtures/forward"
+
+typedef struct {
+    mm_model m;
+    mm_st st;
+    mm_batch b;
+    int32_t *labels;
+    void *copies[6];
+    mm_acts a;
+} train_fx;
+
+static const void *copy_of(train_fx *f, int slot, const char *name) {
+    const mm_st_tensor *t = st_find(&f->st, name);
+    if (!t)
+        fail_msg("fixture lacks %s", name);
+    f->copies[slot] = malloc(t->nbytes);
+    memcpy(f->copies[slot], t->data, t->nbytes);
+    return f->copies[slot];
+}
+
+static void fx_open(train_fx *f) {
+    mm_err e = {0};
+    mm_config cfg;
+    memset(f, 0, sizeof *f);
+    assert_ok(config_load(&cfg, DIR "/tiny/config.json", &e), &e);
+    assert_ok(model_load_st(&f->m, &cfg, DIR "/tiny/model.safetensors", NULL, &e), &e);
+    assert_ok(st_open(&f->st, DIR "/train.safetensors", &e), &e);
+    const mm_st_tensor *tk = st_find(&f->st, "tokens"), *px = st_find(&f->st, "pixels");
+    f->b = (mm_batch){.B = (int)tk->shape[0], .T = (int)tk->shape[1], .tokens = copy_of(f, 0, "tokens"),
+                      .attn_mask = copy_of(f, 1, "attn_mask"), .n_images = (int)px->shape[0],
+                      .pixels = copy_of(f, 2, "pixels"), .images_per_seq = copy_of(f, 3, "images_per_seq")};
+    f->labels = (int32_t *)copy_of(f, 4, "labels");
+    assert_ok(acts_alloc(&f->a, &cfg, f->b.B, f->b.T, f->b.n_images, 1, &e), &e);
+}
+
+static void fx_close(train_fx *f) {
+    for (int i = 0; i < 6; i++)
+        free(f->copies[i]);
+    acts_free(&f->a);
+    st_close(&f->st);
+    model_free(&f->m);
+}
+
+// Mean loss and its gradient (as upstream: mean over counted tokens).
+static double loss_and_grads(train_fx *f, float *grads) {
+    mm_err e = {0};
+    long n = flamingo_count_targets(f->labels, f->b.B, f->b.T);
+    double sum;
+    long counted;
+    memset(grads, 0, sizeof(float) * f->m.w.n_trainable);
+    assert_ok(flamingo_loss_backward(&f->m, &f->b, f->labels, &f->a, grads, 1.0f / (float)n, &sum, &counted, &e), &e);
+    assert_int_equal(counted, n);
+    return sum / (double)n;
+}
+
+// Parameters after AdamW steps: see the tolerance note at the top.
+static int compare_stepped(train_fx *f, const float *values, const char *prefix, int steps, float lr) {
+    size_t n_far = 0, n_all = 0;
+    double worst = 0;
+    for (int i = 0; i < f->m.w.n_params; i++) {
+        mm_param *p = &f->m.w.params[i];
+        if (p->kind != MM_PARAM_LORA)
+            continue;
+        char name[192];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        const mm_st_tensor *t = st_find(&f->st, name);
+        if (!t)
+            fail_msg("fixture lacks %s", name);
+        const float *got = values + ((const float *)*p->slot - f->m.w.trainable);
+        for (int64_t k = 0; k < t->numel; k++) {
+            float want;
+            memcpy(&want, t->data + 4 * k, 4);
+            double d = fabs((double)got[k] - want);
+            n_far += d > 1e-5;
+            worst = d > worst ? d : worst;
+            n_all++;
+        }
+    }
+    printf("mmgpt-test: %s parameters: %zu of %zu entries differ by more than 1e-5, max %.3g (bound %.3g)\n", prefix,
+           n_far, n_all, worst, 2.0 * lr * steps);
+    return n_far * 100 <= n_all && worst <= 2.0 * lr * steps;
+}
+
+static int compare_params(train_fx *f, const float *values, const char *prefix, float rel, float abs_tol) {
+    int ok = 1;
+    for (int i = 0; i < f->m.w.n_params; i++) {
+        mm_param *p = &f->m.w.params[i];
+        if (p->kind != MM_PARAM_LORA)
+            continue;
+        char name[192];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        const mm_st_tensor *t = st_find(&f->st, name);
+        if (!t)
+            fail_msg("fixture lacks %s", name);
+        float *want = malloc(t->nbytes);
+        memcpy(want, t->data, t->nbytes);
+        size_t n = (size_t)t->numel;
+        const float *got = values + ((const float *)*p->slot - f->m.w.trainable);
+        float mx = 0;
+        for (size_t k = 0; k < n; k++)
+            mx = fabsf(want[k]) > mx ? fabsf(want[k]) : mx;
+        ok &= compare_f32(name, got, want, n, rel * mx + abs_tol, 0);
+        free(want);
+    }
+    return ok;
+}
+
+static void test_gradients_and_adamw(void **s) {
+    (void)s;
+    train_fx f;
+    fx_open(&f);
+    size_t n = f.m.w.n_trainable;
+    float *g = malloc(sizeof(float) * n);
+    double loss = loss_and_grads(&f, g);
+    const mm_st_tensor *lt = st_find(&f.st, "loss");
+    float want_loss;
+    memcpy(&want_loss, lt->data, 4);
+    printf("mmgpt-test: loss %.6f (reference %.6f)\n", loss, (double)want_loss);
+    assert_true(fabs(loss - want_loss) <= 1e-5 * fabs(want_loss));
+    assert_true(compare_params(&f, g, "grad.", 1e-3f, 0));
+    mm_adamw opt;
+    mm_err e = {0};
+    mm_adamw_cfg oc = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.1f};
+    assert_ok(adamw_init(&opt, &f.m.w, &oc, &e), &e);
+    for (int step = 1; step <= 2; step++) {
+        if (step == 2)
+            loss_and_grads(&f, g);
+        grad_clip_norm(g, n, 1.0f);
+        adamw_step(&opt, f.m.w.trainable, g, 1e-2f);
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "step%d.", step);
+        assert_true(compare_stepped(&f, f.m.w.trainable, prefix, step, 1e-2f));
+    }
+    adamw_free(&opt);
+    free(g);
+    fx_close(&f);
+}
+
+// Central differences in float64-free fashion: perturb single adapter entries of several module
+// kinds and compare (L(p+h) - L(p-h)) / 2h with the analytic gradient.
+static void test_finite_differences(void **s) {
+    (void)s;
+    train_fx f;
+    fx_open(&f);
+    size_t n = f.m.w.n_trainable;
+    float *g = malloc(sizeof(float) * n), *tmp = malloc(sizeof(float) * n);
+    loss_and_grads(&f, g);
+    const char *mods[] = {
+        "lang_encoder.model.layers.0.decoder_layer.self_attn.q_proj.lora_A.weight",
+        "lang_encoder.model.layers.2.decoder_layer.self_attn.v_proj.lora_B.weight",
+        "lang_encoder.model.layers.3.decoder_layer.mlp.gate_proj.lora_A.weight",
+        "lang_encoder.model.layers.1.gated_cross_attn_layer.attn.to_kv.lora_B.weight",
+        "lang_encoder.model.layers.1.gated_cross_attn_layer.attn.to_q.lora_A.weight",
+        "lang_encoder.model.layers.3.gated_cross_attn_layer.ff.1.lora_A.weight",
+    };
+    int bad = 0;
+    for (size_t k = 0; k < sizeof mods / sizeof mods[0]; k++) {
+        mm_param *p = weights_find(&f.m.w, mods[k]);
+        assert_non_null(p);
+        float *v = (float *)*p->slot;
+        for (int j = 0; j < 3; j++) {
+            size_t idx = (size_t)(j * 7 + 3) % (size_t)(p->shape[0] * p->shape[1]);
+            float old = v[idx], h = 1e-2f;
+            v[idx] = old + h;
+            double lp = loss_and_grads(&f, tmp);
+            v[idx] = old - h;
+            double lm = loss_and_grads(&f, tmp);
+            v[idx] = old;
+            double fd = (lp - lm) / (2 * h), an = g[(v + idx) - f.m.w.trainable];
+            int ok = fabs(fd - an) <= 2e-3 + 2e-2 * fabs(an);
+            printf("mmgpt-test: fd %-70s[%zu] analytic %+.6f numeric %+.6f %s\n", mods[k], idx, an, fd, ok ? "ok" : "MISMATCH");
+            bad += !ok;
+        }
+    }
+    free(g);
+    free(tmp);
+    fx_close(&f);
+    assert_int_equal(bad, 0);
+}
+
+// A tiny model overfits one fixed batch: the loss must fall below a third of its start in 40 steps.
+static void test_overfit(void **s) {
+    (void)s;
+    train_fx f;
+    fx_open(&f);
+    size_t n = f.m.w.n_trainable;
+    float *g = malloc(sizeof(float) * n);
+    mm_adamw opt;
+    mm_err e = {0};
+    mm_adamw_cfg oc = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f};
+    assert_ok(adamw_init(&opt, &f.m.w, &oc, &e), &e);
+    double first = 0, last = 0;
+    for (int step = 0; step < 40; step++) {
+        last = loss_and_grads(&f, g);
+        if (step == 0)
+            first = last;
+        grad_clip_norm(g, n, 1.0f);
+        adamw_step(&opt, f.m.w.trainable, g, 3e-2f);
+    }
+    printf("mmgpt-test: overfit loss %.4f -> %.4f after 40 steps\n", first, last);
+    assert_true(last < first / 3);
+    adamw_free(&opt);
+    free(g);
+    fx_close(&f);
+}
+
+static void test_decay_rule(void **s) {
+    (void)s;
+    assert_true(adamw_decays("lang_encoder.model.layers.3.gated_cross_attn_layer.attn.to_q.lora_A.weight"));
+    assert_false(adamw_decays("lang_encoder.model.layers.3.gated_cross_attn_layer.attn_gate"));
+    assert_false(adamw_decays("lang_encoder.model.layers.3.gated_cross_attn_layer.ff.0.bias"));
+    assert_false(adamw_decays("lang_encoder.model.layers.3.decoder_layer.self_attn.q_proj.lora_A.weight"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decay_rule),
+        cmocka_unit_test(test_gradients_and_adamw),
+        cmocka_unit_test(test_finite_differences),
+        cmocka_unit_test(test_overfit),
+    };
+    return cmocka_run_group_tests_name("train", tests, NULL, NULL);
+}
