@@ -7,6 +7,7 @@
 // at most 1% of entries may do so, and none by more than 2 lr * steps. Also a finite-
 // difference check independent of PyTorch and an overfitting run.
 #include "io/safetensors.h"
+#include "model/adapter.h"
 #include "model/flamingo.h"
 #include "testutil.h"
 #include "train/optim.h"
@@ -217,6 +218,49 @@ static void test_overfit(void **s) {
     fx_close(&f);
 }
 
+// Adapters written in PEFT's format load back bit for bit, under PEFT's names; a fresh adapter is
+// initialised as PEFT does (B zero, A within kaiming-uniform's bound), so the model starts unchanged.
+static void test_adapter_roundtrip(void **s) {
+    (void)s;
+    train_fx f;
+    fx_open(&f);
+    char dir[] = "/tmp/mmgpt-test-adapter-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    mm_err e = {0};
+    assert_ok(adapter_save(&f.m, dir, &e), &e);
+    char path[256];
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    mm_st st;
+    assert_ok(st_open(&st, path, &e), &e);
+    assert_non_null(st_find(&st, "base_model.model.model.layers.0.decoder_layer.self_attn.q_proj.lora_A.weight"));
+    assert_non_null(st_find(&st, "base_model.model.model.layers.3.gated_cross_attn_layer.ff.3.lora_B.weight"));
+    st_close(&st);
+    mm_config cfg;
+    assert_ok(config_load(&cfg, DIR "/tiny/config.json", &e), &e);
+    mm_model m2;
+    mm_load_opts lo = {.adapter = dir};
+    assert_ok(model_load_st(&m2, &cfg, DIR "/tiny/model.safetensors", &lo, &e), &e);
+    assert_int_equal(m2.w.n_trainable, f.m.w.n_trainable);
+    assert_memory_equal(m2.w.trainable, f.m.w.trainable, sizeof(float) * f.m.w.n_trainable);
+    assert_int_equal(m2.w.cfg.lora_r, 4);
+    model_free(&m2);
+    mm_load_opts fresh = {.fresh_lora = 1, .seed = 5};
+    assert_ok(model_load_st(&m2, &cfg, DIR "/tiny/model.safetensors", &fresh, &e), &e);
+    for (int i = 0; i < m2.w.n_params; i++) {
+        mm_param *p = &m2.w.params[i];
+        if (p->kind != MM_PARAM_LORA)
+            continue;
+        const float *v = *p->slot;
+        float bound = strstr(p->name, "lora_B") ? 0.0f : 1.0f / sqrtf((float)p->shape[1]);
+        for (int64_t k = 0; k < p->shape[0] * p->shape[1]; k++)
+            assert_true(fabsf(v[k]) <= bound);
+    }
+    model_free(&m2);
+    snprintf(path, sizeof path, "rm -rf %s", dir);
+    assert_int_equal(system(path), 0);
+    fx_close(&f);
+}
+
 static void test_decay_rule(void **s) {
     (void)s;
     assert_true(adamw_decays("lang_encoder.model.layers.3.gated_cross_attn_layer.attn.to_q.lora_A.weight"));
@@ -231,6 +275,7 @@ int main(void) {
         cmocka_unit_test(test_gradients_and_adamw),
         cmocka_unit_test(test_finite_differences),
         cmocka_unit_test(test_overfit),
+        cmocka_unit_test(test_adapter_roundtrip),
     };
     return cmocka_run_group_tests_name("train", tests, NULL, NULL);
 }

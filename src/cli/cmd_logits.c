@@ -70,7 +70,7 @@ int cmd_logits(int argc, char **argv) {
         goto done;
     const mm_config *c = &m.w.cfg;
     if (tokens_arg) {
-        if (cli_parse_ids(tokens_arg, &ids, &n_ids, &e) != MM_OK)
+        if (cli_parse_ids(tokens_arg, "--tokens", 0, &ids, &n_ids, &e) != MM_OK)
             goto done;
     } else if (cli_encode_prompt(model_dir, tokenizer, prompt, keep_ws, &ids, &n_ids, &e) != MM_OK) {
         goto done;

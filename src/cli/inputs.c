@@ -87,7 +87,7 @@ mm_status cli_images_pixels(const cli_images *im, int S, float **pixels, mm_err 
     return MM_OK;
 }
 
-mm_status cli_parse_ids(const char *s, int32_t **ids, size_t *n, mm_err *e) {
+mm_status cli_parse_ids(const char *s, const char *what, int allow_negative, int32_t **ids, size_t *n, mm_err *e) {
     size_t cap = 16, k = 0;
     int32_t *v = malloc(sizeof *v * cap);
     if (!v)
@@ -100,10 +100,11 @@ mm_status cli_parse_ids(const char *s, int32_t **ids, size_t *n, mm_err *e) {
             break;
         char *end;
         long x = strtol(p, &end, 10);
-        if (end == p || x < 0 || x > 2147483647L || (*end && *end != ',' && !isspace((unsigned char)*end))) {
+        if (end == p || (x < 0 && !allow_negative) || x < -2147483647L || x > 2147483647L ||
+            (*end && *end != ',' && !isspace((unsigned char)*end))) {
             free(v);
-            return mm_errf(e, MM_ERR_ARG, "--tokens: '%.20s' is not a non-negative integer id (at character %ld)", p,
-                           (long)(p - s) + 1);
+            return mm_errf(e, MM_ERR_ARG, "%s: '%.20s' is not %s integer (at character %ld)", what, p,
+                           allow_negative ? "an" : "a non-negative", (long)(p - s) + 1);
         }
         if (k == cap) {
             int32_t *nv = realloc(v, sizeof *v * (cap *= 2));

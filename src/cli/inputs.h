@@ -21,8 +21,9 @@ mm_status cli_images_add(cli_images *im, const char *path, int is_pixels, mm_err
 mm_status cli_images_pixels(const cli_images *im, int S, float **pixels, mm_err *e);
 void cli_images_free(cli_images *im);
 
-// Parses "1,2,3" (commas and/or spaces) into a new int32 array.
-mm_status cli_parse_ids(const char *s, int32_t **ids, size_t *n, mm_err *e);
+// Parses "1,2,3" (commas and/or spaces) into a new int32 array; what names the flag in errors;
+// allow_negative admits -100 style labels.
+mm_status cli_parse_ids(const char *s, const char *what, int allow_negative, int32_t **ids, size_t *n, mm_err *e);
 // Loads the tokenizer (tokenizer_path, else MODEL_DIR/tokenizer.model, else MODEL_DIR/tokenizer.json)
 // and encodes prompt with BOS.
 mm_status cli_encode_prompt(const char *model_dir, const char *tokenizer_path, const char *prompt, int keep_whitespace,

@@ -15,7 +15,11 @@ typedef struct {
 } mm_model;
 
 typedef struct {
-    mm_dtype mat_dtype; // storage dtype of frozen matrices; MM_DTYPE_COUNT = as in the file
+    int force_dtype;         // 1: keep frozen matrices as mat_dtype; 0: as the file stores them
+    mm_dtype mat_dtype;
+    const char *adapter;     // PEFT adapter directory: its config sets r/alpha/targets, its tensors the LoRA
+    int fresh_lora;          // start LoRA from PEFT's initialisation (training) instead of loading it
+    uint64_t seed;           // for fresh_lora
 } mm_load_opts;
 
 // Loads PATH: a directory holding config.json and *.safetensors (tensor names as in the upstream

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "io/safetensors.h"
+#include "model/adapter.h"
 #include "model/flamingo.h"
 #include "model/names.h"
 
@@ -65,10 +66,12 @@ static mm_status load_param(mm_weights *w, mm_param *p, const mm_st_tensor *t, c
     return MM_OK;
 }
 
-static mm_status load_from_st(mm_model *m, const mm_st *st, const char *where, mm_err *e) {
+static mm_status load_from_st(mm_model *m, const mm_st *st, const char *where, int skip_lora, mm_err *e) {
     mm_weights *w = &m->w;
     for (int i = 0; i < w->n_params; i++) {
         mm_param *p = &w->params[i];
+        if (skip_lora && p->kind == MM_PARAM_LORA)
+            continue;
         const mm_st_tensor *t = find_alias(st, p->name);
         if (!t) {
             if (p->optional) {
@@ -90,11 +93,14 @@ mm_status model_load_st(mm_model *m, const mm_config *cfg, const char *weights_p
                         mm_err *e) {
     memset(m, 0, sizeof *m);
     m->ops = ops_cpu();
+    mm_config c = *cfg;
+    if (opts && opts->adapter)
+        MM_TRY(adapter_read_config(&c, opts->adapter, e));
     mm_st st;
     MM_TRY(st_open(&st, weights_path, e));
-    mm_status s = weights_init(&m->w, cfg, e);
+    mm_status s = weights_init(&m->w, &c, e);
     if (s == MM_OK) {
-        mm_dtype dt = opts ? opts->mat_dtype : MM_DTYPE_COUNT;
+        mm_dtype dt = opts && opts->force_dtype ? opts->mat_dtype : MM_DTYPE_COUNT;
         if (dt == MM_DTYPE_COUNT) {
             // Keep the file's storage type for matrices (so bf16 weights stay bf16 in memory).
             const mm_st_tensor *t = find_alias(&st, "lang_encoder.model.embed_tokens.weight");
@@ -102,9 +108,14 @@ mm_status model_load_st(mm_model *m, const mm_config *cfg, const char *weights_p
         }
         s = weights_alloc(&m->w, dt, e);
     }
+    int own_lora = opts && (opts->adapter || opts->fresh_lora);
     if (s == MM_OK)
-        s = load_from_st(m, &st, weights_path, e);
+        s = load_from_st(m, &st, weights_path, own_lora, e);
     st_close(&st);
+    if (s == MM_OK && opts && opts->adapter)
+        s = adapter_load(m, opts->adapter, e);
+    else if (s == MM_OK && opts && opts->fresh_lora)
+        adapter_init_fresh(m, opts->seed);
     if (s != MM_OK)
         model_free(m);
     return s;

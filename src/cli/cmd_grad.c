@@ -1,0 +1,132 @@
+// mmgpt grad: one forward and backward on one sequence; writes the loss (scalar tensor "loss") and
+// the gradient of every trainable tensor under its PEFT name, for checking against PyTorch.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/inputs.h"
+#include "io/safetensors.h"
+#include "model/adapter.h"
+#include "model/flamingo.h"
+
+static const char *usage_text =
+    "usage: mmgpt grad -m MODEL_DIR [--adapter DIR] --tokens IDS --labels IDS [--image F | --pixels F.npy]...\n"
+    "                  --out FILE.safetensors\n"
+    "  One forward and backward pass. Labels are aligned with the tokens (same count; -100 = not counted);\n"
+    "  position t predicts labels[t+1] and the loss is the mean over counted labels, as Hugging Face's\n"
+    "  causal-LM loss. Writes \"loss\" (a scalar) and the gradient of every LoRA tensor under its PEFT name\n"
+    "  (base_model.model.<module>.lora_{A,B}.weight). Without --adapter the LoRA tensors come from the model.\n";
+
+int cmd_grad(int argc, char **argv) {
+    const char *model_dir = NULL, *adapter = NULL, *tok_arg = NULL, *lab_arg = NULL, *out = NULL;
+    cli_images imgs = {0};
+    mm_err e = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has) {
+            model_dir = argv[++i];
+        } else if ((!strcmp(a, "--adapter") || !strcmp(a, "--lora")) && has) {
+            adapter = argv[++i];
+        } else if (!strcmp(a, "--tokens") && has) {
+            tok_arg = argv[++i];
+        } else if (!strcmp(a, "--labels") && has) {
+            lab_arg = argv[++i];
+        } else if (!strcmp(a, "--out") && has) {
+            out = argv[++i];
+        } else if ((!strcmp(a, "--image") || !strcmp(a, "--pixels")) && has) {
+            if (cli_images_add(&imgs, argv[++i], !strcmp(a, "--pixels"), &e) != MM_OK)
+                return cli_fail(&e);
+        } else {
+            fputs(usage_text, stderr);
+            return cli_usage("grad", "unknown or incomplete option '%s'", a);
+        }
+    }
+    if (!model_dir || !tok_arg || !lab_arg || !out) {
+        fputs(usage_text, stderr);
+        cli_images_free(&imgs);
+        return cli_usage("grad", "needs -m, --tokens, --labels and --out");
+    }
+    int rc = 1;
+    mm_model m = {0};
+    mm_acts acts = {0};
+    int32_t *ids = NULL, *labels = NULL;
+    float *pixels = NULL, *grads = NULL;
+    size_t n_ids = 0, n_lab = 0;
+    mm_st_write_tensor *wt = NULL;
+    char (*names)[192] = NULL;
+    mm_load_opts lo = {.adapter = adapter};
+    if (cli_parse_ids(tok_arg, "--tokens", 0, &ids, &n_ids, &e) != MM_OK ||
+        cli_parse_ids(lab_arg, "--labels", 1, &labels, &n_lab, &e) != MM_OK)
+        goto done;
+    if (n_ids != n_lab || n_ids < 2) {
+        mm_errf(&e, MM_ERR_ARG, "--tokens has %zu ids and --labels %zu; they must be equal and at least 2", n_ids, n_lab);
+        goto done;
+    }
+    if (model_load(&m, model_dir, &lo, &e) != MM_OK)
+        goto done;
+    const mm_config *c = &m.w.cfg;
+    if (m.w.n_trainable == 0) {
+        mm_errf(&e, MM_ERR_ARG, "%s: the model has no LoRA adapters to differentiate (config \"lora\" is null; pass --adapter)",
+                model_dir);
+        goto done;
+    }
+    if (cli_images_pixels(&imgs, c->vis_image_size, &pixels, &e) != MM_OK)
+        goto done;
+    long count = flamingo_count_targets(labels, 1, (int)n_ids);
+    if (count == 0) {
+        mm_errf(&e, MM_ERR_ARG, "no label after the first position is counted (all -100): the loss is undefined");
+        goto done;
+    }
+    int32_t ips = imgs.count;
+    mm_batch b = {.B = 1, .T = (int)n_ids, .tokens = ids, .n_images = imgs.count, .pixels = pixels, .images_per_seq = &ips};
+    grads = calloc(m.w.n_trainable, sizeof(float));
+    if (!grads) {
+        mm_errf(&e, MM_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    double loss_sum;
+    long counted;
+    if (acts_alloc(&acts, c, 1, (int)n_ids, imgs.count, 1, &e) != MM_OK ||
+        flamingo_loss_backward(&m, &b, labels, &acts, grads, 1.0f / (float)count, &loss_sum, &counted, &e) != MM_OK)
+        goto done;
+    float loss = (float)(loss_sum / (double)count);
+    wt = calloc((size_t)m.w.n_params + 1, sizeof *wt);
+    names = calloc((size_t)m.w.n_params + 1, sizeof *names);
+    if (!wt || !names) {
+        mm_errf(&e, MM_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    int n = 0;
+    wt[n++] = (mm_st_write_tensor){.name = "loss", .dtype = MM_F32, .ndim = 0, .data = &loss};
+    for (int i = 0; i < m.w.n_params; i++) {
+        const mm_param *p = &m.w.params[i];
+        if (p->kind != MM_PARAM_LORA)
+            continue;
+        adapter_peft_name(p->name, names[n], sizeof names[n]);
+        wt[n] = (mm_st_write_tensor){.name = names[n], .dtype = MM_F32, .ndim = 2, .shape = {p->shape[0], p->shape[1]},
+                                     .data = grads + ((const float *)*p->slot - m.w.trainable)};
+        n++;
+    }
+    if (st_write(out, wt, n, NULL, 0, &e) != MM_OK)
+        goto done;
+    printf("loss %.6f over %ld tokens; %d gradient tensors written to %s\n", (double)loss, counted, n - 1, out);
+    rc = 0;
+done:
+    if (rc)
+        cli_fail(&e);
+    free(wt);
+    free(names);
+    acts_free(&acts);
+    model_free(&m);
+    free(ids);
+    free(labels);
+    free(pixels);
+    free(grads);
+    cli_images_free(&imgs);
+    return rc;
+}

@@ -1,0 +1,149 @@
+// The mmgpt binary's model commands end to end: `logits` against the PyTorch reference, `info`,
+// `grad` against the library, and their errors (one line, non-zero exit, nothing written).
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "io/npy.h"
+#include "io/safetensors.h"
+#include "testutil.h"
+
+#define DIR "tests/fixtures/forward"
+
+static const char *bin(void) {
+    const char *b = getenv("MMGPT");
+    return b ? b : "build/mmgpt";
+}
+
+// Runs a shell command line, captures stdout+stderr into out (cap bytes), returns the exit status.
+static int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run(char *out, size_t cap, const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[4200];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+static char *read_tokens(void) {
+    static char buf[256];
+    FILE *f = fopen(DIR "/cli_tokens.txt", "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    buf[strcspn(buf, "\n")] = 0;
+    return buf;
+}
+
+static void test_logits_matches_reference(void **s) {
+    (void)s;
+    char out[8192];
+    const char *npy = "/tmp/mmgpt-test-cli-logits.npy";
+    unlink(npy);
+    int rc = run(out, sizeof out, "%s logits -m %s/tiny --tokens %s --pixels %s/cli_pixels.npy --out %s --top 3", bin(),
+                 DIR, read_tokens(), DIR, npy);
+    printf("%s", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "top 3 next tokens"));
+    mm_npy got, want;
+    mm_err e = {0};
+    assert_ok(mm_npy_read(npy, &got, &e), &e);
+    assert_ok(mm_npy_read(DIR "/cli_logits.npy", &want, &e), &e);
+    assert_int_equal(got.ndim, 2);
+    assert_int_equal(got.shape[0], want.shape[0]);
+    assert_int_equal(got.shape[1], want.shape[1]);
+    float mx = 0;
+    for (int64_t i = 0; i < want.count; i++)
+        mx = fabsf(((float *)want.data)[i]) > mx ? fabsf(((float *)want.data)[i]) : mx;
+    assert_true(compare_f32("cli logits", got.data, want.data, (size_t)want.count, 1e-4f * mx, 0));
+    mm_npy_free(&got);
+    mm_npy_free(&want);
+    unlink(npy);
+}
+
+static void test_logits_errors(void **s) {
+    (void)s;
+    char out[8192];
+    const char *npy = "/tmp/mmgpt-test-cli-bad.npy";
+    unlink(npy);
+    // One <image> marker (id 99) but two images.
+    int rc = run(out, sizeof out, "%s logits -m %s/tiny --tokens 1,99,5 --pixels %s/cli_pixels.npy --out %s", bin(), DIR,
+                 DIR, npy);
+    printf("%s", out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "1 <image> marker (id 99) but 2 images were given"));
+    rc = run(out, sizeof out, "%s logits -m %s/tiny --tokens 1,5,500 --out %s", bin(), DIR, npy);
+    printf("%s", out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "outside the vocabulary"));
+    rc = run(out, sizeof out, "%s logits -m /nonexistent --tokens 1 --out %s", bin(), npy);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "/nonexistent: not a model directory"));
+    rc = run(out, sizeof out, "%s logits -m %s/tiny --tokens 1,x,3 --out %s", bin(), DIR, npy);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "--tokens: 'x,3' is not a non-negative integer"));
+    rc = run(out, sizeof out, "%s logits --bogus", bin());
+    assert_int_equal(rc, 2);
+    struct stat sb;
+    assert_int_not_equal(stat(npy, &sb), 0); // nothing written on failure
+}
+
+static void test_info(void **s) {
+    (void)s;
+    char out[16384];
+    int rc = run(out, sizeof out, "%s info -m %s/tiny", bin(), DIR);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"media_rule\": \"next\""));
+    assert_non_null(strstr(out, "unused: vision_encoder.visual.proj"));
+    // LoRA: 10 targeted module kinds in the fixture config; the count is the adapters' sizes.
+    assert_non_null(strstr(out, "LoRA adapters"));
+}
+
+static void test_grad_matches_library(void **s) {
+    (void)s;
+    char out[8192];
+    const char *st_path = "/tmp/mmgpt-test-grad.safetensors";
+    int rc = run(out, sizeof out, "%s grad -m %s/tiny --tokens %s --labels -100,-100,-100,8,9,-100,10,11 --pixels "
+                                  "%s/cli_pixels.npy --out %s", bin(), DIR, read_tokens(), DIR, st_path);
+    printf("%s", out);
+    assert_int_equal(rc, 0);
+    mm_st st;
+    mm_err e = {0};
+    assert_ok(st_open(&st, st_path, &e), &e);
+    const mm_st_tensor *loss = st_find(&st, "loss");
+    assert_non_null(loss);
+    assert_int_equal(loss->ndim, 0);
+    const mm_st_tensor *g = st_find(&st, "base_model.model.model.layers.1.gated_cross_attn_layer.attn.to_q.lora_B.weight");
+    assert_non_null(g);
+    assert_non_null(st_find(&st, "base_model.model.model.layers.0.decoder_layer.self_attn.q_proj.lora_A.weight"));
+    double norm = 0;
+    for (int64_t i = 0; i < g->numel; i++) {
+        float v;
+        memcpy(&v, g->data + 4 * i, 4);
+        norm += (double)v * v;
+    }
+    assert_true(norm > 0);
+    st_close(&st);
+    unlink(st_path);
+    rc = run(out, sizeof out, "%s grad -m %s/tiny --tokens 1,5 --labels -100,-100 --out %s", bin(), DIR, st_path);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "all -100"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_logits_matches_reference),
+        cmocka_unit_test(test_logits_errors),
+        cmocka_unit_test(test_info),
+        cmocka_unit_test(test_grad_matches_library),
+    };
+    return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
+}
