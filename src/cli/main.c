@@ -14,6 +14,7 @@ typedef struct {
 static const command commands[] = {
     {"logits", cmd_logits, "run the forward pass and write logits [tokens, vocab] as .npy"},
     {"info", cmd_info, "print a model's config and tensor summary"},
+    {"train", cmd_train, "LoRA fine-tuning from a JSON config (resumable)"},
     {"grad", cmd_grad, "one forward + backward: write the loss and LoRA gradients (PEFT names)"},
 };
 

@@ -10,6 +10,7 @@
 
 #include "base/rng.h"
 #include "io/file.h"
+#include "io/json.h"
 #include "io/safetensors.h"
 #include "model/names.h"
 
@@ -25,13 +26,11 @@ mm_status adapter_read_config(mm_config *cfg, const char *dir, mm_err *e) {
     uint8_t *buf;
     size_t len;
     MM_TRY(mm_read_file(path, &buf, &len, e));
-    json_object *root = json_tokener_parse((const char *)buf);
+    json_object *root;
+    mm_status ps = json_parse_object((const char *)buf, len, path, &root, e);
     free(buf);
-    if (!root || !json_object_is_type(root, json_type_object)) {
-        if (root)
-            json_object_put(root);
-        return mm_errf(e, MM_ERR_FORMAT, "%s: malformed JSON", path);
-    }
+    if (ps != MM_OK)
+        return ps;
     mm_status s = MM_OK;
     json_object *v;
     if (json_object_object_get_ex(root, "peft_type", &v) && strcmp(json_object_get_string(v), "LORA") != 0)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "io/file.h"
+#include "io/json.h"
 
 static void lora_mmgpt(mm_config *c) {
     static const char *t[] = {"q_proj", "k_proj", "v_proj", "o_proj", "to_q", "to_kv", "to_out", "ff.1", "ff.3"};
@@ -160,17 +161,8 @@ static mm_status read_strings(json_object *o, const char *key, char *dst, int ma
 }
 
 mm_status config_parse(mm_config *c, const char *json, const char *where, mm_err *e) {
-    json_tokener *tk = json_tokener_new();
-    json_object *root = tk ? json_tokener_parse_ex(tk, json, (int)strlen(json)) : NULL;
-    enum json_tokener_error jerr = tk ? json_tokener_get_error(tk) : json_tokener_error_parse_eof;
-    if (tk)
-        json_tokener_free(tk);
-    if (!root || jerr != json_tokener_success || !json_object_is_type(root, json_type_object)) {
-        if (root)
-            json_object_put(root);
-        return mm_errf(e, MM_ERR_FORMAT, "%s: malformed JSON (%s)", where,
-                       jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "expected an object");
-    }
+    json_object *root;
+    MM_TRY(json_parse_object(json, strlen(json), where, &root, e));
     mm_status s = MM_OK;
     json_object *p;
     const char *preset = "openflamingo-9b";

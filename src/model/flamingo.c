@@ -22,14 +22,8 @@ static size_t layer_scratch(const mm_config *c, int BT, int n_lat, int training)
     return max_sz(l, x);
 }
 
-mm_status acts_alloc(mm_acts *a, const mm_config *c, int B, int T, int n_images, int training, mm_err *e) {
-    memset(a, 0, sizeof *a);
-    if (B <= 0 || T <= 0 || n_images < 0)
-        return mm_errf(e, MM_ERR_ARG, "batch shape B=%d T=%d images=%d is invalid", B, T, n_images);
-    a->B = B;
-    a->T = T;
-    a->n_images = n_images;
-    a->training = training;
+// Lays out the activation views for (B, T, n_images) from mem (NULL: only sizes); returns the bytes.
+static size_t acts_layout(mm_acts *a, const mm_config *c, int B, int T, int n_images, int training, char *mem) {
     size_t BT = (size_t)B * T, np = (size_t)(c->vis_image_size / c->vis_patch) * (c->vis_image_size / c->vis_patch);
     size_t W = (size_t)c->vis_width, nl = (size_t)c->perc_latents;
     size_t scratch = layer_scratch(c, (int)BT, (int)(n_images * nl), training);
@@ -40,28 +34,48 @@ mm_status acts_alloc(mm_acts *a, const mm_config *c, int B, int T, int n_images,
     size_t floats[] = {(size_t)n_images * np * W, (size_t)n_images * nl * W, ((size_t)c->n_layers + 1) * BT * c->dim,
                        BT * (size_t)c->vocab, scratch};
     size_t ints[] = {BT, BT, (size_t)B, (size_t)B};
-    size_t total = 0;
-    for (size_t i = 0; i < 5; i++)
-        total += (floats[i] * 4 + 63) / 64 * 64;
-    for (size_t i = 0; i < 4; i++)
-        total += (ints[i] * 4 + 63) / 64 * 64;
+    float **fv[] = {&a->vis_tokens, &a->latents, &a->layer_out, &a->logits, &a->scratch};
+    int32_t **iv[] = {&a->q_media, &a->pos, &a->kv_start, &a->kv_len};
+    size_t off = 0;
+    for (size_t i = 0; i < 5; i++) {
+        if (mem)
+            *fv[i] = (float *)(mem + off);
+        off += (floats[i] * 4 + 63) / 64 * 64;
+    }
+    for (size_t i = 0; i < 4; i++) {
+        if (mem)
+            *iv[i] = (int32_t *)(mem + off);
+        off += (ints[i] * 4 + 63) / 64 * 64;
+    }
+    if (mem) {
+        a->B = B, a->T = T, a->n_images = n_images, a->training = training;
+        a->scratch_floats = scratch;
+    }
+    return off;
+}
+
+mm_status acts_alloc(mm_acts *a, const mm_config *c, int B, int T, int n_images, int training, mm_err *e) {
+    memset(a, 0, sizeof *a);
+    if (B <= 0 || T <= 0 || n_images < 0)
+        return mm_errf(e, MM_ERR_ARG, "batch shape B=%d T=%d images=%d is invalid", B, T, n_images);
+    size_t total = acts_layout(a, c, B, T, n_images, training, NULL);
     a->mem = aligned_alloc(64, total);
     if (!a->mem)
         return mm_errf(e, MM_ERR_NOMEM, "out of memory planning activations (%.1f MB for B=%d T=%d images=%d)",
                        (double)total / 1e6, B, T, n_images);
     a->bytes = total;
-    char *p = a->mem;
-    float **fv[] = {&a->vis_tokens, &a->latents, &a->layer_out, &a->logits, &a->scratch};
-    for (size_t i = 0; i < 5; i++) {
-        *fv[i] = (float *)p;
-        p += (floats[i] * 4 + 63) / 64 * 64;
-    }
-    int32_t **iv[] = {&a->q_media, &a->pos, &a->kv_start, &a->kv_len};
-    for (size_t i = 0; i < 4; i++) {
-        *iv[i] = (int32_t *)p;
-        p += (ints[i] * 4 + 63) / 64 * 64;
-    }
-    a->scratch_floats = scratch;
+    acts_layout(a, c, B, T, n_images, training, a->mem);
+    return MM_OK;
+}
+
+mm_status acts_reshape(mm_acts *a, const mm_config *c, int B, int T, int n_images, mm_err *e) {
+    if (B <= 0 || T <= 0 || n_images < 0)
+        return mm_errf(e, MM_ERR_ARG, "batch shape B=%d T=%d images=%d is invalid", B, T, n_images);
+    size_t need = acts_layout(a, c, B, T, n_images, a->training, NULL);
+    if (need > a->bytes)
+        return mm_errf(e, MM_ERR_ARG, "batch B=%d T=%d images=%d needs %.1f MB of activations; %.1f MB were planned", B, T,
+                       n_images, (double)need / 1e6, (double)a->bytes / 1e6);
+    acts_layout(a, c, B, T, n_images, a->training, a->mem);
     return MM_OK;
 }
 
@@ -196,6 +210,39 @@ long flamingo_count_targets(const int32_t *labels, int B, int T) {
     return n;
 }
 
+// Writes the shifted targets (labels[t+1], -1 where not counted) into target and returns their count.
+static long shift_targets(int32_t *target, const int32_t *labels, int B, int T) {
+    long count = 0;
+    for (int s = 0; s < B; s++)
+        for (int t = 0; t < T; t++) {
+            int32_t l = t + 1 < T ? labels[(size_t)s * T + t + 1] : -100;
+            target[(size_t)s * T + t] = l >= 0 ? l : -1;
+            count += l >= 0;
+        }
+    return count;
+}
+
+static mm_status check_labels(const mm_config *c, const int32_t *labels, int B, int T, mm_err *e) {
+    for (long i = 0; i < (long)B * T; i++)
+        if (labels[i] != -100 && (labels[i] < 0 || labels[i] >= c->vocab))
+            return mm_errf(e, MM_ERR_ARG, "label %d at sequence %ld position %ld is neither -100 nor a token id",
+                           labels[i], i / T, i % T);
+    return MM_OK;
+}
+
+mm_status flamingo_loss(const mm_model *m, const mm_batch *b, const int32_t *labels, mm_acts *a, double *loss_sum,
+                        long *n_tokens, mm_err *e) {
+    MM_TRY(check_labels(&m->w.cfg, labels, b->B, b->T, e));
+    uint8_t *seq_on;
+    layer_bufs lb;
+    MM_TRY(forward_common(m, b, a, &seq_on, &lb, e));
+    free(seq_on);
+    int32_t *target = a->pos; // positions are no longer needed once the logits exist
+    *n_tokens = shift_targets(target, labels, b->B, b->T);
+    *loss_sum = m->ops->cross_entropy(a->logits, target, b->B * b->T, m->w.cfg.vocab, 0.0f);
+    return MM_OK;
+}
+
 mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int32_t *labels, mm_acts *a,
                                  float *grads, float scale, double *loss_sum, long *n_tokens, mm_err *e) {
     const mm_config *c = &m->w.cfg;
@@ -203,21 +250,13 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
     if (!a->training)
         return mm_errf(e, MM_ERR_ARG, "activations were planned for inference; plan them with training = 1");
     int B = b->B, T = b->T, BT = B * T, D = c->dim;
-    for (long i = 0; i < (long)BT; i++)
-        if (labels[i] != -100 && (labels[i] < 0 || labels[i] >= c->vocab))
-            return mm_errf(e, MM_ERR_ARG, "label %d at sequence %ld position %ld is neither -100 nor a token id",
-                           labels[i], i / T, i % T);
+    MM_TRY(check_labels(c, labels, B, T, e));
     uint8_t *seq_on;
     layer_bufs lb;
     MM_TRY(forward_common(m, b, a, &seq_on, &lb, e));
     // Targets: position t predicts labels[t+1]; the last position predicts nothing.
     int32_t *target = (int32_t *)lb.dx; // borrowed until the head's backward fills dx
-    for (int s = 0; s < B; s++)
-        for (int t = 0; t < T; t++)
-            target[(size_t)s * T + t] = t + 1 < T && labels[(size_t)s * T + t + 1] >= 0 ? labels[(size_t)s * T + t + 1] : -1;
-    long count = 0;
-    for (int i = 0; i < BT; i++)
-        count += target[i] >= 0;
+    long count = shift_targets(target, labels, B, T);
     *loss_sum = ops->cross_entropy(a->logits, target, BT, c->vocab, scale);
     *n_tokens = count;
     // Head: logits = RMSNorm(x_L) @ lm_head^T, lm_head frozen.

@@ -60,6 +60,8 @@ typedef struct {
 
 // Plans and allocates the activations for a batch shape (training: also the backward's buffers).
 mm_status acts_alloc(mm_acts *a, const mm_config *cfg, int B, int T, int n_images, int training, mm_err *e);
+// Re-plans planned activations for a smaller or equal batch shape (no allocation).
+mm_status acts_reshape(mm_acts *a, const mm_config *cfg, int B, int T, int n_images, mm_err *e);
 void acts_free(mm_acts *a);
 
 // Computes a->logits (and every stage's output in a) for the batch. Checks ids against the
@@ -73,6 +75,9 @@ mm_status flamingo_forward(const mm_model *m, const mm_batch *batch, mm_acts *a,
 // gives upstream's mean). a must be planned with training = 1.
 mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int32_t *labels, mm_acts *a,
                                  float *grads, float scale, double *loss_sum, long *n_tokens, mm_err *e);
+// Forward and loss only (evaluation): the summed loss and the counted tokens.
+mm_status flamingo_loss(const mm_model *m, const mm_batch *b, const int32_t *labels, mm_acts *a, double *loss_sum,
+                        long *n_tokens, mm_err *e);
 // Counts the positions whose next-token label is counted (labels[t+1] != -100).
 long flamingo_count_targets(const int32_t *labels, int B, int T);
 

@@ -1,0 +1,113 @@
+// mmgpt train: LoRA fine-tuning from a JSON config, with a progress line, a JSONL log and resumable
+// checkpoints.
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "train/trainer.h"
+
+static const char *usage_text =
+    "usage: mmgpt train --config TRAIN.json\n"
+    "       mmgpt train --resume DIR        (a checkpoint-N directory, or an out_dir: its latest checkpoint)\n"
+    "  Fine-tunes LoRA adapters. The config's keys are documented in src/train/train_config.h; defaults\n"
+    "  are Multimodal-GPT's. Writes out_dir/log.jsonl (one line per step) and out_dir/checkpoint-STEP/\n"
+    "  (adapter_model.safetensors + adapter_config.json in PEFT's format, and the optimizer state).\n";
+
+static void fmt_time(char *b, size_t n, double s) {
+    if (s < 60)
+        snprintf(b, n, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(b, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(b, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+}
+
+static void progress(const mm_train_report *r, void *user) {
+    int tty = *(int *)user;
+    char eta[32];
+    fmt_time(eta, sizeof eta, r->eta_s);
+    int width = 24, fill = (int)(width * r->step / (r->total_steps ? r->total_steps : 1));
+    char bar[32];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    fprintf(stderr, "%s[%s] step %ld/%ld  loss %.4f  lr %.3g  %.0f tok/s  eta %s%s", tty ? "\r" : "", bar, r->step,
+            r->total_steps, r->loss, (double)r->lr, r->tokens_per_s, eta, tty ? "\033[K" : "\n");
+    if (r->evaluated)
+        fprintf(stderr, "%seval loss %.4f at step %ld\n", tty ? "\n" : "", r->eval_loss, r->step);
+    if (r->saved)
+        fprintf(stderr, "%ssaved %s\n", tty ? "\n" : "", r->saved);
+}
+
+// An out_dir given to --resume means its highest checkpoint-N.
+static int latest_checkpoint(const char *dir, char *out, size_t n) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    long best = -1;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        long k;
+        char tail;
+        if (sscanf(de->d_name, "checkpoint-%ld%c", &k, &tail) == 1 && k > best)
+            best = k;
+    }
+    closedir(d);
+    if (best < 0)
+        return 0;
+    snprintf(out, n, "%s/checkpoint-%ld", dir, best);
+    return 1;
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *config = NULL, *resume = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            config = argv[++i];
+        } else if (!strcmp(argv[i], "--resume") && i + 1 < argc) {
+            resume = argv[++i];
+        } else {
+            fputs(usage_text, stderr);
+            return cli_usage("train", "unknown or incomplete option '%s'", argv[i]);
+        }
+    }
+    if (!config == !resume) {
+        fputs(usage_text, stderr);
+        return cli_usage("train", "needs exactly one of --config or --resume");
+    }
+    mm_err e = {0};
+    mm_train_config cfg;
+    char ckpt[4096];
+    if (resume) {
+        char probe[4200];
+        snprintf(probe, sizeof probe, "%s/trainer_state.safetensors", resume);
+        if (access(probe, R_OK) == 0)
+            snprintf(ckpt, sizeof ckpt, "%s", resume);
+        else if (!latest_checkpoint(resume, ckpt, sizeof ckpt)) {
+            mm_errf(&e, MM_ERR_IO, "%s: neither a checkpoint directory nor an out_dir with checkpoint-N inside", resume);
+            return cli_fail(&e);
+        }
+        if (trainer_checkpoint_config(&cfg, ckpt, &e) != MM_OK)
+            return cli_fail(&e);
+    } else if (train_config_load(&cfg, config, &e) != MM_OK) {
+        return cli_fail(&e);
+    }
+    mm_trainer *t;
+    if (trainer_open(&t, &cfg, resume ? ckpt : NULL, &e) != MM_OK)
+        return cli_fail(&e);
+    const mm_model *m = trainer_model(t);
+    fprintf(stderr, "training %zu LoRA parameters (r=%d, alpha=%g) of %s%s%s\n", m->w.n_trainable, m->w.cfg.lora_r,
+            (double)m->w.cfg.lora_alpha, cfg.model, resume ? ", resuming from " : "", resume ? ckpt : "");
+    int tty = isatty(2);
+    mm_status s = trainer_run(t, 0, progress, &tty, &e);
+    if (tty)
+        fprintf(stderr, "\n");
+    trainer_close(t);
+    return s == MM_OK ? 0 : cli_fail(&e);
+}

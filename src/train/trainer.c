@@ -1,0 +1,377 @@
+#include "train/trainer.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/rng.h"
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "model/adapter.h"
+#include "train/optim.h"
+#include "train/token_data.h"
+
+struct mm_trainer {
+    mm_train_config cfg;
+    mm_model m;
+    mm_token_data train, eval;
+    mm_adamw opt;
+    mm_acts acts;
+    float *grads, *pixels;
+    int32_t *tokens, *labels, *ips;
+    uint8_t *mask;
+    int32_t *perm;           // this epoch's order of the training records
+    long step, total;
+    int epoch;
+    long pos;                // next index into perm
+    int max_images;          // most images in one batch
+};
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+// The epoch's order is a function of (seed, epoch) only, so a resumed run rebuilds it.
+static void make_perm(mm_trainer *t) {
+    mm_rng r;
+    rng_seed(&r, t->cfg.seed * 1000003ull + (uint64_t)t->epoch);
+    for (int i = 0; i < t->train.n; i++)
+        t->perm[i] = i;
+    for (int i = t->train.n - 1; i > 0; i--) {
+        int j = (int)rng_below(&r, (uint64_t)i + 1), x = t->perm[i];
+        t->perm[i] = t->perm[j];
+        t->perm[j] = x;
+    }
+}
+
+// Fills the batch buffers from records idx[0..B), right-padded to the longest.
+static mm_status assemble(mm_trainer *t, mm_token_data *d, const int32_t *idx, int B, mm_batch *b, mm_err *e) {
+    const mm_config *c = &t->m.w.cfg;
+    int T = 0, n_img = 0;
+    for (int i = 0; i < B; i++) {
+        const mm_record *r = &d->rec[idx[i]];
+        T = r->n > T ? r->n : T;
+        n_img += r->n_images;
+    }
+    size_t per = (size_t)3 * c->vis_image_size * c->vis_image_size;
+    for (int i = 0, img = 0; i < B; i++) {
+        const mm_record *r = &d->rec[idx[i]];
+        for (int j = 0; j < T; j++) {
+            int in = j < r->n;
+            t->tokens[(size_t)i * T + j] = in ? r->tokens[j] : (c->pad_id >= 0 && c->pad_id < c->vocab ? c->pad_id : 0);
+            t->labels[(size_t)i * T + j] = in ? r->labels[j] : -100;
+            t->mask[(size_t)i * T + j] = (uint8_t)in;
+        }
+        t->ips[i] = r->n_images;
+        MM_TRY(token_data_pixels(r, c->vis_image_size, t->pixels + per * (size_t)img, e));
+        img += r->n_images;
+    }
+    *b = (mm_batch){.B = B, .T = T, .tokens = t->tokens, .attn_mask = t->mask, .n_images = n_img, .pixels = t->pixels,
+                    .images_per_seq = t->ips};
+    return acts_reshape(&t->acts, c, B, T, n_img, e);
+}
+
+static long planned_steps(const mm_train_config *c, int n_records) {
+    if (c->steps > 0)
+        return c->steps;
+    long per_epoch = n_records / c->batch_size; // drop_last, as upstream's sampler
+    long s = per_epoch * c->epochs / c->grad_accum;
+    return s > 0 ? s : 1;
+}
+
+static mm_status load_state(mm_trainer *t, const char *dir, mm_err *e) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/trainer_state.safetensors", dir);
+    mm_st st;
+    MM_TRY(st_open(&st, path, e));
+    const mm_st_tensor *m = st_find(&st, "adamw.m"), *v = st_find(&st, "adamw.v"), *s = st_find(&st, "state");
+    mm_status r = MM_OK;
+    if (!m || !v || !s || m->dtype != MM_F32 || v->dtype != MM_F32 || s->dtype != MM_I64 || s->numel != 4 ||
+        (size_t)m->numel != t->opt.n || (size_t)v->numel != t->opt.n) {
+        r = mm_errf(e, MM_ERR_FORMAT, "%s: not a trainer state for this model (optimizer sizes differ or fields missing)", path);
+    } else {
+        memcpy(t->opt.m, m->data, m->nbytes);
+        memcpy(t->opt.v, v->data, v->nbytes);
+        int64_t sv[4];
+        memcpy(sv, s->data, sizeof sv);
+        t->step = sv[0], t->epoch = (int)sv[1], t->pos = sv[2], t->opt.step = sv[3];
+        if (t->pos < 0 || t->pos > t->train.n || t->epoch < 0)
+            r = mm_errf(e, MM_ERR_FORMAT, "%s: data position %ld is outside the %d training records", path, t->pos, t->train.n);
+    }
+    st_close(&st);
+    return r;
+}
+
+mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char *resume_dir, mm_err *e) {
+    *out = NULL;
+    mm_trainer *t = calloc(1, sizeof *t);
+    if (!t)
+        return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    t->cfg = *cfg;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", cfg->model);
+    mm_config mc;
+    mm_status s = config_load(&mc, path, e);
+    if (s == MM_OK) {
+        train_config_apply_lora(cfg, &mc);
+        mm_load_opts lo = {.seed = cfg->seed};
+        if (resume_dir)
+            lo.adapter = resume_dir;
+        else if (cfg->adapter[0])
+            lo.adapter = cfg->adapter;
+        else
+            lo.fresh_lora = 1;
+        s = model_load_st(&t->m, &mc, cfg->model, &lo, e);
+    }
+    if (s == MM_OK && t->m.w.n_trainable == 0)
+        s = mm_errf(e, MM_ERR_ARG, "%s: nothing to train: no LoRA targets (give \"lora\" in the train config)", cfg->model);
+    const mm_config *c = &t->m.w.cfg;
+    if (s == MM_OK)
+        s = token_data_load(&t->train, cfg->train_data, c, e);
+    if (s == MM_OK && cfg->eval_data[0])
+        s = token_data_load(&t->eval, cfg->eval_data, c, e);
+    if (s == MM_OK && t->train.n < cfg->batch_size)
+        s = mm_errf(e, MM_ERR_ARG, "%s: %d records is fewer than one batch of %d", cfg->train_data, t->train.n,
+                    cfg->batch_size);
+    mm_adamw_cfg oc = {.beta1 = cfg->beta1, .beta2 = cfg->beta2, .eps = cfg->eps, .weight_decay = cfg->weight_decay};
+    if (s == MM_OK)
+        s = adamw_init(&t->opt, &t->m.w, &oc, e);
+    if (s == MM_OK) {
+        // Plan for the worst batch: the longest records and the most images.
+        int maxlen = (int)(t->train.max_len > t->eval.max_len ? t->train.max_len : t->eval.max_len), maxi = 0;
+        for (int i = 0; i < t->train.n; i++)
+            maxi = t->train.rec[i].n_images > maxi ? t->train.rec[i].n_images : maxi;
+        for (int i = 0; i < t->eval.n; i++)
+            maxi = t->eval.rec[i].n_images > maxi ? t->eval.rec[i].n_images : maxi;
+        int B = cfg->batch_size;
+        t->max_images = maxi * B;
+        size_t BT = (size_t)B * maxlen;
+        t->grads = calloc(t->m.w.n_trainable, sizeof(float));
+        t->pixels = malloc(sizeof(float) * 3 * (size_t)c->vis_image_size * c->vis_image_size * (size_t)(t->max_images + 1));
+        t->tokens = malloc(sizeof(int32_t) * BT);
+        t->labels = malloc(sizeof(int32_t) * BT);
+        t->mask = malloc(BT);
+        t->ips = malloc(sizeof(int32_t) * (size_t)B);
+        t->perm = malloc(sizeof(int32_t) * (size_t)t->train.n);
+        if (!t->grads || !t->pixels || !t->tokens || !t->labels || !t->mask || !t->ips || !t->perm)
+            s = mm_errf(e, MM_ERR_NOMEM, "out of memory for training buffers");
+        if (s == MM_OK)
+            s = acts_alloc(&t->acts, c, B, maxlen, t->max_images, 1, e);
+    }
+    t->total = planned_steps(cfg, t->train.n);
+    if (s == MM_OK && resume_dir)
+        s = load_state(t, resume_dir, e);
+    if (s == MM_OK)
+        make_perm(t);
+    if (s == MM_OK && mkdir(cfg->out_dir, 0755) != 0 && errno != EEXIST)
+        s = mm_errf(e, MM_ERR_IO, "%s: cannot create the output directory: %s", cfg->out_dir, strerror(errno));
+    if (s != MM_OK) {
+        trainer_close(t);
+        return s;
+    }
+    *out = t;
+    return MM_OK;
+}
+
+void trainer_close(mm_trainer *t) {
+    if (!t)
+        return;
+    model_free(&t->m);
+    token_data_free(&t->train);
+    token_data_free(&t->eval);
+    adamw_free(&t->opt);
+    acts_free(&t->acts);
+    free(t->grads);
+    free(t->pixels);
+    free(t->tokens);
+    free(t->labels);
+    free(t->mask);
+    free(t->ips);
+    free(t->perm);
+    free(t);
+}
+
+const mm_model *trainer_model(const mm_trainer *t) { return &t->m; }
+long trainer_step(const mm_trainer *t) { return t->step; }
+
+static mm_status evaluate(mm_trainer *t, double *mean, mm_err *e) {
+    double sum = 0;
+    long count = 0;
+    for (int i = 0; i < t->eval.n; i++) {
+        mm_batch b;
+        int32_t idx = i;
+        MM_TRY(assemble(t, &t->eval, &idx, 1, &b, e));
+        double s;
+        long n;
+        MM_TRY(flamingo_loss(&t->m, &b, t->labels, &t->acts, &s, &n, e));
+        sum += s;
+        count += n;
+    }
+    *mean = count ? sum / (double)count : 0;
+    return MM_OK;
+}
+
+static mm_status write_config_json(const mm_train_config *c, const char *path, mm_err *e) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "model", json_object_new_string(c->model));
+    json_object_object_add(o, "adapter", c->adapter[0] ? json_object_new_string(c->adapter) : NULL);
+    json_object_object_add(o, "train_data", json_object_new_string(c->train_data));
+    json_object_object_add(o, "eval_data", c->eval_data[0] ? json_object_new_string(c->eval_data) : NULL);
+    json_object_object_add(o, "out_dir", json_object_new_string(c->out_dir));
+    json_object_object_add(o, "batch_size", json_object_new_int(c->batch_size));
+    json_object_object_add(o, "grad_accum", json_object_new_int(c->grad_accum));
+    json_object_object_add(o, "lr", json_object_new_double(c->lr));
+    json_object_object_add(o, "schedule", json_object_new_string(schedule_name(c->schedule)));
+    json_object_object_add(o, "warmup_steps", json_object_new_int64(c->warmup));
+    if (c->steps > 0)
+        json_object_object_add(o, "steps", json_object_new_int64(c->steps));
+    else
+        json_object_object_add(o, "epochs", json_object_new_int(c->epochs));
+    json_object_object_add(o, "seed", json_object_new_int64((int64_t)c->seed));
+    json_object_object_add(o, "weight_decay", json_object_new_double(c->weight_decay));
+    json_object *betas = json_object_new_array();
+    json_object_array_add(betas, json_object_new_double(c->beta1));
+    json_object_array_add(betas, json_object_new_double(c->beta2));
+    json_object_object_add(o, "betas", betas);
+    json_object_object_add(o, "eps", json_object_new_double(c->eps));
+    json_object_object_add(o, "max_grad_norm", json_object_new_double(c->max_grad_norm));
+    json_object_object_add(o, "clip_each_micro_step", json_object_new_boolean(c->clip_each_micro));
+    json_object_object_add(o, "eval_every", json_object_new_int64(c->eval_every));
+    json_object_object_add(o, "save_every", json_object_new_int64(c->save_every));
+    json_object_object_add(o, "log_every", json_object_new_int64(c->log_every));
+    if (c->has_lora) {
+        json_object *l = json_object_new_object(), *tg = json_object_new_array(), *sc = json_object_new_array();
+        json_object_object_add(l, "r", json_object_new_int(c->lora_r));
+        json_object_object_add(l, "alpha", json_object_new_double(c->lora_alpha));
+        for (int i = 0; i < c->n_lora_targets; i++)
+            json_object_array_add(tg, json_object_new_string(c->lora_targets[i]));
+        for (int i = 0; i < c->n_lora_scopes; i++)
+            json_object_array_add(sc, json_object_new_string(c->lora_scopes[i]));
+        json_object_object_add(l, "targets", tg);
+        json_object_object_add(l, "scope", sc);
+        json_object_object_add(o, "lora", l);
+    }
+    const char *js = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
+    mm_status s = mm_write_file_atomic(path, js, strlen(js), e);
+    json_object_put(o);
+    return s;
+}
+
+mm_status trainer_save(mm_trainer *t, const char *dir, mm_err *e) {
+    char tmp[4096], path[4400];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
+    MM_TRY(adapter_save(&t->m, tmp, e));
+    int64_t state[4] = {t->step, t->epoch, t->pos, t->opt.step};
+    mm_st_write_tensor st[] = {
+        {.name = "adamw.m", .dtype = MM_F32, .ndim = 1, .shape = {(int64_t)t->opt.n}, .data = t->opt.m},
+        {.name = "adamw.v", .dtype = MM_F32, .ndim = 1, .shape = {(int64_t)t->opt.n}, .data = t->opt.v},
+        {.name = "state", .dtype = MM_I64, .ndim = 1, .shape = {4}, .data = state},
+    };
+    static const char *meta[] = {"format", "mmgpt trainer state: state = [step, epoch, position in epoch, adamw step]"};
+    snprintf(path, sizeof path, "%s/trainer_state.safetensors", tmp);
+    MM_TRY(st_write(path, st, 3, meta, 1, e));
+    snprintf(path, sizeof path, "%s/train_config.json", tmp);
+    MM_TRY(write_config_json(&t->cfg, path, e));
+    // Replace an older checkpoint of the same name only once the new one is complete.
+    char old[4200];
+    snprintf(old, sizeof old, "%s.old.%ld", dir, (long)getpid());
+    struct stat sb;
+    int had = stat(dir, &sb) == 0 && rename(dir, old) == 0;
+    if (rename(tmp, dir) != 0)
+        return mm_errf(e, MM_ERR_IO, "%s: cannot move the checkpoint into place: %s", dir, strerror(errno));
+    if (had) {
+        static const char *files[] = {"adapter_model.safetensors", "adapter_config.json", "trainer_state.safetensors",
+                                      "train_config.json"};
+        for (int i = 0; i < 4; i++) {
+            snprintf(path, sizeof path, "%s/%s", old, files[i]);
+            unlink(path);
+        }
+        rmdir(old);
+    }
+    return MM_OK;
+}
+
+mm_status trainer_checkpoint_config(mm_train_config *cfg, const char *dir, mm_err *e) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/train_config.json", dir);
+    return train_config_load(cfg, path, e);
+}
+
+static void log_step(const mm_trainer *t, const mm_train_report *r) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/log.jsonl", t->cfg.out_dir);
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return;
+    fprintf(f, "{\"step\": %ld, \"epoch\": %d, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %ld, "
+               "\"tokens_per_s\": %.1f, \"elapsed_s\": %.3f",
+            r->step, r->epoch, r->loss, (double)r->lr, r->grad_norm, r->tokens, r->tokens_per_s, r->elapsed_s);
+    if (r->evaluated)
+        fprintf(f, ", \"eval_loss\": %.9g", r->eval_loss);
+    fprintf(f, "}\n");
+    fclose(f);
+}
+
+mm_status trainer_run(mm_trainer *t, long max_steps, mm_train_cb cb, void *user, mm_err *e) {
+    const mm_train_config *c = &t->cfg;
+    double start = now_s();
+    long done = 0;
+    while (t->step < t->total && (max_steps <= 0 || done < max_steps)) {
+        double t0 = now_s(), loss = 0, norm = 0;
+        long tokens = 0;
+        memset(t->grads, 0, sizeof(float) * t->m.w.n_trainable);
+        for (int micro = 0; micro < c->grad_accum; micro++) {
+            if (t->pos + c->batch_size > t->train.n) {
+                t->epoch++;
+                t->pos = 0;
+                make_perm(t);
+            }
+            mm_batch b;
+            MM_TRY(assemble(t, &t->train, t->perm + t->pos, c->batch_size, &b, e));
+            t->pos += c->batch_size;
+            long n = flamingo_count_targets(t->labels, b.B, b.T);
+            double sum;
+            long counted;
+            // Mean over the micro-batch's tokens, divided by the accumulation count (as upstream).
+            float scale = 1.0f / ((float)(n ? n : 1) * (float)c->grad_accum);
+            MM_TRY(flamingo_loss_backward(&t->m, &b, t->labels, &t->acts, t->grads, scale, &sum, &counted, e));
+            loss += (counted ? sum / (double)counted : 0) / c->grad_accum;
+            tokens += counted;
+            if (c->clip_each_micro && c->max_grad_norm > 0)
+                norm = grad_clip_norm(t->grads, t->m.w.n_trainable, c->max_grad_norm);
+        }
+        if (!c->clip_each_micro && c->max_grad_norm > 0)
+            norm = grad_clip_norm(t->grads, t->m.w.n_trainable, c->max_grad_norm);
+        float lr = schedule_lr(c->schedule, c->lr, t->step, c->warmup, t->total);
+        adamw_step(&t->opt, t->m.w.trainable, t->grads, lr);
+        t->step++;
+        done++;
+        double t1 = now_s();
+        mm_train_report r = {.step = t->step, .total_steps = t->total, .epoch = t->epoch, .loss = loss, .grad_norm = norm,
+                             .lr = lr, .tokens = tokens, .tokens_per_s = tokens / (t1 - t0 > 0 ? t1 - t0 : 1e-9),
+                             .elapsed_s = t1 - start};
+        r.eta_s = r.elapsed_s / (double)done * (double)(t->total - t->step);
+        if (c->eval_every > 0 && t->eval.n && (t->step % c->eval_every == 0 || t->step == t->total)) {
+            MM_TRY(evaluate(t, &r.eval_loss, e));
+            r.evaluated = 1;
+        }
+        char dir[4200];
+        if ((c->save_every > 0 && t->step % c->save_every == 0) || t->step == t->total) {
+            snprintf(dir, sizeof dir, "%s/checkpoint-%ld", c->out_dir, t->step);
+            MM_TRY(trainer_save(t, dir, e));
+            r.saved = dir;
+        }
+        if (t->step % c->log_every == 0 || t->step == t->total || r.evaluated)
+            log_step(t, &r);
+        if (cb)
+            cb(&r, user);
+    }
+    return MM_OK;
+}

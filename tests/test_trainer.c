@@ -1,0 +1,191 @@
+// The training loop: a run stopped at step k and resumed gives the same losses and the same
+// adapters, bit for bit, as an uninterrupted run; the schedules are Hugging Face's; bad configs
+// fail at start-up with a message naming the key.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/npy.h"
+#include "io/safetensors.h"
+#include "testutil.h"
+#include "train/schedule.h"
+#include "train/trainer.h"
+
+#define FX "tests/fixtures/forward"
+
+static char workdir[64];
+
+// Writes the training fixture's three sequences as token records (+ pixels) into workdir.
+static void write_data(void) {
+    strcpy(workdir, "/tmp/mmgpt-test-trainer-XXXXXX");
+    assert_non_null(mkdtemp(workdir));
+    mm_st st;
+    mm_err e = {0};
+    assert_ok(st_open(&st, FX "/train.safetensors", &e), &e);
+    const mm_st_tensor *tk = st_find(&st, "tokens"), *lb = st_find(&st, "labels"), *mk = st_find(&st, "attn_mask");
+    const mm_st_tensor *px = st_find(&st, "pixels"), *ip = st_find(&st, "images_per_seq");
+    int B = (int)tk->shape[0], T = (int)tk->shape[1], S = (int)px->shape[2];
+    char path[256];
+    snprintf(path, sizeof path, "%s/train.jsonl", workdir);
+    FILE *f = fopen(path, "w");
+    size_t per = (size_t)3 * S * S;
+    int img = 0;
+    for (int rep = 0; rep < 2; rep++) {
+        img = 0;
+        for (int b = 0; b < B; b++) {
+            int32_t n_img, tok, lab;
+            memcpy(&n_img, ip->data + 4 * b, 4);
+            fprintf(f, "{\"tokens\": [");
+            int first = 1;
+            for (int t = 0; t < T; t++) {
+                if (!mk->data[b * T + t])
+                    continue;
+                memcpy(&tok, tk->data + 4 * (b * T + t), 4);
+                fprintf(f, "%s%d", first ? "" : ", ", tok);
+                first = 0;
+            }
+            fprintf(f, "], \"labels\": [");
+            first = 1;
+            for (int t = 0; t < T; t++) {
+                if (!mk->data[b * T + t])
+                    continue;
+                memcpy(&lab, lb->data + 4 * (b * T + t), 4);
+                fprintf(f, "%s%d", first ? "" : ", ", lab);
+                first = 0;
+            }
+            fprintf(f, "]");
+            if (n_img) {
+                char npy[256];
+                snprintf(npy, sizeof npy, "%s/px%d.npy", workdir, b);
+                float *buf = malloc(sizeof(float) * per * (size_t)n_img);
+                memcpy(buf, px->data + sizeof(float) * per * (size_t)img, sizeof(float) * per * (size_t)n_img);
+                int64_t shape[4] = {n_img, 3, S, S};
+                assert_ok(mm_npy_write(npy, MM_NPY_F32, buf, 4, shape, &e), &e);
+                free(buf);
+                fprintf(f, ", \"pixels\": \"px%d.npy\"", b);
+            }
+            img += n_img;
+            fprintf(f, "}\n");
+        }
+    }
+    fclose(f);
+    st_close(&st);
+}
+
+static void write_config(const char *name, const char *out, const char *extra) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", workdir, name);
+    FILE *f = fopen(path, "w");
+    fprintf(f,
+            "{\"model\": \"" FX "/tiny\", \"train_data\": \"%s/train.jsonl\", \"eval_data\": \"%s/train.jsonl\", "
+            "\"out_dir\": \"%s/%s\", \"batch_size\": 2, \"grad_accum\": 2, \"lr\": 0.01, \"warmup_steps\": 2, "
+            "\"schedule\": \"cosine\", \"steps\": 6, \"seed\": 7, \"eval_every\": 3%s}",
+            workdir, workdir, workdir, out, extra);
+    fclose(f);
+}
+
+static void cleanup(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", workdir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static double losses[2][8];
+static void record(const mm_train_report *r, void *user) {
+    double *l = user;
+    l[r->step] = r->loss;
+}
+
+static void test_resume_is_bit_exact(void **s) {
+    (void)s;
+    write_data();
+    write_config("a.json", "a", "");
+    write_config("b.json", "b", "");
+    mm_err e = {0};
+    mm_train_config ca, cb;
+    char path[256];
+    snprintf(path, sizeof path, "%s/a.json", workdir);
+    assert_ok(train_config_load(&ca, path, &e), &e);
+    snprintf(path, sizeof path, "%s/b.json", workdir);
+    assert_ok(train_config_load(&cb, path, &e), &e);
+    mm_trainer *ta, *tb;
+    assert_ok(trainer_open(&ta, &ca, NULL, &e), &e);
+    assert_ok(trainer_run(ta, 0, record, losses[0], &e), &e);
+    assert_int_equal(trainer_step(ta), 6);
+    // The same run stopped after 3 steps, saved, closed, and resumed in a new trainer.
+    assert_ok(trainer_open(&tb, &cb, NULL, &e), &e);
+    assert_ok(trainer_run(tb, 3, record, losses[1], &e), &e);
+    char ck[256];
+    snprintf(ck, sizeof ck, "%s/b/checkpoint-3", workdir);
+    assert_ok(trainer_save(tb, ck, &e), &e);
+    trainer_close(tb);
+    mm_train_config cr;
+    assert_ok(trainer_checkpoint_config(&cr, ck, &e), &e);
+    assert_ok(trainer_open(&tb, &cr, ck, &e), &e);
+    assert_int_equal(trainer_step(tb), 3);
+    assert_ok(trainer_run(tb, 0, record, losses[1], &e), &e);
+    for (int i = 1; i <= 6; i++) {
+        printf("mmgpt-test: step %d loss %.9f resumed %.9f\n", i, losses[0][i], losses[1][i]);
+        assert_memory_equal(&losses[0][i], &losses[1][i], sizeof(double));
+    }
+    assert_true(losses[0][6] < losses[0][1]);
+    const mm_model *ma = trainer_model(ta), *mb = trainer_model(tb);
+    assert_int_equal(ma->w.n_trainable, mb->w.n_trainable);
+    assert_memory_equal(ma->w.trainable, mb->w.trainable, sizeof(float) * ma->w.n_trainable);
+    trainer_close(ta);
+    trainer_close(tb);
+    // The final checkpoint and the log exist.
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/a/checkpoint-6/adapter_model.safetensors", workdir);
+    assert_int_equal(stat(path, &sb), 0);
+    snprintf(path, sizeof path, "%s/a/log.jsonl", workdir);
+    assert_int_equal(stat(path, &sb), 0);
+    cleanup();
+}
+
+static void test_schedules(void **s) {
+    (void)s;
+    // Values of HF's get_{constant,linear,cosine}_schedule_with_warmup(warmup=10, total=110) at steps.
+    assert_float_equal(schedule_lr(MM_SCHED_CONSTANT, 1.0f, 5, 10, 110), 0.5f, 1e-7);
+    assert_float_equal(schedule_lr(MM_SCHED_CONSTANT, 1.0f, 50, 10, 110), 1.0f, 1e-7);
+    assert_float_equal(schedule_lr(MM_SCHED_LINEAR, 1.0f, 60, 10, 110), 0.5f, 1e-7);
+    assert_float_equal(schedule_lr(MM_SCHED_LINEAR, 1.0f, 110, 10, 110), 0.0f, 1e-7);
+    assert_float_equal(schedule_lr(MM_SCHED_COSINE, 1.0f, 60, 10, 110), 0.5f, 1e-6);
+    assert_float_equal(schedule_lr(MM_SCHED_COSINE, 1.0f, 35, 10, 110), 0.8535534f, 1e-6);
+    assert_float_equal(schedule_lr(MM_SCHED_COSINE, 2.0f, 0, 10, 110), 0.0f, 1e-7);
+}
+
+static void expect_bad(const char *json, const char *needle) {
+    mm_train_config c;
+    mm_err e = {0};
+    assert_int_not_equal(train_config_parse(&c, json, "t.json", &e), MM_OK);
+    printf("mmgpt-test: expected error: %s\n", e.msg);
+    if (!strstr(e.msg, needle))
+        fail_msg("'%s' does not mention '%s'", e.msg, needle);
+}
+
+static void test_bad_configs(void **s) {
+    (void)s;
+    const char *base = "\"model\": \"" FX "/tiny\", \"train_data\": \"" FX "/cli_tokens.txt\", \"out_dir\": \"/tmp/x\"";
+    char j[1024];
+    snprintf(j, sizeof j, "{%s, \"steps\": 3, \"lrr\": 1}", base);
+    expect_bad(j, "unknown key \"lrr\"");
+    snprintf(j, sizeof j, "{%s, \"steps\": 3, \"lr\": 0}", base);
+    expect_bad(j, "\"lr\" must be positive");
+    snprintf(j, sizeof j, "{%s, \"steps\": 3, \"grad_accum\": 0}", base);
+    expect_bad(j, "\"grad_accum\" must be at least 1");
+    snprintf(j, sizeof j, "{%s}", base);
+    expect_bad(j, "exactly one of \"steps\" or \"epochs\"");
+    expect_bad("{\"model\": \"/nope\", \"train_data\": \"x\", \"out_dir\": \"y\", \"steps\": 1}", "model \"/nope\" does not exist");
+    snprintf(j, sizeof j, "{%s, \"steps\": 3, \"schedule\": \"cosin\"}", base);
+    expect_bad(j, "\"schedule\" must be");
+    expect_bad("{\"model\": ", "malformed JSON");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_schedules),
+        cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_resume_is_bit_exact),
+    };
+    return cmocka_run_group_tests_name("trainer", tests, NULL, NULL);
+}
