@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cpu/cpu_internal.h"
 #include "kernels/ops.h"
 
 // Rows of a half-precision weight widened per sgemm call: bounded scratch (4 MB), large enough
@@ -111,86 +112,6 @@ static void cpu_rope(float *x, int stride, const int32_t *pos, int N, int H, int
                 v[i + half] = b * c + a * s;
             }
         }
-    }
-}
-
-static void cpu_attention(float *out, int out_stride, const float *q, int q_stride, const float *k, const float *v,
-                          int kv_stride, const mm_attn_mask *m, int B, int Tq, int Tk, int H, int Dh, float scale) {
-    static const mm_attn_mask none = {0};
-    if (!m)
-        m = &none;
-    int maxk = Tk;
-    if (m->kv_len)
-        for (int b = 0; b < B; b++)
-            if (m->kv_len[b] > maxk)
-                maxk = m->kv_len[b];
-#pragma omp parallel
-    {
-        float *p = malloc(sizeof(float) * (size_t)(maxk > 0 ? maxk : 1));
-#pragma omp for collapse(3) schedule(static)
-        for (int b = 0; b < B; b++)
-            for (int h = 0; h < H; h++)
-                for (int i = 0; i < Tq; i++) {
-                    size_t row = (size_t)b * Tq + i;
-                    float *o = out + row * out_stride + (size_t)h * Dh;
-                    const float *qi = q + row * q_stride + (size_t)h * Dh;
-                    int k0 = m->kv_start ? m->kv_start[b] : b * Tk, kn = m->kv_len ? m->kv_len[b] : Tk;
-                    int lo = 0, hi = kn, uniform = 0;
-                    if (m->q_media) {
-                        int j = m->q_media[row];
-                        if (j > 0) {
-                            lo = (j - 1) * m->media_len;
-                            hi = lo + m->media_len;
-                            if (hi > kn)
-                                lo = hi = 0;
-                        } else if (j < 0) {
-                            uniform = 1;
-                        } else {
-                            lo = hi = 0;
-                        }
-                    }
-                    if (m->causal && hi > i + m->q_offset + 1)
-                        hi = i + m->q_offset + 1;
-                    float mx = -INFINITY;
-                    int any = 0;
-                    for (int j = lo; j < hi; j++) {
-                        if (m->key_valid && !m->key_valid[(size_t)b * Tk + j]) {
-                            p[j - lo] = -INFINITY;
-                            continue;
-                        }
-                        const float *kj = k + (size_t)(k0 + j) * kv_stride + (size_t)h * Dh;
-                        float s = 0;
-#pragma omp simd reduction(+ : s)
-                        for (int d = 0; d < Dh; d++)
-                            s += qi[d] * kj[d];
-                        s = uniform ? 0.0f : s * scale;
-                        p[j - lo] = s;
-                        if (s > mx)
-                            mx = s;
-                        any = 1;
-                    }
-                    for (int d = 0; d < Dh; d++)
-                        o[d] = 0;
-                    if (!any)
-                        continue;
-                    float sum = 0;
-                    for (int j = lo; j < hi; j++) {
-                        float e = p[j - lo] == -INFINITY ? 0.0f : expf(p[j - lo] - mx);
-                        p[j - lo] = e;
-                        sum += e;
-                    }
-                    float inv = 1.0f / sum;
-                    for (int j = lo; j < hi; j++) {
-                        float w = p[j - lo] * inv;
-                        if (w == 0.0f)
-                            continue;
-                        const float *vj = v + (size_t)(k0 + j) * kv_stride + (size_t)h * Dh;
-#pragma omp simd
-                        for (int d = 0; d < Dh; d++)
-                            o[d] += w * vj[d];
-                    }
-                }
-        free(p);
     }
 }
 

@@ -1,0 +1,13 @@
+// Kernels of the CPU backend that live in their own files (shared by ops_cpu.c's table).
+#ifndef MM_CPU_INTERNAL_H
+#define MM_CPU_INTERNAL_H
+
+#include "kernels/ops.h"
+
+void cpu_attention(float *out, int out_stride, const float *q, int q_stride, const float *k, const float *v,
+                   int kv_stride, const mm_attn_mask *m, int B, int Tq, int Tk, int H, int Dh, float scale);
+void cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout, int out_stride, const float *q,
+                            int q_stride, const float *k, const float *v, int kv_stride, const mm_attn_mask *m, int B,
+                            int Tq, int Tk, int H, int Dh, float scale);
+
+#endif
