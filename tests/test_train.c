@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "model/adapter.h"
 #include "model/flamingo.h"
+#include "model/merge.h"
 #include "testutil.h"
 #include "train/optim.h"
 
@@ -261,6 +262,42 @@ static void test_adapter_roundtrip(void **s) {
     fx_close(&f);
 }
 
+// A merged model (W += s B A, written and reloaded without adapters) gives the logits of the model
+// with adapters.
+static void test_merge_matches_adapters(void **s) {
+    (void)s;
+    train_fx f;
+    fx_open(&f);
+    mm_err e = {0};
+    mm_acts a;
+    assert_ok(acts_alloc(&a, &f.m.w.cfg, f.b.B, f.b.T, f.b.n_images, 0, &e), &e);
+    assert_ok(flamingo_forward(&f.m, &f.b, &a, &e), &e);
+    size_t nl = (size_t)f.b.B * f.b.T * f.m.w.cfg.vocab;
+    float *want = malloc(sizeof(float) * nl);
+    memcpy(want, a.logits, sizeof(float) * nl);
+    char dir[] = "/tmp/mmgpt-test-merge-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    model_merge_lora(&f.m);
+    assert_ok(model_save_dir(&f.m, dir, MM_F32, &e), &e);
+    mm_model m2;
+    assert_ok(model_load(&m2, dir, NULL, &e), &e);
+    assert_int_equal(m2.w.cfg.lora_r, 0);
+    assert_int_equal(m2.w.n_trainable, 0);
+    assert_ok(flamingo_forward(&m2, &f.b, &a, &e), &e);
+    float mx = 0;
+    for (size_t i = 0; i < nl; i++)
+        mx = fabsf(want[i]) > mx ? fabsf(want[i]) : mx;
+    // Padded rows of the batch are garbage in both runs; all rows still agree to rounding.
+    assert_true(compare_f32("merged logits", a.logits, want, nl, 1e-5f * mx, 0));
+    model_free(&m2);
+    acts_free(&a);
+    free(want);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    fx_close(&f);
+}
+
 static void test_decay_rule(void **s) {
     (void)s;
     assert_true(adamw_decays("lang_encoder.model.layers.3.gated_cross_attn_layer.attn.to_q.lora_A.weight"));
@@ -276,6 +313,7 @@ int main(void) {
         cmocka_unit_test(test_finite_differences),
         cmocka_unit_test(test_overfit),
         cmocka_unit_test(test_adapter_roundtrip),
+        cmocka_unit_test(test_merge_matches_adapters),
     };
     return cmocka_run_group_tests_name("train", tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@ static const command commands[] = {
     {"logits", cmd_logits, "run the forward pass and write logits [tokens, vocab] as .npy"},
     {"info", cmd_info, "print a model's config and tensor summary"},
     {"train", cmd_train, "LoRA fine-tuning from a JSON config (resumable)"},
+    {"merge", cmd_merge, "fold LoRA adapters into the weights and write a new model directory"},
     {"grad", cmd_grad, "one forward + backward: write the loss and LoRA gradients (PEFT names)"},
 };
 

@@ -1,0 +1,74 @@
+// mmgpt merge: fold LoRA adapters into the base weights and write a model directory that needs no
+// adapters (config.json, model.safetensors, and the tokenizer copied along).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "io/file.h"
+#include "model/merge.h"
+
+static const char *usage_text =
+    "usage: mmgpt merge -m MODEL_DIR [--adapter DIR] --out DIR [--dtype f32|f16|bf16]\n"
+    "  Folds the adapters (the model's own, or --adapter's PEFT directory) into the weights: W += (alpha/r) B A,\n"
+    "  computed in f32 and stored as --dtype (default: as the model stores them).\n";
+
+int cmd_merge(int argc, char **argv) {
+    const char *model_dir = NULL, *adapter = NULL, *out = NULL, *dtype = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has) {
+            model_dir = argv[++i];
+        } else if ((!strcmp(a, "--adapter") || !strcmp(a, "--lora")) && has) {
+            adapter = argv[++i];
+        } else if (!strcmp(a, "--out") && has) {
+            out = argv[++i];
+        } else if (!strcmp(a, "--dtype") && has) {
+            dtype = argv[++i];
+        } else {
+            fputs(usage_text, stderr);
+            return cli_usage("merge", "unknown or incomplete option '%s'", a);
+        }
+    }
+    if (!model_dir || !out) {
+        fputs(usage_text, stderr);
+        return cli_usage("merge", "needs -m MODEL_DIR and --out DIR");
+    }
+    mm_dtype dt = MM_DTYPE_COUNT;
+    if (dtype && (mm_dtype_parse(!strcmp(dtype, "f32") ? "F32" : !strcmp(dtype, "f16") ? "F16" : !strcmp(dtype, "bf16") ? "BF16" : "?", &dt) != 0))
+        return cli_usage("merge", "--dtype must be f32, f16 or bf16, not '%s'", dtype);
+    mm_err e = {0};
+    mm_model m;
+    mm_load_opts lo = {.adapter = adapter};
+    if (model_load(&m, model_dir, &lo, &e) != MM_OK)
+        return cli_fail(&e);
+    if (m.w.cfg.lora_r == 0) {
+        model_free(&m);
+        mm_errf(&e, MM_ERR_ARG, "%s has no adapters to merge (pass --adapter DIR)", model_dir);
+        return cli_fail(&e);
+    }
+    model_merge_lora(&m);
+    mm_status s = model_save_dir(&m, out, dt == MM_DTYPE_COUNT ? m.w.mat_dtype : dt, &e);
+    static const char *tok[] = {"tokenizer.model", "tokenizer.json"};
+    for (int i = 0; i < 2 && s == MM_OK; i++) {
+        char src[4200], dst[4200];
+        snprintf(src, sizeof src, "%s/%s", model_dir, tok[i]);
+        snprintf(dst, sizeof dst, "%s/%s", out, tok[i]);
+        uint8_t *buf;
+        size_t len;
+        mm_err ignore = {0};
+        if (mm_read_file(src, &buf, &len, &ignore) == MM_OK) {
+            s = mm_write_file_atomic(dst, buf, len, &e);
+            free(buf);
+        }
+    }
+    model_free(&m);
+    if (s != MM_OK)
+        return cli_fail(&e);
+    printf("merged adapters into %s\n", out);
+    return 0;
+}
