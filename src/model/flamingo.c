@@ -134,9 +134,10 @@ static void plan_batch(const mm_config *c, const mm_batch *b, mm_acts *a, uint8_
 static void flamingo_layer_forward(const mm_model *m, int l, float *x, const mm_batch *b, const mm_acts *a,
                                    const uint8_t *seq_on, xattn_saved *xs, llama_saved *ls, float *work) {
     const llama_layer *L = &m->w.llm.layers[l];
+    xattn_rows rows = {b->B, b->T, a->q_media, a->kv_start, a->kv_len};
     if (L->xattn && b->n_images)
-        xattn_forward(m, L->xattn, x, a->latents, b->n_images * m->w.cfg.perc_latents, a, seq_on, xs, work);
-    llama_layer_forward(m, L, x, b->B, b->T, a->pos, b->attn_mask, ls, work);
+        xattn_forward(m, L->xattn, x, a->latents, b->n_images * m->w.cfg.perc_latents, &rows, seq_on, xs, work, NULL);
+    llama_layer_forward(m, L, x, b->B, b->T, a->pos, b->attn_mask, NULL, ls, work);
 }
 
 typedef struct {
@@ -270,8 +271,9 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
         memcpy(x, a->layer_out + (size_t)l * BT * D, sizeof(float) * (size_t)BT * D);
         flamingo_layer_forward(m, l, x, b, a, seq_on, &lb.xs, &lb.ls, lb.work + (size_t)BT * D);
         llama_layer_backward(m, L, lb.dx, B, T, a->pos, b->attn_mask, &lb.ls, grads, lb.work);
+        xattn_rows rows = {B, T, a->q_media, a->kv_start, a->kv_len};
         if (L->xattn && b->n_images)
-            xattn_backward(m, L->xattn, lb.dx, a->latents, b->n_images * c->perc_latents, a, seq_on, &lb.xs, grads,
+            xattn_backward(m, L->xattn, lb.dx, a->latents, b->n_images * c->perc_latents, &rows, seq_on, &lb.xs, grads,
                            lb.work);
     }
     free(seq_on);

@@ -70,12 +70,19 @@ static void gated_add(const mm_ops *ops, float *x, const float *y, float gate, c
             ops->add_scaled(x + (size_t)b * T * D, y + (size_t)b * T * D, gate, (size_t)T * D);
 }
 
-static mm_attn_mask media_mask(const mm_acts *a, const mm_config *c) {
+static mm_attn_mask media_mask(const xattn_rows *a, const mm_config *c) {
     return (mm_attn_mask){.q_media = a->q_media, .kv_start = a->kv_start, .kv_len = a->kv_len, .media_len = c->perc_latents};
 }
 
+void xattn_latent_kv(const mm_model *m, const xattn_weights *g, float *kv, const float *latents, int n_lat_rows,
+                     float *work) {
+    const mm_config *c = &m->w.cfg;
+    int r = c->lora_r;
+    linear_forward(m->ops, kv, latents, &g->to_kv, n_lat_rows, r, r ? c->lora_alpha / r : 0, work, 0);
+}
+
 void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const float *latents, int n_lat_rows,
-                   const mm_acts *a, const uint8_t *seq_on, xattn_saved *sv, float *work) {
+                   const xattn_rows *a, const uint8_t *seq_on, xattn_saved *sv, float *work, const float *kv_cached) {
     const mm_config *c = &m->w.cfg;
     const mm_ops *ops = m->ops;
     int B = a->B, T = a->T, BT = B * T, D = c->dim, H = c->xattn_heads, Dh = c->xattn_dim_head, inner = H * Dh;
@@ -85,10 +92,13 @@ void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const fl
     memcpy(sv->x_in, x, sizeof(float) * (size_t)BT * D);
     ops->layernorm(sv->xn, x, g->norm_w, g->norm_b, BT, D, c->xattn_eps);
     linear_forward(ops, sv->q, sv->xn, &g->to_q, BT, r, ls, lw, 0);
-    linear_forward(ops, sv->kv, latents, &g->to_kv, n_lat_rows, r, ls, lw, 0);
+    const float *kv = kv_cached;
+    if (!kv) {
+        xattn_latent_kv(m, g, sv->kv, latents, n_lat_rows, lw);
+        kv = sv->kv;
+    }
     mm_attn_mask mask = media_mask(a, c);
-    ops->attention(sv->att, inner, sv->q, inner, sv->kv, sv->kv + inner, 2 * inner, &mask, B, T, 0, H, Dh,
-                   1.0f / sqrtf((float)Dh));
+    ops->attention(sv->att, inner, sv->q, inner, kv, kv + inner, 2 * inner, &mask, B, T, 0, H, Dh, 1.0f / sqrtf((float)Dh));
     linear_forward(ops, y, sv->att, &g->to_out, BT, r, ls, lw, 0);
     gated_add(ops, x, y, tanhf(g->attn_gate[0]), seq_on, B, T, D);
     memcpy(sv->x_mid, x, sizeof(float) * (size_t)BT * D);
@@ -101,7 +111,7 @@ void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const fl
 }
 
 void xattn_backward(const mm_model *m, const xattn_weights *g, float *dx, const float *latents, int n_lat_rows,
-                    const mm_acts *a, const uint8_t *seq_on, const xattn_saved *sv, float *grads, float *work) {
+                    const xattn_rows *a, const uint8_t *seq_on, const xattn_saved *sv, float *grads, float *work) {
     const mm_config *c = &m->w.cfg;
     const mm_ops *ops = m->ops;
     const float *tr = m->w.trainable;

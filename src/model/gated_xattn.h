@@ -18,16 +18,27 @@ typedef struct {
     float *f_post; // after GELU: input of ff.3
 } xattn_saved;
 
+// Which rows the block sees: B sequences of T rows, each row's media index (see media_index_compute)
+// and each sequence's latent rows.
+typedef struct {
+    int B, T;
+    const int32_t *q_media, *kv_start, *kv_len;
+} xattn_rows;
+
 size_t xattn_saved_floats(const mm_config *c, int BT, int n_lat_rows);
 void xattn_saved_views(xattn_saved *sv, float *buf, const mm_config *c, int BT, int n_lat_rows);
 size_t xattn_work_floats(const mm_config *c, int BT, int n_lat_rows);
 
 // Updates x[B*T, dim] in place; latents are the (n_lat_rows, vis_width) latents of all images;
-// a supplies q_media, kv_start and kv_len; seq_on[b] = 0 skips sequence b.
+// seq_on[b] = 0 skips sequence b. kv_cached (n_lat_rows, 2*inner), when non-NULL, is the block's
+// to_kv(latents) computed earlier (a chat's images), used instead of recomputing it into sv->kv.
 void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const float *latents, int n_lat_rows,
-                   const mm_acts *a, const uint8_t *seq_on, xattn_saved *sv, float *work);
+                   const xattn_rows *rows, const uint8_t *seq_on, xattn_saved *sv, float *work, const float *kv_cached);
+// The block's keys and values of the latents: kv[n_lat_rows, 2*inner] = to_kv(latents).
+void xattn_latent_kv(const mm_model *m, const xattn_weights *g, float *kv, const float *latents, int n_lat_rows,
+                     float *work);
 // dx: in, gradient of the block output; out, of its input. LoRA gradients accumulate into grads.
 void xattn_backward(const mm_model *m, const xattn_weights *g, float *dx, const float *latents, int n_lat_rows,
-                    const mm_acts *a, const uint8_t *seq_on, const xattn_saved *sv, float *grads, float *work);
+                    const xattn_rows *rows, const uint8_t *seq_on, const xattn_saved *sv, float *grads, float *work);
 
 #endif

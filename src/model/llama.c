@@ -21,7 +21,7 @@ size_t llama_work_floats(const mm_config *c, int BT) {
 }
 
 void llama_layer_forward(const mm_model *m, const llama_layer *L, float *x, int B, int T, const int32_t *pos,
-                         const uint8_t *key_valid, llama_saved *sv, float *work) {
+                         const uint8_t *key_valid, const llama_kv *cache, llama_saved *sv, float *work) {
     const mm_config *c = &m->w.cfg;
     const mm_ops *ops = m->ops;
     int BT = B * T, D = c->dim, H = c->n_heads, Dh = D / H, F = c->ffn, r = c->lora_r;
@@ -34,7 +34,15 @@ void llama_layer_forward(const mm_model *m, const llama_layer *L, float *x, int 
     ops->rope(sv->q, D, pos, BT, H, Dh, c->rope_theta, 0);
     ops->rope(sv->k, D, pos, BT, H, Dh, c->rope_theta, 0);
     mm_attn_mask mask = {.causal = 1, .key_valid = key_valid};
-    ops->attention(sv->att, D, sv->q, D, sv->k, sv->v, D, &mask, B, T, T, H, Dh, 1.0f / sqrtf((float)Dh));
+    if (cache) {
+        memcpy(cache->k + (size_t)cache->pos0 * D, sv->k, sizeof(float) * (size_t)T * D);
+        memcpy(cache->v + (size_t)cache->pos0 * D, sv->v, sizeof(float) * (size_t)T * D);
+        mask.q_offset = cache->pos0;
+        ops->attention(sv->att, D, sv->q, D, cache->k, cache->v, D, &mask, 1, T, cache->pos0 + T, H, Dh,
+                       1.0f / sqrtf((float)Dh));
+    } else {
+        ops->attention(sv->att, D, sv->q, D, sv->k, sv->v, D, &mask, B, T, T, H, Dh, 1.0f / sqrtf((float)Dh));
+    }
     linear_forward(ops, x, sv->att, &L->o, BT, r, ls, work, 1);
     memcpy(sv->x_mid, x, sizeof(float) * (size_t)BT * D);
     ops->rmsnorm(sv->h2, x, L->post_norm, BT, D, c->norm_eps);

@@ -1,0 +1,225 @@
+#include "infer/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "model/gated_xattn.h"
+#include "model/llama.h"
+
+// Prompt rows evaluated per pass: bounds the layer buffers whatever the prompt length.
+#define CHUNK 256
+
+struct mm_engine {
+    const mm_model *m;
+    int max_ctx, max_images, n_images, n;
+    int32_t *tokens, *q_media; // [max_ctx]: the cached sequence and each position's media index
+    int cached_with_images;    // the cache was computed with the gated blocks on
+    float *latents;            // [max_images * nl, W]
+    float **xkv;               // per layer with a gated block: [max_images * nl, 2 * inner]
+    float **k, **v;            // per layer: [max_ctx, dim]
+    float *x, *work, *logits;
+    llama_saved ls;
+    xattn_saved xs;
+    size_t saved_floats;       // the front of work holds a chunk's saved intermediates
+    int32_t *pos, *chunk_media;
+    mm_engine_stats stats;
+};
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+mm_status engine_create(mm_engine **out, const mm_model *m, int max_ctx, int max_images, mm_err *e) {
+    *out = NULL;
+    const mm_config *c = &m->w.cfg;
+    if (max_ctx <= 0 || max_ctx > c->max_seq)
+        return mm_errf(e, MM_ERR_ARG, "context of %d tokens is outside 1..%d (the model's max_seq_len)", max_ctx, c->max_seq);
+    if (max_images < 0 || (c->perc_max_media && max_images > c->perc_max_media))
+        max_images = c->perc_max_media ? c->perc_max_media : 0;
+    mm_engine *en = calloc(1, sizeof *en);
+    if (!en)
+        return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    en->m = m;
+    en->max_ctx = max_ctx;
+    en->max_images = max_images;
+    int L = c->n_layers, D = c->dim, nl = c->perc_latents, W = c->vis_width;
+    size_t inner = (size_t)c->xattn_heads * c->xattn_dim_head, lat_rows = (size_t)max_images * nl;
+    int rows = CHUNK < max_ctx ? CHUNK : max_ctx;
+    size_t work = llama_work_floats(c, rows);
+    size_t xw = xattn_work_floats(c, rows, (int)lat_rows);
+    work = work > xw ? work : xw;
+    size_t vis = clip_scratch_floats(c, 1), per = perceiver_scratch_floats(c, 1);
+    vis = vis > per ? vis : per;
+    size_t saved = llama_saved_floats(c, rows), xsaved = xattn_saved_floats(c, rows, 0);
+    saved = saved > xsaved ? saved : xsaved;
+    size_t np = (size_t)(c->vis_image_size / c->vis_patch) * (c->vis_image_size / c->vis_patch);
+    // One buffer serves the vision pass (image tokens + scratch) or a chunk's layers.
+    size_t big = saved + work > vis + np * W ? saved + work : vis + np * W;
+    en->tokens = malloc(sizeof(int32_t) * (size_t)max_ctx);
+    en->q_media = malloc(sizeof(int32_t) * (size_t)max_ctx);
+    en->pos = malloc(sizeof(int32_t) * (size_t)rows);
+    en->chunk_media = malloc(sizeof(int32_t) * (size_t)rows);
+    en->latents = malloc(sizeof(float) * (lat_rows ? lat_rows : 1) * W);
+    en->xkv = calloc((size_t)L, sizeof(float *));
+    en->k = calloc((size_t)L, sizeof(float *));
+    en->v = calloc((size_t)L, sizeof(float *));
+    en->x = malloc(sizeof(float) * (size_t)rows * D);
+    en->work = malloc(sizeof(float) * big);
+    en->logits = malloc(sizeof(float) * (size_t)c->vocab);
+    int ok = en->tokens && en->q_media && en->pos && en->chunk_media && en->latents && en->xkv && en->k && en->v &&
+             en->x && en->work && en->logits;
+    for (int l = 0; ok && l < L; l++) {
+        en->k[l] = malloc(sizeof(float) * (size_t)max_ctx * D);
+        en->v[l] = malloc(sizeof(float) * (size_t)max_ctx * D);
+        if (m->w.llm.layers[l].xattn)
+            en->xkv[l] = malloc(sizeof(float) * (lat_rows ? lat_rows : 1) * 2 * inner);
+        ok = en->k[l] && en->v[l] && (!m->w.llm.layers[l].xattn || en->xkv[l]);
+    }
+    if (!ok) {
+        engine_free(en);
+        return mm_errf(e, MM_ERR_NOMEM, "out of memory for a %d-token context", max_ctx);
+    }
+    en->saved_floats = saved;
+    *out = en;
+    return MM_OK;
+}
+
+void engine_free(mm_engine *en) {
+    if (!en)
+        return;
+    for (int l = 0; l < en->m->w.cfg.n_layers; l++) {
+        if (en->k)
+            free(en->k[l]);
+        if (en->v)
+            free(en->v[l]);
+        if (en->xkv)
+            free(en->xkv[l]);
+    }
+    free(en->k);
+    free(en->v);
+    free(en->xkv);
+    free(en->tokens);
+    free(en->q_media);
+    free(en->pos);
+    free(en->chunk_media);
+    free(en->latents);
+    free(en->x);
+    free(en->work);
+    free(en->logits);
+    free(en);
+}
+
+void engine_reset(mm_engine *en) {
+    en->n = 0;
+    en->n_images = 0;
+    en->cached_with_images = 0;
+}
+
+int engine_n_images(const mm_engine *en) { return en->n_images; }
+
+const int32_t *engine_tokens(const mm_engine *en, int *n) {
+    *n = en->n;
+    return en->tokens;
+}
+
+mm_engine_stats engine_stats(const mm_engine *en) { return en->stats; }
+
+mm_status engine_add_image(mm_engine *en, const float *pixels, mm_err *e) {
+    const mm_model *m = en->m;
+    const mm_config *c = &m->w.cfg;
+    if (en->n_images >= en->max_images)
+        return mm_errf(e, MM_ERR_ARG, "a conversation holds at most %d images", en->max_images);
+    double t0 = now_s();
+    int nl = c->perc_latents, W = c->vis_width;
+    size_t np = (size_t)(c->vis_image_size / c->vis_patch) * (c->vis_image_size / c->vis_patch);
+    float *tokens = en->work, *scratch = en->work + np * W;
+    int32_t index = en->n_images;
+    clip_forward(m, tokens, pixels, 1, scratch);
+    float *lat = en->latents + (size_t)en->n_images * nl * W;
+    perceiver_forward(m, lat, tokens, &index, 1, scratch);
+    size_t inner = (size_t)c->xattn_heads * c->xattn_dim_head;
+    for (int l = 0; l < c->n_layers; l++)
+        if (m->w.llm.layers[l].xattn)
+            xattn_latent_kv(m, m->w.llm.layers[l].xattn, en->xkv[l] + (size_t)en->n_images * nl * 2 * inner, lat, nl,
+                            scratch);
+    en->n_images++;
+    en->stats.vision_s += now_s() - t0;
+    return MM_OK;
+}
+
+// Evaluates positions [p0, p1) of tokens against the cache, writing their keys and values.
+static void eval_rows(mm_engine *en, const int32_t *tokens, const int32_t *q_media, int p0, int p1, int with_images) {
+    const mm_model *m = en->m;
+    const mm_config *c = &m->w.cfg;
+    int T = p1 - p0, D = c->dim, nl = c->perc_latents;
+    for (int i = 0; i < T; i++) {
+        en->pos[i] = p0 + i;
+        en->chunk_media[i] = q_media[p0 + i];
+    }
+    m->ops->embed(en->x, tokens + p0, m->w.llm.embed, T, D);
+    int32_t kv_start = 0, kv_len = en->n_images * nl;
+    uint8_t on = 1;
+    xattn_rows rows = {1, T, en->chunk_media, &kv_start, &kv_len};
+    float *work = en->work + en->saved_floats;
+    // The two blocks run one after the other, so their saved sets share the front of work.
+    llama_saved_views(&en->ls, en->work, c, T);
+    xattn_saved_views(&en->xs, en->work, c, T, 0);
+    for (int l = 0; l < c->n_layers; l++) {
+        const llama_layer *L = &m->w.llm.layers[l];
+        if (L->xattn && with_images)
+            xattn_forward(m, L->xattn, en->x, en->latents, kv_len, &rows, &on, &en->xs, work, en->xkv[l]);
+        llama_kv cache = {en->k[l], en->v[l], p0};
+        llama_layer_forward(m, L, en->x, 1, T, en->pos, NULL, &cache, &en->ls, work);
+    }
+    if (p1 == en->n) {
+        float *h = work;
+        m->ops->rmsnorm(h, en->x + (size_t)(T - 1) * D, m->w.llm.norm, 1, D, c->norm_eps);
+        m->ops->linear(en->logits, h, m->w.llm.lm_head, NULL, 1, D, c->vocab, 0);
+    }
+}
+
+mm_status engine_eval(mm_engine *en, const int32_t *tokens, int n, const float **logits, mm_err *e) {
+    const mm_config *c = &en->m->w.cfg;
+    if (n <= 0)
+        return mm_errf(e, MM_ERR_ARG, "nothing to evaluate (empty sequence)");
+    if (n > en->max_ctx)
+        return mm_errf(e, MM_ERR_ARG, "sequence of %d tokens exceeds the context of %d", n, en->max_ctx);
+    int markers = 0;
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->vocab)
+            return mm_errf(e, MM_ERR_ARG, "token %d at position %d is outside the vocabulary", tokens[i], i);
+        markers += tokens[i] == c->media_id;
+    }
+    if (markers != en->n_images)
+        return mm_errf(e, MM_ERR_ARG, "the sequence has %d <image> markers but %d images were added", markers,
+                       en->n_images);
+    double t0 = now_s();
+    int32_t *q_media = malloc(sizeof(int32_t) * (size_t)n);
+    if (!q_media)
+        return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    int32_t ni = en->n_images;
+    media_index_compute(q_media, tokens, 1, n, c->media_id, c->media_rule, &ni);
+    int with_images = en->n_images > 0;
+    // The first position whose result may differ from the cache.
+    int p0 = 0;
+    if (with_images == en->cached_with_images)
+        while (p0 < en->n && p0 < n && tokens[p0] == en->tokens[p0] && q_media[p0] == en->q_media[p0])
+            p0++;
+    if (p0 == n) // the whole sequence is cached, but its last logits must be recomputed
+        p0 = n - 1;
+    memcpy(en->tokens, tokens, sizeof(int32_t) * (size_t)n);
+    memcpy(en->q_media, q_media, sizeof(int32_t) * (size_t)n);
+    en->n = n;
+    en->cached_with_images = with_images;
+    en->stats.cached_tokens = p0;
+    en->stats.prompt_tokens = n - p0;
+    for (int a = p0; a < n; a += CHUNK)
+        eval_rows(en, tokens, q_media, a, a + CHUNK < n ? a + CHUNK : n, with_images);
+    free(q_media);
+    en->stats.eval_s += now_s() - t0;
+    *logits = en->logits;
+    return MM_OK;
+}

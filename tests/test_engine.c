@@ -1,0 +1,142 @@
+// Incremental evaluation with caches equals the full forward pass (itself checked against PyTorch)
+// at every step: token by token, across turns that add text, and across a turn that adds an image
+// (which changes what earlier text attends under Multimodal-GPT's rule), for both media rules.
+#include "infer/engine.h"
+#include "io/safetensors.h"
+#include "testutil.h"
+
+#define FX "tests/fixtures/forward"
+enum { M = 99 };
+
+static mm_model model;
+static float *pixels; // 3 images of the training fixture
+static int S;
+
+static int setup(void **st) {
+    (void)st;
+    return 0;
+}
+
+static void load(const char *config) {
+    mm_err e = {0};
+    mm_config cfg;
+    assert_ok(config_load(&cfg, config, &e), &e);
+    assert_ok(model_load_st(&model, &cfg, FX "/tiny/model.safetensors", NULL, &e), &e);
+    mm_st st;
+    assert_ok(st_open(&st, FX "/train.safetensors", &e), &e);
+    const mm_st_tensor *px = st_find(&st, "pixels");
+    S = (int)px->shape[2];
+    pixels = malloc(px->nbytes);
+    memcpy(pixels, px->data, px->nbytes);
+    st_close(&st);
+}
+
+static void unload(void) {
+    model_free(&model);
+    free(pixels);
+}
+
+// Logits after the last token from a full forward pass of tokens[0..n) with its images.
+static void full_logits(const int32_t *tokens, int n, int n_img, float *out) {
+    mm_err e = {0};
+    mm_acts a;
+    int32_t ips = n_img;
+    mm_batch b = {.B = 1, .T = n, .tokens = tokens, .n_images = n_img, .pixels = pixels, .images_per_seq = &ips};
+    assert_ok(acts_alloc(&a, &model.w.cfg, 1, n, n_img, 0, &e), &e);
+    assert_ok(flamingo_forward(&model, &b, &a, &e), &e);
+    memcpy(out, a.logits + (size_t)(n - 1) * model.w.cfg.vocab, sizeof(float) * (size_t)model.w.cfg.vocab);
+    acts_free(&a);
+}
+
+static int check(mm_engine *en, const int32_t *tokens, int n, int n_img, const char *what) {
+    mm_err e = {0};
+    const float *got;
+    assert_ok(engine_eval(en, tokens, n, &got, &e), &e);
+    int V = model.w.cfg.vocab;
+    float *want = malloc(sizeof(float) * (size_t)V), mx = 0;
+    full_logits(tokens, n, n_img, want);
+    for (int i = 0; i < V; i++)
+        mx = fabsf(want[i]) > mx ? fabsf(want[i]) : mx;
+    int ok = compare_f32(what, got, want, (size_t)V, 1e-5f * mx, 0);
+    free(want);
+    return ok;
+}
+
+static void run_turns(const char *config, int expect_cached_after_image) {
+    load(config);
+    mm_err e = {0};
+    mm_engine *en;
+    assert_ok(engine_create(&en, &model, 64, 3, &e), &e);
+    size_t per = (size_t)3 * S * S;
+    // Turn 1: text before an image, the image, text after; then token-by-token generation.
+    int32_t seq[40] = {1, 5, 6, M, 7, 8, 9};
+    int n = 7;
+    assert_ok(engine_add_image(en, pixels, &e), &e);
+    assert_true(check(en, seq, n, 1, "turn 1 prompt"));
+    for (int k = 0; k < 4; k++) {
+        seq[n++] = 10 + k;
+        assert_true(check(en, seq, n, 1, "turn 1 generated token"));
+        assert_int_equal(engine_stats(en).prompt_tokens, 1);
+    }
+    // Turn 2: more text, no image: only the new tokens are evaluated.
+    int before = n;
+    seq[n++] = 20, seq[n++] = 21, seq[n++] = 22;
+    assert_true(check(en, seq, n, 1, "turn 2 (text)"));
+    assert_int_equal(engine_stats(en).cached_tokens, before);
+    // Turn 3 brings a second image: earlier text after the first image now attends it (rule "next").
+    assert_ok(engine_add_image(en, pixels + per, &e), &e);
+    seq[n++] = 30, seq[n++] = M, seq[n++] = 31, seq[n++] = 32;
+    assert_true(check(en, seq, n, 2, "turn 3 (new image)"));
+    printf("mmgpt-test: turn 3 re-used %ld cached tokens, evaluated %ld\n", engine_stats(en).cached_tokens,
+           engine_stats(en).prompt_tokens);
+    assert_int_equal(engine_stats(en).cached_tokens, expect_cached_after_image);
+    // An edit in the middle invalidates from there.
+    seq[5] = 40;
+    assert_true(check(en, seq, n, 2, "edited history"));
+    assert_int_equal(engine_stats(en).cached_tokens, 5);
+    engine_free(en);
+    unload();
+}
+
+static void test_rule_next(void **s) {
+    (void)s;
+    run_turns(FX "/tiny/config.json", 4); // positions after the first image's marker change
+}
+
+static void test_rule_previous(void **s) {
+    (void)s;
+    run_turns(FX "/config_previous.json", 14); // nothing before the new text changes
+}
+
+// A text-only conversation skips the gated blocks; its first image turns them on for everything.
+static void test_first_image_recomputes_all(void **s) {
+    (void)s;
+    load(FX "/tiny/config.json");
+    mm_err e = {0};
+    mm_engine *en;
+    assert_ok(engine_create(&en, &model, 64, 3, &e), &e);
+    int32_t seq[16] = {1, 5, 6, 7, 8};
+    assert_true(check(en, seq, 5, 0, "text only"));
+    assert_ok(engine_add_image(en, pixels, &e), &e);
+    seq[5] = M, seq[6] = 9;
+    assert_true(check(en, seq, 7, 1, "first image"));
+    assert_int_equal(engine_stats(en).cached_tokens, 0);
+    // Errors: markers without images, tokens outside the vocabulary, too long.
+    seq[7] = M;
+    assert_int_not_equal(engine_eval(en, seq, 8, &(const float *){0}, &e), MM_OK);
+    assert_non_null(strstr(e.msg, "2 <image> markers but 1 images"));
+    seq[7] = 1000;
+    assert_int_not_equal(engine_eval(en, seq, 8, &(const float *){0}, &e), MM_OK);
+    assert_int_not_equal(engine_eval(en, seq, 65, &(const float *){0}, &e), MM_OK);
+    engine_free(en);
+    unload();
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rule_next),
+        cmocka_unit_test(test_rule_previous),
+        cmocka_unit_test(test_first_image_recomputes_all),
+    };
+    return cmocka_run_group_tests_name("engine", tests, setup, NULL);
+}
