@@ -2,6 +2,7 @@
 // at every step: token by token, across turns that add text, and across a turn that adds an image
 // (which changes what earlier text attends under Multimodal-GPT's rule), for both media rules.
 #include "infer/engine.h"
+#include "infer/generate.h"
 #include "io/safetensors.h"
 #include "testutil.h"
 
@@ -132,11 +133,53 @@ static void test_first_image_recomputes_all(void **s) {
     unload();
 }
 
+// Greedy generation equals taking the argmax of full forward passes step by step, skips banned
+// tokens, and stops at a stop token or the budget.
+static void test_greedy_generation(void **s) {
+    (void)s;
+    load(FX "/tiny/config.json");
+    mm_err e = {0};
+    mm_engine *en;
+    assert_ok(engine_create(&en, &model, 64, 3, &e), &e);
+    assert_ok(engine_add_image(en, pixels, &e), &e);
+    int32_t prompt[] = {1, 5, M, 6, 7}, out[16], banned[] = {98, 99, 100};
+    mm_sampling p = {.do_sample = 0, .temperature = 1, .top_p = 1, .repetition_penalty = 1, .max_new_tokens = 8};
+    mm_gen_limits lim = {.banned = banned, .n_banned = 3};
+    int n_out;
+    mm_stop_reason why;
+    assert_ok(generate(en, prompt, 5, &p, &lim, NULL, NULL, out, &n_out, &why, &e), &e);
+    assert_int_equal(n_out, 8);
+    assert_int_equal(why, MM_STOP_LENGTH);
+    int32_t seq[16];
+    memcpy(seq, prompt, sizeof prompt);
+    int V = model.w.cfg.vocab;
+    float *lg = malloc(sizeof(float) * (size_t)V);
+    for (int k = 0; k < 8; k++) {
+        full_logits(seq, 5 + k, 1, lg);
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (i < 98 && lg[i] > lg[best])
+                best = i;
+        assert_int_equal(out[k], best);
+        seq[5 + k] = best;
+    }
+    // Stop on a token: make the first greedy token a stop id.
+    lim.stop_ids = &out[0];
+    lim.n_stop_ids = 1;
+    assert_ok(generate(en, prompt, 5, &p, &lim, NULL, NULL, out, &n_out, &why, &e), &e);
+    assert_int_equal(n_out, 1);
+    assert_int_equal(why, MM_STOP_EOS);
+    free(lg);
+    engine_free(en);
+    unload();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_next),
         cmocka_unit_test(test_rule_previous),
         cmocka_unit_test(test_first_image_recomputes_all),
+        cmocka_unit_test(test_greedy_generation),
     };
     return cmocka_run_group_tests_name("engine", tests, setup, NULL);
 }

@@ -126,6 +126,8 @@ const int32_t *engine_tokens(const mm_engine *en, int *n) {
 }
 
 mm_engine_stats engine_stats(const mm_engine *en) { return en->stats; }
+int engine_vocab(const mm_engine *en) { return en->m->w.cfg.vocab; }
+int engine_max_ctx(const mm_engine *en) { return en->max_ctx; }
 
 mm_status engine_add_image(mm_engine *en, const float *pixels, mm_err *e) {
     const mm_model *m = en->m;

@@ -35,5 +35,7 @@ mm_status engine_eval(mm_engine *en, const int32_t *tokens, int n, const float *
 // The sequence currently cached.
 const int32_t *engine_tokens(const mm_engine *en, int *n);
 mm_engine_stats engine_stats(const mm_engine *en);
+int engine_vocab(const mm_engine *en);
+int engine_max_ctx(const mm_engine *en);
 
 #endif
