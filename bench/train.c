@@ -19,12 +19,14 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    int T = 256, reps = 3;
+    int T = 256, reps = 3, mode = MM_ACTS_TRAIN_KEEP;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--tokens") && i + 1 < argc)
             T = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--recompute"))
+            mode = MM_ACTS_TRAIN_RECOMPUTE;
     }
     mm_err e = {0};
     mm_config c;
@@ -65,7 +67,7 @@ int main(int argc, char **argv) {
     float *g = calloc(m.w.n_trainable, sizeof(float));
     mm_adamw opt;
     mm_adamw_cfg oc = {0.9f, 0.999f, 1e-8f, 0.1f};
-    if (acts_alloc(&a, &c, 1, T, 1, 1, &e) != MM_OK || adamw_init(&opt, &m.w, &oc, &e) != MM_OK) {
+    if (acts_alloc(&a, &c, 1, T, 1, mode, &e) != MM_OK || adamw_init(&opt, &m.w, &oc, &e) != MM_OK) {
         fprintf(stderr, "bench: %s\n", e.msg);
         return 1;
     }
@@ -86,8 +88,9 @@ int main(int argc, char **argv) {
         if (rep > 0 && dt < best)
             best = dt;
     }
-    printf("config: as bench/forward, LoRA r16 on q/k/v/o + cross-attn (%zu trainable), T=%d, threads %d, loss %.3f\n",
-           m.w.n_trainable, T, omp_get_max_threads(), loss);
+    printf("config: as bench/forward, LoRA r16 on q/k/v/o + cross-attn (%zu trainable), T=%d, threads %d, loss %.3f, "
+           "%s, activations %.0f MB\n", m.w.n_trainable, T, omp_get_max_threads(), loss,
+           mode == MM_ACTS_TRAIN_KEEP ? "all layers kept" : "recompute per layer", (double)a.bytes / 1e6);
     printf("c_step_s %.4f  (%.1f tokens/s)\n", best, T / best);
     acts_free(&a);
     adamw_free(&opt);

@@ -8,6 +8,7 @@ REPS=${REPS:-3}
 make -s build/bench/train
 c=$(./build/bench/train --tokens "$T" --reps "$REPS")
 echo "$c"
+./build/bench/train --tokens "$T" --reps "$REPS" --recompute | sed 's/^c_step_s/c_step_recompute_s/'
 p=$(/usr/bin/python3 bench/train_ref.py "$T" "$REPS")
 echo "$p"
 get() { printf '%s\n' "$1" | awk -v k="$2" '$1 == k {print $2}'; }

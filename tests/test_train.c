@@ -298,6 +298,25 @@ static void test_merge_matches_adapters(void **s) {
     fx_close(&f);
 }
 
+// Keeping every layer's intermediates gives the same gradients, bit for bit, as recomputing them.
+static void test_keep_equals_recompute(void **s) {
+    (void)s;
+    train_fx f;
+    fx_open(&f);
+    size_t n = f.m.w.n_trainable;
+    float *g1 = malloc(sizeof(float) * n), *g2 = malloc(sizeof(float) * n);
+    double l1 = loss_and_grads(&f, g1);
+    acts_free(&f.a);
+    mm_err e = {0};
+    assert_ok(acts_alloc(&f.a, &f.m.w.cfg, f.b.B, f.b.T, f.b.n_images, MM_ACTS_TRAIN_KEEP, &e), &e);
+    double l2 = loss_and_grads(&f, g2);
+    assert_memory_equal(&l1, &l2, sizeof l1);
+    assert_memory_equal(g1, g2, sizeof(float) * n);
+    free(g1);
+    free(g2);
+    fx_close(&f);
+}
+
 static void test_decay_rule(void **s) {
     (void)s;
     assert_true(adamw_decays("lang_encoder.model.layers.3.gated_cross_attn_layer.attn.to_q.lora_A.weight"));
@@ -314,6 +333,7 @@ int main(void) {
         cmocka_unit_test(test_overfit),
         cmocka_unit_test(test_adapter_roundtrip),
         cmocka_unit_test(test_merge_matches_adapters),
+        cmocka_unit_test(test_keep_equals_recompute),
     };
     return cmocka_run_group_tests_name("train", tests, NULL, NULL);
 }

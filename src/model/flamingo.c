@@ -12,14 +12,16 @@
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-// Layer-stage scratch: one layer's saved intermediates and work (plus, training, the gradient of
-// the residual stream).
+// Layer-stage scratch: one layer's saved intermediates and work (training: also the gradient of
+// the residual stream, and with MM_ACTS_TRAIN_KEEP every layer's saved intermediates).
 static size_t layer_scratch(const mm_config *c, int BT, int n_lat, int training) {
-    size_t l = llama_saved_floats(c, BT) + llama_work_floats(c, BT);
-    size_t x = xattn_saved_floats(c, BT, n_lat) + xattn_work_floats(c, BT, n_lat);
+    size_t ls = llama_saved_floats(c, BT), lw = llama_work_floats(c, BT);
+    size_t xs = xattn_saved_floats(c, BT, n_lat), xw = xattn_work_floats(c, BT, n_lat);
+    if (training == MM_ACTS_TRAIN_KEEP)
+        return (ls + xs) * (size_t)c->n_layers + (size_t)BT * c->dim + lw + xw;
     if (training)
-        return l + x + (size_t)BT * c->dim;
-    return max_sz(l, x);
+        return ls + xs + (size_t)BT * c->dim + lw + xw;
+    return max_sz(ls + lw, xs + xw);
 }
 
 // Lays out the activation views for (B, T, n_images) from mem (NULL: only sizes); returns the bytes.
@@ -144,10 +146,14 @@ typedef struct {
     xattn_saved xs;
     llama_saved ls;
     float *work, *dx;
+    float *saves;      // the saved sets: one layer's, or (keep) every layer's
+    size_t per_layer;  // floats of one layer's saved sets
+    int keep, BT, n_lat;
 } layer_bufs;
 
 static void layer_bufs_plan(layer_bufs *lb, const mm_config *c, float *scratch, int BT, int n_lat, int training) {
     size_t ls = llama_saved_floats(c, BT), xs = xattn_saved_floats(c, BT, n_lat);
+    *lb = (layer_bufs){.saves = scratch, .keep = training == MM_ACTS_TRAIN_KEEP, .BT = BT, .n_lat = n_lat};
     llama_saved_views(&lb->ls, scratch, c, BT);
     if (!training) {
         // Inference runs the two blocks one after the other, so their saved sets share space.
@@ -156,9 +162,19 @@ static void layer_bufs_plan(layer_bufs *lb, const mm_config *c, float *scratch, 
         lb->work = scratch + max_sz(ls, xs);
         return;
     }
+    lb->per_layer = ls + xs;
     xattn_saved_views(&lb->xs, scratch + ls, c, BT, n_lat);
-    lb->dx = scratch + ls + xs;
+    lb->dx = scratch + lb->per_layer * (size_t)(lb->keep ? c->n_layers : 1);
     lb->work = lb->dx + (size_t)BT * c->dim;
+}
+
+// Points the saved sets at layer l's slot (keep mode; otherwise the one slot is re-used).
+static void layer_bufs_select(layer_bufs *lb, const mm_config *c, int l) {
+    if (!lb->keep)
+        return;
+    float *p = lb->saves + lb->per_layer * (size_t)l;
+    llama_saved_views(&lb->ls, p, c, lb->BT);
+    xattn_saved_views(&lb->xs, p + llama_saved_floats(c, lb->BT), c, lb->BT, lb->n_lat);
 }
 
 static mm_status forward_common(const mm_model *m, const mm_batch *b, mm_acts *a, uint8_t **seq_on_out,
@@ -185,12 +201,13 @@ static mm_status forward_common(const mm_model *m, const mm_batch *b, mm_acts *a
     for (int l = 0; l < c->n_layers; l++) {
         float *next = x + (size_t)BT * D;
         memcpy(next, x, sizeof(float) * (size_t)BT * D);
+        layer_bufs_select(lb, c, l);
         flamingo_layer_forward(m, l, next, b, a, seq_on, &lb->xs, &lb->ls, lb->work);
         x = next;
     }
-    // Final norm into the first scratch row block, then the one [BT, vocab] buffer.
-    m->ops->rmsnorm(lb->ls.h1, x, m->w.llm.norm, BT, D, c->norm_eps);
-    m->ops->linear(a->logits, lb->ls.h1, m->w.llm.lm_head, NULL, BT, D, c->vocab, 0);
+    // Final norm into the work area, then the one [BT, vocab] buffer.
+    m->ops->rmsnorm(lb->work, x, m->w.llm.norm, BT, D, c->norm_eps);
+    m->ops->linear(a->logits, lb->work, m->w.llm.lm_head, NULL, BT, D, c->vocab, 0);
     *seq_on_out = seq_on;
     return MM_OK;
 }
@@ -249,7 +266,7 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
     const mm_config *c = &m->w.cfg;
     const mm_ops *ops = m->ops;
     if (!a->training)
-        return mm_errf(e, MM_ERR_ARG, "activations were planned for inference; plan them with training = 1");
+        return mm_errf(e, MM_ERR_ARG, "activations were planned for inference; plan them for training");
     int B = b->B, T = b->T, BT = B * T, D = c->dim;
     MM_TRY(check_labels(c, labels, B, T, e));
     uint8_t *seq_on;
@@ -261,15 +278,18 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
     *loss_sum = ops->cross_entropy(a->logits, target, BT, c->vocab, scale);
     *n_tokens = count;
     // Head: logits = RMSNorm(x_L) @ lm_head^T, lm_head frozen.
-    float *x_last = a->layer_out + (size_t)c->n_layers * BT * D, *dh = lb.ls.h1;
+    float *x_last = a->layer_out + (size_t)c->n_layers * BT * D, *dh = lb.work;
     ops->linear_backward_input(dh, a->logits, m->w.llm.lm_head, BT, D, c->vocab, 0);
     ops->rmsnorm_backward(lb.dx, dh, x_last, m->w.llm.norm, BT, D, c->norm_eps, 0);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const llama_layer *L = &m->w.llm.layers[l];
-        // Recompute this layer's intermediates from its saved input, then go back through it.
-        float *x = lb.work;
-        memcpy(x, a->layer_out + (size_t)l * BT * D, sizeof(float) * (size_t)BT * D);
-        flamingo_layer_forward(m, l, x, b, a, seq_on, &lb.xs, &lb.ls, lb.work + (size_t)BT * D);
+        layer_bufs_select(&lb, c, l);
+        if (!lb.keep) {
+            // Recompute this layer's intermediates from its saved input, then go back through it.
+            float *x = lb.work;
+            memcpy(x, a->layer_out + (size_t)l * BT * D, sizeof(float) * (size_t)BT * D);
+            flamingo_layer_forward(m, l, x, b, a, seq_on, &lb.xs, &lb.ls, lb.work + (size_t)BT * D);
+        }
         llama_layer_backward(m, L, lb.dx, B, T, a->pos, b->attn_mask, &lb.ls, grads, lb.work);
         xattn_rows rows = {B, T, a->q_media, a->kv_start, a->kv_len};
         if (L->xattn && b->n_images)

@@ -55,10 +55,16 @@ typedef struct {
     int32_t *kv_start, *kv_len; // (B): latent rows of each sequence
     float *scratch;      // per-stage work buffers, sized to the largest stage (and the backward's)
     size_t scratch_floats;
-    int training;        // planned for flamingo_loss_backward too
+    int training;        // an mm_acts_mode
 } mm_acts;
 
-// Plans and allocates the activations for a batch shape (training: also the backward's buffers).
+typedef enum {
+    MM_ACTS_INFER = 0,          // forward only
+    MM_ACTS_TRAIN_RECOMPUTE = 1, // backward recomputes each layer from its input (least memory)
+    MM_ACTS_TRAIN_KEEP = 2,      // the forward keeps every layer's intermediates (no recomputation)
+} mm_acts_mode;
+
+// Plans and allocates the activations for a batch shape; training is an mm_acts_mode.
 mm_status acts_alloc(mm_acts *a, const mm_config *cfg, int B, int T, int n_images, int training, mm_err *e);
 // Re-plans planned activations for a smaller or equal batch shape (no allocation).
 mm_status acts_reshape(mm_acts *a, const mm_config *cfg, int B, int T, int n_images, mm_err *e);

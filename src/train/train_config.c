@@ -12,7 +12,7 @@
 static const char *known[] = {"model", "adapter", "lora", "train_data", "eval_data", "out_dir", "batch_size",
                               "grad_accum", "lr", "schedule", "warmup_steps", "steps", "epochs", "seed",
                               "weight_decay", "betas", "eps", "max_grad_norm", "clip_each_micro_step", "eval_every",
-                              "save_every", "log_every", NULL};
+                              "save_every", "log_every", "recompute", NULL};
 
 static mm_status get_str(json_object *o, const char *k, char *dst, size_t n, int required, const char *where, mm_err *e) {
     json_object *v;
@@ -91,6 +91,11 @@ mm_status train_config_parse(mm_train_config *t, const char *json, const char *w
         if (!json_object_is_type(v, json_type_boolean))
             s = mm_errf(e, MM_ERR_FORMAT, "%s: \"clip_each_micro_step\" must be true or false", where);
         t->clip_each_micro = json_object_get_boolean(v);
+    }
+    if (s == MM_OK && json_object_object_get_ex(o, "recompute", &v)) {
+        if (!json_object_is_type(v, json_type_boolean))
+            s = mm_errf(e, MM_ERR_FORMAT, "%s: \"recompute\" must be true or false", where);
+        t->recompute = json_object_get_boolean(v);
     }
     t->schedule = MM_SCHED_CONSTANT;
     if (s == MM_OK && json_object_object_get_ex(o, "schedule", &v) &&

@@ -4,7 +4,9 @@
 //    "batch_size": 1, "grad_accum": 16, "lr": 1e-5, "schedule": "constant"|"linear"|"cosine",
 //    "warmup_steps": 100, "steps": N | "epochs": N, "seed": 42, "weight_decay": 0.1,
 //    "betas": [0.9, 0.999], "eps": 1e-8, "max_grad_norm": 1.0, "clip_each_micro_step": true,
-//    "eval_every": 0, "save_every": 0, "log_every": 1}
+//    "eval_every": 0, "save_every": 0, "log_every": 1, "recompute": false}
+// "recompute": true keeps only each layer's input for the backward and recomputes the rest
+// (activation checkpointing per decoder layer): less memory, about a third more compute.
 // Defaults are Multimodal-GPT's (SPEC.md 2.6): lr 1e-5, warm-up 100, AdamW (0.9, 0.999, 1e-8), weight
 // decay 0.1 on the cross-attention adapters only, clipping to 1.0 after every micro-step, seed 42.
 #ifndef MM_TRAIN_CONFIG_H
@@ -23,7 +25,7 @@ typedef struct {
     float lora_alpha;
     char lora_targets[MM_MAX_LORA_TARGETS][48];
     char lora_scopes[4][32];
-    int batch_size, grad_accum, epochs, clip_each_micro;
+    int batch_size, grad_accum, epochs, clip_each_micro, recompute;
     long steps, warmup, eval_every, save_every, log_every;
     float lr, weight_decay, beta1, beta2, eps, max_grad_norm;
     mm_schedule schedule;

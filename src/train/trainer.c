@@ -163,7 +163,8 @@ mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char 
         if (!t->grads || !t->pixels || !t->tokens || !t->labels || !t->mask || !t->ips || !t->perm)
             s = mm_errf(e, MM_ERR_NOMEM, "out of memory for training buffers");
         if (s == MM_OK)
-            s = acts_alloc(&t->acts, c, B, maxlen, t->max_images, 1, e);
+            s = acts_alloc(&t->acts, c, B, maxlen, t->max_images,
+                           cfg->recompute ? MM_ACTS_TRAIN_RECOMPUTE : MM_ACTS_TRAIN_KEEP, e);
     }
     t->total = planned_steps(cfg, t->train.n);
     if (s == MM_OK && resume_dir)
@@ -246,6 +247,7 @@ static mm_status write_config_json(const mm_train_config *c, const char *path, m
     json_object_object_add(o, "eval_every", json_object_new_int64(c->eval_every));
     json_object_object_add(o, "save_every", json_object_new_int64(c->save_every));
     json_object_object_add(o, "log_every", json_object_new_int64(c->log_every));
+    json_object_object_add(o, "recompute", json_object_new_boolean(c->recompute));
     if (c->has_lora) {
         json_object *l = json_object_new_object(), *tg = json_object_new_array(), *sc = json_object_new_array();
         json_object_object_add(l, "r", json_object_new_int(c->lora_r));
