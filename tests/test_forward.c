@@ -127,6 +127,10 @@ static void test_batch_bf16(void **s) {
     (void)s;
     run_case(DIR "/tiny/config.json", DIR "/model_bf16.safetensors", "batch_bf16");
 }
+static void test_batch_f16(void **s) {
+    (void)s;
+    run_case(DIR "/tiny/config.json", DIR "/model_f16.safetensors", "batch_f16");
+}
 static void test_mismatch(void **s) {
     (void)s;
     run_case(DIR "/tiny/config.json", DIR "/tiny/model.safetensors", "mismatch");
@@ -285,6 +289,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_media_index),   cmocka_unit_test(test_batch_next),
         cmocka_unit_test(test_batch_previous), cmocka_unit_test(test_batch_bf16),
+        cmocka_unit_test(test_batch_f16),
         cmocka_unit_test(test_mismatch),      cmocka_unit_test(test_ln_post),
         cmocka_unit_test(test_bad_missing),   cmocka_unit_test(test_bad_shape),
         cmocka_unit_test(test_bad_dtype),     cmocka_unit_test(test_bad_lora),

@@ -156,6 +156,8 @@ def effective(w, dtype):
     """The weights as the model sees them after storage in dtype (rounded), back in float64."""
     if dtype == "BF16":
         return {k: v.to(torch.bfloat16).to(DT) for k, v in w.items()}
+    if dtype == "F16":
+        return {k: v.to(torch.float16).to(DT) for k, v in w.items()}
     return {k: v.to(torch.float32).to(DT) for k, v in w.items()}
 
 
@@ -420,7 +422,8 @@ def main():
     with open(os.path.join(OUT, "tiny", "config.json"), "w") as f:
         json.dump(CFG, f, indent=1)
     write_safetensors(os.path.join(OUT, "model_bf16.safetensors"), w, "BF16")
-    w32, wbf = effective(w, "F32"), effective(w, "BF16")
+    write_safetensors(os.path.join(OUT, "model_f16.safetensors"), w, "F16")
+    w32, wbf, wh = effective(w, "F32"), effective(w, "BF16"), effective(w, "F16")
     S = CFG["vision"]["image_size"]
     img = lambda n: torch.randn(n, 3, S, S, dtype=DT)
 
@@ -442,6 +445,7 @@ def main():
         json.dump(prev, f, indent=1)
     save_case("batch_previous", prev, w32, tokens, mask, images)
     save_case("batch_bf16", CFG, wbf, tokens, mask, images, full=False)
+    save_case("batch_f16", CFG, wh, tokens, mask, images, full=False)
     # More <image> markers than images: the third marker's tokens match no image (uniform attention).
     mism = torch.tensor([[1, 5, M, 6, M, 7, M, 8, 9]])
     save_case("mismatch", CFG, w32, mism, torch.ones(1, 9, dtype=torch.bool), [img(2)], full=False)
