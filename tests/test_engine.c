@@ -174,12 +174,43 @@ static void test_greedy_generation(void **s) {
     unload();
 }
 
+// Greedy decoding with caches continues a prompt exactly as the PyTorch reference does without them.
+static void test_greedy_matches_reference(void **s) {
+    (void)s;
+    load(FX "/tiny/config.json");
+    mm_err e = {0};
+    mm_st st;
+    assert_ok(st_open(&st, FX "/greedy.safetensors", &e), &e);
+    const mm_st_tensor *pr = st_find(&st, "prompt"), *co = st_find(&st, "continuation"), *px = st_find(&st, "pixels");
+    int32_t prompt[16], want[16], out[16];
+    memcpy(prompt, pr->data, pr->nbytes);
+    memcpy(want, co->data, co->nbytes);
+    float *img = malloc(px->nbytes);
+    memcpy(img, px->data, px->nbytes);
+    mm_engine *en;
+    assert_ok(engine_create(&en, &model, 64, 3, &e), &e);
+    assert_ok(engine_add_image(en, img, &e), &e);
+    int32_t banned[] = {98, 99, 100};
+    mm_sampling p = {.do_sample = 0, .temperature = 1, .top_p = 1, .repetition_penalty = 1, .max_new_tokens = (int)co->numel};
+    mm_gen_limits lim = {.banned = banned, .n_banned = 3};
+    int n_out;
+    mm_stop_reason why;
+    assert_ok(generate(en, prompt, (int)pr->numel, &p, &lim, NULL, NULL, out, &n_out, &why, &e), &e);
+    assert_int_equal(n_out, co->numel);
+    assert_memory_equal(out, want, sizeof(int32_t) * (size_t)n_out);
+    engine_free(en);
+    free(img);
+    st_close(&st);
+    unload();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_next),
         cmocka_unit_test(test_rule_previous),
         cmocka_unit_test(test_first_image_recomputes_all),
         cmocka_unit_test(test_greedy_generation),
+        cmocka_unit_test(test_greedy_matches_reference),
     };
     return cmocka_run_group_tests_name("engine", tests, setup, NULL);
 }

@@ -466,6 +466,18 @@ def main():
                "images_per_seq": torch.tensor([3, 1, 0], dtype=torch.int32),
                "pixels": torch.cat([i for i in images if len(i)]).to(torch.float32)})
     save_tensors(os.path.join(OUT, "train.safetensors"), tr)
+    # Greedy continuation (no cache: a full forward per step), the added tokens never chosen.
+    seq = [1, 7, M, 8, 9, 10]
+    gimg = images[0][:1]
+    for _ in range(10):
+        _, _, _, lg = flamingo(w32, CFG, torch.tensor([seq]), torch.ones(1, len(seq), dtype=torch.bool), [gimg])
+        last = lg[0, -1].clone()
+        last[98:] = -float("inf")
+        seq.append(int(last.argmax()))
+    save_tensors(os.path.join(OUT, "greedy.safetensors"),
+                 {"prompt": torch.tensor([1, 7, M, 8, 9, 10], dtype=torch.int32),
+                  "continuation": torch.tensor(seq[6:], dtype=torch.int32), "pixels": gimg.to(torch.float32)})
+    print("greedy:", seq[6:])
     # For the CLI: one sequence, two images, as --tokens and --pixels.
     cli_tok = [1, 7, M, 8, 9, M, 10, 11]
     cli_img = img(2)
