@@ -81,3 +81,17 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find build build-asan -name '*.d' 2>/dev/null)
+
+# libFuzzer run of the restricted unpickler / torch .pt reader: `make fuzz-pickle FUZZ_TIME=180`. New inputs go
+# to build/fuzz_pickle_corpus; the committed seeds in tests/fixtures/torch_pt/fuzz_corpus stay untouched.
+# clang-14 has no _Float16 on x86, so the fuzz build maps it to __fp16 (conversions from compiler-rt).
+FUZZ_CC   ?= clang-14
+FUZZ_TIME ?= 60
+FUZZ_SRC  := tools/fuzz_pickle.c src/io/pickle.c src/io/zip.c src/io/torch_pt.c src/io/file.c src/base/err.c src/base/dtype.c
+.PHONY: fuzz-pickle
+fuzz-pickle: $(BUILD)/fuzz_pickle
+	@mkdir -p $(BUILD)/fuzz_pickle_corpus
+	$(BUILD)/fuzz_pickle -artifact_prefix=$(BUILD)/ -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 -rss_limit_mb=2048 $(BUILD)/fuzz_pickle_corpus tests/fixtures/torch_pt/fuzz_corpus
+$(BUILD)/fuzz_pickle: $(FUZZ_SRC) src/io/pickle.h src/io/zip.h src/io/torch_pt.h
+	@mkdir -p $(BUILD)
+	$(FUZZ_CC) -std=c17 -g -O1 -D_GNU_SOURCE -Isrc -D_Float16=__fp16 -rtlib=compiler-rt -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_SRC) -lz
