@@ -14,6 +14,11 @@
 
 static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc) {
+    if (M == 1 && !ta) {
+        // One row (a generated token): a matrix-vector product, bound by reading B once.
+        cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? N : K, tb ? K : N, alpha, B, ldb, A, 1, beta, C, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
                 B, ldb, beta, C, ldc);
 }
@@ -35,6 +40,34 @@ static void cpu_linear(float *out, const float *in, mm_wref w, const float *bias
     }
     if (w.dtype == MM_F32) {
         cpu_gemm(0, 1, N, M, K, 1.0f, in, K, w.data, K, beta, out, M);
+        return;
+    }
+    if (N == 1) {
+        // A generated token: read each half-precision row once, widening in registers.
+        const uint16_t *wh = w.data;
+        int bf = w.dtype == MM_BF16;
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < M; o++) {
+            const uint16_t *row = wh + (size_t)o * K;
+            float acc = 0;
+            if (bf) {
+#pragma omp simd reduction(+ : acc)
+                for (int k = 0; k < K; k++) {
+                    uint32_t u = (uint32_t)row[k] << 16;
+                    float f;
+                    memcpy(&f, &u, 4);
+                    acc += f * in[k];
+                }
+            } else {
+#pragma omp simd reduction(+ : acc)
+                for (int k = 0; k < K; k++) {
+                    _Float16 h;
+                    memcpy(&h, &row[k], 2);
+                    acc += (float)h * in[k];
+                }
+            }
+            out[o] = beta * out[o] + acc;
+        }
         return;
     }
     int rows = WIDEN_ELEMS / (K > 0 ? K : 1);

@@ -1,0 +1,137 @@
+// Generation benchmark on the mid-sized Flamingo of bench/forward.c: time to first token (image +
+// prompt), prompt tokens/s, generated tokens/s with the K/V cache, and the memory-bandwidth floor
+// for a generated token (bytes of weights read per token / measured copy bandwidth).
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/rng.h"
+#include "infer/engine.h"
+#include "infer/generate.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int count_tokens(int32_t t, void *user) {
+    (void)t;
+    double *first = user;
+    if (*first == 0)
+        *first = now();
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int P = 128, G = 64;
+    const char *dtype = "f32";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--prompt") && i + 1 < argc)
+            P = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--gen") && i + 1 < argc)
+            G = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc)
+            dtype = argv[++i];
+    }
+    mm_err e = {0};
+    mm_config c;
+    config_preset(&c, "openflamingo-9b", &e);
+    c.vis_image_size = 224, c.vis_patch = 16, c.vis_width = 768, c.vis_layers = 12, c.vis_heads = 12, c.vis_mlp = 3072;
+    c.dim = 1024, c.n_layers = 8, c.n_heads = 16, c.ffn = 2816, c.vocab = 32003;
+    mm_dtype dt = !strcmp(dtype, "bf16") ? MM_BF16 : !strcmp(dtype, "f16") ? MM_F16 : MM_F32;
+    mm_model m = {.ops = ops_cpu()};
+    if (weights_init(&m.w, &c, &e) != MM_OK || weights_alloc(&m.w, dt, &e) != MM_OK) {
+        fprintf(stderr, "bench: %s\n", e.msg);
+        return 1;
+    }
+    mm_rng r;
+    rng_seed(&r, 1);
+    size_t mat_bytes = 0;
+    for (int i = 0; i < m.w.n_params; i++) {
+        mm_param *p = &m.w.params[i];
+        size_t n = 1;
+        for (int d = 0; d < p->ndim; d++)
+            n *= (size_t)p->shape[d];
+        float s = p->ndim > 1 ? 1.7f / sqrtf((float)p->shape[p->ndim - 1]) : 0.1f;
+        for (size_t k = 0; k < n; k++) {
+            float v = (rng_uniform(&r) * 2 - 1) * s + (p->ndim == 1 && strstr(p->name, "norm") ? 1.0f : 0.0f);
+            if (p->kind == MM_PARAM_FROZEN_MAT)
+                mm_convert_from_f32((char *)*p->slot + k * mm_dtype_size(dt), dt, &v, 1);
+            else
+                ((float *)*p->slot)[k] = v;
+        }
+        // Bytes a generated token reads: the decoder's matrices (not the vision tower or perceiver).
+        if (!strncmp(p->name, "lang_encoder.", 13) && strcmp(p->name, "lang_encoder.model.embed_tokens.weight"))
+            mat_bytes += weights_param_bytes(&m.w, p);
+    }
+    int S = c.vis_image_size;
+    float *pixels = malloc(sizeof(float) * 3 * (size_t)S * S);
+    for (int i = 0; i < 3 * S * S; i++)
+        pixels[i] = rng_uniform(&r) * 2 - 1;
+    int32_t *prompt = malloc(sizeof(int32_t) * (size_t)P), *out = malloc(sizeof(int32_t) * (size_t)G);
+    for (int i = 0; i < P; i++)
+        prompt[i] = 3 + (int32_t)((unsigned)(i * 7919) % 31990);
+    prompt[0] = 1;
+    prompt[5] = c.media_id;
+    mm_engine *en;
+    if (engine_create(&en, &m, P + G + 1, 1, &e) != MM_OK) {
+        fprintf(stderr, "bench: %s\n", e.msg);
+        return 1;
+    }
+    // Achievable read bandwidth: an f32 matrix-vector product over 256 MB (the access pattern of a
+    // generated token's weights), best of three.
+    int R = 16384, Ccols = 4096;
+    float *a = malloc(sizeof(float) * (size_t)R * Ccols), *xv = malloc(sizeof(float) * Ccols), *yv = malloc(sizeof(float) * R);
+    for (size_t i = 0; i < (size_t)R * Ccols; i++)
+        a[i] = 1e-3f;
+    for (int i = 0; i < Ccols; i++)
+        xv[i] = 1.0f;
+    double best_bw = 0;
+    for (int i = 0; i < 3; i++) {
+        double t0 = now();
+        m.ops->gemm(0, 1, 1, R, Ccols, 1.0f, xv, Ccols, a, Ccols, 0.0f, yv, R);
+        double bw = (double)R * Ccols * sizeof(float) / (now() - t0);
+        best_bw = bw > best_bw ? bw : best_bw;
+    }
+    free(a);
+    free(xv);
+    free(yv);
+    double ttft = 1e9, gen_tps = 0, prompt_tps = 0;
+    for (int rep = 0; rep < 2; rep++) {
+        engine_reset(en);
+        double t0 = now(), first = 0;
+        if (engine_add_image(en, pixels, &e) != MM_OK) {
+            fprintf(stderr, "bench: %s\n", e.msg);
+            return 1;
+        }
+        double t1 = now();
+        mm_sampling sp = {.do_sample = 0, .temperature = 1, .top_p = 1, .repetition_penalty = 1, .max_new_tokens = G};
+        int n_out;
+        mm_stop_reason why;
+        if (generate(en, prompt, P, &sp, NULL, count_tokens, &first, out, &n_out, &why, &e) != MM_OK) {
+            fprintf(stderr, "bench: %s\n", e.msg);
+            return 1;
+        }
+        double t2 = now();
+        if (first - t0 < ttft) {
+            ttft = first - t0;
+            prompt_tps = P / (first - t1);
+            gen_tps = (n_out - 1) / (t2 - first);
+        }
+    }
+    printf("config: as bench/forward, weights %s, prompt %d tokens + 1 image, %d generated, threads %d\n", dtype, P, G,
+           omp_get_max_threads());
+    printf("c_ttft_s %.4f\nc_prompt_tps %.1f\nc_gen_tps %.2f\n", ttft, prompt_tps, gen_tps);
+    printf("floor: %.1f MB of decoder weights per token / %.1f GB/s read bandwidth = %.2f ms/token (%.1f tokens/s)\n",
+           (double)mat_bytes / 1e6, best_bw / 1e9, 1e3 * (double)mat_bytes / best_bw, best_bw / (double)mat_bytes);
+    engine_free(en);
+    model_free(&m);
+    free(pixels);
+    free(prompt);
+    free(out);
+    return 0;
+}
