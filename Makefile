@@ -95,3 +95,14 @@ fuzz-pickle: $(BUILD)/fuzz_pickle
 $(BUILD)/fuzz_pickle: $(FUZZ_SRC) src/io/pickle.h src/io/zip.h src/io/torch_pt.h
 	@mkdir -p $(BUILD)
 	$(FUZZ_CC) -std=c17 -g -O1 -D_GNU_SOURCE -Isrc -D_Float16=__fp16 -rtlib=compiler-rt -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_SRC) -lz
+
+# libFuzzer run of the JPEG/PNG decoders + CLIP preprocessing: `make fuzz-image FUZZ_TIME=180`. New inputs go to
+# build/fuzz_image_corpus; the committed seeds in tests/fixtures/vision/fuzz_corpus stay untouched.
+FUZZ_IMG_SRC := tools/fuzz_image.c $(wildcard src/vision/*.c) src/io/file.c src/base/err.c
+.PHONY: fuzz-image
+fuzz-image: $(BUILD)/fuzz_image
+	@mkdir -p $(BUILD)/fuzz_image_corpus
+	$(BUILD)/fuzz_image -artifact_prefix=$(BUILD)/ -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 -rss_limit_mb=2048 $(BUILD)/fuzz_image_corpus tests/fixtures/vision/fuzz_corpus
+$(BUILD)/fuzz_image: $(FUZZ_IMG_SRC) $(wildcard src/vision/*.h)
+	@mkdir -p $(BUILD)
+	$(FUZZ_CC) -std=c17 -g -O1 -D_GNU_SOURCE -Isrc -rtlib=compiler-rt -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_IMG_SRC) -ljpeg -lpng -lz -lm

@@ -1,0 +1,81 @@
+// Decoded images in the pixel modes PIL gives them on Image.open, and PIL's convert('RGB').
+//
+// JPEG (libjpeg-turbo) and PNG (libpng) are recognised by their magic bytes. Each file decodes to the mode PIL
+// would report, because the CLIP transform resizes before it converts to RGB and the mode decides how PIL
+// resizes (nearest for "1"/"P", premultiplied alpha for "LA"/"RGBA", 32-bit integers for "I"):
+//   JPEG: grey -> L, YCbCr/RGB -> RGB, CMYK/YCCK -> CMYK (samples inverted: PIL always assumes Adobe polarity).
+//   PNG:  grey 1-bit -> 1, grey 2/4/8-bit -> L (scaled x85 / x17), grey 16-bit -> I (0..65535),
+//         grey+alpha 8-bit -> LA, grey+alpha 16-bit -> RGBA, RGB -> RGB, RGBA -> RGBA, palette -> P.
+//         16-bit samples keep their high byte (PIL's ";16B" unpackers truncate, they do not round).
+//         tRNS, gamma, sRGB and ICC chunks are ignored, as PIL's convert('RGB') ignores them.
+// EXIF orientation is ignored, as PIL's Image.open(...).convert('RGB') ignores it: a photo taken sideways stays
+// sideways. APNG gives its default image only.
+// Every failure (wrong magic, empty, truncated, corrupt data, bad CRC, too many pixels) is an error naming the
+// input; images over max_pixels are refused from the header, before the pixel buffer is allocated.
+#ifndef MM_VISION_IMAGE_H
+#define MM_VISION_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+// PIL's DecompressionBombError threshold (2 x Image.MAX_IMAGE_PIXELS).
+#define IMAGE_DEFAULT_MAX_PIXELS ((size_t)178956970)
+
+typedef enum {
+    MM_IMG_1,    // bilevel, 1 byte per pixel holding 0 or 255
+    MM_IMG_L,    // grey, 1 byte
+    MM_IMG_LA,   // grey + alpha, 2 bytes
+    MM_IMG_P,    // palette index, 1 byte; colours in palette[]
+    MM_IMG_RGB,  // 3 bytes
+    MM_IMG_RGBA, // 4 bytes
+    MM_IMG_CMYK, // 4 bytes (already inverted to PIL's convention: 0 = no ink)
+    MM_IMG_I,    // one int32 per pixel (native endianness), 16-bit grey PNGs
+} mm_image_mode;
+
+typedef struct {
+    int width, height;
+    mm_image_mode mode;
+    uint8_t *pixels;         // row-major, height * width * image_pixel_size(mode) bytes, owned
+    uint8_t palette[256][3]; // MM_IMG_P only; entries past the file's PLTE are a grey ramp, as in PIL
+} mm_image;
+
+// Bytes per pixel of a mode (1, 2, 3 or 4).
+int image_pixel_size(mm_image_mode mode);
+// PIL's name of a mode ("L", "RGBA", ...).
+const char *image_mode_name(mm_image_mode mode);
+
+// Allocates a zeroed width x height image of a mode; refuses width*height > max_pixels (0 = default).
+mm_status image_alloc(mm_image *im, int width, int height, mm_image_mode mode, size_t max_pixels, mm_err *e);
+void image_free(mm_image *im);
+
+// Decoding options; a NULL pointer means the defaults.
+typedef struct {
+    size_t max_pixels; // refuse images with more pixels than this; 0 = IMAGE_DEFAULT_MAX_PIXELS
+} image_opts;
+
+// Decodes a JPEG or PNG held in memory into its own mode; name is used in error messages (e.g. the file name
+// or "request image").
+mm_status image_decode(const uint8_t *data, size_t len, const char *name, mm_image *out, const image_opts *opts,
+                       mm_err *e);
+// Reads and decodes a file into its own mode.
+mm_status image_load_file(const char *path, mm_image *out, const image_opts *opts, mm_err *e);
+
+// PIL's convert('RGB'): palette lookup, grey replicated, alpha dropped (not composited), CMYK by PIL's
+// formula, I clipped to 0..255. out is a new MM_IMG_RGB image (in is left alone).
+mm_status image_to_rgb(const mm_image *in, mm_image *out, mm_err *e);
+
+// Decode + convert('RGB') in one call, for callers that want plain RGB u8 pixels.
+mm_status image_decode_rgb(const uint8_t *data, size_t len, const char *name, mm_image *out, const image_opts *opts,
+                           mm_err *e);
+mm_status image_load_file_rgb(const char *path, mm_image *out, const image_opts *opts, mm_err *e);
+
+// Format-specific decoders behind image_decode (data must start with the format's magic); max_pixels as in
+// image_opts.
+mm_status image_decode_jpeg(const uint8_t *data, size_t len, const char *name, size_t max_pixels, mm_image *out,
+                            mm_err *e);
+mm_status image_decode_png(const uint8_t *data, size_t len, const char *name, size_t max_pixels, mm_image *out,
+                           mm_err *e);
+
+#endif
