@@ -138,12 +138,79 @@ static void test_grad_matches_library(void **s) {
     assert_non_null(strstr(out, "all -100"));
 }
 
+
+static int files_equal(const char *a, const char *b) {
+    char out[256];
+    return run(out, sizeof out, "cmp -s %s %s", a, b) == 0;
+}
+
+// `mmgpt init`: deterministic by seed, the documented distributions, and a clear error (nothing
+// written) when the config does not match the tokenizer.
+static void test_init(void **s) {
+    (void)s;
+    char out[8192];
+    const char *m = "models/tiny-random";
+    assert_int_equal(system("rm -rf /tmp/mmgpt-test-init-a /tmp/mmgpt-test-init-b /tmp/mmgpt-test-init-c"), 0);
+    for (int i = 0; i < 3; i++) {
+        int st = run(out, sizeof out, "%s init --config %s/config.json --tokenizer %s/tokenizer.model --out "
+                     "/tmp/mmgpt-test-init-%c --seed %d", bin(), m, m, "abc"[i], i == 2 ? 8 : 7);
+        if (st != 0)
+            fail_msg("init: %s", out);
+    }
+    assert_true(files_equal("/tmp/mmgpt-test-init-a/model.safetensors", "/tmp/mmgpt-test-init-b/model.safetensors"));
+    assert_false(files_equal("/tmp/mmgpt-test-init-a/model.safetensors", "/tmp/mmgpt-test-init-c/model.safetensors"));
+    mm_err e = {0};
+    mm_st st;
+    assert_ok(st_open(&st, "/tmp/mmgpt-test-init-a/model.safetensors", &e), &e);
+    struct {
+        const char *name;
+        double mean, std;
+    } want[] = {
+        {"lang_encoder.model.layers.0.decoder_layer.self_attn.q_proj.weight", 0, 0.02},
+        {"lang_encoder.model.embed_tokens.weight", 0, 0.02},
+        {"lang_encoder.model.layers.0.decoder_layer.input_layernorm.weight", 1, 0},
+        {"lang_encoder.model.layers.1.gated_cross_attn_layer.attn_gate", 0, 0},
+        {"perceiver.latents", 0, 1},
+        {"vision_encoder.visual.transformer.resblocks.0.attn.in_proj_bias", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const mm_st_tensor *t = st_find(&st, want[i].name);
+        if (!t)
+            fail_msg("init wrote no %s", want[i].name);
+        double sum = 0, sq = 0;
+        for (int64_t j = 0; j < t->numel; j++) {
+            float x;
+            memcpy(&x, t->data + 4 * j, 4);
+            sum += x;
+            sq += (double)x * x;
+        }
+        double mean = sum / (double)t->numel, sd = sqrt(sq / (double)t->numel - mean * mean);
+        printf("mmgpt-test: init %-70s mean %+.4f std %.4f\n", want[i].name, mean, sd);
+        assert_true(fabs(mean - want[i].mean) <= 0.1 * (want[i].std > 0 ? want[i].std : 1) + 1e-7);
+        assert_true(fabs(sd - want[i].std) <= 0.1 * want[i].std + 1e-7);
+    }
+    st_close(&st);
+    // The model it wrote runs.
+    int rc = run(out, sizeof out, "%s logits -m /tmp/mmgpt-test-init-a --prompt 'a <image> b' --image "
+                 "examples/shapes.png --out /tmp/mmgpt-test-init-a/l.npy --top 1", bin());
+    if (rc != 0)
+        fail_msg("logits on an initialised model: %s", out);
+    rc = run(out, sizeof out, "%s init --config %s/config.json --tokenizer "
+             "tests/fixtures/tokenizer/llama_tokenizer.json --out /tmp/mmgpt-test-init-d", bin(), m);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "vocab_size is 503 but the tokenizer says 32003"));
+    struct stat sb;
+    assert_int_not_equal(stat("/tmp/mmgpt-test-init-d", &sb), 0);
+    assert_int_equal(system("rm -rf /tmp/mmgpt-test-init-a /tmp/mmgpt-test-init-b /tmp/mmgpt-test-init-c"), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_logits_matches_reference),
         cmocka_unit_test(test_logits_errors),
         cmocka_unit_test(test_info),
         cmocka_unit_test(test_grad_matches_library),
+        cmocka_unit_test(test_init),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }

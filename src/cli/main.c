@@ -18,6 +18,7 @@ static const command commands[] = {
     {"merge", cmd_merge, "fold LoRA adapters into the weights and write a new model directory"},
     {"grad", cmd_grad, "one forward + backward: write the loss and LoRA gradients (PEFT names)"},
     {"preprocess", cmd_preprocess, "write the CLIP-preprocessed float32 [3,224,224] tensor of an image"},
+    {"init", cmd_init, "write a model directory with fresh random weights (training from scratch)"},
 };
 
 int cli_fail(const mm_err *e) {

@@ -1,0 +1,98 @@
+// mmgpt init: a model directory with fresh random weights (for training from scratch, as the bundled
+// demo model is): config.json, model.safetensors and the tokenizer copied in.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "io/file.h"
+#include "model/config.h"
+#include "model/init.h"
+#include "model/merge.h"
+#include "text/tokenizer.h"
+
+static const char *usage_text =
+    "usage: mmgpt init --config CONFIG.json --tokenizer FILE --out DIR [--seed N]\n"
+    "  Writes DIR/config.json, DIR/model.safetensors (f32 random weights) and the tokenizer. The config's\n"
+    "  vocab_size and special token ids must match the tokenizer (its size includes the 3 added tokens).\n";
+
+static int check_tokens(const mm_config *c, const mm_tokenizer *t, mm_err *e) {
+    struct {
+        const char *what;
+        int32_t cfg, tok;
+    } k[] = {{"vocab_size", c->vocab, tok_vocab_size(t)}, {"bos", c->bos_id, tok_bos_id(t)},
+             {"eos", c->eos_id, tok_eos_id(t)},            {"media", c->media_id, tok_image_id(t)},
+             {"eoc", c->eoc_id, tok_eoc_id(t)},            {"pad", c->pad_id, tok_pad_id(t)}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (k[i].cfg != k[i].tok)
+            return mm_errf(e, MM_ERR_ARG, "config %s is %d but the tokenizer says %d", k[i].what, k[i].cfg, k[i].tok);
+    return MM_OK;
+}
+
+int cmd_init(int argc, char **argv) {
+    const char *cfg_path = NULL, *tok_path = NULL, *out = NULL;
+    unsigned long long seed = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        char *end = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (!strcmp(a, "--config") && has) {
+            cfg_path = argv[++i];
+        } else if (!strcmp(a, "--tokenizer") && has) {
+            tok_path = argv[++i];
+        } else if (!strcmp(a, "--out") && has) {
+            out = argv[++i];
+        } else if (!strcmp(a, "--seed") && has) {
+            seed = strtoull(argv[++i], &end, 10);
+            if (!*argv[i] || *end)
+                return cli_usage("init", "--seed takes a non-negative integer, not '%s'", argv[i]);
+        } else {
+            fputs(usage_text, stderr);
+            return cli_usage("init", "unknown or incomplete option '%s'", a);
+        }
+    }
+    if (!cfg_path || !tok_path || !out) {
+        fputs(usage_text, stderr);
+        return cli_usage("init", "needs --config, --tokenizer and --out");
+    }
+    mm_err e = {0};
+    mm_config cfg;
+    if (config_load(&cfg, cfg_path, &e) != MM_OK)
+        return cli_fail(&e);
+    mm_tokenizer *tok = NULL;
+    if (tok_load(&tok, tok_path, &e) != MM_OK)
+        return cli_fail(&e);
+    mm_status s = check_tokens(&cfg, tok, &e);
+    tok_free(tok);
+    if (s != MM_OK)
+        return cli_fail(&e);
+    mm_model m;
+    if (model_init_random(&m, &cfg, seed, &e) != MM_OK)
+        return cli_fail(&e);
+    s = model_save_dir(&m, out, MM_F32, &e);
+    int n_tensors = m.w.n_params;
+    size_t n_floats = 0;
+    for (int i = 0; i < m.w.n_params; i++)
+        n_floats += weights_param_bytes(&m.w, &m.w.params[i]) / sizeof(float);
+    model_free(&m);
+    if (s == MM_OK) {
+        const char *base = strrchr(tok_path, '/');
+        base = base ? base + 1 : tok_path;
+        int is_json = strlen(base) > 5 && !strcmp(base + strlen(base) - 5, ".json");
+        uint8_t *data = NULL;
+        size_t len = 0;
+        char dst[4200];
+        snprintf(dst, sizeof dst, "%s/%s", out, is_json ? "tokenizer.json" : "tokenizer.model");
+        s = mm_read_file(tok_path, &data, &len, &e);
+        if (s == MM_OK)
+            s = mm_write_file_atomic(dst, data, len, &e);
+        free(data);
+    }
+    if (s != MM_OK)
+        return cli_fail(&e);
+    printf("%s: %d tensors, %zu parameters, random init (seed %llu)\n", out, n_tensors, n_floats, seed);
+    return 0;
+}

@@ -1,0 +1,17 @@
+// Fresh random weights for a model trained from scratch (the bundled demo model): the parameter
+// table's tensors initialised the way GPT-style models are, deterministically from a seed.
+#ifndef MM_INIT_H
+#define MM_INIT_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "model/flamingo.h"
+
+// Builds m for cfg (frozen matrices in f32) and fills every tensor: 2-D and larger weights and the
+// class/positional embeddings ~ N(0, 0.02), residual output projections ~ N(0, 0.02 / sqrt(2 L)),
+// 1-D ".weight" (norm scales) = 1, biases = 0, the tanh gates = 0 (OpenFlamingo's init: the image path
+// starts closed), perceiver latents and media/frame embeddings ~ N(0, 1).
+mm_status model_init_random(mm_model *m, const mm_config *cfg, uint64_t seed, mm_err *e);
+
+#endif
