@@ -19,6 +19,7 @@ static const command commands[] = {
     {"grad", cmd_grad, "one forward + backward: write the loss and LoRA gradients (PEFT names)"},
     {"preprocess", cmd_preprocess, "write the CLIP-preprocessed float32 [3,224,224] tensor of an image"},
     {"init", cmd_init, "write a model directory with fresh random weights (training from scratch)"},
+    {"tokenize", cmd_tokenize, "text lines to token ids (with BOS), or ids back to text with --decode"},
 };
 
 int cli_fail(const mm_err *e) {

@@ -310,13 +310,19 @@ static int32_t special_at(const mm_tokenizer *t, const char *s, size_t n, size_t
     return best;
 }
 
+// Training-era transformers strips the text around the tokens OpenFlamingo added as plain strings
+// (`<|endofchunk|>`, `<image>`, `<PAD>`), but not around LLaMA's own <s>, </s>, <unk>, which the slow
+// LlamaTokenizer declares as AddedToken(lstrip=False, rstrip=False): those split the text but keep
+// its whitespace.
+static int special_strips(const mm_tokenizer *t, int32_t id) { return id == t->image || id == t->eoc || id == t->pad; }
+
 mm_status tok_encode(const mm_tokenizer *t, const char *text, size_t len, int add_bos, int32_t *ids, size_t cap,
                      size_t *n, mm_err *e) {
     ids_out o = {0};
     if (add_bos && t->bos >= 0)
         push_id(&o, t->bos);
     size_t start = 0;
-    int after_special = 0;
+    int prev_strips = 0;
     for (size_t i = 0; i <= len && o.st == MM_OK;) {
         size_t sl = 0;
         int32_t sp = i < len ? special_at(t, text + i, len - i, &sl) : -1;
@@ -327,9 +333,9 @@ mm_status tok_encode(const mm_tokenizer *t, const char *text, size_t len, int ad
         const char *c = text + start;
         size_t cl = i - start;
         if (t->split == MM_TOK_SPLIT_STRIP) {
-            if (after_special)
+            if (prev_strips)
                 lstrip(&c, &cl);
-            if (sp >= 0)
+            if (sp >= 0 && special_strips(t, sp))
                 rstrip(c, &cl);
         }
         if (cl)
@@ -339,7 +345,7 @@ mm_status tok_encode(const mm_tokenizer *t, const char *text, size_t len, int ad
         push_id(&o, sp);
         i += sl;
         start = i;
-        after_special = 1;
+        prev_strips = special_strips(t, sp);
     }
     if (o.st != MM_OK) {
         free(o.v);
