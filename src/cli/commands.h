@@ -13,6 +13,7 @@ int cmd_merge(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_template(int argc, char **argv);
 
 // Prints "mmgpt: error: <msg>" to stderr and returns 1.
 int cli_fail(const mm_err *e);

@@ -20,6 +20,7 @@ static const command commands[] = {
     {"preprocess", cmd_preprocess, "write the CLIP-preprocessed float32 [3,224,224] tensor of an image"},
     {"init", cmd_init, "write a model directory with fresh random weights (training from scratch)"},
     {"tokenize", cmd_tokenize, "text lines to token ids (with BOS), or ids back to text with --decode"},
+    {"template", cmd_template, "a conversation through the instruction template: text, ids with the loss mask, media locations"},
 };
 
 int cli_fail(const mm_err *e) {
