@@ -136,15 +136,18 @@ static const char *find_tokenizer(const char *model_dir, const char *explicit_pa
     return NULL;
 }
 
-mm_status cli_encode_prompt(const char *model_dir, const char *tokenizer_path, const char *prompt, int keep_whitespace,
-                            int32_t **ids, size_t *n, mm_err *e) {
+mm_status cli_load_tokenizer(const char *model_dir, const char *tokenizer_path, mm_tokenizer **tok, mm_err *e) {
     char buf[4096];
     const char *path = find_tokenizer(model_dir, tokenizer_path, buf, sizeof buf);
     if (!path)
-        return mm_errf(e, MM_ERR_IO, "%s: no tokenizer.model or tokenizer.json (pass --tokenizer FILE or use --tokens)",
-                       model_dir);
+        return mm_errf(e, MM_ERR_IO, "%s: no tokenizer.model or tokenizer.json (pass --tokenizer FILE)", model_dir);
+    return tok_load(tok, path, e);
+}
+
+mm_status cli_encode_prompt(const char *model_dir, const char *tokenizer_path, const char *prompt, int keep_whitespace,
+                            int32_t **ids, size_t *n, mm_err *e) {
     mm_tokenizer *tok;
-    MM_TRY(tok_load(&tok, path, e));
+    MM_TRY(cli_load_tokenizer(model_dir, tokenizer_path, &tok, e));
     if (keep_whitespace)
         tok_set_split_mode(tok, MM_TOK_SPLIT_KEEP);
     size_t len = strlen(prompt), need = 0;

@@ -24,6 +24,9 @@ void cli_images_free(cli_images *im);
 // Parses "1,2,3" (commas and/or spaces) into a new int32 array; what names the flag in errors;
 // allow_negative admits -100 style labels.
 mm_status cli_parse_ids(const char *s, const char *what, int allow_negative, int32_t **ids, size_t *n, mm_err *e);
+typedef struct mm_tokenizer mm_tokenizer;
+// Loads tokenizer_path, else MODEL_DIR/tokenizer.model, else MODEL_DIR/tokenizer.json.
+mm_status cli_load_tokenizer(const char *model_dir, const char *tokenizer_path, mm_tokenizer **tok, mm_err *e);
 // Loads the tokenizer (tokenizer_path, else MODEL_DIR/tokenizer.model, else MODEL_DIR/tokenizer.json)
 // and encodes prompt with BOS.
 mm_status cli_encode_prompt(const char *model_dir, const char *tokenizer_path, const char *prompt, int keep_whitespace,

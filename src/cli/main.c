@@ -21,6 +21,8 @@ static const command commands[] = {
     {"init", cmd_init, "write a model directory with fresh random weights (training from scratch)"},
     {"tokenize", cmd_tokenize, "text lines to token ids (with BOS), or ids back to text with --decode"},
     {"template", cmd_template, "a conversation through the instruction template: text, ids with the loss mask, media locations"},
+    {"chat", cmd_chat, "a multi-turn conversation about images in the terminal"},
+    {"generate", cmd_generate, "one reply to one instruction (with images), streamed or as JSON"},
 };
 
 int cli_fail(const mm_err *e) {

@@ -59,5 +59,7 @@ mm_status chat_reply(mm_chat *ch, const mm_sampling *p, const char *const *stop_
 void chat_cancel(mm_chat *ch);
 const mm_conversation *chat_conversation(const mm_chat *ch);
 mm_chat_stats chat_stats(const mm_chat *ch);
+// The token ids the last reply generated (including a final EOS), valid until the next chat_reply.
+const int32_t *chat_last_tokens(const mm_chat *ch, int *n);
 
 #endif

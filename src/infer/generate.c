@@ -1,5 +1,5 @@
-// Beam search is not implemented yet: requests with num_beams > 1 run the same sampler on a single
-// sequence (documented in the chat help). Everything else follows HF's generate for the demo.
+// Greedy and sampled decoding on one cached sequence, as HF's generate does for num_beams == 1.
+// Beam search and beam-sample (num_beams > 1) live in beam.c.
 #include "infer/generate.h"
 
 #include <stdlib.h>

@@ -23,7 +23,7 @@ typedef struct {
 
 // Generates after prompt[0..n). out (capacity p->max_new_tokens) receives the new tokens including
 // a final stop token; *n_out their count; *why the reason it ended. Greedy or sampling (num_beams
-// is ignored here: see the note in generate.c).
+// is ignored here: infer/beam.h does beam search).
 mm_status generate(mm_engine *en, const int32_t *prompt, int n, const mm_sampling *p, const mm_gen_limits *lim,
                    mm_token_cb cb, void *user, int32_t *out, int *n_out, mm_stop_reason *why, mm_err *e);
 

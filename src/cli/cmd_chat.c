@@ -1,0 +1,213 @@
+// mmgpt chat: a multi-turn conversation about images in the terminal (or from a script on stdin).
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/chat_setup.h"
+#include "cli/commands.h"
+#include "cli/gen_args.h"
+#include "infer/chat.h"
+#include "io/file.h"
+
+static const char *usage_text =
+    "usage: mmgpt chat -m MODEL [--lora DIR] [--tokenizer FILE] [--image FILE]... [--ask TEXT] [--ctx N]\n"
+    "  Type a message and press Enter. Commands: /image PATH (attach to the next message), /reset,\n"
+    "  /save FILE (the conversation as JSON), /params [name=value ...] (show or set sampling), /help, /quit.\n"
+    "  Ctrl-C stops the reply being written. --image attaches to the first message; --ask sends a first\n"
+    "  message before reading input. With stdin not a terminal, each input line is one message.\n";
+
+static mm_chat *volatile g_chat;
+static volatile sig_atomic_t g_busy, g_interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    if (g_busy && g_chat)
+        chat_cancel(g_chat);
+    g_interrupted = 1;
+}
+
+static int print_piece(const char *piece, void *user) {
+    (void)user;
+    fputs(piece, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+typedef struct {
+    mm_chat *ch;
+    cli_gen g;
+    const char *pending[64];
+    int n_pending;
+    int tty_out, tty_err;
+} repl;
+
+static void reply(repl *r, const char *text) {
+    mm_err e = {0};
+    if (chat_add_user(r->ch, text, r->pending, r->n_pending, &e) != MM_OK) {
+        fprintf(stderr, "mmgpt: error: %s\n", e.msg);
+        return; // the turn was not added; the attachments stay pending
+    }
+    for (int i = 0; i < r->n_pending; i++)
+        free((char *)r->pending[i]);
+    r->n_pending = 0;
+    const char *out = NULL;
+    if (r->tty_out)
+        fputs("\033[1mmmgpt>\033[0m ", stdout);
+    g_busy = 1;
+    mm_status s = chat_reply(r->ch, &r->g.p, r->g.stops, r->g.n_stops, print_piece, NULL, &out, &e);
+    g_busy = 0;
+    putchar('\n');
+    fflush(stdout);
+    if (s != MM_OK) {
+        fprintf(stderr, "mmgpt: error: %s\n", e.msg);
+        return;
+    }
+    mm_chat_stats st = chat_stats(r->ch);
+    fprintf(stderr, "%s[%.1f tokens/s, prompt %ld tokens (%ld evaluated), %ld generated%s%s]%s\n",
+            r->tty_err ? "\033[2m" : "", st.gen_s > 0 ? (double)st.generated_tokens / st.gen_s : 0.0,
+            st.prompt_tokens, st.evaluated_tokens, st.generated_tokens,
+            st.stop == MM_STOP_CALLBACK ? ", stopped" : "", st.dropped_turns ? ", oldest turns dropped" : "",
+            r->tty_err ? "\033[0m" : "");
+}
+
+static void command(repl *r, char *line, int *quit) {
+    mm_err e = {0};
+    char *arg = line + strcspn(line, " ");
+    if (*arg)
+        *arg++ = 0;
+    arg += strspn(arg, " ");
+    if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) {
+        *quit = 1;
+    } else if (!strcmp(line, "/reset")) {
+        chat_reset(r->ch);
+        for (int i = 0; i < r->n_pending; i++)
+            free((char *)r->pending[i]);
+        r->n_pending = 0;
+        fprintf(stderr, "(conversation cleared)\n");
+    } else if (!strcmp(line, "/image")) {
+        if (!*arg || access(arg, R_OK) != 0)
+            fprintf(stderr, "mmgpt: error: /image needs a readable file (%s)\n", *arg ? strerror(errno) : "no path");
+        else if (r->n_pending == 64)
+            fprintf(stderr, "mmgpt: error: too many images for one message\n");
+        else if (!(r->pending[r->n_pending] = strdup(arg)))
+            fprintf(stderr, "mmgpt: error: out of memory\n");
+        else
+            fprintf(stderr, "(image %s attached to the next message)\n", r->pending[r->n_pending++]);
+    } else if (!strcmp(line, "/save")) {
+        char *js = NULL;
+        if (!*arg)
+            fprintf(stderr, "mmgpt: error: /save needs a file name\n");
+        else if (conv_to_json(chat_conversation(r->ch), &js, &e) != MM_OK ||
+                 mm_write_file_atomic(arg, js, strlen(js), &e) != MM_OK)
+            fprintf(stderr, "mmgpt: error: %s\n", e.msg);
+        else
+            fprintf(stderr, "(saved to %s)\n", arg);
+        free(js);
+    } else if (!strcmp(line, "/params")) {
+        for (char *kv = strtok(arg, " "); kv; kv = strtok(NULL, " ")) {
+            char *eq = strchr(kv, '=');
+            if (!eq || (*eq = 0, cli_gen_set(&r->g, kv, eq + 1) != 0))
+                fprintf(stderr, "mmgpt: error: /params: bad setting '%s' (name=value)\n", kv);
+        }
+        cli_gen_print(&r->g, stderr);
+    } else if (!strcmp(line, "/help")) {
+        fputs(usage_text, stderr);
+    } else {
+        fprintf(stderr, "mmgpt: unknown command %s (/help lists them)\n", line);
+    }
+}
+
+int cmd_chat(int argc, char **argv) {
+    cli_model_args ma = {0};
+    repl r = {0};
+    cli_gen_init(&r.g);
+    const char *ask = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int k;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            fputs(cli_gen_help, stdout);
+            return 0;
+        } else if (cli_model_flag(&ma, argc, argv, &i)) {
+        } else if ((k = cli_gen_flag(&r.g, "chat", argc, argv, &i)) != 0) {
+            if (k < 0)
+                return 2;
+        } else if (!strcmp(a, "--image") && i + 1 < argc && r.n_pending < 64) {
+            r.pending[r.n_pending++] = strdup(argv[++i]);
+        } else if (!strcmp(a, "--ask") && i + 1 < argc) {
+            ask = argv[++i];
+        } else {
+            fputs(usage_text, stderr);
+            return cli_usage("chat", "unknown or incomplete option '%s'", a);
+        }
+    }
+    if (!ma.model) {
+        fputs(usage_text, stderr);
+        return cli_usage("chat", "needs -m MODEL");
+    }
+    mm_err e = {0};
+    mm_model m;
+    mm_tokenizer *tok = NULL;
+    if (cli_model_open(&ma, &m, &tok, &e) != MM_OK)
+        return cli_fail(&e);
+    mm_chat_opts o = {.max_ctx = ma.max_ctx};
+    if (chat_create(&r.ch, &m, tok, &o, &e) != MM_OK) {
+        tok_free(tok);
+        model_free(&m);
+        return cli_fail(&e);
+    }
+    g_chat = r.ch;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint; // no SA_RESTART: a Ctrl-C at the prompt returns from the read
+    sigaction(SIGINT, &sa, NULL);
+    int tty_in = isatty(0);
+    r.tty_out = isatty(1);
+    r.tty_err = isatty(2);
+    if (tty_in)
+        fprintf(stderr, "mmgpt chat: %s (type /help for commands, Ctrl-D to leave)\n", ma.model);
+    if (ask) {
+        if (r.tty_out)
+            printf("\033[1myou>\033[0m %s\n", ask);
+        reply(&r, ask);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int quit = 0;
+    while (!quit) {
+        if (tty_in)
+            fputs("\033[1myou>\033[0m ", stdout), fflush(stdout);
+        errno = 0;
+        ssize_t n = getline(&line, &cap, stdin);
+        if (n < 0) {
+            if (errno == EINTR && g_interrupted) { // Ctrl-C at the prompt: a fresh prompt, not an exit
+                g_interrupted = 0;
+                clearerr(stdin);
+                putchar('\n');
+                continue;
+            }
+            break;
+        }
+        g_interrupted = 0;
+        line[strcspn(line, "\r\n")] = 0;
+        if (!line[0])
+            continue;
+        if (line[0] == '/')
+            command(&r, line, &quit);
+        else
+            reply(&r, line);
+    }
+    if (tty_in && !quit)
+        putchar('\n');
+    free(line);
+    for (int i = 0; i < r.n_pending; i++)
+        free((char *)r.pending[i]);
+    g_chat = NULL;
+    chat_free(r.ch);
+    tok_free(tok);
+    model_free(&m);
+    return 0;
+}

@@ -1,0 +1,333 @@
+// Chat sessions and beam search: beam search against a restatement of transformers' (tests/ref/
+// beam_ref.py); beam-sample at a vanishing temperature equals beam search; on the bundled tiny model,
+// a cached multi-turn conversation's greedy reply equals uncached generation from its rendered prompt;
+// dropping the oldest turns; stop strings; cancel; `mmgpt generate` and `mmgpt chat` from scripts.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "infer/beam.h"
+#include "infer/chat.h"
+#include "infer/engine.h"
+#include "io/file.h"
+#include "io/json.h"
+#include "model/flamingo.h"
+#include "testutil.h"
+#include "text/template.h"
+#include "vision/preprocess.h"
+
+#define MODEL "models/tiny-random"
+
+static const char *bin(void) {
+    const char *b = getenv("MMGPT");
+    return b ? b : "build/mmgpt";
+}
+
+typedef struct {
+    const float *table;
+    int rows, vocab;
+} toy;
+
+static mm_status toy_logits(void *ctx, int beam, const int32_t *seq, int n, const float **logits, mm_err *e) {
+    (void)beam;
+    (void)e;
+    const toy *t = ctx;
+    *logits = t->table + (size_t)((seq[n - 1] * 7 + n) % t->rows) * t->vocab;
+    return MM_OK;
+}
+
+static void test_beam_reference(void **s) {
+    (void)s;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    mm_err e = {0};
+    assert_ok(mm_read_file("tests/fixtures/chat/beam_cases.json", &data, &len, &e), &e);
+    json_object *cases = json_tokener_parse((const char *)data);
+    free(data);
+    assert_non_null(cases);
+    int bad = 0;
+    for (size_t i = 0; i < json_object_array_length(cases); i++) {
+        json_object *c = json_object_array_get_idx(cases, i);
+        toy t = {NULL, json_object_get_int(json_object_object_get(c, "rows")),
+                 json_object_get_int(json_object_object_get(c, "vocab"))};
+        json_object *jt = json_object_object_get(c, "table");
+        float *table = malloc(sizeof(float) * json_object_array_length(jt));
+        for (size_t k = 0; k < json_object_array_length(jt); k++)
+            table[k] = (float)json_object_get_double(json_object_array_get_idx(jt, k));
+        t.table = table;
+        json_object *jp = json_object_object_get(c, "prompt"), *jx = json_object_object_get(c, "expected");
+        int32_t prompt[8], banned = json_object_get_int(json_object_array_get_idx(json_object_object_get(c, "banned"), 0));
+        int n = (int)json_object_array_length(jp);
+        for (int k = 0; k < n; k++)
+            prompt[k] = json_object_get_int(json_object_array_get_idx(jp, k));
+        mm_sampling p = sampling_defaults();
+        p.do_sample = 0;
+        p.num_beams = json_object_get_int(json_object_object_get(c, "num_beams"));
+        p.max_new_tokens = json_object_get_int(json_object_object_get(c, "max_new_tokens"));
+        mm_beam_model bm = {toy_logits, &t, t.vocab};
+        int32_t out[64];
+        int n_out = 0;
+        assert_ok(beam_generate(&bm, prompt, n, &p, json_object_get_int(json_object_object_get(c, "eos")), &banned, 1,
+                                NULL, out, &n_out, &e),
+                  &e);
+        int ok = n_out == (int)json_object_array_length(jx);
+        for (int k = 0; ok && k < n_out; k++)
+            ok = out[k] == json_object_get_int(json_object_array_get_idx(jx, k));
+        printf("mmgpt-test: beam case %zu (%d beams, %d new): %d tokens %s\n", i, p.num_beams, p.max_new_tokens, n_out,
+               ok ? "ok" : "MISMATCH");
+        bad += !ok;
+        // Beam-sample (all beams start live, as HF's): deterministic by seed, never a banned token.
+        p.do_sample = 1;
+        p.seed = 7 + i;
+        int32_t out2[2][64];
+        int n2[2] = {0, 0};
+        for (int r = 0; r < 2; r++)
+            assert_ok(beam_generate(&bm, prompt, n, &p, json_object_get_int(json_object_object_get(c, "eos")), &banned,
+                                    1, NULL, out2[r], &n2[r], &e),
+                      &e);
+        assert_int_equal(n2[0], n2[1]);
+        assert_memory_equal(out2[0], out2[1], sizeof(int32_t) * (size_t)n2[0]);
+        assert_true(n2[0] >= 1 && n2[0] <= p.max_new_tokens);
+        for (int k = 0; k < n2[0]; k++)
+            assert_int_not_equal(out2[0][k], banned);
+        free(table);
+    }
+    json_object_put(cases);
+    assert_int_equal(bad, 0);
+}
+
+typedef struct {
+    char text[8192];
+    size_t len;
+    int pieces, stop_after;
+} collect;
+
+static int on_piece(const char *piece, void *user) {
+    collect *c = user;
+    size_t k = strlen(piece);
+    if (c->len + k < sizeof c->text) {
+        memcpy(c->text + c->len, piece, k + 1);
+        c->len += k;
+    }
+    c->pieces++;
+    return c->stop_after && c->pieces >= c->stop_after;
+}
+
+static void load(mm_model *m, mm_tokenizer **tok) {
+    mm_err e = {0};
+    mm_load_opts lo = {0};
+    assert_ok(model_load(m, MODEL, &lo, &e), &e);
+    assert_ok(tok_load(tok, MODEL "/tokenizer.model", &e), &e);
+}
+
+static mm_sampling greedy(int n) {
+    mm_sampling p = sampling_defaults();
+    p.do_sample = 0;
+    p.num_beams = 1;
+    p.max_new_tokens = n;
+    return p;
+}
+
+// Uncached reference: a fresh engine on the rendered prompt of the conversation so far.
+static void reference_reply(const mm_model *m, const mm_tokenizer *tok, const mm_conversation *c, const float *pixels,
+                            int n_images, int max_new, char **text) {
+    mm_err e = {0};
+    mm_templated t;
+    assert_ok(template_build(tok, c, MM_TEMPLATE_CHAT, 0, &t, &e), &e);
+    mm_engine *en = NULL;
+    assert_ok(engine_create(&en, m, m->w.cfg.max_seq, 8, &e), &e);
+    int S = m->w.cfg.vis_image_size;
+    for (int i = 0; i < n_images; i++)
+        assert_ok(engine_add_image(en, pixels + (size_t)i * 3 * S * S, &e), &e);
+    mm_sampling p = greedy(max_new);
+    int32_t eos = m->w.cfg.eos_id, banned[3] = {m->w.cfg.eoc_id, m->w.cfg.media_id, m->w.cfg.pad_id}, out[256];
+    mm_gen_limits lim = {&eos, 1, banned, 3};
+    int n_out = 0;
+    mm_stop_reason why;
+    assert_ok(generate(en, t.ids, (int)t.n, &p, &lim, NULL, NULL, out, &n_out, &why, &e), &e);
+    if (n_out && out[n_out - 1] == eos)
+        n_out--;
+    char *d = NULL;
+    assert_ok(tok_decode(tok, out, (size_t)n_out, 1, &d, &e), &e);
+    size_t a = strspn(d, " \n\t\r"), n = strlen(d);
+    while (n > a && strchr(" \n\t\r", d[n - 1]))
+        n--;
+    d[n] = 0;
+    memmove(d, d + a, n - a + 1);
+    *text = d;
+    engine_free(en);
+    template_free(&t);
+}
+
+static void test_multi_turn_cached(void **s) {
+    (void)s;
+    mm_model m;
+    mm_tokenizer *tok = NULL;
+    load(&m, &tok);
+    mm_err e = {0};
+    mm_chat *ch = NULL;
+    assert_ok(chat_create(&ch, &m, tok, NULL, &e), &e);
+    const char *img = "examples/shapes.png";
+    int S = m.w.cfg.vis_image_size;
+    float *px = malloc(sizeof(float) * 2 * 3 * S * S);
+    assert_ok(preprocess_clip_file(img, S, NULL, NULL, px, &e), &e);
+    assert_ok(preprocess_clip_file("tests/fixtures/vision/chelsea.jpg", S, NULL, NULL, px + 3 * S * S, &e), &e);
+    const char *turns[] = {"What is in the image?", "How many shapes are there?", "And this one?"};
+    const char *imgs[] = {img, NULL, "tests/fixtures/vision/chelsea.jpg"};
+    int n_img = 0;
+    for (int k = 0; k < 3; k++) {
+        assert_ok(chat_add_user(ch, turns[k], imgs[k] ? &imgs[k] : NULL, imgs[k] ? 1 : 0, &e), &e);
+        n_img += imgs[k] != NULL;
+        mm_sampling p = greedy(12);
+        collect col = {0};
+        const char *reply = NULL;
+        mm_conversation snapshot = *chat_conversation(ch); // the turns before the reply is appended
+        char *want = NULL;
+        reference_reply(&m, tok, &snapshot, px, n_img, 12, &want);
+        assert_ok(chat_reply(ch, &p, NULL, 0, on_piece, &col, &reply, &e), &e);
+        mm_chat_stats st = chat_stats(ch);
+        printf("mmgpt-test: turn %d: %ld prompt tokens (%ld evaluated), %ld generated: '%s'\n", k, st.prompt_tokens,
+               st.evaluated_tokens, st.generated_tokens, reply);
+        assert_string_equal(reply, want);
+        if (k == 1)
+            assert_true(st.evaluated_tokens < st.prompt_tokens); // the earlier turns came from the cache
+        free(want);
+    }
+    // The conversation saved as JSON lists both images with their turns.
+    char *js = NULL;
+    assert_ok(conv_to_json(chat_conversation(ch), &js, &e), &e);
+    assert_non_null(strstr(js, "chelsea.jpg"));
+    free(js);
+    chat_free(ch);
+    free(px);
+    tok_free(tok);
+    model_free(&m);
+}
+
+static void test_context_stop_cancel(void **s) {
+    (void)s;
+    mm_model m;
+    mm_tokenizer *tok = NULL;
+    load(&m, &tok);
+    mm_err e = {0};
+    mm_chat *ch = NULL;
+    mm_chat_opts o = {.max_ctx = 160};
+    assert_ok(chat_create(&ch, &m, tok, &o, &e), &e);
+    const char *reply = NULL;
+    for (int k = 0; k < 4; k++) {
+        assert_ok(chat_add_user(ch, "Tell me about shapes and colours in a few words please.", NULL, 0, &e), &e);
+        mm_sampling p = greedy(16);
+        assert_ok(chat_reply(ch, &p, NULL, 0, NULL, NULL, &reply, &e), &e);
+        assert_true(chat_stats(ch).prompt_tokens + 1 <= 160);
+    }
+    printf("mmgpt-test: dropped %d turns to fit 160 tokens\n", chat_stats(ch).dropped_turns);
+    assert_true(chat_stats(ch).dropped_turns >= 2);
+    // A single turn longer than the context is an error, not a crash.
+    char big[4000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    for (int i = 0; i < (int)sizeof big - 1; i += 5)
+        big[i] = ' ';
+    chat_reset(ch);
+    assert_ok(chat_add_user(ch, big, NULL, 0, &e), &e);
+    mm_sampling p = greedy(8);
+    assert_int_equal(chat_reply(ch, &p, NULL, 0, NULL, NULL, &reply, &e), MM_ERR_ARG);
+    printf("mmgpt-test: too long: %s\n", e.msg);
+    chat_free(ch);
+    // Stop strings: the reply ends before the first occurrence, and streaming never showed it.
+    assert_ok(chat_create(&ch, &m, tok, NULL, &e), &e);
+    assert_ok(chat_add_user(ch, "Describe it.", NULL, 0, &e), &e);
+    p = greedy(24);
+    collect full = {0};
+    assert_ok(chat_reply(ch, &p, NULL, 0, on_piece, &full, &reply, &e), &e);
+    printf("mmgpt-test: unstopped reply: '%s' (%d pieces)\n", full.text, full.pieces);
+    assert_true(full.len >= 6);
+    char stop[4] = {0};
+    size_t at0 = full.len / 2;
+    while (at0 + 3 < full.len && !(full.text[at0] > ' ' && full.text[at0] < 127 && full.text[at0 + 1] > ' ' &&
+                                   full.text[at0 + 1] < 127))
+        at0++;
+    memcpy(stop, full.text + at0, 2);
+    char *at = strstr(full.text, stop);
+    size_t want_len = (size_t)(at - full.text);
+    chat_reset(ch);
+    assert_ok(chat_add_user(ch, "Describe it.", NULL, 0, &e), &e);
+    collect cut = {0};
+    const char *stops[] = {"never-appears", stop};
+    assert_ok(chat_reply(ch, &p, stops, 2, on_piece, &cut, &reply, &e), &e);
+    printf("mmgpt-test: stopped at '%s': '%s'\n", stop, cut.text);
+    assert_int_equal(cut.len, want_len);
+    assert_memory_equal(cut.text, full.text, want_len);
+    assert_int_equal(chat_stats(ch).stop, MM_STOP_EOS);
+    // Cancel from the callback after 2 pieces.
+    chat_reset(ch);
+    assert_ok(chat_add_user(ch, "Describe it.", NULL, 0, &e), &e);
+    collect c2 = {.stop_after = 2};
+    assert_ok(chat_reply(ch, &p, NULL, 0, on_piece, &c2, &reply, &e), &e);
+    assert_int_equal(c2.pieces, 2);
+    // Beam search through the chat runs and is deterministic.
+    p.num_beams = 3;
+    p.max_new_tokens = 8;
+    char first[512];
+    for (int k = 0; k < 2; k++) {
+        chat_reset(ch);
+        assert_ok(chat_add_user(ch, "Describe it.", NULL, 0, &e), &e);
+        assert_ok(chat_reply(ch, &p, NULL, 0, NULL, NULL, &reply, &e), &e);
+        if (k == 0)
+            snprintf(first, sizeof first, "%s", reply);
+        else
+            assert_string_equal(first, reply);
+    }
+    printf("mmgpt-test: 3-beam reply: '%s'\n", first);
+    chat_free(ch);
+    tok_free(tok);
+    model_free(&m);
+}
+
+static int run(char *out, size_t cap, const char *cmd) {
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+static void test_cli(void **s) {
+    (void)s;
+    char cmd[2048], out[16384];
+    snprintf(cmd, sizeof cmd, "%s generate -m " MODEL " --prompt 'What is in the image?' --image examples/shapes.png "
+             "--max-new-tokens 6 --greedy --json 2>&1", bin());
+    assert_int_equal(run(out, sizeof out, cmd), 0);
+    printf("mmgpt-test: generate --json: %s", out);
+    json_object *o = json_tokener_parse(out);
+    assert_non_null(o);
+    assert_non_null(json_object_object_get(o, "text"));
+    assert_int_equal(json_object_get_int(json_object_object_get(o, "generated_tokens")),
+                     (int)json_object_array_length(json_object_object_get(o, "tokens")));
+    json_object_put(o);
+    snprintf(cmd, sizeof cmd, "printf 'What is in the image?\\n/params max_new_tokens=4 num_beams=1 do_sample=0\\n"
+             "How many?\\n/save /tmp/mmgpt-test-chat.json\\n/quit\\n' | %s chat -m " MODEL
+             " --image examples/shapes.png 2>&1", bin());
+    assert_int_equal(run(out, sizeof out, cmd), 0);
+    printf("mmgpt-test: chat transcript:\n%s\n", out);
+    mm_conversation c;
+    mm_err e = {0};
+    assert_ok(conv_load_file(&c, "/tmp/mmgpt-test-chat.json", &e), &e);
+    assert_int_equal(c.n_turns, 4);
+    assert_int_equal(conv_image_count(&c), 1);
+    conv_free(&c);
+    unlink("/tmp/mmgpt-test-chat.json");
+    snprintf(cmd, sizeof cmd, "%s generate -m " MODEL " --prompt hi --image /nonexistent.png 2>&1", bin());
+    assert_int_equal(run(out, sizeof out, cmd), 1);
+    assert_non_null(strstr(out, "/nonexistent.png"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_beam_reference),
+        cmocka_unit_test(test_multi_turn_cached),
+        cmocka_unit_test(test_context_stop_cancel),
+        cmocka_unit_test(test_cli),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
