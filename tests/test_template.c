@@ -96,7 +96,7 @@ static void test_literal_strings(void **s) {
     assert_ok(template_build(tok, &c, MM_TEMPLATE_TRAIN, 512, &t, &e), &e);
     assert_string_equal(t.text, "Below is an instruction that describes a task. Write a response that appropriately "
                                 "completes the request.\n\n### Image:\n<image>\n\n### Instruction:\nQ?\n\n### "
-                                "Response:\nA.\n\n### Instruction:\nQ2\n\n### Response:\nA2");
+                                "Response:\nA.### End.\n\n### Instruction:\nQ2\n\n### Response:\nA2### End.");
     // Two pairs: two BOS, two EOS, each answer's EOS counted.
     int bos = 0, eos_counted = 0;
     for (size_t i = 0; i < t.n; i++) {
@@ -189,7 +189,7 @@ static void test_cli(void **s) {
              bin(), path);
     assert_int_equal(run(out, sizeof out, cmd), 0);
     printf("%s", out);
-    assert_non_null(strstr(out, "### Image:\n<image>\n\n### Instruction:\nWhat is it?\n\n### Response:\nA star."));
+    assert_non_null(strstr(out, "### Image:\n<image>\n\n### Instruction:\nWhat is it?\n\n### Response:\nA star.### End."));
     assert_non_null(strstr(out, "ids: [1] "));
     assert_non_null(strstr(out, " 2\n"));       // the counted EOS, unbracketed
     assert_non_null(strstr(out, "media_locations: "));

@@ -323,7 +323,13 @@ mm_status chat_reply(mm_chat *ch, const mm_sampling *p, const char *const *stop_
     if (q.max_new_tokens > budget)
         q.max_new_tokens = budget;
     int32_t *out = malloc(sizeof(int32_t) * (size_t)q.max_new_tokens);
-    reply_state r = {.ch = ch, .p = &q, .stops = stop_strings, .n_stop = n_stop, .cb = cb, .user = user};
+    // Trained replies end with the training data's "### End." marker: always a stop string.
+    const char *stops[65];
+    int ns = 0;
+    stops[ns++] = MM_TEMPLATE_END;
+    for (int i = 0; i < n_stop && ns < 65; i++)
+        stops[ns++] = stop_strings[i];
+    reply_state r = {.ch = ch, .p = &q, .stops = stops, .n_stop = ns, .cb = cb, .user = user};
     tok_stream_init(&r.ts, ch->tok, 1);
     mm_status s = out ? MM_OK : mm_errf(e, MM_ERR_NOMEM, "out of memory");
     int n_out = 0;

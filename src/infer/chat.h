@@ -49,7 +49,8 @@ mm_status chat_add_user(mm_chat *ch, const char *text, const char *const *image_
 mm_status chat_add_user_pixels(mm_chat *ch, const char *text, const float *pixels, int n_images,
                                const char *const *image_names, mm_err *e);
 // Generates the assistant's reply to the pending user turn with sampling parameters p, stopping on EOS,
-// on any of stop_strings (not included in the reply), on max_new_tokens, or when cb returns non-zero
+// on "### End." (the marker the training data puts after every answer) or any of stop_strings (at most
+// 64; none is included in the reply), on max_new_tokens, or when cb returns non-zero
 // or chat_cancel is called. Drops the oldest turns (keeping the system prompt) when the prompt would not
 // fit. The reply is appended to the conversation and returned in *reply (owned by the chat, valid until
 // the next call).

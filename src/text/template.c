@@ -104,7 +104,7 @@ static mm_status check_turns(const mm_conversation *c, mm_template_style style, 
     return MM_OK;
 }
 
-// One (user, assistant) pair as the datasets tokenize it: ids = tok(prompt + answer) cut at
+// One (user, assistant) pair as the datasets tokenize it: ids = tok(prompt + answer + "### End.") cut at
 // max_len, EOS appended when it is not already last and there is room, and the first
 // len(tok(prompt)) labels masked (BOS, header and question, "### Response:\n").
 static mm_status train_pair(const mm_tokenizer *tok, const mm_turn *u, const mm_turn *a, const char *header,
@@ -114,6 +114,7 @@ static mm_status train_pair(const mm_tokenizer *tok, const mm_turn *u, const mm_
     sbuf full = {0};
     sb_add(&full, prompt.s ? prompt.s : "");
     sb_add(&full, a->content);
+    sb_add(&full, MM_TEMPLATE_END);
     sb_add(text, full.s ? full.s : "");
     if (prompt.oom || full.oom) {
         free(prompt.s);

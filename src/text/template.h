@@ -5,8 +5,10 @@
 //  - TRAIN (the datasets'): each (user, assistant) pair is tokenized on its own, with its own BOS; the
 //    first pair starts with the header, every pair is
 //      [H] ["\n\n### Image:\n<image>" per image] "\n\n### Instruction:\n{q}" ["\n\n### Input:\n{in}"]
-//      "\n\n### Response:\n" {answer} EOS
-//    and the labels are -100 over BOS and the prompt, the answer and EOS count. The pairs are concatenated.
+//      "\n\n### Response:\n" {answer} "### End." EOS
+//    ("### End." right after the answer, no newline: upstream's VQADataset/DollyDataset.tokenize append it;
+//    SPEC.md 2.4 missed it),
+//    and the labels are -100 over BOS and the prompt; the answer, "### End." and EOS count. The pairs are concatenated.
 //  - CHAT (the demo's PromptGenerator): the whole history as one string with one BOS, past replies
 //    verbatim, no EOS between turns, ending in "\n\n### Response:\n" when the last turn is the user's.
 // A single turn with one image renders identically in both (upstream's prompt_qa).
@@ -21,6 +23,8 @@
 #include "text/tokenizer.h"
 
 #define MM_IGNORE_INDEX (-100)
+// What the training data appends to every answer (so trained models end replies with it).
+#define MM_TEMPLATE_END "### End."
 
 typedef enum { MM_TEMPLATE_TRAIN = 0, MM_TEMPLATE_CHAT = 1 } mm_template_style;
 

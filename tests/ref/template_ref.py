@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reference for the instruction template (SPEC.md 2.3, 2.4, 2.8), written from upstream's definitions:
-VQAPrompter/LMPrompter strings, the datasets' tokenize() (ids = tok(instruction + answer, truncation,
+VQAPrompter/LMPrompter strings, the datasets' tokenize() (ids = tok(instruction + answer + "### End.", truncation,
 max_length), EOS appended when not last and there is room, labels -100 over len(tok(instruction))),
 multi-turn dialogues tokenized pair by pair (each with its own BOS, the header only on the first), the
 collate's <image> masking, and the demo's PromptGenerator for the chat rendering (one string, one BOS).
@@ -39,7 +39,7 @@ def build(sp, conv, style, max_len):
         text, ids, labels = "", [], []
         for k in range(0, len(msgs), 2):
             instruction = prompt_of(msgs[k], header if k == 0 else None)
-            answer = msgs[k + 1]["content"]
+            answer = msgs[k + 1]["content"] + "### End."  # VQADataset/DollyDataset.tokenize append it
             text += instruction + answer
             full = tok(instruction + answer)
             n_prompt = len(tok(instruction))
