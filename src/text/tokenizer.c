@@ -113,22 +113,26 @@ mm_status tok_load(mm_tokenizer **out, const char *path, mm_err *e) {
     uint8_t *buf;
     size_t len;
     MM_TRY(mm_read_file(path, &buf, &len, e));
+    mm_status s = tok_load_memory(out, buf, len, path, e);
+    free(buf);
+    return s;
+}
+
+mm_status tok_load_memory(mm_tokenizer **out, const uint8_t *buf, size_t len, const char *path, mm_err *e) {
+    *out = NULL;
     mm_tokenizer *t = calloc(1, sizeof *t);
-    if (!t) {
-        free(buf);
+    if (!t)
         return mm_errf(e, MM_ERR_NOMEM, "out of memory");
-    }
     size_t i = 0;
     while (i < len && isspace(buf[i]))
         i++;
     mm_status s;
     if (len == 0)
         s = mm_errf(e, MM_ERR_FORMAT, "%s: empty file (expected tokenizer.model or tokenizer.json)", path);
-    else if (buf[i] == '{')
+    else if (i < len && buf[i] == '{')
         s = tok_load_json(t, (const char *)buf, len, path, e);
     else
         s = tok_load_spm(t, buf, len, path, e);
-    free(buf);
     if (s == MM_OK)
         s = tok_finish(t, path, e);
     if (s != MM_OK) {

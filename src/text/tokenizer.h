@@ -22,6 +22,8 @@ typedef enum {
 // Loads a tokenizer.model or tokenizer.json (detected by content). Adds OpenFlamingo's three tokens
 // after the base vocabulary unless the file already defines them.
 mm_status tok_load(mm_tokenizer **tok, const char *path, mm_err *e);
+// The same from bytes in memory (path names the source in errors); the bytes are not kept.
+mm_status tok_load_memory(mm_tokenizer **tok, const uint8_t *data, size_t len, const char *path, mm_err *e);
 void tok_free(mm_tokenizer *tok);
 
 int32_t tok_vocab_size(const mm_tokenizer *tok); // base vocabulary + added tokens
