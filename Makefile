@@ -47,8 +47,7 @@ $(BUILD)/libmmgpt.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/mmgpt: $(CLI_OBJ) $(BUILD)/libmmgpt.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmmgpt.a $(LDLIBS)
-	@[ "$(BUILD)" = build ] || true
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmmgpt.a $(LDLIBS) -ledit
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libmmgpt.a tests/testutil.h
 	@mkdir -p $(dir $@)

@@ -317,9 +317,81 @@ static void test_cli(void **s) {
     assert_int_equal(conv_image_count(&c), 1);
     conv_free(&c);
     unlink("/tmp/mmgpt-test-chat.json");
+    // Bad input in the REPL: a message each, and the conversation goes on; /reset clears it.
+    snprintf(cmd, sizeof cmd, "printf 'hi\\n/image /nonexistent.png\\n/frob\\n/image tests/fixtures/vision/bad/truncated.png\\n"
+             "/image examples/shapes.png\\nWhat is it?\\n/save /tmp/mmgpt-test-chat.json\\n/reset\\nAgain?\\n"
+             "/save /tmp/mmgpt-test-chat2.json\\n' | %s chat -m " MODEL " --max-new-tokens 3 --num-beams 1 2>&1", bin());
+    assert_int_equal(run(out, sizeof out, cmd), 0);
+    printf("mmgpt-test: chat with bad input:\n%s\n", out);
+    assert_non_null(strstr(out, "/nonexistent.png: cannot open"));
+    assert_non_null(strstr(out, "unknown command /frob"));
+    assert_non_null(strstr(out, "truncated PNG"));
+    assert_non_null(strstr(out, "(conversation cleared)"));
+    assert_ok(conv_load_file(&c, "/tmp/mmgpt-test-chat.json", &e), &e);
+    assert_int_equal(c.n_turns, 4); // hi, its reply, the question with the good image, its reply
+    assert_int_equal(conv_image_count(&c), 1);
+    conv_free(&c);
+    assert_ok(conv_load_file(&c, "/tmp/mmgpt-test-chat2.json", &e), &e);
+    assert_int_equal(c.n_turns, 2);
+    assert_int_equal(conv_image_count(&c), 0);
+    conv_free(&c);
+    unlink("/tmp/mmgpt-test-chat.json");
+    unlink("/tmp/mmgpt-test-chat2.json");
     snprintf(cmd, sizeof cmd, "%s generate -m " MODEL " --prompt hi --image /nonexistent.png 2>&1", bin());
     assert_int_equal(run(out, sizeof out, cmd), 1);
     assert_non_null(strstr(out, "/nonexistent.png"));
+}
+
+static int wait_for_file(const char *path, double seconds) {
+    for (int i = 0; i < (int)(seconds * 20); i++) {
+        if (access(path, F_OK) == 0)
+            return 1;
+        usleep(50000);
+    }
+    return 0;
+}
+
+// The REPL on a real terminal (tmux): libedit's line editing (history recall with Up), Ctrl-C at the prompt
+// gives a fresh prompt and keeps the program and conversation, /quit leaves.
+static void test_terminal(void **s) {
+    (void)s;
+    if (system("command -v tmux >/dev/null 2>&1") != 0) {
+        printf("mmgpt-test: tmux missing, terminal test skipped\n");
+        return;
+    }
+    const char *saved = "/tmp/mmgpt-test-tty.json", *done = "/tmp/mmgpt-test-tty.done";
+    unlink(saved);
+    unlink(done);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "tmux -L mmgpt-test kill-server 2>/dev/null; tmux -L mmgpt-test new-session -d -x 120 -y 30 "
+             "'HOME=/tmp %s chat -m " MODEL " --max-new-tokens 3 --num-beams 1; echo $? > %s'", bin(), done);
+    assert_int_equal(system(cmd), 0);
+    // Keys are sent one step at a time, each after the program has shown it took the previous one.
+    const char *keys[] = {"'Hello there' Enter", "'/par' C-c", "Up Enter", "'/save /tmp/mmgpt-test-tty.json' Enter"};
+    for (int i = 0; i < 4; i++) {
+        usleep(i == 0 ? 800000 : 400000);
+        snprintf(cmd, sizeof cmd, "tmux -L mmgpt-test send-keys %s", keys[i]);
+        assert_int_equal(system(cmd), 0);
+    }
+    assert_true(wait_for_file(saved, 20));
+    assert_int_equal(system("tmux -L mmgpt-test send-keys '/quit' Enter"), 0);
+    assert_true(wait_for_file(done, 20));
+    usleep(100000);
+    char out[64] = "";
+    FILE *f = fopen(done, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(out, sizeof out, f));
+    fclose(f);
+    assert_int_equal(atoi(out), 0);
+    mm_conversation c;
+    mm_err e = {0};
+    assert_ok(conv_load_file(&c, saved, &e), &e);
+    assert_int_equal(c.n_turns, 4); // "Hello there" twice (the second recalled with Up), two replies
+    assert_string_equal(c.turns[2].content, "Hello there");
+    conv_free(&c);
+    assert_int_equal(system("tmux -L mmgpt-test kill-server 2>/dev/null; true"), 0);
+    unlink(saved);
+    unlink(done);
 }
 
 int main(void) {
@@ -328,6 +400,7 @@ int main(void) {
         cmocka_unit_test(test_multi_turn_cached),
         cmocka_unit_test(test_context_stop_cancel),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_terminal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "line_edit.h"
+#include "vision/image.h"
 #include "cli/chat_setup.h"
 #include "cli/commands.h"
 #include "cli/gen_args.h"
@@ -88,14 +90,18 @@ static void command(repl *r, char *line, int *quit) {
         r->n_pending = 0;
         fprintf(stderr, "(conversation cleared)\n");
     } else if (!strcmp(line, "/image")) {
-        if (!*arg || access(arg, R_OK) != 0)
-            fprintf(stderr, "mmgpt: error: /image needs a readable file (%s)\n", *arg ? strerror(errno) : "no path");
+        mm_image im = {0};
+        if (!*arg)
+            fprintf(stderr, "mmgpt: error: /image needs a file name\n");
+        else if (image_load_file(arg, &im, NULL, &e) != MM_OK) // a broken image is refused now, not at the reply
+            fprintf(stderr, "mmgpt: error: %s (not attached)\n", e.msg);
         else if (r->n_pending == 64)
             fprintf(stderr, "mmgpt: error: too many images for one message\n");
         else if (!(r->pending[r->n_pending] = strdup(arg)))
             fprintf(stderr, "mmgpt: error: out of memory\n");
         else
             fprintf(stderr, "(image %s attached to the next message)\n", r->pending[r->n_pending++]);
+        image_free(&im);
     } else if (!strcmp(line, "/save")) {
         char *js = NULL;
         if (!*arg)
@@ -177,11 +183,13 @@ int cmd_chat(int argc, char **argv) {
     char *line = NULL;
     size_t cap = 0;
     int quit = 0;
+    char history[4096] = "";
+    if (tty_in && getenv("HOME"))
+        snprintf(history, sizeof history, "%s/.mmgpt_history", getenv("HOME"));
+    line_edit_open(tty_in, history);
     while (!quit) {
-        if (tty_in)
-            fputs("\033[1myou>\033[0m ", stdout), fflush(stdout);
         errno = 0;
-        ssize_t n = getline(&line, &cap, stdin);
+        ssize_t n = line_edit_read(&line, &cap);
         if (n < 0) {
             if (errno == EINTR && g_interrupted) { // Ctrl-C at the prompt: a fresh prompt, not an exit
                 g_interrupted = 0;
@@ -195,6 +203,7 @@ int cmd_chat(int argc, char **argv) {
         line[strcspn(line, "\r\n")] = 0;
         if (!line[0])
             continue;
+        line_edit_remember(line);
         if (line[0] == '/')
             command(&r, line, &quit);
         else
@@ -202,6 +211,7 @@ int cmd_chat(int argc, char **argv) {
     }
     if (tty_in && !quit)
         putchar('\n');
+    line_edit_close();
     free(line);
     for (int i = 0; i < r.n_pending; i++)
         free((char *)r.pending[i]);

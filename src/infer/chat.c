@@ -278,12 +278,17 @@ static int on_token(int32_t token, void *user) {
 
 typedef struct {
     mm_chat *ch;
+    int prompt_len;
 } beam_ctx;
 
 static mm_status beam_logits(void *ctx, int beam, const int32_t *seq, int n, const float **logits, mm_err *e) {
-    mm_chat *ch = ((beam_ctx *)ctx)->ch;
+    beam_ctx *bc = ctx;
+    mm_chat *ch = bc->ch;
     MM_TRY(sync_images(ch, beam, e));
-    return engine_eval(ch->eng[beam], seq, n, logits, e);
+    MM_TRY(engine_eval(ch->eng[beam], seq, n, logits, e));
+    if (n == bc->prompt_len) // each beam's engine evaluates the prompt once (what its cache lacked)
+        ch->st.evaluated_tokens += engine_stats(ch->eng[beam]).prompt_tokens;
+    return MM_OK;
 }
 
 // Drops the oldest (user, assistant) pairs until the prompt leaves room for a reply.
@@ -345,7 +350,7 @@ mm_status chat_reply(mm_chat *ch, const mm_sampling *p, const char *const *stop_
         s = generate(ch->eng[0], t.ids, (int)t.n, &q, &lim, on_token, &r, out, &n_out, &why, e);
     } else if (s == MM_OK) {
         r.t_first = t0; // the search yields its reply at the end: all of it counts as generation
-        beam_ctx bc = {ch};
+        beam_ctx bc = {ch, (int)t.n};
         mm_beam_model bm = {beam_logits, &bc, engine_vocab(ch->eng[0])};
         s = beam_generate(&bm, t.ids, (int)t.n, &q, eos, banned, 3, &ch->cancel, out, &n_out, e);
         why = n_out && out[n_out - 1] == eos ? MM_STOP_EOS : MM_STOP_LENGTH;

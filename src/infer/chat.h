@@ -25,7 +25,7 @@ typedef struct {
 
 typedef struct {
     long prompt_tokens;    // tokens in the last reply's prompt
-    long evaluated_tokens; // prompt tokens actually evaluated (the rest came from the cache)
+    long evaluated_tokens; // prompt tokens actually evaluated (the rest came from the cache), summed over beams
     long generated_tokens; // tokens of the last reply
     double prompt_s, gen_s; // seconds spent on the prompt and on generation
     int dropped_turns;     // turns dropped from the start to fit the context (cumulative)
