@@ -12,6 +12,7 @@
 static const char *usage_text =
     "usage: mmgpt train --config TRAIN.json\n"
     "       mmgpt train --resume DIR        (a checkpoint-N directory, or an out_dir: its latest checkpoint)\n"
+    "       [--stop-after N]                run N steps now, save a checkpoint, and stop (resume later)\n"
     "  Fine-tunes LoRA adapters. The config's keys are documented in src/train/train_config.h; defaults\n"
     "  are Multimodal-GPT's. Writes out_dir/log.jsonl (one line per step) and out_dir/checkpoint-STEP/\n"
     "  (adapter_model.safetensors + adapter_config.json in PEFT's format, and the optimizer state).\n";
@@ -64,6 +65,7 @@ static int latest_checkpoint(const char *dir, char *out, size_t n) {
 
 int cmd_train(int argc, char **argv) {
     const char *config = NULL, *resume = NULL;
+    long stop_after = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
@@ -72,6 +74,11 @@ int cmd_train(int argc, char **argv) {
             config = argv[++i];
         } else if (!strcmp(argv[i], "--resume") && i + 1 < argc) {
             resume = argv[++i];
+        } else if (!strcmp(argv[i], "--stop-after") && i + 1 < argc) {
+            char *end;
+            stop_after = strtol(argv[++i], &end, 10);
+            if (*end || stop_after < 1)
+                return cli_usage("train", "--stop-after takes a number of steps >= 1, not '%s'", argv[i]);
         } else {
             fputs(usage_text, stderr);
             return cli_usage("train", "unknown or incomplete option '%s'", argv[i]);
@@ -105,9 +112,18 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "training %zu LoRA parameters (r=%d, alpha=%g) of %s%s%s\n", m->w.n_trainable, m->w.cfg.lora_r,
             (double)m->w.cfg.lora_alpha, cfg.model, resume ? ", resuming from " : "", resume ? ckpt : "");
     int tty = isatty(2);
-    mm_status s = trainer_run(t, 0, progress, &tty, &e);
+    long first = trainer_step(t);
+    mm_status s = trainer_run(t, stop_after, progress, &tty, &e);
     if (tty)
         fprintf(stderr, "\n");
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/checkpoint-%ld", cfg.out_dir, trainer_step(t));
+    if (s == MM_OK && stop_after > 0 && trainer_step(t) > first && access(dir, F_OK) != 0) {
+        s = trainer_save(t, dir, &e);
+        if (s == MM_OK)
+            fprintf(stderr, "stopped after %ld steps; saved %s (mmgpt train --resume %s goes on)\n", stop_after, dir,
+                    cfg.out_dir);
+    }
     trainer_close(t);
     return s == MM_OK ? 0 : cli_fail(&e);
 }

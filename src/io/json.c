@@ -1,6 +1,6 @@
 #include "io/json.h"
 
-mm_status json_parse_object(const char *text, size_t len, const char *where, json_object **out, mm_err *e) {
+mm_status json_parse_any(const char *text, size_t len, const char *where, json_object **out, mm_err *e) {
     *out = NULL;
     json_tokener *tk = json_tokener_new();
     if (!tk)
@@ -19,10 +19,18 @@ mm_status json_parse_object(const char *text, size_t len, const char *where, jso
             json_object_put(o);
         return mm_errf(e, MM_ERR_FORMAT, "%s: malformed JSON at byte %zu: %s", where, at, json_tokener_error_desc(jerr));
     }
-    if (!json_object_is_type(o, json_type_object)) {
-        json_object_put(o);
+    if (!o)
+        return mm_errf(e, MM_ERR_FORMAT, "%s: the JSON document is null", where);
+    *out = o;
+    return MM_OK;
+}
+
+mm_status json_parse_object(const char *text, size_t len, const char *where, json_object **out, mm_err *e) {
+    MM_TRY(json_parse_any(text, len, where, out, e));
+    if (!json_object_is_type(*out, json_type_object)) {
+        json_object_put(*out);
+        *out = NULL;
         return mm_errf(e, MM_ERR_FORMAT, "%s: expected a JSON object", where);
     }
-    *out = o;
     return MM_OK;
 }

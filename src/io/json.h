@@ -9,6 +9,8 @@
 #include "base/err.h"
 
 // Parses text (len bytes) as one JSON object; where names the source in errors.
+// Parses text as one JSON value of any type except null.
+mm_status json_parse_any(const char *text, size_t len, const char *where, json_object **out, mm_err *e);
 mm_status json_parse_object(const char *text, size_t len, const char *where, json_object **out, mm_err *e);
 
 #endif

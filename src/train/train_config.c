@@ -12,7 +12,7 @@
 static const char *known[] = {"model", "adapter", "lora", "train_data", "eval_data", "out_dir", "batch_size",
                               "grad_accum", "lr", "schedule", "warmup_steps", "steps", "epochs", "seed",
                               "weight_decay", "betas", "eps", "max_grad_norm", "clip_each_micro_step", "eval_every",
-                              "save_every", "log_every", "recompute", NULL};
+                              "save_every", "log_every", "recompute", "data", "data_threads", "prefetch", NULL};
 
 static mm_status get_str(json_object *o, const char *k, char *dst, size_t n, int required, const char *where, mm_err *e) {
     json_object *v;
@@ -61,13 +61,17 @@ mm_status train_config_parse(mm_train_config *t, const char *json, const char *w
     if (s == MM_OK)
         s = get_str(o, "adapter", t->adapter, sizeof t->adapter, 0, where, e);
     if (s == MM_OK)
-        s = get_str(o, "train_data", t->train_data, sizeof t->train_data, 1, where, e);
+        s = get_str(o, "train_data", t->train_data, sizeof t->train_data, 0, where, e);
+    if (s == MM_OK)
+        s = get_str(o, "data", t->data, sizeof t->data, 0, where, e);
+    if (s == MM_OK && !t->train_data[0] == !t->data[0])
+        s = mm_errf(e, MM_ERR_FORMAT, "%s: give exactly one of \"train_data\" (token records) or \"data\" (a data config)", where);
     if (s == MM_OK)
         s = get_str(o, "eval_data", t->eval_data, sizeof t->eval_data, 0, where, e);
     if (s == MM_OK)
         s = get_str(o, "out_dir", t->out_dir, sizeof t->out_dir, 1, where, e);
     double batch = 1, accum = 16, lr = 1e-5, warm = 100, steps = 0, epochs = 0, seed = 42, wd = 0.1, eps = 1e-8;
-    double clip = 1.0, ev = 0, sv = 0, lg = 1;
+    double clip = 1.0, ev = 0, sv = 0, lg = 1, dthreads = 2, prefetch = 8;
     struct {
         const char *k;
         double *v;
@@ -75,7 +79,7 @@ mm_status train_config_parse(mm_train_config *t, const char *json, const char *w
     } nums[] = {{"batch_size", &batch, 1}, {"grad_accum", &accum, 1}, {"lr", &lr, 0},           {"warmup_steps", &warm, 1},
                 {"steps", &steps, 1},      {"epochs", &epochs, 1},    {"seed", &seed, 1},       {"weight_decay", &wd, 0},
                 {"eps", &eps, 0},          {"max_grad_norm", &clip, 0}, {"eval_every", &ev, 1}, {"save_every", &sv, 1},
-                {"log_every", &lg, 1}};
+                {"log_every", &lg, 1},     {"data_threads", &dthreads, 1}, {"prefetch", &prefetch, 1}};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0] && s == MM_OK; i++)
         s = get_num(o, nums[i].k, nums[i].v, nums[i].integer, where, e);
     t->beta1 = 0.9f, t->beta2 = 0.999f, t->clip_each_micro = 1;
@@ -132,6 +136,9 @@ mm_status train_config_parse(mm_train_config *t, const char *json, const char *w
     t->steps = (long)steps, t->epochs = (int)epochs, t->seed = (uint64_t)seed, t->weight_decay = (float)wd;
     t->eps = (float)eps, t->max_grad_norm = (float)clip, t->eval_every = (long)ev, t->save_every = (long)sv;
     t->log_every = (long)lg;
+    t->data_threads = (int)dthreads, t->prefetch = (int)prefetch;
+    if (t->data_threads < 0 || t->data_threads > 64 || t->prefetch < 1 || t->prefetch > 4096)
+        return mm_errf(e, MM_ERR_FORMAT, "%s: \"data_threads\" must be 0..64 and \"prefetch\" 1..4096", where);
     if (t->batch_size <= 0)
         return mm_errf(e, MM_ERR_FORMAT, "%s: \"batch_size\" must be at least 1", where);
     if (t->grad_accum <= 0)
@@ -144,8 +151,12 @@ mm_status train_config_parse(mm_train_config *t, const char *json, const char *w
         return mm_errf(e, MM_ERR_FORMAT, "%s: warmup_steps/eval_every/save_every must be >= 0 and log_every >= 1", where);
     if (!file_exists(t->model))
         return mm_errf(e, MM_ERR_IO, "%s: model \"%s\" does not exist", where, t->model);
-    if (!file_exists(t->train_data))
+    if (t->train_data[0] && !file_exists(t->train_data))
         return mm_errf(e, MM_ERR_IO, "%s: train_data \"%s\" does not exist", where, t->train_data);
+    if (t->data[0] && !file_exists(t->data))
+        return mm_errf(e, MM_ERR_IO, "%s: data \"%s\" does not exist", where, t->data);
+    if (t->data[0] && t->eval_data[0])
+        return mm_errf(e, MM_ERR_FORMAT, "%s: with \"data\", the eval split is a \"split\": \"eval\" source, not eval_data", where);
     if (t->eval_data[0] && !file_exists(t->eval_data))
         return mm_errf(e, MM_ERR_IO, "%s: eval_data \"%s\" does not exist", where, t->eval_data);
     if (t->adapter[0] && !file_exists(t->adapter))

@@ -1,10 +1,14 @@
 // The training run's settings, read from JSON (`mmgpt train --config FILE`):
 //   {"model": DIR, "adapter": DIR|null, "lora": {"r", "alpha", "targets", "scope"} (fresh adapters),
-//    "train_data": FILE.jsonl, "eval_data": FILE.jsonl|null, "out_dir": DIR,
+//    "train_data": FILE.jsonl, "eval_data": FILE.jsonl|null   (pre-tokenized records, train/token_data.h)
+//    | "data": DATA.json, "data_threads": 2, "prefetch": 8      (instruction data, train/data.h), "out_dir": DIR,
 //    "batch_size": 1, "grad_accum": 16, "lr": 1e-5, "schedule": "constant"|"linear"|"cosine",
 //    "warmup_steps": 100, "steps": N | "epochs": N, "seed": 42, "weight_decay": 0.1,
 //    "betas": [0.9, 0.999], "eps": 1e-8, "max_grad_norm": 1.0, "clip_each_micro_step": true,
 //    "eval_every": 0, "save_every": 0, "log_every": 1, "recompute": false}
+// With "data", each micro-step is one vision micro-batch and one language micro-batch (SPEC.md 2.6; either alone
+// when the data has only one kind), each its own mean loss scaled by 1/grad_accum; an epoch is one pass over the
+// vision stream. "data_threads" workers template, tokenize and decode images "prefetch" samples ahead.
 // "recompute": true keeps only each layer's input for the backward and recomputes the rest
 // (activation checkpointing per decoder layer): less memory, about a third more compute.
 // Defaults are Multimodal-GPT's (SPEC.md 2.6): lr 1e-5, warm-up 100, AdamW (0.9, 0.999, 1e-8), weight
@@ -19,7 +23,8 @@
 #include "train/schedule.h"
 
 typedef struct {
-    char model[1024], adapter[1024], train_data[1024], eval_data[1024], out_dir[1024];
+    char model[1024], adapter[1024], train_data[1024], eval_data[1024], out_dir[1024], data[1024];
+    int data_threads, prefetch;
     int has_lora;           // "lora" given: overrides the model config's adapters (fresh runs)
     int lora_r, n_lora_targets, n_lora_scopes;
     float lora_alpha;

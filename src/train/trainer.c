@@ -13,6 +13,7 @@
 #include "io/file.h"
 #include "io/safetensors.h"
 #include "model/adapter.h"
+#include "train/data_stream.h"
 #include "train/optim.h"
 #include "train/token_data.h"
 
@@ -30,6 +31,12 @@ struct mm_trainer {
     int epoch;
     long pos;                // next index into perm
     int max_images;          // most images in one batch
+    // Instruction data ("data" in the config): a vision and a language stream, drawn in turn.
+    int use_data;
+    mm_data data;
+    mm_tokenizer *tok;
+    mm_data_stream *vis, *lang;
+    mm_sample *smp;          // [batch_size]
 };
 
 static double now_s(void) {
@@ -78,6 +85,69 @@ static mm_status assemble(mm_trainer *t, mm_token_data *d, const int32_t *idx, i
     return acts_reshape(&t->acts, c, B, T, n_img, e);
 }
 
+// The same from prepared samples (instruction data).
+static mm_status assemble_samples(mm_trainer *t, const mm_sample *smp, int B, mm_batch *b, mm_err *e) {
+    const mm_config *c = &t->m.w.cfg;
+    int T = 0, n_img = 0;
+    for (int i = 0; i < B; i++) {
+        T = smp[i].n > T ? smp[i].n : T;
+        n_img += smp[i].n_images;
+    }
+    if (n_img > t->max_images)
+        return mm_errf(e, MM_ERR_ARG, "a batch has %d images, more than the %d planned", n_img, t->max_images);
+    size_t per = (size_t)3 * c->vis_image_size * c->vis_image_size;
+    for (int i = 0, img = 0; i < B; i++) {
+        for (int j = 0; j < T; j++) {
+            int in = j < smp[i].n;
+            t->tokens[(size_t)i * T + j] = in ? smp[i].tokens[j] : (c->pad_id >= 0 && c->pad_id < c->vocab ? c->pad_id : 0);
+            t->labels[(size_t)i * T + j] = in ? smp[i].labels[j] : -100;
+            t->mask[(size_t)i * T + j] = (uint8_t)in;
+        }
+        t->ips[i] = smp[i].n_images;
+        if (smp[i].n_images)
+            memcpy(t->pixels + per * (size_t)img, smp[i].pixels, sizeof(float) * per * (size_t)smp[i].n_images);
+        img += smp[i].n_images;
+    }
+    *b = (mm_batch){.B = B, .T = T, .tokens = t->tokens, .attn_mask = t->mask, .n_images = n_img, .pixels = t->pixels,
+                    .images_per_seq = t->ips};
+    return acts_reshape(&t->acts, c, B, T, n_img, e);
+}
+
+// Opens the instruction data: the tokenizer of the model, the sources, the two streams; sizes the buffers' plan.
+static mm_status open_data(mm_trainer *t, int *maxlen, int *maxi, mm_err *e) {
+    const mm_train_config *cfg = &t->cfg;
+    const mm_config *c = &t->m.w.cfg;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tokenizer.model", cfg->model);
+    if (access(path, R_OK) != 0)
+        snprintf(path, sizeof path, "%s/tokenizer.json", cfg->model);
+    MM_TRY(tok_load(&t->tok, path, e));
+    MM_TRY(data_load(&t->data, cfg->data, e));
+    t->use_data = 1;
+    tok_set_split_mode(t->tok, t->data.keep_whitespace ? MM_TOK_SPLIT_KEEP : MM_TOK_SPLIT_STRIP);
+    if (t->data.max_len <= 0 || t->data.max_len > c->max_seq) // the model's positions bound every sample
+        t->data.max_len = c->max_seq;
+    *maxlen = t->data.max_len;
+    *maxi = 1;
+    for (int i = 0; i < t->data.n_src; i++)
+        for (long r = 0; r < t->data.src[i].n; r++)
+            *maxi = t->data.src[i].rec[r].n_images > *maxi ? t->data.src[i].rec[r].n_images : *maxi;
+    MM_TRY(data_stream_open(&t->vis, &t->data, t->tok, MM_STREAM_VISION, c->vis_image_size, cfg->data_threads,
+                            cfg->prefetch, e));
+    MM_TRY(data_stream_open(&t->lang, &t->data, t->tok, MM_STREAM_LANGUAGE, c->vis_image_size, cfg->data_threads,
+                            cfg->prefetch, e));
+    if (!data_stream_epoch_len(t->vis) && !data_stream_epoch_len(t->lang))
+        return mm_errf(e, MM_ERR_ARG, "%s: no usable training records (see mmgpt data stats)", cfg->data);
+    if (!(t->smp = calloc((size_t)cfg->batch_size, sizeof *t->smp)))
+        return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    return MM_OK;
+}
+
+// Draws per epoch of the instruction data: one pass over the vision stream (the language one without it).
+static long data_epoch_len(const mm_trainer *t) {
+    return data_stream_epoch_len(t->vis) ? data_stream_epoch_len(t->vis) : data_stream_epoch_len(t->lang);
+}
+
 static long planned_steps(const mm_train_config *c, int n_records) {
     if (c->steps > 0)
         return c->steps;
@@ -93,16 +163,27 @@ static mm_status load_state(mm_trainer *t, const char *dir, mm_err *e) {
     MM_TRY(st_open(&st, path, e));
     const mm_st_tensor *m = st_find(&st, "adamw.m"), *v = st_find(&st, "adamw.v"), *s = st_find(&st, "state");
     mm_status r = MM_OK;
-    if (!m || !v || !s || m->dtype != MM_F32 || v->dtype != MM_F32 || s->dtype != MM_I64 || s->numel != 4 ||
+    if (!m || !v || !s || m->dtype != MM_F32 || v->dtype != MM_F32 || s->dtype != MM_I64 || (s->numel != 4 && s->numel != 6) ||
         (size_t)m->numel != t->opt.n || (size_t)v->numel != t->opt.n) {
         r = mm_errf(e, MM_ERR_FORMAT, "%s: not a trainer state for this model (optimizer sizes differ or fields missing)", path);
     } else {
         memcpy(t->opt.m, m->data, m->nbytes);
         memcpy(t->opt.v, v->data, v->nbytes);
-        int64_t sv[4];
-        memcpy(sv, s->data, sizeof sv);
+        int64_t sv[6] = {0};
+        memcpy(sv, s->data, s->nbytes < sizeof sv ? s->nbytes : sizeof sv);
         t->step = sv[0], t->epoch = (int)sv[1], t->pos = sv[2], t->opt.step = sv[3];
-        if (t->pos < 0 || t->pos > t->train.n || t->epoch < 0)
+        if (t->use_data && s->numel == 6) {
+            r = data_stream_seek(t->vis, sv[4], e);
+            if (r == MM_OK)
+                r = data_stream_seek(t->lang, sv[5], e);
+            if (r != MM_OK) {
+                st_close(&st);
+                return r;
+            }
+        } else if (t->use_data) {
+            r = mm_errf(e, MM_ERR_FORMAT, "%s: the trainer state has no data-stream positions", path);
+        }
+        if (r == MM_OK && !t->use_data && (t->pos < 0 || t->pos > t->train.n || t->epoch < 0))
             r = mm_errf(e, MM_ERR_FORMAT, "%s: data position %ld is outside the %d training records", path, t->pos, t->train.n);
     }
     st_close(&st);
@@ -133,11 +214,14 @@ mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char 
     if (s == MM_OK && t->m.w.n_trainable == 0)
         s = mm_errf(e, MM_ERR_ARG, "%s: nothing to train: no LoRA targets (give \"lora\" in the train config)", cfg->model);
     const mm_config *c = &t->m.w.cfg;
-    if (s == MM_OK)
+    int data_maxlen = 0, data_maxi = 0;
+    if (s == MM_OK && cfg->data[0])
+        s = open_data(t, &data_maxlen, &data_maxi, e);
+    if (s == MM_OK && cfg->train_data[0])
         s = token_data_load(&t->train, cfg->train_data, c, e);
     if (s == MM_OK && cfg->eval_data[0])
         s = token_data_load(&t->eval, cfg->eval_data, c, e);
-    if (s == MM_OK && t->train.n < cfg->batch_size)
+    if (s == MM_OK && !t->use_data && t->train.n < cfg->batch_size)
         s = mm_errf(e, MM_ERR_ARG, "%s: %d records is fewer than one batch of %d", cfg->train_data, t->train.n,
                     cfg->batch_size);
     mm_adamw_cfg oc = {.beta1 = cfg->beta1, .beta2 = cfg->beta2, .eps = cfg->eps, .weight_decay = cfg->weight_decay};
@@ -145,7 +229,8 @@ mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char 
         s = adamw_init(&t->opt, &t->m.w, &oc, e);
     if (s == MM_OK) {
         // Plan for the worst batch: the longest records and the most images.
-        int maxlen = (int)(t->train.max_len > t->eval.max_len ? t->train.max_len : t->eval.max_len), maxi = 0;
+        int maxlen = (int)(t->train.max_len > t->eval.max_len ? t->train.max_len : t->eval.max_len), maxi = data_maxi;
+        maxlen = data_maxlen > maxlen ? data_maxlen : maxlen;
         for (int i = 0; i < t->train.n; i++)
             maxi = t->train.rec[i].n_images > maxi ? t->train.rec[i].n_images : maxi;
         for (int i = 0; i < t->eval.n; i++)
@@ -159,17 +244,17 @@ mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char 
         t->labels = malloc(sizeof(int32_t) * BT);
         t->mask = malloc(BT);
         t->ips = malloc(sizeof(int32_t) * (size_t)B);
-        t->perm = malloc(sizeof(int32_t) * (size_t)t->train.n);
+        t->perm = malloc(sizeof(int32_t) * (size_t)(t->train.n + 1));
         if (!t->grads || !t->pixels || !t->tokens || !t->labels || !t->mask || !t->ips || !t->perm)
             s = mm_errf(e, MM_ERR_NOMEM, "out of memory for training buffers");
         if (s == MM_OK)
             s = acts_alloc(&t->acts, c, B, maxlen, t->max_images,
                            cfg->recompute ? MM_ACTS_TRAIN_RECOMPUTE : MM_ACTS_TRAIN_KEEP, e);
     }
-    t->total = planned_steps(cfg, t->train.n);
+    t->total = planned_steps(cfg, s == MM_OK && t->use_data ? (int)data_epoch_len(t) : t->train.n);
     if (s == MM_OK && resume_dir)
         s = load_state(t, resume_dir, e);
-    if (s == MM_OK)
+    if (s == MM_OK && !t->use_data)
         make_perm(t);
     if (s == MM_OK && mkdir(cfg->out_dir, 0755) != 0 && errno != EEXIST)
         s = mm_errf(e, MM_ERR_IO, "%s: cannot create the output directory: %s", cfg->out_dir, strerror(errno));
@@ -196,13 +281,83 @@ void trainer_close(mm_trainer *t) {
     free(t->mask);
     free(t->ips);
     free(t->perm);
+    data_stream_close(t->vis);
+    data_stream_close(t->lang);
+    free(t->smp);
+    if (t->use_data)
+        data_free(&t->data);
+    tok_free(t->tok);
     free(t);
 }
 
 const mm_model *trainer_model(const mm_trainer *t) { return &t->m; }
 long trainer_step(const mm_trainer *t) { return t->step; }
 
+// The eval split of the instruction data, every record once (a fresh stream each time: the same samples).
+static mm_status evaluate_data(mm_trainer *t, double *mean, mm_err *e) {
+    mm_data_stream *ev;
+    MM_TRY(data_stream_open(&ev, &t->data, t->tok, MM_STREAM_EVAL, t->m.w.cfg.vis_image_size, 0, 1, e));
+    double sum = 0;
+    long count = 0, L = data_stream_epoch_len(ev);
+    mm_status s = MM_OK;
+    while (s == MM_OK && data_stream_position(ev) < L) {
+        mm_sample smp;
+        s = data_stream_next(ev, &smp, e);
+        mm_batch b;
+        if (s == MM_OK)
+            s = assemble_samples(t, &smp, 1, &b, e);
+        double ls;
+        long n;
+        if (s == MM_OK)
+            s = flamingo_loss(&t->m, &b, t->labels, &t->acts, &ls, &n, e);
+        if (s == MM_OK)
+            sum += ls, count += n;
+        sample_free(&smp);
+    }
+    data_stream_close(ev);
+    *mean = count ? sum / (double)count : 0;
+    return s;
+}
+
+static int has_eval(const mm_trainer *t) {
+    if (!t->use_data)
+        return t->eval.n > 0;
+    for (int i = 0; i < t->data.n_src; i++)
+        if (t->data.src[i].eval && t->data.src[i].n)
+            return 1;
+    return 0;
+}
+
+// One micro-batch from a stream: forward + backward, loss mean over its counted tokens scaled by 1/grad_accum.
+static mm_status data_micro_step(mm_trainer *t, mm_data_stream *st, double *loss, long *tokens, mm_err *e) {
+    const mm_train_config *c = &t->cfg;
+    int B = c->batch_size;
+    mm_status s = MM_OK;
+    int got = 0;
+    for (; s == MM_OK && got < B; got++)
+        s = data_stream_next(st, &t->smp[got], e);
+    if (s != MM_OK)
+        got--;
+    mm_batch b;
+    if (s == MM_OK)
+        s = assemble_samples(t, t->smp, B, &b, e);
+    for (int i = 0; i < got; i++)
+        sample_free(&t->smp[i]);
+    if (s != MM_OK)
+        return s;
+    long n = flamingo_count_targets(t->labels, b.B, b.T);
+    double sum;
+    long counted;
+    float scale = 1.0f / ((float)(n ? n : 1) * (float)c->grad_accum);
+    MM_TRY(flamingo_loss_backward(&t->m, &b, t->labels, &t->acts, t->grads, scale, &sum, &counted, e));
+    *loss += (counted ? sum / (double)counted : 0) / c->grad_accum;
+    *tokens += counted;
+    return MM_OK;
+}
+
 static mm_status evaluate(mm_trainer *t, double *mean, mm_err *e) {
+    if (t->use_data)
+        return evaluate_data(t, mean, e);
     double sum = 0;
     long count = 0;
     for (int i = 0; i < t->eval.n; i++) {
@@ -223,7 +378,13 @@ static mm_status write_config_json(const mm_train_config *c, const char *path, m
     json_object *o = json_object_new_object();
     json_object_object_add(o, "model", json_object_new_string(c->model));
     json_object_object_add(o, "adapter", c->adapter[0] ? json_object_new_string(c->adapter) : NULL);
-    json_object_object_add(o, "train_data", json_object_new_string(c->train_data));
+    if (c->data[0]) {
+        json_object_object_add(o, "data", json_object_new_string(c->data));
+        json_object_object_add(o, "data_threads", json_object_new_int(c->data_threads));
+        json_object_object_add(o, "prefetch", json_object_new_int(c->prefetch));
+    } else {
+        json_object_object_add(o, "train_data", json_object_new_string(c->train_data));
+    }
     json_object_object_add(o, "eval_data", c->eval_data[0] ? json_object_new_string(c->eval_data) : NULL);
     json_object_object_add(o, "out_dir", json_object_new_string(c->out_dir));
     json_object_object_add(o, "batch_size", json_object_new_int(c->batch_size));
@@ -270,13 +431,16 @@ mm_status trainer_save(mm_trainer *t, const char *dir, mm_err *e) {
     char tmp[4096], path[4400];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
     MM_TRY(adapter_save(&t->m, tmp, e));
-    int64_t state[4] = {t->step, t->epoch, t->pos, t->opt.step};
+    int64_t state[6] = {t->step, t->epoch, t->pos, t->opt.step, t->use_data ? data_stream_position(t->vis) : 0,
+                        t->use_data ? data_stream_position(t->lang) : 0};
+    int n_state = t->use_data ? 6 : 4;
     mm_st_write_tensor st[] = {
         {.name = "adamw.m", .dtype = MM_F32, .ndim = 1, .shape = {(int64_t)t->opt.n}, .data = t->opt.m},
         {.name = "adamw.v", .dtype = MM_F32, .ndim = 1, .shape = {(int64_t)t->opt.n}, .data = t->opt.v},
-        {.name = "state", .dtype = MM_I64, .ndim = 1, .shape = {4}, .data = state},
+        {.name = "state", .dtype = MM_I64, .ndim = 1, .shape = {n_state}, .data = state},
     };
-    static const char *meta[] = {"format", "mmgpt trainer state: state = [step, epoch, position in epoch, adamw step]"};
+    static const char *meta[] = {"format", "mmgpt trainer state: state = [step, epoch, position in epoch, adamw step"
+                                           "(, vision draws, language draws with instruction data)]"};
     snprintf(path, sizeof path, "%s/trainer_state.safetensors", tmp);
     MM_TRY(st_write(path, st, 3, meta, 1, e));
     snprintf(path, sizeof path, "%s/train_config.json", tmp);
@@ -329,7 +493,20 @@ mm_status trainer_run(mm_trainer *t, long max_steps, mm_train_cb cb, void *user,
         double t0 = now_s(), loss = 0, norm = 0;
         long tokens = 0;
         memset(t->grads, 0, sizeof(float) * t->m.w.n_trainable);
-        for (int micro = 0; micro < c->grad_accum; micro++) {
+        for (int micro = 0; t->use_data && micro < c->grad_accum; micro++) {
+            // One vision micro-batch, then one language micro-batch (upstream's joint step), clipped after each.
+            mm_data_stream *sts[2] = {t->vis, t->lang};
+            for (int k = 0; k < 2; k++) {
+                if (!data_stream_epoch_len(sts[k]))
+                    continue;
+                MM_TRY(data_micro_step(t, sts[k], &loss, &tokens, e));
+                if (c->clip_each_micro && c->max_grad_norm > 0)
+                    norm = grad_clip_norm(t->grads, t->m.w.n_trainable, c->max_grad_norm);
+            }
+            t->epoch = (int)((data_stream_epoch_len(t->vis) ? data_stream_position(t->vis) : data_stream_position(t->lang)) /
+                             data_epoch_len(t));
+        }
+        for (int micro = 0; !t->use_data && micro < c->grad_accum; micro++) {
             if (t->pos + c->batch_size > t->train.n) {
                 t->epoch++;
                 t->pos = 0;
@@ -360,7 +537,7 @@ mm_status trainer_run(mm_trainer *t, long max_steps, mm_train_cb cb, void *user,
                              .lr = lr, .tokens = tokens, .tokens_per_s = tokens / (t1 - t0 > 0 ? t1 - t0 : 1e-9),
                              .elapsed_s = t1 - start};
         r.eta_s = r.elapsed_s / (double)done * (double)(t->total - t->step);
-        if (c->eval_every > 0 && t->eval.n && (t->step % c->eval_every == 0 || t->step == t->total)) {
+        if (c->eval_every > 0 && has_eval(t) && (t->step % c->eval_every == 0 || t->step == t->total)) {
             MM_TRY(evaluate(t, &r.eval_loss, e));
             r.evaluated = 1;
         }
