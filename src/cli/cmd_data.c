@@ -121,7 +121,12 @@ static int stats(const mm_data *d, const mm_tokenizer *tok, int decode_images, i
         for (int k = 0; k < MM_SKIP_N; k++)
             if (skips[k])
                 printf("%s %s: %ld", any++ ? "," : "", data_skip_name((mm_skip_reason)k), skips[k]);
-        printf("%s%s%s\n", any ? "" : " none", s->eval ? "  [eval]" : "", s->vision ? "  [vision]" : "  [language]");
+        long with_images = 0;
+        for (long r = 0; r < s->n; r++)
+            with_images += s->rec[r].n_images > 0;
+        const char *kind = s->type == MM_SRC_CONVERSATION && with_images && with_images < s->n ? "  [vision+language]"
+                           : s->vision ? "  [vision]" : "  [language]";
+        printf("%s%s%s\n", any ? "" : " none", s->eval ? "  [eval]" : "", kind);
     }
     printf("\nusable records: %ld, tokens: %ld (%ld counted in the loss), truncated: %ld\n", total, tokens, counted,
            truncated);

@@ -80,12 +80,19 @@ static void render_user(sbuf *b, const mm_turn *t, const char *header) {
 }
 
 static mm_status encode(const mm_tokenizer *tok, const char *text, int32_t **ids, size_t *n, mm_err *e) {
-    size_t need = 0;
-    MM_TRY(tok_encode(tok, text, strlen(text), 1, NULL, 0, &need, e));
-    *ids = malloc(sizeof(int32_t) * (need ? need : 1));
+    // One pass: a piece covers at least one byte, so 2 * bytes + 2 bounds the ids (BOS, each chunk's dummy
+    // prefix); the sizing pass only runs if that ever falls short.
+    size_t len = strlen(text), cap = 2 * len + 2;
+    *ids = malloc(sizeof(int32_t) * cap);
     if (!*ids)
-        return mm_errf(e, MM_ERR_NOMEM, "out of memory tokenizing %zu bytes", strlen(text));
-    mm_status s = tok_encode(tok, text, strlen(text), 1, *ids, need, n, e);
+        return mm_errf(e, MM_ERR_NOMEM, "out of memory tokenizing %zu bytes", len);
+    mm_status s = tok_encode(tok, text, len, 1, *ids, cap, n, e);
+    if (s == MM_OK && *n > cap) {
+        int32_t *grown = realloc(*ids, sizeof(int32_t) * *n);
+        s = grown ? tok_encode(tok, text, len, 1, grown, *n, n, e) : mm_errf(e, MM_ERR_NOMEM, "out of memory");
+        if (grown)
+            *ids = grown;
+    }
     if (s != MM_OK) {
         free(*ids);
         *ids = NULL;
