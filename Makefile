@@ -17,7 +17,7 @@ CFLAGS   += -I$(BLAS_INC)
 endif
 comma    := ,
 BLAS_LIB := $(if $(BLAS_DIR),-L$(BLAS_DIR) -Wl$(comma)-rpath$(comma)$(BLAS_DIR)) -lopenblas
-LDLIBS   := $(BLAS_LIB) -ljson-c -ljpeg -lpng -lz -lm -fopenmp $(SAN)
+LDLIBS   := $(BLAS_LIB) -lmicrohttpd -ljson-c -ljpeg -lpng -lz -lm -lpthread -fopenmp $(SAN)
 
 LIB_SRC  := $(filter-out $(EXCLUDE),$(shell find src -name '*.c' ! -path 'src/cli/*' | sort))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
@@ -41,6 +41,9 @@ setup:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The chat page is built into the binary (.incbin in server.c).
+$(BUILD)/src/serve/server.o: web/index.html
 
 $(BUILD)/libmmgpt.a: $(LIB_OBJ)
 	@rm -f $@

@@ -2,7 +2,7 @@
 # Installs the Debian packages mmgpt needs, only if some are missing. `--fixtures` adds the Python
 # reference stack (python3-torch and friends) used to regenerate tests/fixtures.
 set -euo pipefail
-pkgs=(gcc make libopenblas-dev libopenblas-openmp-dev libcmocka-dev libjson-c-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libedit-dev tmux)
+pkgs=(gcc make libopenblas-dev libopenblas-openmp-dev libcmocka-dev libjson-c-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libedit-dev libmicrohttpd-dev tmux)
 if [ "${1:-}" = "--fixtures" ]; then
   pkgs+=(python3-torch python3-numpy python3-pil sentencepiece python3-sentencepiece)
 fi

@@ -23,6 +23,7 @@ static const command commands[] = {
     {"template", cmd_template, "a conversation through the instruction template: text, ids with the loss mask, media locations"},
     {"chat", cmd_chat, "a multi-turn conversation about images in the terminal"},
     {"generate", cmd_generate, "one reply to one instruction (with images), streamed or as JSON"},
+    {"serve", cmd_serve, "the chat page and an OpenAI-compatible API over HTTP"},
     {"data", cmd_data, "instruction data: preview templated samples, or stats per source (data config)"},
 };
 

@@ -20,8 +20,10 @@ struct mm_chat {
     float *pixels; // [n_pixels, 3, S, S]: every image of the conversation, in order
     int n_pixels, cap_pixels;
     int first_turn;  // the prompt starts at this turn (older ones were dropped for the context)
+    uint64_t *img_hash; // [cap_pixels]: content hash of each image (a cached engine is re-used only for the same images)
     mm_engine *eng[MAX_ENGINES];
     int eng_first_image[MAX_ENGINES], eng_n_images[MAX_ENGINES];
+    uint64_t *eng_hash[MAX_ENGINES]; // [max_images]: the images engine i holds
     volatile int cancel;
     mm_chat_stats st;
     char *reply;
@@ -65,10 +67,13 @@ mm_status chat_create(mm_chat **out, const mm_model *m, const mm_tokenizer *tok,
 void chat_free(mm_chat *ch) {
     if (!ch)
         return;
-    for (int i = 0; i < MAX_ENGINES; i++)
+    for (int i = 0; i < MAX_ENGINES; i++) {
         engine_free(ch->eng[i]);
+        free(ch->eng_hash[i]);
+    }
     conv_free(&ch->conv);
     free(ch->pixels);
+    free(ch->img_hash);
     free(ch->reply);
     free(ch->last);
     free(ch);
@@ -87,6 +92,28 @@ void chat_reset(mm_chat *ch) {
             ch->eng_first_image[i] = ch->eng_n_images[i] = 0;
         }
     memset(&ch->st, 0, sizeof ch->st);
+}
+
+void chat_clear(mm_chat *ch) {
+    conv_free(&ch->conv); // the engines keep their caches: the next conversation re-uses its common prefix
+    ch->n_pixels = 0;
+    ch->first_turn = 0;
+    memset(&ch->st, 0, sizeof ch->st);
+}
+
+mm_status chat_set_system(mm_chat *ch, const char *system, mm_err *e) {
+    char *s = system ? strdup(system) : NULL;
+    if (system && !s)
+        return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    free(ch->conv.system);
+    ch->conv.system = s;
+    return MM_OK;
+}
+
+mm_status chat_add_assistant(mm_chat *ch, const char *text, mm_err *e) {
+    if (ch->conv.n_turns % 2 == 0)
+        return mm_errf(e, MM_ERR_ARG, "an assistant turn must follow a user turn");
+    return conv_add(&ch->conv, MM_ROLE_ASSISTANT, text ? text : "", NULL, NULL, 0, e);
 }
 
 void chat_cancel(mm_chat *ch) { ch->cancel = 1; }
@@ -118,13 +145,23 @@ static mm_status add_user(mm_chat *ch, const char *text, const float *pixels, in
     if (ch->n_pixels + n_images > ch->cap_pixels) {
         int cap = ch->n_pixels + n_images + 4;
         float *p = realloc(ch->pixels, sizeof(float) * per * (size_t)cap);
-        if (!p)
+        if (p)
+            ch->pixels = p;
+        uint64_t *h = p ? realloc(ch->img_hash, sizeof(uint64_t) * (size_t)cap) : NULL;
+        if (!p || !h)
             return mm_errf(e, MM_ERR_NOMEM, "out of memory for %d images", cap);
-        ch->pixels = p;
+        ch->img_hash = h;
         ch->cap_pixels = cap;
     }
     if (n_images)
         memcpy(ch->pixels + per * (size_t)ch->n_pixels, pixels, sizeof(float) * per * (size_t)n_images);
+    for (int i = 0; i < n_images; i++) { // FNV-1a over the pixels' bytes
+        const unsigned char *b = (const unsigned char *)(pixels + per * (size_t)i);
+        uint64_t h = 1469598103934665603ull;
+        for (size_t k = 0; k < sizeof(float) * per; k++)
+            h = (h ^ b[k]) * 1099511628211ull;
+        ch->img_hash[ch->n_pixels + i] = h;
+    }
     char *clean = clean_text(text);
     if (!clean)
         return mm_errf(e, MM_ERR_NOMEM, "out of memory");
@@ -172,9 +209,14 @@ static mm_status sync_images(mm_chat *ch, int i, mm_err *e) {
         MM_TRY(engine_create(&ch->eng[i], ch->m, ch->max_ctx, ch->max_images, e));
         ch->eng_first_image[i] = ch->eng_n_images[i] = 0;
     }
+    if (!ch->eng_hash[i] && !(ch->eng_hash[i] = calloc((size_t)ch->max_images + 1, sizeof(uint64_t))))
+        return mm_errf(e, MM_ERR_NOMEM, "out of memory");
     int first, count;
     kept_images(ch, &first, &count);
-    if (ch->eng_first_image[i] != first || ch->eng_n_images[i] > count) {
+    int same = ch->eng_first_image[i] == first && ch->eng_n_images[i] <= count;
+    for (int k = 0; same && k < ch->eng_n_images[i]; k++)
+        same = ch->eng_hash[i][k] == ch->img_hash[first + k];
+    if (!same) {
         engine_reset(ch->eng[i]);
         ch->eng_first_image[i] = first;
         ch->eng_n_images[i] = 0;
@@ -182,7 +224,9 @@ static mm_status sync_images(mm_chat *ch, int i, mm_err *e) {
     size_t per = (size_t)3 * ch->S * ch->S;
     while (ch->eng_n_images[i] < count) {
         MM_TRY(engine_add_image(ch->eng[i], ch->pixels + per * (size_t)(first + ch->eng_n_images[i]), e));
+        ch->eng_hash[i][ch->eng_n_images[i]] = ch->img_hash[first + ch->eng_n_images[i]];
         ch->eng_n_images[i]++;
+        ch->st.encoded_images++;
     }
     return MM_OK;
 }

@@ -30,6 +30,7 @@ typedef struct {
     double prompt_s, gen_s; // seconds spent on the prompt and on generation
     int dropped_turns;     // turns dropped from the start to fit the context (cumulative)
     mm_stop_reason stop;   // why the last reply ended (EOS or a stop string: MM_STOP_EOS; budget: MM_STOP_LENGTH)
+    long encoded_images;   // images run through the vision encoder since the last reset/clear (cache misses)
 } mm_chat_stats;
 
 // Called with each decoded piece of the reply as soon as it is complete UTF-8 (streaming); return
@@ -41,6 +42,13 @@ mm_status chat_create(mm_chat **ch, const mm_model *m, const mm_tokenizer *tok, 
 void chat_free(mm_chat *ch);
 // Forgets the conversation and its images (the caches too).
 void chat_reset(mm_chat *ch);
+// Forgets the conversation but keeps the engines' caches: a following conversation that repeats a prefix
+// of the old one (same images, same text) re-uses them (the server's per-request history).
+void chat_clear(mm_chat *ch);
+// Replaces the header (NULL: Multimodal-GPT's H).
+mm_status chat_set_system(mm_chat *ch, const char *system, mm_err *e);
+// Adds an assistant turn verbatim (history given by a client), after a user turn.
+mm_status chat_add_assistant(mm_chat *ch, const char *text, mm_err *e);
 // Adds a user turn; images are file paths (decoded and preprocessed now, so a broken image fails here
 // and the turn is not added).
 mm_status chat_add_user(mm_chat *ch, const char *text, const char *const *image_paths, int n_images, mm_err *e);

@@ -1,0 +1,398 @@
+// mmgpt serve over real sockets: the page, health, models, metrics; completions (plain and streamed) equal
+// the chat library's reply for the same conversation; images as data: URLs and their latent cache; bad input
+// (4xx with an OpenAI error object, the server keeps serving); the API key; 503 when the queue is full; a
+// client that disconnects cancels its generation.
+#include <arpa/inet.h>
+#include <json-c/json.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "infer/chat.h"
+#include "io/file.h"
+#include "model/config.h"
+#include "model/flamingo.h"
+#include "serve/api.h"
+#include "serve/server.h"
+#include "testutil.h"
+
+#define MODEL "models/tiny-random"
+
+static mm_model model;
+static mm_tokenizer *tok;
+
+static int setup(void **s) {
+    (void)s;
+    mm_err e = {0};
+    mm_config c;
+    if (config_load(&c, MODEL "/config.json", &e) != MM_OK || model_load_st(&model, &c, MODEL, NULL, &e) != MM_OK ||
+        tok_load(&tok, MODEL "/tokenizer.model", &e) != MM_OK) {
+        fprintf(stderr, "setup: %s\n", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **s) {
+    (void)s;
+    tok_free(tok);
+    model_free(&model);
+    return 0;
+}
+
+static int connect_to(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+static void send_request(int fd, const char *method, const char *path, const char *body, const char *extra) {
+    char head[1024];
+    size_t n = body ? strlen(body) : 0;
+    int k = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%sContent-Length: %zu\r\n%s\r\n",
+                     method, path, body ? "Content-Type: application/json\r\n" : "", n, extra ? extra : "");
+    assert_int_equal(write(fd, head, (size_t)k), k);
+    for (size_t at = 0; at < n;) {
+        ssize_t w = write(fd, body + at, n - at);
+        if (w <= 0)
+            break; // the server may answer (413) before reading everything
+        at += (size_t)w;
+    }
+}
+
+// Reads the whole response; returns the status and the (de-chunked) body in a new string.
+static int read_response(int fd, char **body) {
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (len + 4096 > cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t r = read(fd, buf + len, cap - len - 1);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    buf[len] = 0;
+    close(fd);
+    int status = 0;
+    sscanf(buf, "HTTP/1.%*d %d", &status);
+    char *b = strstr(buf, "\r\n\r\n");
+    b = b ? b + 4 : buf + len;
+    char *out = malloc(len + 1);
+    size_t o = 0;
+    if (strcasestr(buf, "Transfer-Encoding: chunked") && strcasestr(buf, "Transfer-Encoding: chunked") < b) {
+        for (char *p = b; p < buf + len;) {
+            unsigned long sz = strtoul(p, &p, 16);
+            p = strstr(p, "\r\n");
+            if (!p || sz == 0)
+                break;
+            p += 2;
+            memcpy(out + o, p, sz), o += sz;
+            p += sz + 2;
+        }
+    } else {
+        o = (size_t)(buf + len - b);
+        memcpy(out, b, o);
+    }
+    out[o] = 0;
+    free(buf);
+    *body = out;
+    return status;
+}
+
+static int http(int port, const char *method, const char *path, const char *body, const char *extra, char **out) {
+    int fd = connect_to(port);
+    send_request(fd, method, path, body, extra);
+    return read_response(fd, out);
+}
+
+static mm_server *start(const char *key, int parallel, int queue, int *port) {
+    mm_serve_opts o = {.host = "127.0.0.1", .port = 0, .parallel = parallel, .queue_limit = queue,
+                       .max_body_bytes = 2 << 20, .max_image_bytes = 1 << 20, .api_key = key, .model_name = "tiny"};
+    o.defaults = sampling_defaults();
+    o.defaults.num_beams = 1;
+    mm_server *s;
+    mm_err e = {0};
+    assert_ok(server_start(&s, &model, tok, &o, port, &e), &e);
+    return s;
+}
+
+static char *b64(const uint8_t *d, size_t n) {
+    static const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *o = malloc(n / 3 * 4 + 8), *p = o;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < n ? (uint32_t)d[i + 1] << 8 : 0) | (i + 2 < n ? d[i + 2] : 0);
+        *p++ = a[v >> 18 & 63], *p++ = a[v >> 12 & 63];
+        *p++ = i + 1 < n ? a[v >> 6 & 63] : '=';
+        *p++ = i + 2 < n ? a[v & 63] : '=';
+    }
+    *p = 0;
+    return o;
+}
+
+static char *image_url(void) {
+    uint8_t *d;
+    size_t n;
+    mm_err e = {0};
+    assert_ok(mm_read_file("examples/shapes.png", &d, &n, &e), &e);
+    char *s = b64(d, n), *url = malloc(strlen(s) + 32);
+    sprintf(url, "data:image/png;base64,%s", s);
+    free(s);
+    free(d);
+    return url;
+}
+
+// The reply of the chat library for the same conversation, greedy.
+static char *library_reply(const char *q1, const char *a1, const char *q2, int with_image, int max_new) {
+    mm_chat *ch;
+    mm_err e = {0};
+    assert_ok(chat_create(&ch, &model, tok, NULL, &e), &e);
+    const char *img = "examples/shapes.png";
+    assert_ok(chat_add_user(ch, q1, with_image ? &img : NULL, with_image, &e), &e);
+    if (a1) {
+        assert_ok(chat_add_assistant(ch, a1, &e), &e);
+        assert_ok(chat_add_user(ch, q2, NULL, 0, &e), &e);
+    }
+    mm_sampling p = sampling_defaults();
+    p.do_sample = 0, p.num_beams = 1, p.max_new_tokens = max_new;
+    const char *reply;
+    assert_ok(chat_reply(ch, &p, NULL, 0, NULL, NULL, &reply, &e), &e);
+    char *r = strdup(reply);
+    chat_free(ch);
+    return r;
+}
+
+static long metric(int port, const char *name) {
+    char *body;
+    assert_int_equal(http(port, "GET", "/metrics", NULL, NULL, &body), 200);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    char *p = strstr(body, key);
+    long v = p ? (long)strtod(p + strlen(key), NULL) : -1;
+    free(body);
+    return v;
+}
+
+static void test_endpoints(void **s) {
+    (void)s;
+    int port;
+    mm_server *srv = start(NULL, 1, 4, &port);
+    char *body;
+    assert_int_equal(http(port, "GET", "/", NULL, NULL, &body), 200);
+    assert_non_null(strstr(body, "<title>mmgpt"));
+    assert_non_null(strstr(body, "/v1/chat/completions"));
+    free(body);
+    assert_int_equal(http(port, "GET", "/health", NULL, NULL, &body), 200);
+    assert_non_null(strstr(body, "\"status\":\"ok\""));
+    free(body);
+    assert_int_equal(http(port, "GET", "/v1/models", NULL, NULL, &body), 200);
+    assert_non_null(strstr(body, "\"id\": \"tiny\""));
+    free(body);
+    assert_int_equal(http(port, "GET", "/metrics", NULL, NULL, &body), 200);
+    assert_non_null(strstr(body, "# TYPE mmgpt_generated_tokens_total counter"));
+    free(body);
+    assert_int_equal(http(port, "GET", "/nowhere", NULL, NULL, &body), 404);
+    free(body);
+    server_stop(srv);
+}
+
+// The API's conversation is the chat format's: replies equal the library's, plain and streamed.
+static void test_completions(void **s) {
+    (void)s;
+    int port;
+    mm_server *srv = start(NULL, 1, 4, &port);
+    char *url = image_url(), req[65536], *body;
+    snprintf(req, sizeof req, "{\"model\": \"tiny\", \"temperature\": 0, \"max_tokens\": 12, \"messages\": ["
+             "{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"What is in the image?\"}, "
+             "{\"type\": \"image_url\", \"image_url\": {\"url\": \"%s\"}}]}]}", url);
+    assert_int_equal(http(port, "POST", "/v1/chat/completions", req, NULL, &body), 200);
+    json_object *o = json_tokener_parse(body);
+    assert_non_null(o);
+    json_object *choice = json_object_array_get_idx(json_object_object_get(o, "choices"), 0);
+    const char *text = json_object_get_string(json_object_object_get(json_object_object_get(choice, "message"), "content"));
+    char *want = library_reply("What is in the image?", NULL, NULL, 1, 12);
+    printf("mmgpt-test: API reply '%s', library '%s'\n", text, want);
+    assert_string_equal(text, want);
+    json_object *usage = json_object_object_get(o, "usage");
+    assert_int_equal(json_object_get_int(json_object_object_get(usage, "completion_tokens")), 12);
+    json_object_put(o);
+    free(body);
+    free(want);
+    long encoded = metric(port, "mmgpt_images_encoded_total");
+    assert_int_equal(encoded, 1);
+    // Streamed, two turns, the same image again: deltas add up to the library's reply; no new encoding.
+    snprintf(req, sizeof req, "{\"temperature\": 0, \"max_tokens\": 10, \"stream\": true, \"stream_options\": "
+             "{\"include_usage\": true}, \"messages\": [{\"role\": \"system\", \"content\": \"%s\"}, "
+             "{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"What is in the image?\"}, "
+             "{\"type\": \"image_url\", \"image_url\": {\"url\": \"%s\"}}]}, {\"role\": \"assistant\", \"content\": "
+             "\"Shapes.\"}, {\"role\": \"user\", \"content\": \"How many?\"}]}",
+             "Below is an instruction that describes a task. Write a response that appropriately completes the request.",
+             url);
+    assert_int_equal(http(port, "POST", "/v1/chat/completions", req, NULL, &body), 200);
+    char got[4096] = "";
+    int chunks = 0, done = 0, has_usage = 0;
+    for (char *p = body; (p = strstr(p, "data: ")); p += 6) {
+        if (!strncmp(p + 6, "[DONE]", 6)) {
+            done = 1;
+            continue;
+        }
+        json_object *c = json_tokener_parse(p + 6);
+        assert_non_null(c);
+        json_object *ch = json_object_array_get_idx(json_object_object_get(c, "choices"), 0), *d, *t;
+        if (ch && json_object_object_get_ex(ch, "delta", &d) && json_object_object_get_ex(d, "content", &t))
+            strncat(got, json_object_get_string(t), sizeof got - strlen(got) - 1);
+        has_usage |= json_object_object_get(c, "usage") != NULL;
+        chunks++;
+        json_object_put(c);
+    }
+    want = library_reply("What is in the image?", "Shapes.", "How many?", 1, 10);
+    printf("mmgpt-test: streamed '%s' in %d chunks, library '%s'\n", got, chunks, want);
+    assert_string_equal(got, want);
+    assert_true(done && has_usage && chunks >= 3);
+    free(want);
+    free(body);
+    assert_int_equal(metric(port, "mmgpt_images_encoded_total"), encoded); // the slot kept the image's latents
+    free(url);
+    server_stop(srv);
+}
+
+static void test_bad_input(void **s) {
+    (void)s;
+    int port;
+    mm_server *srv = start(NULL, 1, 4, &port);
+    const struct {
+        const char *body;
+        int status;
+        const char *msg;
+    } cases[] = {
+        {"{", 400, "malformed JSON"},
+        {"[1,2]", 400, "expected a JSON object"},
+        {"{\"messages\": []}", 400, "non-empty list"},
+        {"{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}", 400, "unknown role"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", 400, "content must be a string"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"temperature\": \"hot\"}", 400, "temperature"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"n\": 3}", 400, "n: must be"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": {\"url\": "
+         "\"https://example.com/a.png\"}}]}]}", 400, "only data: URLs"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": {\"url\": "
+         "\"data:image/png;base64,!!!!\"}}]}]}", 400, "broken base64"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": {\"url\": "
+         "\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA\"}}]}]}", 400, "PNG"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"audio\"}]}]}", 400, "unsupported content part"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}, {\"role\": \"assistant\", \"content\": \"y\"}]}", 400,
+         "last message must be the user's"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *body;
+        int st = http(port, "POST", "/v1/chat/completions", cases[i].body, NULL, &body);
+        json_object *o = json_tokener_parse(body), *err;
+        if (st != cases[i].status || !o || !json_object_object_get_ex(o, "error", &err) ||
+            !strstr(json_object_get_string(json_object_object_get(err, "message")), cases[i].msg))
+            fail_msg("%s -> %d %s", cases[i].body, st, body);
+        json_object_put(o);
+        free(body);
+    }
+    // Too long a prompt, too big a body.
+    size_t n = 3 << 20;
+    char *big = malloc(n + 64), *body;
+    strcpy(big, "{\"messages\": [{\"role\": \"user\", \"content\": \"");
+    size_t at = strlen(big);
+    memset(big + at, 'a', n - at - 8);
+    strcpy(big + n - 8, "\"}]}");
+    assert_int_equal(http(port, "POST", "/v1/chat/completions", big, NULL, &body), 413);
+    assert_non_null(strstr(body, "over the 2 MB limit"));
+    free(body);
+    strcpy(big, "{\"messages\": [{\"role\": \"user\", \"content\": \"");
+    at = strlen(big);
+    for (int i = 0; i < 3000; i++, at += 5)
+        memcpy(big + at, "word ", 5);
+    strcpy(big + at, "\"}]}");
+    assert_int_equal(http(port, "POST", "/v1/chat/completions", big, NULL, &body), 400);
+    assert_non_null(strstr(body, "context_length_exceeded"));
+    free(body);
+    free(big);
+    // Still serving.
+    assert_int_equal(http(port, "POST", "/v1/chat/completions",
+                          "{\"max_tokens\": 3, \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}", NULL, &body), 200);
+    free(body);
+    assert_int_equal(http(port, "GET", "/v1/chat/completions", NULL, NULL, &body), 405);
+    free(body);
+    server_stop(srv);
+}
+
+static void test_api_key(void **s) {
+    (void)s;
+    int port;
+    mm_server *srv = start("sekrit", 1, 4, &port);
+    char *body;
+    const char *req = "{\"max_tokens\": 2, \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}";
+    assert_int_equal(http(port, "POST", "/v1/chat/completions", req, NULL, &body), 401);
+    assert_non_null(strstr(body, "invalid_api_key"));
+    free(body);
+    assert_int_equal(http(port, "POST", "/v1/chat/completions", req, "Authorization: Bearer wrong\r\n", &body), 401);
+    free(body);
+    assert_int_equal(http(port, "POST", "/v1/chat/completions", req, "Authorization: Bearer sekrit\r\n", &body), 200);
+    free(body);
+    assert_int_equal(http(port, "GET", "/health", NULL, NULL, &body), 200); // open: for load balancers
+    free(body);
+    server_stop(srv);
+}
+
+// With one slot and no queue, a second request while a long streamed one runs gets 503 + Retry-After; the
+// long one, abandoned by its client, is cancelled and frees the slot.
+static void test_queue_and_disconnect(void **s) {
+    (void)s;
+    int port;
+    mm_server *srv = start(NULL, 1, 0, &port);
+    // A long generation: the whole context of the tiny model, sampled, with 4 beams.
+    const char *longreq = "{\"stream\": true, \"max_tokens\": 400, \"num_beams\": 4, \"messages\": [{\"role\": \"user\", "
+                          "\"content\": \"Tell me everything.\"}]}";
+    int fd = connect_to(port);
+    send_request(fd, "POST", "/v1/chat/completions", longreq, NULL);
+    char buf[512];
+    assert_true(read(fd, buf, sizeof buf) > 0); // headers and the first event: the slot is taken
+    char *body;
+    int fd2 = connect_to(port);
+    send_request(fd2, "POST", "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}", NULL);
+    int st = read_response(fd2, &body);
+    int busy_then = metric(port, "mmgpt_slots_busy") == 1;
+    free(body);
+    close(fd); // the client goes away
+    for (int i = 0; i < 200 && metric(port, "mmgpt_slots_busy") != 0; i++)
+        usleep(20000);
+    assert_int_equal(metric(port, "mmgpt_slots_busy"), 0);
+    if (busy_then) { // the long request was still running when the second came: it must have been refused
+        assert_int_equal(st, 503);
+        assert_true(metric(port, "mmgpt_requests_rejected_total") == 1);
+    } else {
+        printf("mmgpt-test: the long request ended before the second arrived; 503 not observed\n");
+    }
+    assert_int_equal(http(port, "POST", "/v1/chat/completions",
+                          "{\"max_tokens\": 2, \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}", NULL, &body), 200);
+    free(body);
+    server_stop(srv);
+}
+
+static void test_cli(void **s) {
+    (void)s;
+    const char *bin = getenv("MMGPT") ? getenv("MMGPT") : "build/mmgpt";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s serve -m " MODEL " --port 99999 2>&1", bin);
+    FILE *p = popen(cmd, "r");
+    char out[512] = "";
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    assert_int_equal(WEXITSTATUS(pclose(p)), 2);
+    assert_non_null(strstr(out, "--port takes 0..65535"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_endpoints), cmocka_unit_test(test_completions), cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_api_key),   cmocka_unit_test(test_queue_and_disconnect), cmocka_unit_test(test_cli),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
