@@ -64,7 +64,8 @@ run: setup
 	@$(MAKE) --no-print-directory $(BUILD)/mmgpt
 	@bash tools/run-demo.sh $(BUILD)/mmgpt
 
-test: setup
+test:
+	@bash tools/setup.sh --test
 	@$(MAKE) --no-print-directory $(BUILD)/mmgpt $(TEST_BIN)
 	@MMGPT=$(BUILD)/mmgpt bash tests/run.sh $(TEST_BIN)
 

@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -376,6 +377,40 @@ static void test_queue_and_disconnect(void **s) {
     server_stop(srv);
 }
 
+// Runs a Node script from tests/web against a fresh server (skipped, with a note, without node, its
+// packages or chromium; the setup step installs them).
+static void run_node(const char *script, const char *args_fmt, int need_chromium) {
+    if (system("command -v node >/dev/null 2>&1") != 0 || access("tests/web/node_modules", F_OK) != 0 ||
+        (need_chromium && access("/usr/bin/chromium", X_OK) != 0)) {
+        printf("mmgpt-test: node, tests/web/node_modules or chromium missing: %s skipped\n", script);
+        return;
+    }
+    int port;
+    mm_server *srv = start(NULL, 1, 4, &port);
+    char args[512], cmd[1024];
+    snprintf(args, sizeof args, args_fmt, port);
+    snprintf(cmd, sizeof cmd, "node tests/web/%s %s 2>&1", script, args);
+    FILE *p = popen(cmd, "r");
+    char out[8192];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    printf("%s", out);
+    server_stop(srv);
+    assert_int_equal(WIFEXITED(st) ? WEXITSTATUS(st) : 255, 0);
+}
+
+static void test_openai_client(void **s) {
+    (void)s;
+    run_node("openai_client.mjs", "http://127.0.0.1:%d examples/shapes.png", 0);
+}
+
+static void test_browser(void **s) {
+    (void)s;
+    mkdir("build", 0755);
+    run_node("page_test.mjs", "http://127.0.0.1:%d/ build/page_test.png examples/shapes.png", 1);
+}
+
 static void test_cli(void **s) {
     (void)s;
     const char *bin = getenv("MMGPT") ? getenv("MMGPT") : "build/mmgpt";
@@ -392,7 +427,8 @@ static void test_cli(void **s) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_endpoints), cmocka_unit_test(test_completions), cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_api_key),   cmocka_unit_test(test_queue_and_disconnect), cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_api_key),   cmocka_unit_test(test_queue_and_disconnect), cmocka_unit_test(test_openai_client),
+        cmocka_unit_test(test_browser),   cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

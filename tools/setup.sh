@@ -3,6 +3,10 @@
 # reference stack (python3-torch and friends) used to regenerate tests/fixtures.
 set -euo pipefail
 pkgs=(gcc make libopenblas-dev libopenblas-openmp-dev libcmocka-dev libjson-c-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libedit-dev libmicrohttpd-dev tmux)
+# --test: what the browser and OpenAI-client tests of `mmgpt serve` need (chromium, node and their npm packages).
+if [ "${1:-}" = "--test" ]; then
+  pkgs+=(chromium nodejs npm)
+fi
 if [ "${1:-}" = "--fixtures" ]; then
   pkgs+=(python3-torch python3-numpy python3-pil sentencepiece python3-sentencepiece)
 fi
@@ -16,4 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ "${1:-}" = "--test" ] && [ ! -d tests/web/node_modules ]; then
+  echo "setup: npm packages for tests/web (playwright-core, openai)"
+  (cd tests/web && npm ci --no-audit --no-fund --loglevel=error) || echo "setup: npm install failed; the browser and OpenAI-client tests will be skipped"
 fi
