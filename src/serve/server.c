@@ -33,6 +33,7 @@ struct mm_server {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int waiting, stopping;
+    long next_ticket, serving; // first come, first served: a waiting request takes a slot in arrival order
     long next_id;
     // metrics
     long requests, errors, rejected, prompt_tokens, gen_tokens, images_encoded;
@@ -85,14 +86,17 @@ static slot *acquire(mm_server *s, uint64_t key) {
         return NULL;
     }
     s->waiting++;
+    long ticket = s->next_ticket++;
     slot *got = NULL;
     while (!got && !s->stopping) {
-        for (int i = 0; i < s->o.parallel; i++)
+        for (int i = 0; ticket == s->serving && i < s->o.parallel; i++)
             if (!s->slots[i].busy && (!got || s->slots[i].key == key))
                 got = &s->slots[i];
         if (!got)
             pthread_cond_wait(&s->cv, &s->mu);
     }
+    s->serving++;
+    pthread_cond_broadcast(&s->cv); // the next in line may take another free slot
     s->waiting--;
     if (got)
         got->busy = 1, got->key = key;
@@ -142,8 +146,9 @@ static const char *finish_reason(mm_stop_reason why) { return why == MM_STOP_LEN
 typedef struct {
     int fd;
     mm_chat *chat;
-    volatile int done;
-    int cancelled;
+    int done, cancelled;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; // signalled when the reply is done, so the watcher never delays the response
 } watcher;
 
 static int peer_closed(int fd) {
@@ -154,14 +159,21 @@ static int peer_closed(int fd) {
 
 static void *watch(void *arg) {
     watcher *w = arg;
+    pthread_mutex_lock(&w->mu);
     while (!w->done) {
-        usleep(50000);
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_nsec += 50000000;
+        if (t.tv_nsec >= 1000000000)
+            t.tv_sec++, t.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&w->cv, &w->mu, &t);
         if (!w->done && w->fd >= 0 && peer_closed(w->fd)) {
             w->cancelled = 1;
             chat_cancel(w->chat);
             break;
         }
     }
+    pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
@@ -329,13 +341,20 @@ static enum MHD_Result chat_completions(mm_server *s, struct MHD_Connection *c, 
         return ret;
     }
     watcher w = {.fd = conn_fd(c), .chat = sl->chat};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
     pthread_t wt;
     int watching = pthread_create(&wt, NULL, watch, &w) == 0;
     const char *reply = NULL;
     mm_status st = chat_reply(sl->chat, &req.p, (const char *const *)req.stops, req.n_stops, NULL, NULL, &reply, &e);
+    pthread_mutex_lock(&w.mu);
     w.done = 1;
+    pthread_cond_signal(&w.cv);
+    pthread_mutex_unlock(&w.mu);
     if (watching)
         pthread_join(wt, NULL);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
     mm_chat_stats stats = chat_stats(sl->chat);
     char *body = st == MM_OK ? api_completion_json(id, created, s->o.model_name, reply, finish_reason(stats.stop),
                                                    stats.prompt_tokens, stats.generated_tokens)
