@@ -283,21 +283,12 @@ static void test_context_stop_cancel(void **s) {
     model_free(&m);
 }
 
-static int run(char *out, size_t cap, const char *cmd) {
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
-}
-
 static void test_cli(void **s) {
     (void)s;
     char cmd[2048], out[16384];
     snprintf(cmd, sizeof cmd, "%s generate -m " MODEL " --prompt 'What is in the image?' --image examples/shapes.png "
              "--max-new-tokens 6 --greedy --json 2>&1", bin());
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    assert_int_equal(run_command(out, sizeof out, cmd), 0);
     printf("mmgpt-test: generate --json: %s", out);
     json_object *o = json_tokener_parse(out);
     assert_non_null(o);
@@ -308,7 +299,7 @@ static void test_cli(void **s) {
     snprintf(cmd, sizeof cmd, "printf 'What is in the image?\\n/params max_new_tokens=4 num_beams=1 do_sample=0\\n"
              "How many?\\n/save /tmp/mmgpt-test-chat.json\\n/quit\\n' | %s chat -m " MODEL
              " --image examples/shapes.png 2>&1", bin());
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    assert_int_equal(run_command(out, sizeof out, cmd), 0);
     printf("mmgpt-test: chat transcript:\n%s\n", out);
     mm_conversation c;
     mm_err e = {0};
@@ -321,7 +312,7 @@ static void test_cli(void **s) {
     snprintf(cmd, sizeof cmd, "printf 'hi\\n/image /nonexistent.png\\n/frob\\n/image tests/fixtures/vision/bad/truncated.png\\n"
              "/image examples/shapes.png\\nWhat is it?\\n/save /tmp/mmgpt-test-chat.json\\n/reset\\nAgain?\\n"
              "/save /tmp/mmgpt-test-chat2.json\\n' | %s chat -m " MODEL " --max-new-tokens 3 --num-beams 1 2>&1", bin());
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    assert_int_equal(run_command(out, sizeof out, cmd), 0);
     printf("mmgpt-test: chat with bad input:\n%s\n", out);
     assert_non_null(strstr(out, "/nonexistent.png: cannot open"));
     assert_non_null(strstr(out, "unknown command /frob"));
@@ -338,7 +329,7 @@ static void test_cli(void **s) {
     unlink("/tmp/mmgpt-test-chat.json");
     unlink("/tmp/mmgpt-test-chat2.json");
     snprintf(cmd, sizeof cmd, "%s generate -m " MODEL " --prompt hi --image /nonexistent.png 2>&1", bin());
-    assert_int_equal(run(out, sizeof out, cmd), 1);
+    assert_int_equal(run_command(out, sizeof out, cmd), 1);
     assert_non_null(strstr(out, "/nonexistent.png"));
 }
 

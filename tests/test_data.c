@@ -526,35 +526,26 @@ static void test_joint_training(void **s) {
     }
 }
 
-static int run(char *out, size_t cap, const char *cmd) {
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
-}
-
 static void test_cli(void **s) {
     (void)s;
     const char *bin = getenv("MMGPT") ? getenv("MMGPT") : "build/mmgpt";
     char cmd[1024], out[65536];
     snprintf(cmd, sizeof cmd, "%s data preview --config " DX "/data.json --tokenizer " TOK " -n 4 2>&1", bin);
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    assert_int_equal(run_command(out, sizeof out, cmd), 0);
     printf("%s", out);
     assert_non_null(strstr(out, "=== sample 4:"));
     assert_non_null(strstr(out, "<image>"));
     assert_non_null(strstr(out, "### End.</s>]]"));
     assert_non_null(strstr(out, "image 1: " DX "/images/"));
     snprintf(cmd, sizeof cmd, "%s data stats --config " DX "/data.json --tokenizer " TOK " --decode-images 2>&1", bin);
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    assert_int_equal(run_command(out, sizeof out, cmd), 0);
     printf("%s", out);
     assert_non_null(strstr(out, "invalid UTF-8: 1"));
     assert_non_null(strstr(out, "image broken: 1"));
     assert_non_null(strstr(out, "tokens per record:"));
     assert_non_null(strstr(out, "vision stream: 14 draws per epoch"));
     snprintf(cmd, sizeof cmd, "%s data stats --config " DX "/llava.json --tokenizer " TOK " 2>&1", bin);
-    assert_int_equal(run(out, sizeof out, cmd), 1);
+    assert_int_equal(run_command(out, sizeof out, cmd), 1);
     assert_non_null(strstr(out, "mmgpt: error: " DX "/llava.json: expected a JSON object"));
 }
 

@@ -166,15 +166,6 @@ static void test_conversation_json(void **s) {
     }
 }
 
-static int run(char *out, size_t cap, const char *cmd) {
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
-}
-
 static void test_cli(void **s) {
     (void)s;
     const char *path = "/tmp/mmgpt-test-template.json";
@@ -187,7 +178,7 @@ static void test_cli(void **s) {
     char cmd[1024], out[16384];
     snprintf(cmd, sizeof cmd, "%s template --conversation %s --tokenizer tests/fixtures/tokenizer/spm_large.model 2>&1",
              bin(), path);
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    assert_int_equal(run_command(out, sizeof out, cmd), 0);
     printf("%s", out);
     assert_non_null(strstr(out, "### Image:\n<image>\n\n### Instruction:\nWhat is it?\n\n### Response:\nA star.### End."));
     assert_non_null(strstr(out, "ids: [1] "));
@@ -195,7 +186,7 @@ static void test_cli(void **s) {
     assert_non_null(strstr(out, "media_locations: "));
     snprintf(cmd, sizeof cmd, "%s template --conversation /nonexistent.json --tokenizer "
              "tests/fixtures/tokenizer/spm_large.model 2>&1", bin());
-    assert_int_equal(run(out, sizeof out, cmd), 1);
+    assert_int_equal(run_command(out, sizeof out, cmd), 1);
     unlink(path);
 }
 

@@ -306,15 +306,6 @@ static void test_bad_files(void **s) {
     unlink(p);
 }
 
-static int run(char *out, size_t cap, const char *cmd) {
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
-}
-
 // `mmgpt tokenize`: one line of ids per input line, and back with --decode.
 static void test_cli(void **s) {
     (void)s;
@@ -322,27 +313,27 @@ static void test_cli(void **s) {
     write_file("/tmp/mmgpt-test-tok-in.txt", "Hello world! Once upon a time\nab <image>\ncd\n\n", 45);
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer " DIR "/llama_tokenizer.json < /tmp/mmgpt-test-tok-in.txt 2>&1",
              bin());
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    assert_int_equal(run_command(out, sizeof out, cmd), 0);
     printf("mmgpt-test: tokenize:\n%s", out);
     assert_string_equal(out, "1 15043 3186 29991 9038 2501 263 931\n1 633 32001\n1 14965\n1\n");
     write_file("/tmp/mmgpt-test-tok-ids.txt", "1 15043 3186 29991\n9038 2501 263 931\n\n", 38);
     snprintf(cmd, sizeof cmd,
              "%s tokenize --decode --tokenizer " DIR "/llama_tokenizer.json < /tmp/mmgpt-test-tok-ids.txt 2>&1", bin());
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    assert_int_equal(run_command(out, sizeof out, cmd), 0);
     assert_string_equal(out, "Hello world!\nOnce upon a time\n\n");
     snprintf(cmd, sizeof cmd, "printf 'ab <image>\\n' | %s tokenize --keep-whitespace --tokenizer "
              DIR "/llama_tokenizer.json 2>&1", bin());
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    assert_int_equal(run_command(out, sizeof out, cmd), 0);
     assert_string_equal(out, "1 633 29871 32001\n");
     snprintf(cmd, sizeof cmd, "printf '1 2\\n5 99999\\n' | %s tokenize --decode --tokenizer " DIR "/spm_small.model 2>&1",
              bin());
-    assert_int_equal(run(out, sizeof out, cmd), 1);
+    assert_int_equal(run_command(out, sizeof out, cmd), 1);
     printf("mmgpt-test: bad ids: %s", out);
     assert_non_null(strstr(out, "line 2"));
     snprintf(cmd, sizeof cmd, "printf '1 x\\n' | %s tokenize --decode --tokenizer " DIR "/spm_small.model 2>&1", bin());
-    assert_int_equal(run(out, sizeof out, cmd), 1);
+    assert_int_equal(run_command(out, sizeof out, cmd), 1);
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer /nonexistent.model < /dev/null 2>&1", bin());
-    assert_int_equal(run(out, sizeof out, cmd), 1);
+    assert_int_equal(run_command(out, sizeof out, cmd), 1);
     unlink("/tmp/mmgpt-test-tok-in.txt");
     unlink("/tmp/mmgpt-test-tok-ids.txt");
 }

@@ -13,8 +13,20 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sys/wait.h>
 
 #include "base/err.h"
+
+// Runs a shell command, captures its output (stdout and whatever the command redirects) into out and
+// returns its exit status (255 when it did not exit normally).
+static inline int run_command(char *out, size_t cap, const char *cmd) {
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
 
 // Fails the test with the error message when st is not MM_OK.
 #define assert_ok(st, e)                                                      \

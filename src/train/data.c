@@ -278,22 +278,6 @@ static char *join(const char *const *s, int n, const char *sep) {
     return out;
 }
 
-static char *strip_image_and_newlines(const char *s) {
-    char *out = malloc(strlen(s) + 1), *o = out;
-    if (!out)
-        return NULL;
-    while (*s) {
-        if (!strncmp(s, "<image>", 7))
-            s += 7;
-        else if (*s == '\n')
-            s++;
-        else
-            *o++ = *s++;
-    }
-    *o = 0;
-    return out;
-}
-
 mm_status data_record_conversation(const mm_data_source *s, const mm_data_record *r, mm_rng *rng,
                                    mm_conversation *c, mm_err *e) {
     conv_init(c);
@@ -319,7 +303,7 @@ mm_status data_record_conversation(const mm_data_source *s, const mm_data_record
             // Upstream pairs values k and k+1 (SPEC.md 2.5); we pair 2k and 2k+1 unless asked to reproduce it.
             int qi = s->faithful_turn_bug ? k : 2 * k, ai = qi + 1;
             free(tmp);
-            tmp = strip_image_and_newlines(r->f[qi]);
+            tmp = data_clean_question(r->f[qi]);
             st = tmp ? pair(c, r, k == 0, tmp, NULL, r->f[ai], e) : mm_errf(e, MM_ERR_NOMEM, "out of memory");
         }
         break;

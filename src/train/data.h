@@ -92,6 +92,9 @@ mm_status data_source_read(mm_data_source *s, long max_text_bytes, uint64_t seed
 mm_status data_record_conversation(const mm_data_source *s, const mm_data_record *r, mm_rng *rng,
                                    mm_conversation *out, mm_err *e);
 
+// A question as upstream's llava builders clean it: every "<image>" and every newline removed (new string).
+char *data_clean_question(const char *s);
+
 // The 53 caption requests of minigpt4 / coco_caption and the 7 reason prompts of A-OKVQA (upstream's lists).
 extern const char *const mm_caption_questions[];
 extern const int mm_n_caption_questions;

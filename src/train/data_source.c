@@ -203,7 +203,7 @@ static void add_image(builder *b, const char *dir, const char *name, const char 
 }
 
 // Removes every "<image>" and every '\n' (upstream's llava question cleaning).
-static char *clean_question(const char *s) {
+char *data_clean_question(const char *s) {
     char *out = malloc(strlen(s) + 1), *o = out;
     if (!out)
         return NULL;
@@ -308,7 +308,7 @@ static void read_record(builder *b, json_object *o, const char *root) {
             if (!val)
                 break;
             if (s->type == MM_SRC_LLAVA && i == 0) {
-                char *q = clean_question(val);
+                char *q = data_clean_question(val);
                 if (q)
                     add_field(b, q);
                 free(q);
