@@ -4,8 +4,13 @@
 set -euo pipefail
 pkgs=(gcc make libopenblas-dev libopenblas-openmp-dev libcmocka-dev libjson-c-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libedit-dev libmicrohttpd-dev tmux)
 # --test: what the browser and OpenAI-client tests of `mmgpt serve` need (chromium, node and their npm packages).
+# They are optional: if they cannot be installed the tests that need them say so and skip. node/npm count as
+# present when the commands exist (e.g. from NodeSource, whose nodejs conflicts with Debian's npm).
+extras=()
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(chromium nodejs npm)
+  command -v chromium >/dev/null || extras+=(chromium)
+  command -v node >/dev/null || extras+=(nodejs)
+  command -v npm >/dev/null || extras+=(npm)
 fi
 if [ "${1:-}" = "--fixtures" ]; then
   pkgs+=(python3-torch python3-numpy python3-pil sentencepiece python3-sentencepiece)
@@ -21,7 +26,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if [ "${1:-}" = "--test" ] && [ ! -d tests/web/node_modules ]; then
+if [ ${#extras[@]} -gt 0 ]; then
+  echo "setup: installing ${extras[*]} (for the browser and OpenAI-client tests)"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${extras[@]}" >/dev/null; } ||
+    echo "setup: could not install ${extras[*]}; the tests that need them will be skipped"
+fi
+if [ "${1:-}" = "--test" ] && [ ! -d tests/web/node_modules ] && command -v npm >/dev/null; then
   echo "setup: npm packages for tests/web (playwright-core, openai)"
   (cd tests/web && npm ci --no-audit --no-fund --loglevel=error) || echo "setup: npm install failed; the browser and OpenAI-client tests will be skipped"
 fi
