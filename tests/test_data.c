@@ -509,6 +509,11 @@ static void test_joint_training(void **s) {
     mm_trainer *t;
     assert_ok(trainer_open(&t, &c0, NULL, &e), &e);
     assert_ok(trainer_run(t, 0, record, losses[0], &e), &e);
+    char *report = trainer_data_report(t); // the summary: load-time and draw-time skips per source
+    printf("%s", report);
+    assert_non_null(strstr(report, "dolly " DX "/dolly.jsonl: 7 read, 2 usable, malformed JSON line: 1"));
+    assert_non_null(strstr(report, "image broken: "));
+    free(report);
     trainer_close(t);
     // Threads on, stopped after 2 steps, saved, resumed.
     assert_ok(trainer_open(&t, &c1, NULL, &e), &e);

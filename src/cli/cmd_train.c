@@ -111,11 +111,18 @@ int cmd_train(int argc, char **argv) {
     const mm_model *m = trainer_model(t);
     fprintf(stderr, "training %zu LoRA parameters (r=%d, alpha=%g) of %s%s%s\n", m->w.n_trainable, m->w.cfg.lora_r,
             (double)m->w.cfg.lora_alpha, cfg.model, resume ? ", resuming from " : "", resume ? ckpt : "");
+    char *report = trainer_data_report(t);
+    if (report)
+        fprintf(stderr, "data:\n%s", report);
+    free(report);
     int tty = isatty(2);
     long first = trainer_step(t);
     mm_status s = trainer_run(t, stop_after, progress, &tty, &e);
     if (tty)
         fprintf(stderr, "\n");
+    if ((report = trainer_data_report(t))) // skipped records, including those found while drawing
+        fprintf(stderr, "data at the end:\n%s", report);
+    free(report);
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/checkpoint-%ld", cfg.out_dir, trainer_step(t));
     if (s == MM_OK && stop_after > 0 && trainer_step(t) > first && access(dir, F_OK) != 0) {

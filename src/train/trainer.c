@@ -293,6 +293,29 @@ void trainer_close(mm_trainer *t) {
 const mm_model *trainer_model(const mm_trainer *t) { return &t->m; }
 long trainer_step(const mm_trainer *t) { return t->step; }
 
+char *trainer_data_report(const mm_trainer *t) {
+    if (!t->use_data)
+        return NULL;
+    size_t cap = 256 * (size_t)(t->data.n_src + 1), at = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    out[0] = 0;
+    const long *skips[2] = {data_stream_skips(t->vis), data_stream_skips(t->lang)};
+    for (int i = 0; i < t->data.n_src && at + 200 < cap; i++) {
+        const mm_data_source *s = &t->data.src[i];
+        at += (size_t)snprintf(out + at, cap - at, "%s %s: %ld read, %ld usable", data_source_type_name(s->type), s->path,
+                               s->n_read, s->n);
+        for (int k = 0; k < MM_SKIP_N && at + 64 < cap; k++) {
+            long n = s->skipped[k] + skips[0][i * MM_SKIP_N + k] + skips[1][i * MM_SKIP_N + k];
+            if (n)
+                at += (size_t)snprintf(out + at, cap - at, ", %s: %ld", data_skip_name((mm_skip_reason)k), n);
+        }
+        at += (size_t)snprintf(out + at, cap - at, "\n");
+    }
+    return out;
+}
+
 // The eval split of the instruction data, every record once (a fresh stream each time: the same samples).
 static mm_status evaluate_data(mm_trainer *t, double *mean, mm_err *e) {
     mm_data_stream *ev;

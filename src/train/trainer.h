@@ -35,6 +35,9 @@ mm_status trainer_run(mm_trainer *t, long max_steps, mm_train_cb cb, void *user,
 mm_status trainer_save(mm_trainer *t, const char *dir, mm_err *e);
 const mm_model *trainer_model(const mm_trainer *t);
 long trainer_step(const mm_trainer *t);
+// With instruction data: one line per source (records read, used, skipped by reason, at load and while
+// drawing) as a new string; NULL with token records.
+char *trainer_data_report(const mm_trainer *t);
 void trainer_close(mm_trainer *t);
 // Reads the train config a checkpoint directory was written with.
 mm_status trainer_checkpoint_config(mm_train_config *cfg, const char *dir, mm_err *e);
