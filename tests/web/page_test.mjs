@@ -30,8 +30,10 @@ try {
   if (await msgs.nth(0).locator("img").count() !== 1) fail("the question does not show its image");
   const reply = await msgs.nth(1).locator("span").innerText();
   const updates = await page.evaluate(() => window.updates);
+  const pieces = Number(await msgs.nth(1).getAttribute("data-pieces"));
   if (!reply.length) fail("empty reply");
-  if (updates < 4) fail(`the reply did not stream (${updates} updates)`);
+  // Streamed: the page applied the reply event by event (how many reached it per network read varies).
+  if (pieces < 2 || updates < 2) fail(`the reply did not stream (${pieces} events, ${updates} updates)`);
   const stats = await msgs.nth(1).locator(".stats").innerText();
   if (!/tokens\/s/.test(stats)) fail("no tokens/s line: " + stats);
   await page.fill("#text", "How many shapes are there?");
@@ -42,7 +44,7 @@ try {
   await page.click("#clear");
   if (await msgs.count() !== 0) fail("clear left messages");
   if (errors.length) fail("page errors: " + errors.join("; "));
-  console.log(`page test: ok (first reply ${JSON.stringify(reply)}, ${updates} updates; ${stats})`);
+  console.log(`page test: ok (first reply ${JSON.stringify(reply)}, ${pieces} events, ${updates} updates; ${stats})`);
 } finally {
   await browser.close();
 }
