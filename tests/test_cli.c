@@ -25,12 +25,7 @@ static int run(char *out, size_t cap, const char *fmt, ...) {
     va_end(ap);
     char full[4200];
     snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+    return run_command(out, cap, full);
 }
 
 static char *read_tokens(void) {

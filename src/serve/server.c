@@ -515,14 +515,13 @@ mm_status server_start(mm_server **out, const mm_model *m, const mm_tokenizer *t
     for (int i = 0; st == MM_OK && i < s->o.parallel; i++)
         st = chat_create(&s->slots[i].chat, m, tok, &co, e);
     struct sockaddr_storage ss = {0};
-    socklen_t sl = 0;
     if (st == MM_OK) {
         struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
         struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
         if (inet_pton(AF_INET, o->host, &a4->sin_addr) == 1)
-            a4->sin_family = AF_INET, a4->sin_port = htons((uint16_t)o->port), sl = sizeof *a4;
+            a4->sin_family = AF_INET, a4->sin_port = htons((uint16_t)o->port);
         else if (inet_pton(AF_INET6, o->host, &a6->sin6_addr) == 1)
-            a6->sin6_family = AF_INET6, a6->sin6_port = htons((uint16_t)o->port), sl = sizeof *a6;
+            a6->sin6_family = AF_INET6, a6->sin6_port = htons((uint16_t)o->port);
         else
             st = mm_errf(e, MM_ERR_ARG, "--host '%s' is not an IPv4 or IPv6 address", o->host);
     }
@@ -537,7 +536,6 @@ mm_status server_start(mm_server **out, const mm_model *m, const mm_tokenizer *t
         if (!s->d)
             st = mm_errf(e, MM_ERR_IO, "cannot listen on %s:%d: %s", o->host, o->port, strerror(errno));
     }
-    (void)sl;
     if (st != MM_OK) {
         server_stop(s);
         return st;

@@ -118,6 +118,7 @@ typedef struct {
 typedef struct {
     mm_status st;
     int skip;
+    int src;    // the draw's source (for counting a skip)
     mm_err err;
     mm_sample sample;
     long g;     // the draw held (-1: none)
@@ -217,6 +218,7 @@ void data_stream_peek(mm_data_stream *s, long g, int *source, long *record) {
 
 static void prepare_draw(mm_data_stream *s, long g, entry en, slot *out) {
     out->err.msg[0] = 0;
+    out->src = en.src;
     out->st = data_prepare(s->d, s->tok, en.src, en.rec, draw_seed(s, g), s->image_size, &out->sample, &out->skip,
                            &out->err);
 }
@@ -368,13 +370,7 @@ mm_status data_stream_next(mm_data_stream *s, mm_sample *out, mm_err *e) {
             *out = got.sample;
             return MM_OK;
         }
-        entry en;
-        if (s->threads)
-            pthread_mutex_lock(&s->mu);
-        en = entry_of(s, g);
-        if (s->threads)
-            pthread_mutex_unlock(&s->mu);
-        s->skips[en.src * MM_SKIP_N + got.skip]++;
+        s->skips[got.src * MM_SKIP_N + got.skip]++;
     }
     return mm_errf(e, MM_ERR_FORMAT, "%s: 1000 draws in a row could not be used (see mmgpt data stats)", s->d->where);
 }

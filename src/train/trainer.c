@@ -58,6 +58,18 @@ static void make_perm(mm_trainer *t) {
     }
 }
 
+// Row i of the batch buffers (width T): the sequence, then padding that is masked and not counted.
+static void fill_row(mm_trainer *t, int i, int T, const int32_t *tokens, const int32_t *labels, int n) {
+    const mm_config *c = &t->m.w.cfg;
+    int32_t pad = c->pad_id >= 0 && c->pad_id < c->vocab ? c->pad_id : 0;
+    for (int j = 0; j < T; j++) {
+        int in = j < n;
+        t->tokens[(size_t)i * T + j] = in ? tokens[j] : pad;
+        t->labels[(size_t)i * T + j] = in ? labels[j] : -100;
+        t->mask[(size_t)i * T + j] = (uint8_t)in;
+    }
+}
+
 // Fills the batch buffers from records idx[0..B), right-padded to the longest.
 static mm_status assemble(mm_trainer *t, mm_token_data *d, const int32_t *idx, int B, mm_batch *b, mm_err *e) {
     const mm_config *c = &t->m.w.cfg;
@@ -70,12 +82,7 @@ static mm_status assemble(mm_trainer *t, mm_token_data *d, const int32_t *idx, i
     size_t per = (size_t)3 * c->vis_image_size * c->vis_image_size;
     for (int i = 0, img = 0; i < B; i++) {
         const mm_record *r = &d->rec[idx[i]];
-        for (int j = 0; j < T; j++) {
-            int in = j < r->n;
-            t->tokens[(size_t)i * T + j] = in ? r->tokens[j] : (c->pad_id >= 0 && c->pad_id < c->vocab ? c->pad_id : 0);
-            t->labels[(size_t)i * T + j] = in ? r->labels[j] : -100;
-            t->mask[(size_t)i * T + j] = (uint8_t)in;
-        }
+        fill_row(t, i, T, r->tokens, r->labels, r->n);
         t->ips[i] = r->n_images;
         MM_TRY(token_data_pixels(r, c->vis_image_size, t->pixels + per * (size_t)img, e));
         img += r->n_images;
@@ -97,12 +104,7 @@ static mm_status assemble_samples(mm_trainer *t, const mm_sample *smp, int B, mm
         return mm_errf(e, MM_ERR_ARG, "a batch has %d images, more than the %d planned", n_img, t->max_images);
     size_t per = (size_t)3 * c->vis_image_size * c->vis_image_size;
     for (int i = 0, img = 0; i < B; i++) {
-        for (int j = 0; j < T; j++) {
-            int in = j < smp[i].n;
-            t->tokens[(size_t)i * T + j] = in ? smp[i].tokens[j] : (c->pad_id >= 0 && c->pad_id < c->vocab ? c->pad_id : 0);
-            t->labels[(size_t)i * T + j] = in ? smp[i].labels[j] : -100;
-            t->mask[(size_t)i * T + j] = (uint8_t)in;
-        }
+        fill_row(t, i, T, smp[i].tokens, smp[i].labels, smp[i].n);
         t->ips[i] = smp[i].n_images;
         if (smp[i].n_images)
             memcpy(t->pixels + per * (size_t)img, smp[i].pixels, sizeof(float) * per * (size_t)smp[i].n_images);
@@ -351,6 +353,19 @@ static int has_eval(const mm_trainer *t) {
     return 0;
 }
 
+// Forward + backward of an assembled micro-batch: the mean loss over its counted tokens divided by the
+// accumulation count (as upstream), gradients added to t->grads.
+static mm_status backward_batch(mm_trainer *t, const mm_batch *b, double *loss, long *tokens, mm_err *e) {
+    long n = flamingo_count_targets(t->labels, b->B, b->T);
+    double sum;
+    long counted;
+    float scale = 1.0f / ((float)(n ? n : 1) * (float)t->cfg.grad_accum);
+    MM_TRY(flamingo_loss_backward(&t->m, b, t->labels, &t->acts, t->grads, scale, &sum, &counted, e));
+    *loss += (counted ? sum / (double)counted : 0) / t->cfg.grad_accum;
+    *tokens += counted;
+    return MM_OK;
+}
+
 // One micro-batch from a stream: forward + backward, loss mean over its counted tokens scaled by 1/grad_accum.
 static mm_status data_micro_step(mm_trainer *t, mm_data_stream *st, double *loss, long *tokens, mm_err *e) {
     const mm_train_config *c = &t->cfg;
@@ -368,14 +383,7 @@ static mm_status data_micro_step(mm_trainer *t, mm_data_stream *st, double *loss
         sample_free(&t->smp[i]);
     if (s != MM_OK)
         return s;
-    long n = flamingo_count_targets(t->labels, b.B, b.T);
-    double sum;
-    long counted;
-    float scale = 1.0f / ((float)(n ? n : 1) * (float)c->grad_accum);
-    MM_TRY(flamingo_loss_backward(&t->m, &b, t->labels, &t->acts, t->grads, scale, &sum, &counted, e));
-    *loss += (counted ? sum / (double)counted : 0) / c->grad_accum;
-    *tokens += counted;
-    return MM_OK;
+    return backward_batch(t, &b, loss, tokens, e);
 }
 
 static mm_status evaluate(mm_trainer *t, double *mean, mm_err *e) {
@@ -538,14 +546,7 @@ mm_status trainer_run(mm_trainer *t, long max_steps, mm_train_cb cb, void *user,
             mm_batch b;
             MM_TRY(assemble(t, &t->train, t->perm + t->pos, c->batch_size, &b, e));
             t->pos += c->batch_size;
-            long n = flamingo_count_targets(t->labels, b.B, b.T);
-            double sum;
-            long counted;
-            // Mean over the micro-batch's tokens, divided by the accumulation count (as upstream).
-            float scale = 1.0f / ((float)(n ? n : 1) * (float)c->grad_accum);
-            MM_TRY(flamingo_loss_backward(&t->m, &b, t->labels, &t->acts, t->grads, scale, &sum, &counted, e));
-            loss += (counted ? sum / (double)counted : 0) / c->grad_accum;
-            tokens += counted;
+            MM_TRY(backward_batch(t, &b, &loss, &tokens, e));
             if (c->clip_each_micro && c->max_grad_norm > 0)
                 norm = grad_clip_norm(t->grads, t->m.w.n_trainable, c->max_grad_norm);
         }
