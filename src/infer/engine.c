@@ -141,7 +141,7 @@ mm_status engine_add_image(mm_engine *en, const float *pixels, mm_err *e) {
     int32_t index = en->n_images;
     clip_forward(m, tokens, pixels, 1, scratch);
     float *lat = en->latents + (size_t)en->n_images * nl * W;
-    perceiver_forward(m, lat, tokens, &index, 1, scratch);
+    perceiver_forward(m, lat, tokens, &index, 1, NULL, scratch);
     size_t inner = (size_t)c->xattn_heads * c->xattn_dim_head;
     for (int l = 0; l < c->n_layers; l++)
         if (m->w.llm.layers[l].xattn)

@@ -59,7 +59,8 @@ typedef struct mm_ops {
     // out[N,C] = table[ids[i]] for a weight table [V, C]
     void (*embed)(float *out, const int32_t *ids, mm_wref table, int N, int C);
 
-    // Backward passes. Frozen weights get no gradient: only the input's.
+    // Backward passes. Frozen weights get no gradient: only the input's. Trainable ones (LoRA, or
+    // whatever a config unfreezes; always f32) accumulate theirs with the ops below and gemm.
     // dx[N,in] (+)= dy[N,out] @ W[out,in]
     void (*linear_backward_input)(float *dx, const float *dy, mm_wref w, int N, int in_dim, int out_dim, int accumulate);
     // dx (+)= d LayerNorm / d x given dout and the forward input x (statistics recomputed).
@@ -75,6 +76,12 @@ typedef struct mm_ops {
     void (*gelu_backward)(float *dx, const float *x, const float *dout, size_t n); // dx = dout * gelu'(x)
     // dgate, dup from dout and the forward inputs of out = silu(gate) * up
     void (*swiglu_backward)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n);
+    // Weight gradients of a norm: dw[C] += sum over rows of dout * x_hat, and db[C] += sum of dout
+    // (either may be NULL); x_hat is LayerNorm's (x - mean) * rstd, or with rms RMSNorm's x * rstd.
+    void (*norm_backward_params)(float *dw, float *db, const float *dout, const float *x, int N, int C, float eps,
+                                 int rms);
+    // dtable[ids[i]] += dout[i] for the rows of a trainable f32 table [V, C] (embedding gradient).
+    void (*embed_backward)(float *dtable, const int32_t *ids, const float *dout, int N, int C);
     // Masked next-token cross-entropy, in place: rows of logits[N,V] become dlogits = scale *
     // (softmax - onehot(target)) where target[i] >= 0, zeros elsewhere. Returns the summed loss.
     double (*cross_entropy)(float *logits, const int32_t *target, int N, int V, float scale);

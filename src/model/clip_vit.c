@@ -21,8 +21,9 @@ void clip_forward(const mm_model *m, float *vis_tokens, const float *pixels, int
     const clip_weights *v = &m->w.clip;
     const mm_ops *ops = m->ops;
     int S = c->vis_image_size, P = c->vis_patch, G = S / P, np = G * G, W = c->vis_width, T = np + 1;
-    int H = c->vis_heads, Dh = W / H, r = c->lora_r;
-    float ls = r ? c->lora_alpha / r : 0;
+    int H = c->vis_heads, Dh = W / H;
+    mm_lora_ctx lc = model_lora_ctx(m, NULL);
+    lc.dropout = 0; // the vision tower never trains (flamingo_loss_backward refuses it)
     size_t N = (size_t)n * T;
     float *x = scratch;            // (n*T, W) residual stream
     float *cols = x + N * W;       // (n*np, 3*P*P) patches as rows
@@ -53,13 +54,13 @@ void clip_forward(const mm_model *m, float *vis_tokens, const float *pixels, int
     for (int l = 0; l < c->vis_layers; l++) {
         const clip_block *b = &v->blocks[l];
         ops->layernorm(h, x, b->ln1_w, b->ln1_b, (int)N, W, c->vis_eps);
-        linear_forward(ops, qkv, h, &b->qkv, (int)N, r, ls, lora, 0);
+        linear_forward(ops, qkv, h, &b->qkv, (int)N, &lc, lora, 0);
         ops->attention(att, W, qkv, 3 * W, qkv + W, qkv + 2 * W, 3 * W, NULL, n, T, T, H, Dh, 1.0f / sqrtf((float)Dh));
-        linear_forward(ops, x, att, &b->attn_out, (int)N, r, ls, lora, 1);
+        linear_forward(ops, x, att, &b->attn_out, (int)N, &lc, lora, 1);
         ops->layernorm(h, x, b->ln2_w, b->ln2_b, (int)N, W, c->vis_eps);
-        linear_forward(ops, mlp, h, &b->fc, (int)N, r, ls, lora, 0);
+        linear_forward(ops, mlp, h, &b->fc, (int)N, &lc, lora, 0);
         ops->quick_gelu(mlp, N * (size_t)c->vis_mlp);
-        linear_forward(ops, x, mlp, &b->proj, (int)N, r, ls, lora, 1);
+        linear_forward(ops, x, mlp, &b->proj, (int)N, &lc, lora, 1);
     }
     if (c->vis_ln_post)
         ops->layernorm(x, x, v->ln_post_w, v->ln_post_b, (int)N, W, c->vis_eps);

@@ -8,6 +8,7 @@
 #include "base/err.h"
 
 #define MM_MAX_LORA_TARGETS 24
+#define MM_MAX_UNFROZEN 16
 
 typedef enum {
     MM_MEDIA_NEXT = 0, // Multimodal-GPT / OpenFlamingo v1 (attend_previous=False): text attends the next image
@@ -39,6 +40,10 @@ typedef struct {
     int n_lora_targets, n_lora_scopes;
     char lora_targets[MM_MAX_LORA_TARGETS][48];
     char lora_scopes[4][32];
+    // Whole tensors trained besides the adapters: every parameter whose upstream name contains one of
+    // these substrings (upstream's "unfrozen"). A training setting: not part of config.json.
+    int n_unfrozen;
+    char unfrozen[MM_MAX_UNFROZEN][96];
 } mm_config;
 
 // Fills cfg from a named preset: "openflamingo-9b" (with Multimodal-GPT's LoRA) or "tiny".

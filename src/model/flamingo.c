@@ -32,14 +32,17 @@ static size_t acts_layout(mm_acts *a, const mm_config *c, int B, int T, int n_im
     if (n_images) {
         scratch = max_sz(scratch, clip_scratch_floats(c, n_images));
         scratch = max_sz(scratch, perceiver_scratch_floats(c, n_images));
+        if (training)
+            scratch = max_sz(scratch, perceiver_backward_scratch_floats(c, n_images));
     }
-    size_t floats[] = {(size_t)n_images * np * W, (size_t)n_images * nl * W, ((size_t)c->n_layers + 1) * BT * c->dim,
-                       BT * (size_t)c->vocab, scratch};
+    size_t lat = (size_t)n_images * nl * W, tr = training ? 1 : 0;
+    size_t floats[] = {(size_t)n_images * np * W, lat, ((size_t)c->n_layers + 1) * BT * c->dim, BT * (size_t)c->vocab,
+                       scratch, tr * ((size_t)c->perc_depth + 1) * lat, tr * lat};
     size_t ints[] = {BT, BT, (size_t)B, (size_t)B};
-    float **fv[] = {&a->vis_tokens, &a->latents, &a->layer_out, &a->logits, &a->scratch};
+    float **fv[] = {&a->vis_tokens, &a->latents, &a->layer_out, &a->logits, &a->scratch, &a->perc_saved, &a->dlatents};
     int32_t **iv[] = {&a->q_media, &a->pos, &a->kv_start, &a->kv_len};
     size_t off = 0;
-    for (size_t i = 0; i < 5; i++) {
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
         if (mem)
             *fv[i] = (float *)(mem + off);
         off += (floats[i] * 4 + 63) / 64 * 64;
@@ -177,24 +180,35 @@ static void layer_bufs_select(layer_bufs *lb, const mm_config *c, int l) {
     xattn_saved_views(&lb->xs, p + llama_saved_floats(c, lb->BT), c, lb->BT, lb->n_lat);
 }
 
-static mm_status forward_common(const mm_model *m, const mm_batch *b, mm_acts *a, uint8_t **seq_on_out,
-                                layer_bufs *lb, mm_err *e) {
+// The batch's per-sequence state that forward and backward share.
+typedef struct {
+    uint8_t *seq_on;       // [B] sequence has images
+    int32_t *media_index;  // [n_images] each image's index within its sequence
+} batch_plan;
+
+static void batch_plan_free(batch_plan *p) {
+    free(p->seq_on);
+    free(p->media_index);
+}
+
+static mm_status forward_common(const mm_model *m, const mm_batch *b, mm_acts *a, batch_plan *bp, layer_bufs *lb,
+                                mm_err *e) {
     const mm_config *c = &m->w.cfg;
     MM_TRY(check_batch(c, b, a, e));
     int BT = b->B * b->T, D = c->dim, nl = c->perc_latents;
-    uint8_t *seq_on = calloc((size_t)b->B, 1);
-    int32_t *media_index = malloc(sizeof(int32_t) * (size_t)(b->n_images ? b->n_images : 1));
-    if (!seq_on || !media_index) {
-        free(seq_on);
-        free(media_index);
+    bp->seq_on = calloc((size_t)b->B, 1);
+    bp->media_index = malloc(sizeof(int32_t) * (size_t)(b->n_images ? b->n_images : 1));
+    if (!bp->seq_on || !bp->media_index) {
+        batch_plan_free(bp);
         return mm_errf(e, MM_ERR_NOMEM, "out of memory");
     }
-    plan_batch(c, b, a, seq_on, media_index);
+    uint8_t *seq_on = bp->seq_on;
+    plan_batch(c, b, a, seq_on, bp->media_index);
     if (b->n_images) {
         clip_forward(m, a->vis_tokens, b->pixels, b->n_images, a->scratch);
-        perceiver_forward(m, a->latents, a->vis_tokens, media_index, b->n_images, a->scratch);
+        perceiver_forward(m, a->latents, a->vis_tokens, bp->media_index, b->n_images, a->training ? a->perc_saved : NULL,
+                          a->scratch);
     }
-    free(media_index);
     layer_bufs_plan(lb, c, a->scratch, BT, b->n_images * nl, a->training);
     float *x = a->layer_out;
     m->ops->embed(x, b->tokens, m->w.llm.embed, BT, D);
@@ -208,15 +222,14 @@ static mm_status forward_common(const mm_model *m, const mm_batch *b, mm_acts *a
     // Final norm into the work area, then the one [BT, vocab] buffer.
     m->ops->rmsnorm(lb->work, x, m->w.llm.norm, BT, D, c->norm_eps);
     m->ops->linear(a->logits, lb->work, m->w.llm.lm_head, NULL, BT, D, c->vocab, 0);
-    *seq_on_out = seq_on;
     return MM_OK;
 }
 
 mm_status flamingo_forward(const mm_model *m, const mm_batch *b, mm_acts *a, mm_err *e) {
-    uint8_t *seq_on;
+    batch_plan bp;
     layer_bufs lb;
-    MM_TRY(forward_common(m, b, a, &seq_on, &lb, e));
-    free(seq_on);
+    MM_TRY(forward_common(m, b, a, &bp, &lb, e));
+    batch_plan_free(&bp);
     return MM_OK;
 }
 
@@ -251,10 +264,10 @@ static mm_status check_labels(const mm_config *c, const int32_t *labels, int B, 
 mm_status flamingo_loss(const mm_model *m, const mm_batch *b, const int32_t *labels, mm_acts *a, double *loss_sum,
                         long *n_tokens, mm_err *e) {
     MM_TRY(check_labels(&m->w.cfg, labels, b->B, b->T, e));
-    uint8_t *seq_on;
+    batch_plan bp;
     layer_bufs lb;
-    MM_TRY(forward_common(m, b, a, &seq_on, &lb, e));
-    free(seq_on);
+    MM_TRY(forward_common(m, b, a, &bp, &lb, e));
+    batch_plan_free(&bp);
     int32_t *target = a->pos; // positions are no longer needed once the logits exist
     *n_tokens = shift_targets(target, labels, b->B, b->T);
     *loss_sum = m->ops->cross_entropy(a->logits, target, b->B * b->T, m->w.cfg.vocab, 0.0f);
@@ -267,20 +280,34 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
     const mm_ops *ops = m->ops;
     if (!a->training)
         return mm_errf(e, MM_ERR_ARG, "activations were planned for inference; plan them for training");
+    if (m->w.vision_trains)
+        return mm_errf(e, MM_ERR_UNSUPPORTED, "the vision encoder has trainable tensors (LoRA scope or \"unfrozen\"), "
+                                              "but mmgpt has no backward through CLIP; keep it frozen");
     int B = b->B, T = b->T, BT = B * T, D = c->dim;
     MM_TRY(check_labels(c, labels, B, T, e));
-    uint8_t *seq_on;
+    batch_plan bp;
     layer_bufs lb;
-    MM_TRY(forward_common(m, b, a, &seq_on, &lb, e));
+    MM_TRY(forward_common(m, b, a, &bp, &lb, e));
+    mm_lora_ctx lc = model_lora_ctx(m, grads);
     // Targets: position t predicts labels[t+1]; the last position predicts nothing.
     int32_t *target = (int32_t *)lb.dx; // borrowed until the head's backward fills dx
     long count = shift_targets(target, labels, B, T);
     *loss_sum = ops->cross_entropy(a->logits, target, BT, c->vocab, scale);
     *n_tokens = count;
-    // Head: logits = RMSNorm(x_L) @ lm_head^T, lm_head frozen.
+    // Head: logits = RMSNorm(x_L) @ lm_head^T.
     float *x_last = a->layer_out + (size_t)c->n_layers * BT * D, *dh = lb.work;
+    float *dhead = param_grad(&lc, m->w.llm.lm_head.data);
+    if (dhead) { // dW = dlogits^T RMSNorm(x_L), the normed rows recomputed
+        ops->rmsnorm(dh, x_last, m->w.llm.norm, BT, D, c->norm_eps);
+        ops->gemm(1, 0, c->vocab, D, BT, 1.0f, a->logits, c->vocab, dh, D, 1.0f, dhead, D);
+    }
     ops->linear_backward_input(dh, a->logits, m->w.llm.lm_head, BT, D, c->vocab, 0);
+    norm_params_backward(ops, &lc, m->w.llm.norm, NULL, dh, x_last, BT, D, c->norm_eps, 1);
     ops->rmsnorm_backward(lb.dx, dh, x_last, m->w.llm.norm, BT, D, c->norm_eps, 0);
+    int perc_trains = m->w.perceiver_trains && b->n_images;
+    float *dlat = perc_trains ? a->dlatents : NULL;
+    if (dlat)
+        memset(dlat, 0, sizeof(float) * (size_t)b->n_images * c->perc_latents * c->vis_width);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const llama_layer *L = &m->w.llm.layers[l];
         layer_bufs_select(&lb, c, l);
@@ -288,14 +315,20 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
             // Recompute this layer's intermediates from its saved input, then go back through it.
             float *x = lb.work;
             memcpy(x, a->layer_out + (size_t)l * BT * D, sizeof(float) * (size_t)BT * D);
-            flamingo_layer_forward(m, l, x, b, a, seq_on, &lb.xs, &lb.ls, lb.work + (size_t)BT * D);
+            flamingo_layer_forward(m, l, x, b, a, bp.seq_on, &lb.xs, &lb.ls, lb.work + (size_t)BT * D);
         }
         llama_layer_backward(m, L, lb.dx, B, T, a->pos, b->attn_mask, &lb.ls, grads, lb.work);
         xattn_rows rows = {B, T, a->q_media, a->kv_start, a->kv_len};
         if (L->xattn && b->n_images)
-            xattn_backward(m, L->xattn, lb.dx, a->latents, b->n_images * c->perc_latents, &rows, seq_on, &lb.xs, grads,
-                           lb.work);
+            xattn_backward(m, L->xattn, lb.dx, dlat, a->latents, b->n_images * c->perc_latents, &rows, bp.seq_on, &lb.xs,
+                           grads, lb.work);
     }
-    free(seq_on);
+    float *dembed = param_grad(&lc, m->w.llm.embed.data);
+    if (dembed)
+        ops->embed_backward(dembed, b->tokens, lb.dx, BT, D);
+    // The layer buffers are done with; the perceiver's backward re-uses the scratch.
+    if (dlat)
+        perceiver_backward(m, dlat, a->vis_tokens, bp.media_index, b->n_images, a->perc_saved, grads, a->scratch);
+    batch_plan_free(&bp);
     return MM_OK;
 }

@@ -7,11 +7,17 @@
 
 #include "base/err.h"
 #include "kernels/ops.h"
+#include "model/lora.h"
 #include "model/weights.h"
 
 typedef struct {
     mm_weights w;
     const mm_ops *ops;
+    // LoRA dropout of the current training micro-step (the trainer sets it; p = 0 at inference).
+    struct {
+        float p;
+        uint64_t seed;
+    } dropout;
 } mm_model;
 
 typedef struct {
@@ -21,6 +27,14 @@ typedef struct {
     int fresh_lora;          // start LoRA from PEFT's initialisation (training) instead of loading it
     uint64_t seed;           // for fresh_lora
 } mm_load_opts;
+
+// How the model's linears run in this pass; grads (laid out as the trainable buffer) may be NULL.
+static inline mm_lora_ctx model_lora_ctx(const mm_model *m, float *grads) {
+    const mm_config *c = &m->w.cfg;
+    return (mm_lora_ctx){.r = c->lora_r, .scale = c->lora_r ? c->lora_alpha / (float)c->lora_r : 0.0f,
+                         .dropout = m->dropout.p, .seed = m->dropout.seed, .params = m->w.trainable,
+                         .n_params = m->w.n_trainable, .grads = grads};
+}
 
 // Loads PATH: a directory holding config.json and *.safetensors (tensor names as in the upstream
 // OpenFlamingo state dict, see weights.c; aliases in names.c). Every tensor is checked by name,
@@ -50,6 +64,9 @@ typedef struct {
     float *latents;      // (n_images, n_latents, vis_width): perceiver output
     float *layer_out;    // (n_layers + 1, B*T, dim): residual stream entering each layer, and the last output
     float *logits;       // (B*T, vocab)
+    float *perc_saved;   // training: (perc_depth + 1, n_images * n_latents, vis_width) latents entering each
+                         // perceiver layer and its final norm (for the perceiver's backward)
+    float *dlatents;     // training: (n_images * n_latents, vis_width) gradient of the perceiver output
     int32_t *q_media;    // (B*T): image index each token attends (media rule), 0 none, -1 all
     int32_t *pos;        // (B*T): rotary positions
     int32_t *kv_start, *kv_len; // (B): latent rows of each sequence
@@ -76,7 +93,8 @@ mm_status flamingo_forward(const mm_model *m, const mm_batch *batch, mm_acts *a,
 
 // Training: the forward, masked next-token cross-entropy (labels[B*T], -100 = ignored; position t
 // predicts labels[t+1], as HF's causal-LM loss), and the backward with per-layer recomputation.
-// Adds scale * d(sum of token losses)/d(theta) into grads (laid out as the trainable buffer) and
+// Adds scale * d(sum of token losses)/d(theta) for every trainable tensor (LoRA, and unfrozen ones
+// anywhere but the vision tower, which is refused) into grads (laid out as the trainable buffer) and
 // returns the summed loss and the number of counted tokens; the caller averages (scale = 1/count
 // gives upstream's mean). a must be planned with training = 1.
 mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int32_t *labels, mm_acts *a,
@@ -92,9 +110,15 @@ long flamingo_count_targets(const int32_t *labels, int B, int T);
 void clip_forward(const mm_model *m, float *vis_tokens, const float *pixels, int n, float *scratch);
 size_t clip_scratch_floats(const mm_config *c, int n);
 // latents[n, nl, W] from vis_tokens; media_index[n] is each image's 0-based index within its sequence.
+// saved (training, else NULL) receives the latents entering each layer and the final norm.
 void perceiver_forward(const mm_model *m, float *latents, const float *vis_tokens, const int32_t *media_index, int n,
-                       float *scratch);
+                       float *saved, float *scratch);
 size_t perceiver_scratch_floats(const mm_config *c, int n);
+// Gradients of the perceiver's trainable tensors into grads from dout[n, nl, W] (the output's
+// gradient) and the forward's saved latents; recomputes each layer.
+void perceiver_backward(const mm_model *m, const float *dout, const float *vis_tokens, const int32_t *media_index,
+                        int n, const float *saved, float *grads, float *scratch);
+size_t perceiver_backward_scratch_floats(const mm_config *c, int n);
 // Fills q_media (SPEC.md 1.5) for each token from the <image> positions and the images given.
 void media_index_compute(int32_t *q_media, const int32_t *tokens, int B, int T, int32_t media_id, mm_media_rule rule,
                          const int32_t *images_per_seq);

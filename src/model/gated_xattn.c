@@ -57,10 +57,11 @@ void xattn_saved_views(xattn_saved *sv, float *p, const mm_config *c, int BT, in
 
 size_t xattn_work_floats(const mm_config *c, int BT, int n_lat_rows) {
     size_t rows = (size_t)(BT > n_lat_rows ? BT : n_lat_rows), D = (size_t)c->dim, in = inner_of(c);
-    size_t ff = D * c->xattn_ff_mult;
+    size_t ff = D * c->xattn_ff_mult, widest = D > in ? D : in;
+    widest = widest > ff ? widest : ff;
+    widest = widest > (size_t)c->vis_width ? widest : (size_t)c->vis_width;
     // forward: y [BT, D]; backward: dy/dh [BT, D], dff [BT, ff], dq/datt [BT, inner] x2, dkv [n_lat, 2 inner].
-    return (size_t)BT * (2 * D + ff + 2 * in) + (size_t)n_lat_rows * 2 * in +
-           2 * rows * (size_t)(c->lora_r ? c->lora_r : 1);
+    return (size_t)BT * (2 * D + ff + 2 * in) + (size_t)n_lat_rows * 2 * in + lora_scratch_floats(c, rows, widest);
 }
 
 static void gated_add(const mm_ops *ops, float *x, const float *y, float gate, const uint8_t *seq_on, int B, int T, int D) {
@@ -76,9 +77,20 @@ static mm_attn_mask media_mask(const xattn_rows *a, const mm_config *c) {
 
 void xattn_latent_kv(const mm_model *m, const xattn_weights *g, float *kv, const float *latents, int n_lat_rows,
                      float *work) {
-    const mm_config *c = &m->w.cfg;
-    int r = c->lora_r;
-    linear_forward(m->ops, kv, latents, &g->to_kv, n_lat_rows, r, r ? c->lora_alpha / r : 0, work, 0);
+    mm_lora_ctx lc = model_lora_ctx(m, NULL);
+    linear_forward(m->ops, kv, latents, &g->to_kv, n_lat_rows, &lc, work, 0);
+}
+
+// d tanh(gate) contribution: (1 - tanh^2) * sum over the rows of sequences with images of dx . y.
+static void gate_grad(float *dgate, float gate, const float *dx, const float *y, const uint8_t *seq_on, int B, int T,
+                      int D) {
+    double s = 0;
+    for (int b = 0; b < B; b++)
+        if (seq_on[b])
+            for (size_t i = (size_t)b * T * D; i < (size_t)(b + 1) * T * D; i++)
+                s += (double)dx[i] * y[i];
+    float t = tanhf(gate);
+    dgate[0] += (float)(s * (1.0 - (double)t * t));
 }
 
 void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const float *latents, int n_lat_rows,
@@ -86,12 +98,12 @@ void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const fl
     const mm_config *c = &m->w.cfg;
     const mm_ops *ops = m->ops;
     int B = a->B, T = a->T, BT = B * T, D = c->dim, H = c->xattn_heads, Dh = c->xattn_dim_head, inner = H * Dh;
-    int ffd = D * c->xattn_ff_mult, r = c->lora_r;
-    float ls = r ? c->lora_alpha / r : 0;
+    int ffd = D * c->xattn_ff_mult;
+    mm_lora_ctx lc = model_lora_ctx(m, NULL);
     float *y = work, *lw = y + (size_t)BT * D;
     memcpy(sv->x_in, x, sizeof(float) * (size_t)BT * D);
     ops->layernorm(sv->xn, x, g->norm_w, g->norm_b, BT, D, c->xattn_eps);
-    linear_forward(ops, sv->q, sv->xn, &g->to_q, BT, r, ls, lw, 0);
+    linear_forward(ops, sv->q, sv->xn, &g->to_q, BT, &lc, lw, 0);
     const float *kv = kv_cached;
     if (!kv) {
         xattn_latent_kv(m, g, sv->kv, latents, n_lat_rows, lw);
@@ -99,44 +111,55 @@ void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const fl
     }
     mm_attn_mask mask = media_mask(a, c);
     ops->attention(sv->att, inner, sv->q, inner, kv, kv + inner, 2 * inner, &mask, B, T, 0, H, Dh, 1.0f / sqrtf((float)Dh));
-    linear_forward(ops, y, sv->att, &g->to_out, BT, r, ls, lw, 0);
+    linear_forward(ops, y, sv->att, &g->to_out, BT, &lc, lw, 0);
     gated_add(ops, x, y, tanhf(g->attn_gate[0]), seq_on, B, T, D);
     memcpy(sv->x_mid, x, sizeof(float) * (size_t)BT * D);
     ops->layernorm(sv->hn, x, g->ff_ln_w, g->ff_ln_b, BT, D, c->xattn_eps);
-    linear_forward(ops, sv->f_pre, sv->hn, &g->ff1, BT, r, ls, lw, 0);
+    linear_forward(ops, sv->f_pre, sv->hn, &g->ff1, BT, &lc, lw, 0);
     memcpy(sv->f_post, sv->f_pre, sizeof(float) * (size_t)BT * ffd);
     ops->gelu(sv->f_post, (size_t)BT * ffd);
-    linear_forward(ops, y, sv->f_post, &g->ff2, BT, r, ls, lw, 0);
+    linear_forward(ops, y, sv->f_post, &g->ff2, BT, &lc, lw, 0);
     gated_add(ops, x, y, tanhf(g->ff_gate[0]), seq_on, B, T, D);
 }
 
-void xattn_backward(const mm_model *m, const xattn_weights *g, float *dx, const float *latents, int n_lat_rows,
-                    const xattn_rows *a, const uint8_t *seq_on, const xattn_saved *sv, float *grads, float *work) {
+void xattn_backward(const mm_model *m, const xattn_weights *g, float *dx, float *dlatents, const float *latents,
+                    int n_lat_rows, const xattn_rows *a, const uint8_t *seq_on, const xattn_saved *sv, float *grads,
+                    float *work) {
     const mm_config *c = &m->w.cfg;
     const mm_ops *ops = m->ops;
-    const float *tr = m->w.trainable;
     int B = a->B, T = a->T, BT = B * T, D = c->dim, H = c->xattn_heads, Dh = c->xattn_dim_head, inner = H * Dh;
-    int ffd = D * c->xattn_ff_mult, r = c->lora_r;
-    float ls = r ? c->lora_alpha / r : 0;
+    int ffd = D * c->xattn_ff_mult;
+    mm_lora_ctx lc = model_lora_ctx(m, grads);
+    float *dg;
     size_t nD = (size_t)BT * D;
     float *dy = work, *dh = dy + nD, *dff = dh + nD, *dq = dff + (size_t)BT * ffd, *datt = dq + (size_t)BT * inner;
     float *dkv = datt + (size_t)BT * inner, *lw = dkv + (size_t)n_lat_rows * 2 * inner;
     // Rows of sequences that skipped the block pass their gradient straight through: their dy stays
     // zero, so nothing below adds to them.
+    if ((dg = param_grad(&lc, g->ff_gate))) { // the branch's output is recomputed (same dropout mask)
+        linear_forward(ops, dh, sv->f_post, &g->ff2, BT, &lc, lw, 0);
+        gate_grad(dg, g->ff_gate[0], dx, dh, seq_on, B, T, D);
+    }
     memset(dy, 0, sizeof(float) * nD);
     gated_add(ops, dy, dx, tanhf(g->ff_gate[0]), seq_on, B, T, D); // d y_ff = tanh(ff_gate) * dx
-    linear_backward(ops, dff, dy, sv->f_post, &g->ff2, BT, r, ls, tr, grads, lw, 0);
+    linear_backward(ops, dff, dy, sv->f_post, &g->ff2, BT, &lc, lw, 0);
     ops->gelu_backward(dff, sv->f_pre, dff, (size_t)BT * ffd);
-    linear_backward(ops, dh, dff, sv->hn, &g->ff1, BT, r, ls, tr, grads, lw, 0);
+    linear_backward(ops, dh, dff, sv->hn, &g->ff1, BT, &lc, lw, 0);
+    norm_params_backward(ops, &lc, g->ff_ln_w, g->ff_ln_b, dh, sv->x_mid, BT, D, c->xattn_eps, 0);
     ops->layernorm_backward(dx, dh, sv->x_mid, g->ff_ln_w, BT, D, c->xattn_eps, 1);
+    if ((dg = param_grad(&lc, g->attn_gate))) {
+        linear_forward(ops, dh, sv->att, &g->to_out, BT, &lc, lw, 0);
+        gate_grad(dg, g->attn_gate[0], dx, dh, seq_on, B, T, D);
+    }
     memset(dy, 0, sizeof(float) * nD);
     gated_add(ops, dy, dx, tanhf(g->attn_gate[0]), seq_on, B, T, D); // d y_attn
-    linear_backward(ops, datt, dy, sv->att, &g->to_out, BT, r, ls, tr, grads, lw, 0);
+    linear_backward(ops, datt, dy, sv->att, &g->to_out, BT, &lc, lw, 0);
     mm_attn_mask mask = media_mask(a, c);
     ops->attention_backward(dq, dkv, dkv + inner, datt, inner, sv->q, inner, sv->kv, sv->kv + inner, 2 * inner, &mask, B,
                             T, 0, H, Dh, 1.0f / sqrtf((float)Dh));
-    // The latents are constant: to_kv passes gradient only to its adapter.
-    linear_backward(ops, NULL, dkv, latents, &g->to_kv, n_lat_rows, r, ls, tr, grads, lw, 0);
-    linear_backward(ops, dh, dq, sv->xn, &g->to_q, BT, r, ls, tr, grads, lw, 0);
+    // The latents are constants unless the perceiver trains (then dlatents is given).
+    linear_backward(ops, dlatents, dkv, latents, &g->to_kv, n_lat_rows, &lc, lw, 1);
+    linear_backward(ops, dh, dq, sv->xn, &g->to_q, BT, &lc, lw, 0);
+    norm_params_backward(ops, &lc, g->norm_w, g->norm_b, dh, sv->x_in, BT, D, c->xattn_eps, 0);
     ops->layernorm_backward(dx, dh, sv->x_in, g->norm_w, BT, D, c->xattn_eps, 1);
 }

@@ -1,6 +1,6 @@
 // Gated cross-attention block: x += tanh(attn_gate) * to_out(attend(LN(x) -> latents of the image
 // each position may see)); x += tanh(ff_gate) * FF(x). Applied only to sequences with images.
-// The latents are constants here (vision and perceiver are frozen in Multimodal-GPT's recipe).
+// The latents are constants unless the perceiver trains (it is frozen in Multimodal-GPT's recipe).
 #ifndef MM_GATED_XATTN_H
 #define MM_GATED_XATTN_H
 
@@ -37,8 +37,10 @@ void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const fl
 // The block's keys and values of the latents: kv[n_lat_rows, 2*inner] = to_kv(latents).
 void xattn_latent_kv(const mm_model *m, const xattn_weights *g, float *kv, const float *latents, int n_lat_rows,
                      float *work);
-// dx: in, gradient of the block output; out, of its input. LoRA gradients accumulate into grads.
-void xattn_backward(const mm_model *m, const xattn_weights *g, float *dx, const float *latents, int n_lat_rows,
-                    const xattn_rows *rows, const uint8_t *seq_on, const xattn_saved *sv, float *grads, float *work);
+// dx: in, gradient of the block output; out, of its input. Trainable tensors' gradients accumulate into grads.
+// dlatents (n_lat_rows, vis_width), when non-NULL (the perceiver trains), accumulates the latents' gradient.
+void xattn_backward(const mm_model *m, const xattn_weights *g, float *dx, float *dlatents, const float *latents,
+                    int n_lat_rows, const xattn_rows *rows, const uint8_t *seq_on, const xattn_saved *sv, float *grads,
+                    float *work);
 
 #endif

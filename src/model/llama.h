@@ -1,6 +1,6 @@
 // One LLaMA decoder layer (HF LlamaDecoderLayer): pre-RMSNorm causal self-attention with rotary
 // embeddings (rotate_half convention) and a SwiGLU MLP, each added to the residual stream; and its
-// backward pass (gradients for the input and the LoRA adapters; frozen weights get none).
+// backward pass (gradients for the input and the trainable tensors; frozen weights get none).
 #ifndef MM_LLAMA_H
 #define MM_LLAMA_H
 
@@ -33,7 +33,7 @@ typedef struct {
 // are in the cache; the new ones are written there and attention spans all pos0 + T.
 void llama_layer_forward(const mm_model *m, const llama_layer *L, float *x, int B, int T, const int32_t *pos,
                          const uint8_t *key_valid, const llama_kv *cache, llama_saved *sv, float *work);
-// dx: in, the gradient of the layer output; out, of its input. LoRA gradients accumulate into grads.
+// dx: in, the gradient of the layer output; out, of its input. Trainable tensors' gradients accumulate into grads.
 void llama_layer_backward(const mm_model *m, const llama_layer *L, float *dx, int B, int T, const int32_t *pos,
                           const uint8_t *key_valid, const llama_saved *sv, float *grads, float *work);
 

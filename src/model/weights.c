@@ -200,6 +200,24 @@ mm_status weights_init(mm_weights *w, const mm_config *cfg, mm_err *e) {
     build_clip(&t);
     build_perceiver(&t);
     build_llama(&t);
+    for (int u = 0; t.st == MM_OK && u < cfg->n_unfrozen; u++) {
+        int hits = 0;
+        for (int i = 0; i < w->n_params; i++) {
+            mm_param *p = &w->params[i];
+            if (p->kind != MM_PARAM_LORA && strstr(p->name, cfg->unfrozen[u])) {
+                p->kind = MM_PARAM_TRAIN;
+                hits++;
+            }
+        }
+        if (!hits)
+            t.st = mm_errf(e, MM_ERR_ARG, "unfrozen: '%s' matches no parameter of the model", cfg->unfrozen[u]);
+    }
+    for (int i = 0; t.st == MM_OK && i < w->n_params; i++) {
+        if (!param_trains(&w->params[i]))
+            continue;
+        w->vision_trains |= !strncmp(w->params[i].name, "vision_encoder.", 15);
+        w->perceiver_trains |= !strncmp(w->params[i].name, "perceiver.", 10);
+    }
     if (t.st != MM_OK)
         weights_free(w);
     return t.st;
@@ -221,7 +239,7 @@ mm_status weights_alloc(mm_weights *w, mm_dtype mat_dtype, mm_err *e) {
     size_t fb = 0, tb = 0;
     for (int i = 0; i < w->n_params; i++) {
         size_t b = (weights_param_bytes(w, &w->params[i]) + ALIGN - 1) / ALIGN * ALIGN;
-        if (w->params[i].kind == MM_PARAM_LORA)
+        if (param_trains(&w->params[i]))
             tb += b;
         else
             fb += b;
@@ -237,7 +255,7 @@ mm_status weights_alloc(mm_weights *w, mm_dtype mat_dtype, mm_err *e) {
     for (int i = 0; i < w->n_params; i++) {
         mm_param *p = &w->params[i];
         size_t b = (weights_param_bytes(w, p) + ALIGN - 1) / ALIGN * ALIGN;
-        if (p->kind == MM_PARAM_LORA) {
+        if (param_trains(p)) {
             *p->slot = (char *)w->trainable + tb;
             tb += b;
         } else {
@@ -245,7 +263,7 @@ mm_status weights_alloc(mm_weights *w, mm_dtype mat_dtype, mm_err *e) {
             fb += b;
         }
         if (p->dtype)
-            *p->dtype = mat_dtype;
+            *p->dtype = p->kind == MM_PARAM_TRAIN ? MM_F32 : mat_dtype;
     }
     return MM_OK;
 }

@@ -87,7 +87,8 @@ typedef struct {
 typedef enum {
     MM_PARAM_FROZEN_F32 = 0, // vectors: norms, biases, gates, embeddings of positions/latents; kept in f32
     MM_PARAM_FROZEN_MAT,     // matrices: kept in the storage dtype (f32/f16/bf16)
-    MM_PARAM_LORA,           // trainable f32
+    MM_PARAM_LORA,           // trainable f32: adapters
+    MM_PARAM_TRAIN,          // trainable f32: a base tensor the config unfreezes
 } mm_param_kind;
 
 typedef struct {
@@ -112,11 +113,16 @@ typedef struct {
     mm_dtype mat_dtype;   // storage dtype of the frozen matrices
     void *frozen;         // one allocation
     size_t frozen_bytes;
-    float *trainable;     // one allocation: LoRA A/B
+    float *trainable;     // one allocation: LoRA A/B and unfrozen tensors (f32)
     size_t n_trainable;   // floats
+    int vision_trains;    // some vision-encoder tensor is trainable (training refuses: no CLIP backward)
+    int perceiver_trains; // some perceiver tensor is trainable (training runs the perceiver's backward)
 } mm_weights;
 
-// Builds the parameter table for cfg and the named-view structs (pointers still unset).
+static inline int param_trains(const mm_param *p) { return p->kind == MM_PARAM_LORA || p->kind == MM_PARAM_TRAIN; }
+
+// Builds the parameter table for cfg and the named-view structs (pointers still unset); tensors
+// matching cfg's "unfrozen" substrings become MM_PARAM_TRAIN (an error if a substring matches nothing).
 mm_status weights_init(mm_weights *w, const mm_config *cfg, mm_err *e);
 // Allocates the frozen and trainable buffers (matrices in mat_dtype) and points every view into them.
 mm_status weights_alloc(mm_weights *w, mm_dtype mat_dtype, mm_err *e);

@@ -26,7 +26,7 @@ mm_status adamw_init(mm_adamw *o, const mm_weights *w, const mm_adamw_cfg *cfg, 
     }
     for (int i = 0; i < w->n_params; i++) {
         const mm_param *p = &w->params[i];
-        if (p->kind != MM_PARAM_LORA || !adamw_decays(p->name))
+        if (!param_trains(p) || !adamw_decays(p->name))
             continue;
         size_t off = (size_t)((const float *)*p->slot - w->trainable), cnt = 1;
         for (int d = 0; d < p->ndim; d++)

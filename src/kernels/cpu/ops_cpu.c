@@ -201,6 +201,8 @@ static const mm_ops cpu_ops = {
     .attention_backward = cpu_attention_backward,
     .gelu_backward = cpu_gelu_backward,
     .swiglu_backward = cpu_swiglu_backward,
+    .norm_backward_params = cpu_norm_backward_params,
+    .embed_backward = cpu_embed_backward,
     .cross_entropy = cpu_cross_entropy,
 };
 
