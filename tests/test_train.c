@@ -6,6 +6,8 @@
 // (below f32 rounding of the sums that produce it) may move by up to 2 lr per step in either code;
 // at most 1% of entries may do so, and none by more than 2 lr * steps. Also a finite-
 // difference check independent of PyTorch and an overfitting run.
+#include <json-c/json.h>
+
 #include "io/safetensors.h"
 #include "model/adapter.h"
 #include "model/flamingo.h"
@@ -33,13 +35,60 @@ static const void *copy_of(train_fx *f, int slot, const char *name) {
     return f->copies[slot];
 }
 
-static void fx_open(train_fx *f) {
+// Reads the LoRA settings and "unfrozen" substrings of unfrozen.json (flamingo_ref.py) into cfg.
+static void unfrozen_config(mm_config *cfg, int *n_trainable_tensors) {
+    json_object *root = json_object_from_file(DIR "/unfrozen.json"), *lora, *v;
+    assert_non_null(root);
+    assert_true(json_object_object_get_ex(root, "lora", &lora));
+    assert_true(json_object_object_get_ex(lora, "scope", &v));
+    cfg->n_lora_scopes = (int)json_object_array_length(v);
+    for (int i = 0; i < cfg->n_lora_scopes; i++)
+        snprintf(cfg->lora_scopes[i], sizeof cfg->lora_scopes[i], "%s", json_object_get_string(json_object_array_get_idx(v, i)));
+    assert_true(json_object_object_get_ex(lora, "targets", &v));
+    cfg->n_lora_targets = (int)json_object_array_length(v);
+    for (int i = 0; i < cfg->n_lora_targets; i++)
+        snprintf(cfg->lora_targets[i], sizeof cfg->lora_targets[i], "%s", json_object_get_string(json_object_array_get_idx(v, i)));
+    assert_true(json_object_object_get_ex(root, "unfrozen", &v));
+    cfg->n_unfrozen = (int)json_object_array_length(v);
+    for (int i = 0; i < cfg->n_unfrozen; i++)
+        snprintf(cfg->unfrozen[i], sizeof cfg->unfrozen[i], "%s", json_object_get_string(json_object_array_get_idx(v, i)));
+    assert_true(json_object_object_get_ex(root, "trainable", &v));
+    *n_trainable_tensors = (int)json_object_array_length(v);
+    json_object_put(root);
+}
+
+// The adapters case (train.safetensors) or, with unfrozen, LoRA on the perceiver too and whole
+// tensors unfrozen (train_unfrozen.safetensors; its "init." tensors are the adapters).
+static void fx_open_case(train_fx *f, int unfrozen) {
     mm_err e = {0};
     mm_config cfg;
     memset(f, 0, sizeof *f);
     assert_ok(config_load(&cfg, DIR "/tiny/config.json", &e), &e);
-    assert_ok(model_load_st(&f->m, &cfg, DIR "/tiny/model.safetensors", NULL, &e), &e);
-    assert_ok(st_open(&f->st, DIR "/train.safetensors", &e), &e);
+    int want_tensors = 0;
+    if (unfrozen)
+        unfrozen_config(&cfg, &want_tensors);
+    mm_load_opts lo = {.fresh_lora = unfrozen};
+    assert_ok(model_load_st(&f->m, &cfg, DIR "/tiny/model.safetensors", &lo, &e), &e);
+    assert_ok(st_open(&f->st, unfrozen ? DIR "/train_unfrozen.safetensors" : DIR "/train.safetensors", &e), &e);
+    int n_tensors = 0;
+    for (int i = 0; i < f->m.w.n_params; i++) {
+        mm_param *p = &f->m.w.params[i];
+        n_tensors += param_trains(p);
+        if (!unfrozen || p->kind != MM_PARAM_LORA)
+            continue;
+        char name[192];
+        snprintf(name, sizeof name, "init.%s", p->name);
+        const mm_st_tensor *t = st_find(&f->st, name);
+        if (!t)
+            fail_msg("fixture lacks %s", name);
+        memcpy(*p->slot, t->data, t->nbytes);
+    }
+    if (unfrozen) {
+        printf("mmgpt-test: %d trainable tensors (reference %d), %zu floats\n", n_tensors, want_tensors,
+               f->m.w.n_trainable);
+        assert_int_equal(n_tensors, want_tensors);
+        assert_true(f->m.w.perceiver_trains);
+    }
     const mm_st_tensor *tk = st_find(&f->st, "tokens"), *px = st_find(&f->st, "pixels");
     f->b = (mm_batch){.B = (int)tk->shape[0], .T = (int)tk->shape[1], .tokens = copy_of(f, 0, "tokens"),
                       .attn_mask = copy_of(f, 1, "attn_mask"), .n_images = (int)px->shape[0],
@@ -47,6 +96,8 @@ static void fx_open(train_fx *f) {
     f->labels = (int32_t *)copy_of(f, 4, "labels");
     assert_ok(acts_alloc(&f->a, &cfg, f->b.B, f->b.T, f->b.n_images, 1, &e), &e);
 }
+
+static void fx_open(train_fx *f) { fx_open_case(f, 0); }
 
 static void fx_close(train_fx *f) {
     for (int i = 0; i < 6; i++)
@@ -74,7 +125,7 @@ static int compare_stepped(train_fx *f, const float *values, const char *prefix,
     double worst = 0;
     for (int i = 0; i < f->m.w.n_params; i++) {
         mm_param *p = &f->m.w.params[i];
-        if (p->kind != MM_PARAM_LORA)
+        if (!param_trains(p))
             continue;
         char name[192];
         snprintf(name, sizeof name, "%s%s", prefix, p->name);
@@ -100,7 +151,7 @@ static int compare_params(train_fx *f, const float *values, const char *prefix, 
     int ok = 1;
     for (int i = 0; i < f->m.w.n_params; i++) {
         mm_param *p = &f->m.w.params[i];
-        if (p->kind != MM_PARAM_LORA)
+        if (!param_trains(p))
             continue;
         char name[192];
         snprintf(name, sizeof name, "%s%s", prefix, p->name);
@@ -120,10 +171,9 @@ static int compare_params(train_fx *f, const float *values, const char *prefix, 
     return ok;
 }
 
-static void test_gradients_and_adamw(void **s) {
-    (void)s;
+static void gradients_and_adamw(int unfrozen) {
     train_fx f;
-    fx_open(&f);
+    fx_open_case(&f, unfrozen);
     size_t n = f.m.w.n_trainable;
     float *g = malloc(sizeof(float) * n);
     double loss = loss_and_grads(&f, g);
@@ -151,46 +201,111 @@ static void test_gradients_and_adamw(void **s) {
     fx_close(&f);
 }
 
-// Central differences in float64-free fashion: perturb single adapter entries of several module
-// kinds and compare (L(p+h) - L(p-h)) / 2h with the analytic gradient.
-static void test_finite_differences(void **s) {
+static void test_gradients_and_adamw(void **s) {
     (void)s;
-    train_fx f;
-    fx_open(&f);
-    size_t n = f.m.w.n_trainable;
+    gradients_and_adamw(0);
+}
+
+// Beyond the adapters: the perceiver's LoRA (so its backward) and whole tensors unfrozen by name,
+// every one of them against PyTorch, then two AdamW steps (weight decay by OpenFlamingo's rule).
+static void test_unfrozen_gradients_and_adamw(void **s) {
+    (void)s;
+    gradients_and_adamw(1);
+}
+
+// Central differences in float32: perturb single entries (index base + 7j + 3) of several tensors
+// and compare (L(p+h) - L(p-h)) / 2h with the analytic gradient. Returns the mismatches.
+typedef struct {
+    const char *name;
+    size_t base;
+} fd_probe;
+
+static int finite_differences(train_fx *f, const fd_probe *probes, size_t n_probes) {
+    size_t n = f->m.w.n_trainable;
     float *g = malloc(sizeof(float) * n), *tmp = malloc(sizeof(float) * n);
-    loss_and_grads(&f, g);
-    const char *mods[] = {
-        "lang_encoder.model.layers.0.decoder_layer.self_attn.q_proj.lora_A.weight",
-        "lang_encoder.model.layers.2.decoder_layer.self_attn.v_proj.lora_B.weight",
-        "lang_encoder.model.layers.3.decoder_layer.mlp.gate_proj.lora_A.weight",
-        "lang_encoder.model.layers.1.gated_cross_attn_layer.attn.to_kv.lora_B.weight",
-        "lang_encoder.model.layers.1.gated_cross_attn_layer.attn.to_q.lora_A.weight",
-        "lang_encoder.model.layers.3.gated_cross_attn_layer.ff.1.lora_A.weight",
-    };
+    loss_and_grads(f, g);
     int bad = 0;
-    for (size_t k = 0; k < sizeof mods / sizeof mods[0]; k++) {
-        mm_param *p = weights_find(&f.m.w, mods[k]);
+    for (size_t k = 0; k < n_probes; k++) {
+        mm_param *p = weights_find(&f->m.w, probes[k].name);
         assert_non_null(p);
+        assert_true(param_trains(p));
         float *v = (float *)*p->slot;
+        size_t numel = 1;
+        for (int d = 0; d < p->ndim; d++)
+            numel *= (size_t)p->shape[d];
         for (int j = 0; j < 3; j++) {
-            size_t idx = (size_t)(j * 7 + 3) % (size_t)(p->shape[0] * p->shape[1]);
+            size_t idx = (probes[k].base + (size_t)j * 7 + 3) % numel;
             float old = v[idx], h = 1e-2f;
             v[idx] = old + h;
-            double lp = loss_and_grads(&f, tmp);
+            double lp = loss_and_grads(f, tmp);
             v[idx] = old - h;
-            double lm = loss_and_grads(&f, tmp);
+            double lm = loss_and_grads(f, tmp);
             v[idx] = old;
-            double fd = (lp - lm) / (2 * h), an = g[(v + idx) - f.m.w.trainable];
+            double fd = (lp - lm) / (2 * h), an = g[(v + idx) - f->m.w.trainable];
             int ok = fabs(fd - an) <= 2e-3 + 2e-2 * fabs(an);
-            printf("mmgpt-test: fd %-70s[%zu] analytic %+.6f numeric %+.6f %s\n", mods[k], idx, an, fd, ok ? "ok" : "MISMATCH");
+            printf("mmgpt-test: fd %-70s[%zu] analytic %+.6f numeric %+.6f %s\n", probes[k].name, idx, an, fd,
+                   ok ? "ok" : "MISMATCH");
             bad += !ok;
         }
     }
     free(g);
     free(tmp);
+    return bad;
+}
+
+static const fd_probe ADAPTER_PROBES[] = {
+    {"lang_encoder.model.layers.0.decoder_layer.self_attn.q_proj.lora_A.weight", 0},
+    {"lang_encoder.model.layers.2.decoder_layer.self_attn.v_proj.lora_B.weight", 0},
+    {"lang_encoder.model.layers.3.decoder_layer.mlp.gate_proj.lora_A.weight", 0},
+    {"lang_encoder.model.layers.1.gated_cross_attn_layer.attn.to_kv.lora_B.weight", 0},
+    {"lang_encoder.model.layers.1.gated_cross_attn_layer.attn.to_q.lora_A.weight", 0},
+    {"lang_encoder.model.layers.3.gated_cross_attn_layer.ff.1.lora_A.weight", 0},
+};
+
+static void test_finite_differences(void **s) {
+    (void)s;
+    train_fx f;
+    fx_open(&f);
+    int bad = finite_differences(&f, ADAPTER_PROBES, sizeof ADAPTER_PROBES / sizeof ADAPTER_PROBES[0]);
     fx_close(&f);
     assert_int_equal(bad, 0);
+}
+
+// The same, independent of PyTorch, for each kind of unfrozen tensor and the perceiver's adapters,
+// with LoRA dropout off and on (the mask is a function of the seed, so the loss is a fixed function
+// of the parameters within a micro-step).
+static void test_finite_differences_unfrozen(void **s) {
+    (void)s;
+    static const fd_probe probes[] = {
+        {"lang_encoder.model.layers.1.gated_cross_attn_layer.attn_gate", 0},
+        {"lang_encoder.model.layers.3.gated_cross_attn_layer.ff_gate", 0},
+        {"lang_encoder.model.embed_tokens.weight", 20 * 36}, // token 20 is in the batch
+        {"lang_encoder.lm_head.weight", 9 * 36},
+        {"lang_encoder.model.norm.weight", 0},
+        {"lang_encoder.model.layers.2.decoder_layer.post_attention_layernorm.weight", 0},
+        {"lang_encoder.model.layers.1.gated_cross_attn_layer.attn.norm.bias", 0},
+        {"lang_encoder.model.layers.3.decoder_layer.self_attn.q_proj.weight", 0},
+        {"perceiver.latents", 0},
+        {"perceiver.media_time_embs", 48},
+        {"perceiver.layers.0.0.norm_media.weight", 0},
+        {"perceiver.layers.1.0.norm_latents.bias", 0},
+        {"perceiver.layers.0.1.1.weight", 0},
+        {"perceiver.layers.1.0.to_kv.lora_A.weight", 0},
+        {"perceiver.layers.0.1.3.lora_B.weight", 0},
+    };
+    for (int drop = 0; drop < 2; drop++) {
+        train_fx f;
+        fx_open_case(&f, 1);
+        f.m.w.cfg.lora_dropout = drop ? 0.3f : 0.0f; // scratch was planned for it below
+        f.m.dropout.p = f.m.w.cfg.lora_dropout;
+        f.m.dropout.seed = 77;
+        mm_err e = {0};
+        acts_free(&f.a);
+        assert_ok(acts_alloc(&f.a, &f.m.w.cfg, f.b.B, f.b.T, f.b.n_images, 1, &e), &e);
+        int bad = finite_differences(&f, probes, sizeof probes / sizeof probes[0]);
+        fx_close(&f);
+        assert_int_equal(bad, 0);
+    }
 }
 
 // A tiny model overfits one fixed batch: the loss must fall below a third of its start in 40 steps.
@@ -317,6 +432,46 @@ static void test_keep_equals_recompute(void **s) {
     fx_close(&f);
 }
 
+// LoRA dropout: the mask keeps 1 - p of the entries, depends on the seed and the module, changes the
+// loss, and recomputing layers in the backward reproduces it exactly (keep == recompute, bit for bit).
+static void test_lora_dropout(void **s) {
+    (void)s;
+    long kept = 0, same = 0, n = 200000;
+    for (long i = 0; i < n; i++) {
+        int k = lora_dropout_keeps(9, 100, (size_t)i, 0.25f);
+        kept += k;
+        same += k == lora_dropout_keeps(10, 100, (size_t)i, 0.25f);
+    }
+    printf("mmgpt-test: dropout 0.25 kept %.4f of entries; another seed agrees on %.4f\n", (double)kept / n,
+           (double)same / n);
+    assert_true(fabs((double)kept / n - 0.75) < 0.005);
+    assert_true(fabs((double)same / n - 0.625) < 0.01); // independent masks agree on .75^2 + .25^2
+    train_fx f;
+    fx_open_case(&f, 1);
+    size_t nt = f.m.w.n_trainable;
+    float *g1 = malloc(sizeof(float) * nt), *g2 = malloc(sizeof(float) * nt);
+    double plain = loss_and_grads(&f, g1);
+    mm_err e = {0};
+    f.m.w.cfg.lora_dropout = 0.3f;
+    f.m.dropout.p = 0.3f;
+    f.m.dropout.seed = 5;
+    acts_free(&f.a);
+    assert_ok(acts_alloc(&f.a, &f.m.w.cfg, f.b.B, f.b.T, f.b.n_images, MM_ACTS_TRAIN_RECOMPUTE, &e), &e);
+    double l1 = loss_and_grads(&f, g1);
+    acts_free(&f.a);
+    assert_ok(acts_alloc(&f.a, &f.m.w.cfg, f.b.B, f.b.T, f.b.n_images, MM_ACTS_TRAIN_KEEP, &e), &e);
+    double l2 = loss_and_grads(&f, g2);
+    printf("mmgpt-test: loss without dropout %.6f, with dropout 0.3 %.6f\n", plain, l1);
+    assert_true(fabs(l1 - plain) > 1e-4);
+    assert_memory_equal(&l1, &l2, sizeof l1);
+    assert_memory_equal(g1, g2, sizeof(float) * nt);
+    f.m.dropout.seed = 6;
+    assert_true(fabs(loss_and_grads(&f, g2) - l1) > 1e-6);
+    free(g1);
+    free(g2);
+    fx_close(&f);
+}
+
 static void test_decay_rule(void **s) {
     (void)s;
     assert_true(adamw_decays("lang_encoder.model.layers.3.gated_cross_attn_layer.attn.to_q.lora_A.weight"));
@@ -329,11 +484,14 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decay_rule),
         cmocka_unit_test(test_gradients_and_adamw),
+        cmocka_unit_test(test_unfrozen_gradients_and_adamw),
         cmocka_unit_test(test_finite_differences),
+        cmocka_unit_test(test_finite_differences_unfrozen),
         cmocka_unit_test(test_overfit),
         cmocka_unit_test(test_adapter_roundtrip),
         cmocka_unit_test(test_merge_matches_adapters),
         cmocka_unit_test(test_keep_equals_recompute),
+        cmocka_unit_test(test_lora_dropout),
     };
     return cmocka_run_group_tests_name("train", tests, NULL, NULL);
 }

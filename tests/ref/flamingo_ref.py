@@ -222,18 +222,18 @@ def perceiver(w, cfg, x):
         m = f"perceiver.layers.{i}"
         xn = layer_norm(x, w[m + ".0.norm_media.weight"], w[m + ".0.norm_media.bias"], p["eps"])
         ln = layer_norm(lat, w[m + ".0.norm_latents.weight"], w[m + ".0.norm_latents.bias"], p["eps"])
-        q = ln @ w[m + ".0.to_q.weight"].T
-        k, vv = (torch.cat([xn, ln], -2) @ w[m + ".0.to_kv.weight"].T).chunk(2, -1)
+        q = lora_linear(w, cfg, m + ".0.to_q", ln)
+        k, vv = lora_linear(w, cfg, m + ".0.to_kv", torch.cat([xn, ln], -2)).chunk(2, -1)
         sp = lambda t: t.reshape(*t.shape[:-1], h, dh).transpose(-2, -3)  # b T h n d
         q, k, vv = sp(q) * dh ** -0.5, sp(k), sp(vv)
         sim = q @ k.transpose(-1, -2)
         sim = sim - sim.amax(-1, keepdim=True)
         out = torch.softmax(sim, -1) @ vv
         out = out.transpose(-2, -3).reshape(b, T, -1, h * dh)
-        lat = out @ w[m + ".0.to_out.weight"].T + lat
+        lat = lora_linear(w, cfg, m + ".0.to_out", out) + lat
         f = layer_norm(lat, w[m + ".1.0.weight"], w[m + ".1.0.bias"], p["eps"])
-        f = torch.nn.functional.gelu(f @ w[m + ".1.1.weight"].T)
-        lat = f @ w[m + ".1.3.weight"].T + lat
+        f = torch.nn.functional.gelu(lora_linear(w, cfg, m + ".1.1", f))
+        lat = lora_linear(w, cfg, m + ".1.3", f) + lat
     return layer_norm(lat, w["perceiver.norm.weight"], w["perceiver.norm.bias"], p["eps"])
 
 
@@ -261,11 +261,11 @@ def gated_xattn(w, cfg, g, x, media, media_locations, attend_previous):
     attn = attn.masked_fill((text_time == 0)[:, None, :, None], 0.0)
     out = (attn @ v).transpose(1, 2).reshape(B, -1, h * dh)
     out = lora_linear(w, cfg, g + ".attn.to_out", out)
-    x = x + math.tanh(w[g + ".attn_gate"].item()) * out
+    x = x + torch.tanh(w[g + ".attn_gate"]) * out
     f = layer_norm(x, w[g + ".ff.0.weight"], w[g + ".ff.0.bias"], c["eps"])
     f = torch.nn.functional.gelu(lora_linear(w, cfg, g + ".ff.1", f))
     f = lora_linear(w, cfg, g + ".ff.3", f)
-    return x + math.tanh(w[g + ".ff_gate"].item()) * f
+    return x + torch.tanh(w[g + ".ff_gate"]) * f
 
 
 def rotate_half(t):
@@ -333,7 +333,9 @@ def flamingo(w, cfg, tokens, attn_mask, seq_images):
         x = llama_layer(w, cfg, m + ".decoder_layer", x, pos, attn_mask)
         layer_out.append(x)
     h = rms_norm(x, w["lang_encoder.model.norm.weight"], d["norm_eps"])
-    head = torch.cat([w["lang_encoder.lm_head.weight"], torch.zeros(3, d["dim"], dtype=DT)])  # zero rows (SPEC 6.5)
+    head = w["lang_encoder.lm_head.weight"]
+    if head.shape[0] < V:  # the file's lm_head lacks the added tokens' rows: zero (SPEC 6.5)
+        head = torch.cat([head, torch.zeros(V - head.shape[0], d["dim"], dtype=DT)])
     logits = h @ head.T
     vis = torch.cat(stages["vis"]) if stages["vis"] else torch.zeros(0)
     lat = torch.cat(stages["lat"]) if stages["lat"] else torch.zeros(0)
@@ -371,14 +373,23 @@ def save_case(name, cfg, w, tokens, attn_mask, seq_images, full=True):
     print(f"{name}: logits {tuple(logits.shape)} |max| {logits.abs().max():.3f}")
 
 
-def train_case(cfg, w, tokens, mask, images, labels):
-    """Loss and LoRA gradients (HF causal-LM loss: position t predicts labels[t+1], mean over counted
-    labels), then two AdamW steps as Multimodal-GPT runs them: clip_grad_norm_(1.0), lr 1e-2 here,
-    betas (0.9, 0.999), eps 1e-8, weight decay 0.1 only on the cross-attention blocks' adapters."""
-    names = [k for k in w if ".lora_" in k]
+def decays(name):
+    """OpenFlamingo's weight-decay rule (SPEC 2.6): x-attn parameters except gates, norms, biases."""
+    if "gated_cross_attn_layer" not in name:
+        return False
+    rest = name.split("gated_cross_attn_layer", 1)[1]
+    return not any(s in rest for s in ("gate", "norm", "bias"))
+
+
+def train_case(cfg, w, tokens, mask, images, labels, names=None):
+    """Loss and gradients of the trainable tensors (the LoRA ones unless names are given; HF causal-LM
+    loss: position t predicts labels[t+1], mean over counted labels), then two AdamW steps as
+    Multimodal-GPT runs them: clip_grad_norm_(1.0), lr 1e-2 here, betas (0.9, 0.999), eps 1e-8,
+    weight decay 0.1 by OpenFlamingo's rule."""
+    names = names or [k for k in w if ".lora_" in k]
     w = {k: (v.clone().requires_grad_(True) if k in names else v) for k, v in w.items()}
-    decay = [w[k] for k in names if "gated_cross_attn_layer" in k]
-    other = [w[k] for k in names if "gated_cross_attn_layer" not in k]
+    decay = [w[k] for k in names if decays(k)]
+    other = [w[k] for k in names if not decays(k)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
                             lr=1e-2, betas=(0.9, 0.999), eps=1e-8)
     out = {}
@@ -397,7 +408,7 @@ def train_case(cfg, w, tokens, mask, images, labels):
         opt.step()
         for k in names:
             out[f"step{step + 1}." + k] = w[k].detach().to(torch.float32).clone()
-    print(f"train: loss {out['loss'].item():.5f}, {len(names)} adapter tensors")
+    print(f"train: loss {out['loss'].item():.5f}, {len(names)} trainable tensors")
     return out
 
 
@@ -487,6 +498,33 @@ def main():
     with open(os.path.join(OUT, "cli_tokens.txt"), "w") as f:
         f.write(",".join(map(str, cli_tok)) + "\n")
 
+    # Training beyond the adapters: LoRA on the perceiver too, and whole tensors unfrozen by name
+    # (gates, embeddings, lm_head, norms, perceiver latents/embeddings, plain matrices, and a matrix
+    # that also has an adapter). The C test loads tiny/ with this config and the "init." adapters.
+    unf_cfg = json.loads(json.dumps(CFG))
+    unf_cfg["lora"]["scope"] = ["lang_encoder", "perceiver"]
+    unf_cfg["lora"]["targets"] = CFG["lora"]["targets"] + ["1.3"]
+    unfrozen = ["_gate", "embed_tokens", "lm_head", "model.norm", "post_attention_layernorm",
+                "gated_cross_attn_layer.ff.0", "attn.norm", "perceiver.latents", "media_time_embs", "frame_embs",
+                "perceiver.norm", "norm_media", "norm_latents", "perceiver.layers.0.1.1.weight", "mlp.up_proj",
+                "layers.3.decoder_layer.self_attn.q_proj.weight"]
+    wu = dict(w32)
+    V = CFG["decoder"]["vocab_size"]
+    wu["lang_encoder.lm_head.weight"] = torch.cat([wu["lang_encoder.lm_head.weight"],
+                                                   torch.zeros(3, CFG["decoder"]["dim"], dtype=DT)])
+    r = CFG["lora"]["r"]
+    for i in range(CFG["perceiver"]["depth"]):
+        for mod, in_f, out_f in (("0.to_q", 48, 24), ("0.to_kv", 48, 48), ("0.to_out", 24, 48), ("1.3", 96, 48)):
+            name = f"perceiver.layers.{i}.{mod}"
+            wu[name + ".lora_A.weight"] = torch.randn(r, in_f, dtype=DT) / math.sqrt(in_f)
+            wu[name + ".lora_B.weight"] = torch.randn(out_f, r, dtype=DT) * 0.2
+    names = [k for k in wu if ".lora_" in k or (not k.startswith("vision_encoder.") and any(u in k for u in unfrozen))]
+    tu = train_case(unf_cfg, wu, tokens, mask, images, labels, names)
+    tu.update({"init." + k: torch.from_numpy(f32(wu[k])) for k in wu if ".lora_" in k})
+    tu.update({k: tr[k] for k in ("tokens", "attn_mask", "labels", "images_per_seq", "pixels")})
+    with open(os.path.join(OUT, "unfrozen.json"), "w") as f:
+        json.dump({"lora": unf_cfg["lora"], "unfrozen": unfrozen, "trainable": names}, f, indent=1)
+    save_tensors(os.path.join(OUT, "train_unfrozen.safetensors"), tu)
 
 if __name__ == "__main__":
     main()
