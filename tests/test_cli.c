@@ -134,6 +134,51 @@ static void test_grad_matches_library(void **s) {
 }
 
 
+// --unfreeze: base tensors get gradients under their upstream names; the adapters' gradients are
+// those of the run without it (unfreezing adds gradients, it changes none); unknown names fail.
+static void test_grad_unfreeze(void **s) {
+    (void)s;
+    char out[8192];
+    const char *plain = "/tmp/mmgpt-test-grad-plain.safetensors", *unf = "/tmp/mmgpt-test-grad-unf.safetensors";
+    const char *common = "--labels -100,-100,-100,8,9,-100,10,11 --pixels";
+    assert_int_equal(run(out, sizeof out, "%s grad -m %s/tiny --tokens %s %s %s/cli_pixels.npy --out %s", bin(), DIR,
+                         read_tokens(), common, DIR, plain), 0);
+    int rc = run(out, sizeof out, "%s grad -m %s/tiny --unfreeze _gate --unfreeze embed_tokens --unfreeze perceiver.latents "
+                                  "--tokens %s %s %s/cli_pixels.npy --out %s", bin(), DIR, read_tokens(), common, DIR, unf);
+    printf("%s", out);
+    assert_int_equal(rc, 0);
+    mm_st a, b;
+    mm_err e = {0};
+    assert_ok(st_open(&a, plain, &e), &e);
+    assert_ok(st_open(&b, unf, &e), &e);
+    assert_int_equal(b.n, a.n + 4 + 1 + 1); // two blocks' two gates, the embeddings, the latents
+    const mm_st_tensor *g = st_find(&b, "lang_encoder.model.layers.3.gated_cross_attn_layer.ff_gate");
+    assert_non_null(g);
+    assert_int_equal(g->numel, 1);
+    float gv;
+    memcpy(&gv, g->data, 4);
+    assert_true(gv != 0);
+    const mm_st_tensor *emb = st_find(&b, "lang_encoder.model.embed_tokens.weight");
+    assert_non_null(emb);
+    assert_int_equal(emb->ndim, 2);
+    assert_non_null(st_find(&b, "perceiver.latents"));
+    for (int i = 0; i < a.n; i++) {
+        const mm_st_tensor *x = &a.tensors[i], *y = st_find(&b, x->name);
+        assert_non_null(y);
+        assert_int_equal(x->nbytes, y->nbytes);
+        assert_memory_equal(x->data, y->data, x->nbytes);
+    }
+    st_close(&a);
+    st_close(&b);
+    unlink(plain);
+    unlink(unf);
+    rc = run(out, sizeof out, "%s grad -m %s/tiny --unfreeze no_such_tensor --tokens 1,5 --labels -100,5 --out %s", bin(),
+             DIR, unf);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "'no_such_tensor' matches no parameter"));
+    assert_int_equal(access(unf, F_OK), -1);
+}
+
 static int files_equal(const char *a, const char *b) {
     char out[256];
     return run(out, sizeof out, "cmp -s %s %s", a, b) == 0;
@@ -205,6 +250,7 @@ int main(void) {
         cmocka_unit_test(test_logits_errors),
         cmocka_unit_test(test_info),
         cmocka_unit_test(test_grad_matches_library),
+        cmocka_unit_test(test_grad_unfreeze),
         cmocka_unit_test(test_init),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);

@@ -95,11 +95,10 @@ static void record(const mm_train_report *r, void *user) {
     l[r->step] = r->loss;
 }
 
-static void test_resume_is_bit_exact(void **s) {
-    (void)s;
+static void resume_case(const char *extra) {
     write_data();
-    write_config("a.json", "a", "");
-    write_config("b.json", "b", "");
+    write_config("a.json", "a", extra);
+    write_config("b.json", "b", extra);
     mm_err e = {0};
     mm_train_config ca, cb;
     char path[256];
@@ -142,6 +141,57 @@ static void test_resume_is_bit_exact(void **s) {
     cleanup();
 }
 
+static void test_resume_is_bit_exact(void **s) {
+    (void)s;
+    resume_case("");
+}
+
+// The same with LoRA dropout, adapters on the perceiver and unfrozen tensors; the checkpoint loads
+// back as a model (the perceiver scope read from the tensor names) with the trained values.
+static void test_resume_unfrozen_dropout(void **s) {
+    (void)s;
+    const char *extra = ", \"unfrozen\": [\"_gate\", \"embed_tokens\", \"perceiver.latents\"], \"lora\": {\"r\": 4, "
+                        "\"alpha\": 8, \"dropout\": 0.1, \"scope\": [\"lang_encoder\", \"perceiver\"], "
+                        "\"targets\": [\"q_proj\", \"to_q\", \"to_kv\"]}";
+    resume_case(extra);
+    // Train again to a checkpoint and load it as a model.
+    write_data();
+    write_config("a.json", "a", extra);
+    mm_err e = {0};
+    mm_train_config ca;
+    char path[256], ck[256];
+    snprintf(path, sizeof path, "%s/a.json", workdir);
+    assert_ok(train_config_load(&ca, path, &e), &e);
+    mm_trainer *ta;
+    assert_ok(trainer_open(&ta, &ca, NULL, &e), &e);
+    assert_ok(trainer_run(ta, 2, NULL, NULL, &e), &e);
+    snprintf(ck, sizeof ck, "%s/a/checkpoint-x", workdir);
+    assert_ok(trainer_save(ta, ck, &e), &e);
+    const mm_model *ma = trainer_model(ta);
+    mm_config cfg;
+    assert_ok(config_load(&cfg, FX "/tiny/config.json", &e), &e);
+    mm_model mb;
+    mm_load_opts lo = {.adapter = ck};
+    assert_ok(model_load_st(&mb, &cfg, FX "/tiny/model.safetensors", &lo, &e), &e);
+    const char *names[] = {"perceiver.latents", "lang_encoder.model.layers.1.gated_cross_attn_layer.ff_gate",
+                           "perceiver.layers.1.0.to_kv.lora_B.weight", "lang_encoder.model.embed_tokens.weight"};
+    for (int i = 0; i < 4; i++) {
+        mm_param *pa = weights_find((mm_weights *)&ma->w, names[i]), *pb = weights_find(&mb.w, names[i]);
+        assert_non_null(pa);
+        assert_non_null(pb);
+        assert_memory_equal(*pa->slot, *pb->slot, weights_param_bytes(&ma->w, pa));
+    }
+    // Training moved them: the gate is no longer the fixture's.
+    mm_model m0;
+    assert_ok(model_load_st(&m0, &cfg, FX "/tiny/model.safetensors", NULL, &e), &e);
+    assert_true(*weights_find(&m0.w, names[1])->slot != NULL);
+    assert_true(*(float *)*weights_find(&m0.w, names[1])->slot != *(float *)*weights_find(&mb.w, names[1])->slot);
+    model_free(&m0);
+    model_free(&mb);
+    trainer_close(ta);
+    cleanup();
+}
+
 static void test_schedules(void **s) {
     (void)s;
     // Values of HF's get_{constant,linear,cosine}_schedule_with_warmup(warmup=10, total=110) at steps.
@@ -179,6 +229,12 @@ static void test_bad_configs(void **s) {
     snprintf(j, sizeof j, "{%s, \"steps\": 3, \"schedule\": \"cosin\"}", base);
     expect_bad(j, "\"schedule\" must be");
     expect_bad("{\"model\": ", "malformed JSON");
+    snprintf(j, sizeof j, "{%s, \"steps\": 3, \"lora\": {\"dropout\": 1.5}}", base);
+    expect_bad(j, "lora.dropout must be in [0, 1)");
+    snprintf(j, sizeof j, "{%s, \"steps\": 3, \"lora\": {\"rank\": 4}}", base);
+    expect_bad(j, "lora.rank: unknown key");
+    snprintf(j, sizeof j, "{%s, \"steps\": 3, \"unfrozen\": \"attn_gate\"}", base);
+    expect_bad(j, "\"unfrozen\" must be a list");
 }
 
 int main(void) {
@@ -186,6 +242,7 @@ int main(void) {
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_resume_is_bit_exact),
+        cmocka_unit_test(test_resume_unfrozen_dropout),
     };
     return cmocka_run_group_tests_name("trainer", tests, NULL, NULL);
 }

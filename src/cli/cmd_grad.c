@@ -11,17 +11,21 @@
 #include "model/flamingo.h"
 
 static const char *usage_text =
-    "usage: mmgpt grad -m MODEL_DIR [--adapter DIR] --tokens IDS --labels IDS [--image F | --pixels F.npy]...\n"
-    "                  --out FILE.safetensors\n"
+    "usage: mmgpt grad -m MODEL_DIR [--adapter DIR] [--unfreeze NAME]... --tokens IDS --labels IDS\n"
+    "                  [--image F | --pixels F.npy]... --out FILE.safetensors\n"
     "  One forward and backward pass. Labels are aligned with the tokens (same count; -100 = not counted);\n"
     "  position t predicts labels[t+1] and the loss is the mean over counted labels, as Hugging Face's\n"
     "  causal-LM loss. Writes \"loss\" (a scalar) and the gradient of every LoRA tensor under its PEFT name\n"
-    "  (base_model.model.<module>.lora_{A,B}.weight). Without --adapter the LoRA tensors come from the model.\n";
+    "  (base_model.model.<module>.lora_{A,B}.weight). Without --adapter the LoRA tensors come from the model.\n"
+    "  --unfreeze NAME also differentiates every base tensor whose upstream name contains NAME (as a train\n"
+    "  config's \"unfrozen\"); their gradients are written under the upstream names.\n";
 
 int cmd_grad(int argc, char **argv) {
     const char *model_dir = NULL, *adapter = NULL, *tok_arg = NULL, *lab_arg = NULL, *out = NULL;
     cli_images imgs = {0};
     mm_err e = {0};
+    const char *unfrozen[MM_MAX_UNFROZEN];
+    int n_unfrozen = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -32,6 +36,12 @@ int cmd_grad(int argc, char **argv) {
             model_dir = argv[++i];
         } else if ((!strcmp(a, "--adapter") || !strcmp(a, "--lora")) && has) {
             adapter = argv[++i];
+        } else if (!strcmp(a, "--unfreeze") && has) {
+            if (n_unfrozen == MM_MAX_UNFROZEN) {
+                cli_images_free(&imgs);
+                return cli_usage("grad", "at most %d --unfreeze names", MM_MAX_UNFROZEN);
+            }
+            unfrozen[n_unfrozen++] = argv[++i];
         } else if (!strcmp(a, "--tokens") && has) {
             tok_arg = argv[++i];
         } else if (!strcmp(a, "--labels") && has) {
@@ -59,7 +69,7 @@ int cmd_grad(int argc, char **argv) {
     size_t n_ids = 0, n_lab = 0;
     mm_st_write_tensor *wt = NULL;
     char (*names)[192] = NULL;
-    mm_load_opts lo = {.adapter = adapter};
+    mm_load_opts lo = {.adapter = adapter, .n_unfrozen = n_unfrozen, .unfrozen = unfrozen};
     if (cli_parse_ids(tok_arg, "--tokens", 0, &ids, &n_ids, &e) != MM_OK ||
         cli_parse_ids(lab_arg, "--labels", 1, &labels, &n_lab, &e) != MM_OK)
         goto done;
@@ -71,8 +81,8 @@ int cmd_grad(int argc, char **argv) {
         goto done;
     const mm_config *c = &m.w.cfg;
     if (m.w.n_trainable == 0) {
-        mm_errf(&e, MM_ERR_ARG, "%s: the model has no LoRA adapters to differentiate (config \"lora\" is null; pass --adapter)",
-                model_dir);
+        mm_errf(&e, MM_ERR_ARG, "%s: nothing to differentiate: no LoRA adapters (config \"lora\" is null; pass --adapter) "
+                "and no --unfreeze", model_dir);
         goto done;
     }
     if (cli_images_pixels(&imgs, c->vis_image_size, &pixels, &e) != MM_OK)
@@ -105,11 +115,15 @@ int cmd_grad(int argc, char **argv) {
     wt[n++] = (mm_st_write_tensor){.name = "loss", .dtype = MM_F32, .ndim = 0, .data = &loss};
     for (int i = 0; i < m.w.n_params; i++) {
         const mm_param *p = &m.w.params[i];
-        if (p->kind != MM_PARAM_LORA)
+        if (!param_trains(p))
             continue;
-        adapter_peft_name(p->name, names[n], sizeof names[n]);
-        wt[n] = (mm_st_write_tensor){.name = names[n], .dtype = MM_F32, .ndim = 2, .shape = {p->shape[0], p->shape[1]},
+        if (p->kind == MM_PARAM_LORA)
+            adapter_peft_name(p->name, names[n], sizeof names[n]);
+        else
+            snprintf(names[n], sizeof names[n], "%s", p->name);
+        wt[n] = (mm_st_write_tensor){.name = names[n], .dtype = MM_F32, .ndim = p->ndim,
                                      .data = grads + ((const float *)*p->slot - m.w.trainable)};
+        memcpy(wt[n].shape, p->shape, sizeof p->shape);
         n++;
     }
     if (st_write(out, wt, n, NULL, 0, &e) != MM_OK)

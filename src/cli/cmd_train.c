@@ -109,8 +109,12 @@ int cmd_train(int argc, char **argv) {
     if (trainer_open(&t, &cfg, resume ? ckpt : NULL, &e) != MM_OK)
         return cli_fail(&e);
     const mm_model *m = trainer_model(t);
-    fprintf(stderr, "training %zu LoRA parameters (r=%d, alpha=%g) of %s%s%s\n", m->w.n_trainable, m->w.cfg.lora_r,
-            (double)m->w.cfg.lora_alpha, cfg.model, resume ? ", resuming from " : "", resume ? ckpt : "");
+    int n_unfrozen = 0;
+    for (int i = 0; i < m->w.n_params; i++)
+        n_unfrozen += m->w.params[i].kind == MM_PARAM_TRAIN;
+    fprintf(stderr, "training %zu parameters (LoRA r=%d, alpha=%g, dropout %g; %d unfrozen tensors) of %s%s%s\n",
+            m->w.n_trainable, m->w.cfg.lora_r, (double)m->w.cfg.lora_alpha, (double)m->w.cfg.lora_dropout, n_unfrozen,
+            cfg.model, resume ? ", resuming from " : "", resume ? ckpt : "");
     char *report = trainer_data_report(t);
     if (report)
         fprintf(stderr, "data:\n%s", report);

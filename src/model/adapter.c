@@ -20,9 +20,45 @@ void adapter_peft_name(const char *ours, char *out, size_t n) {
     snprintf(out, n, "base_model.model.%s", inner);
 }
 
+static int file_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static int has_unfrozen_file(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/" ADAPTER_UNFROZEN_FILE, dir);
+    return file_exists(path);
+}
+
+// PEFT's config has no notion of our scopes (it wraps the language model only); adapters trained on
+// the perceiver are recognised by their tensor names.
+static mm_status scopes_from_tensors(mm_config *cfg, const char *dir, mm_err *e) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    mm_st st;
+    MM_TRY(st_open(&st, path, e));
+    static const char *outside[] = {"perceiver", "vision_encoder"};
+    for (size_t k = 0; k < 2; k++) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "base_model.model.%s.", outside[k]);
+        int used = 0, listed = 0;
+        for (int i = 0; i < st.n; i++)
+            used |= !strncmp(st.tensors[i].name, prefix, strlen(prefix));
+        for (int i = 0; i < cfg->n_lora_scopes; i++)
+            listed |= !strcmp(cfg->lora_scopes[i], outside[k]);
+        if (used && !listed && cfg->n_lora_scopes < 4)
+            snprintf(cfg->lora_scopes[cfg->n_lora_scopes++], sizeof cfg->lora_scopes[0], "%s", outside[k]);
+    }
+    st_close(&st);
+    return MM_OK;
+}
+
 mm_status adapter_read_config(mm_config *cfg, const char *dir, mm_err *e) {
     char path[4096];
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    if (!file_exists(path) && has_unfrozen_file(dir))
+        return MM_OK; // a run that trained unfrozen tensors only: the model's own config stands
     uint8_t *buf;
     size_t len;
     MM_TRY(mm_read_file(path, &buf, &len, e));
@@ -60,6 +96,30 @@ mm_status adapter_read_config(mm_config *cfg, const char *dir, mm_err *e) {
         snprintf(cfg->lora_scopes[0], sizeof cfg->lora_scopes[0], "lang_encoder");
     }
     json_object_put(root);
+    if (s == MM_OK)
+        s = scopes_from_tensors(cfg, dir, e);
+    return s;
+}
+
+// DIR/unfrozen.safetensors, when present: whole tensors a run trained, under upstream names; each
+// replaces the model's value (trainable or not).
+static mm_status load_unfrozen(mm_model *m, const char *dir, mm_err *e) {
+    char file[4096];
+    snprintf(file, sizeof file, "%s/" ADAPTER_UNFROZEN_FILE, dir);
+    struct stat sb;
+    if (stat(file, &sb) != 0)
+        return MM_OK;
+    mm_st st;
+    MM_TRY(st_open(&st, file, e));
+    mm_status s = MM_OK;
+    for (int i = 0; i < st.n && s == MM_OK; i++) {
+        mm_param *p = weights_find(&m->w, st.tensors[i].name);
+        if (!p || p->kind == MM_PARAM_LORA)
+            s = mm_errf(e, MM_ERR_FORMAT, "%s: tensor '%s' is not a base tensor of this model", file, st.tensors[i].name);
+        else
+            s = model_load_tensor(m, p, &st.tensors[i], file, e);
+    }
+    st_close(&st);
     return s;
 }
 
@@ -70,6 +130,8 @@ mm_status adapter_load(mm_model *m, const char *path, mm_err *e) {
         snprintf(file, sizeof file, "%s/adapter_model.safetensors", path);
     else
         snprintf(file, sizeof file, "%s", path);
+    if (!file_exists(file) && has_unfrozen_file(path) && m->w.cfg.lora_r == 0)
+        return load_unfrozen(m, path, e);
     mm_st st;
     MM_TRY(st_open(&st, file, e));
     mm_status s = MM_OK;
@@ -110,16 +172,17 @@ mm_status adapter_load(mm_model *m, const char *path, mm_err *e) {
         s = mm_errf(e, MM_ERR_FORMAT, "%s: %d of its %d tensors match no targeted module (different target_modules?)",
                     file, st.n - used, st.n);
     st_close(&st);
+    if (s == MM_OK && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        s = load_unfrozen(m, path, e);
     return s;
 }
 
-mm_status adapter_save(const mm_model *m, const char *dir, mm_err *e) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return mm_errf(e, MM_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
-    const mm_config *c = &m->w.cfg;
+// Writes the tensors of one kind to path: adapters under PEFT's names, unfrozen tensors under the
+// upstream (OpenFlamingo state-dict) names.
+static mm_status write_kind(const mm_model *m, const char *path, mm_param_kind kind, mm_err *e) {
     int n = 0;
     for (int i = 0; i < m->w.n_params; i++)
-        n += m->w.params[i].kind == MM_PARAM_LORA;
+        n += m->w.params[i].kind == kind;
     mm_st_write_tensor *t = calloc((size_t)(n ? n : 1), sizeof *t);
     char (*names)[MM_NAME_MAX] = calloc((size_t)(n ? n : 1), MM_NAME_MAX);
     if (!t || !names) {
@@ -129,21 +192,39 @@ mm_status adapter_save(const mm_model *m, const char *dir, mm_err *e) {
     }
     for (int i = 0, k = 0; i < m->w.n_params; i++) {
         const mm_param *p = &m->w.params[i];
-        if (p->kind != MM_PARAM_LORA)
+        if (p->kind != kind)
             continue;
-        adapter_peft_name(p->name, names[k], MM_NAME_MAX);
-        t[k] = (mm_st_write_tensor){.name = names[k], .dtype = MM_F32, .ndim = 2, .shape = {p->shape[0], p->shape[1]},
-                                    .data = *p->slot};
+        if (kind == MM_PARAM_LORA)
+            adapter_peft_name(p->name, names[k], MM_NAME_MAX);
+        else
+            snprintf(names[k], MM_NAME_MAX, "%s", p->name);
+        t[k] = (mm_st_write_tensor){.name = names[k], .dtype = MM_F32, .ndim = p->ndim, .data = *p->slot};
+        memcpy(t[k].shape, p->shape, sizeof p->shape);
         k++;
     }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
     static const char *meta[] = {"format", "pt"};
     mm_status s = st_write(path, t, n, meta, 1, e);
     free(t);
     free(names);
-    if (s != MM_OK)
-        return s;
+    return s;
+}
+
+mm_status adapter_save(const mm_model *m, const char *dir, mm_err *e) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return mm_errf(e, MM_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
+    const mm_config *c = &m->w.cfg;
+    char path[4096];
+    int n_unfrozen = 0;
+    for (int i = 0; i < m->w.n_params; i++)
+        n_unfrozen += m->w.params[i].kind == MM_PARAM_TRAIN;
+    snprintf(path, sizeof path, "%s/" ADAPTER_UNFROZEN_FILE, dir);
+    if (n_unfrozen)
+        MM_TRY(write_kind(m, path, MM_PARAM_TRAIN, e));
+    if (c->lora_r == 0)
+        return MM_OK; // nothing for PEFT
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    MM_TRY(write_kind(m, path, MM_PARAM_LORA, e));
+    mm_status s = MM_OK;
     json_object *root = json_object_new_object(), *targets = json_object_new_array();
     for (int i = 0; i < c->n_lora_targets; i++)
         json_object_array_add(targets, json_object_new_string(c->lora_targets[i]));

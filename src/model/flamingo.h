@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "io/safetensors.h"
 #include "kernels/ops.h"
 #include "model/lora.h"
 #include "model/weights.h"
@@ -26,6 +27,8 @@ typedef struct {
     const char *adapter;     // PEFT adapter directory: its config sets r/alpha/targets, its tensors the LoRA
     int fresh_lora;          // start LoRA from PEFT's initialisation (training) instead of loading it
     uint64_t seed;           // for fresh_lora
+    int n_unfrozen;          // substrings of the names of whole tensors to train (upstream's "unfrozen")
+    const char *const *unfrozen;
 } mm_load_opts;
 
 // How the model's linears run in this pass; grads (laid out as the trainable buffer) may be NULL.
@@ -43,6 +46,8 @@ mm_status model_load(mm_model *m, const char *path, const mm_load_opts *opts, mm
 // Same, with an explicit config and weight set (e.g. for tests).
 mm_status model_load_st(mm_model *m, const mm_config *cfg, const char *weights_path, const mm_load_opts *opts,
                         mm_err *e);
+// Copies tensor t (from file, for messages) into parameter p, checking its shape and converting its dtype.
+mm_status model_load_tensor(mm_model *m, mm_param *p, const mm_st_tensor *t, const char *file, mm_err *e);
 void model_free(mm_model *m);
 
 // A batch: B sequences of T tokens (pad as needed), and the images of all sequences in order.

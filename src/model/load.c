@@ -29,7 +29,8 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
         snprintf(buf + o, n - o, "]");
 }
 
-static mm_status load_param(mm_weights *w, mm_param *p, const mm_st_tensor *t, const char *file, mm_err *e) {
+mm_status model_load_tensor(mm_model *m, mm_param *p, const mm_st_tensor *t, const char *file, mm_err *e) {
+    mm_weights *w = &m->w;
     int ok = t->ndim == p->ndim;
     for (int i = 0; ok && i < p->ndim; i++)
         ok = t->shape[i] == p->shape[i] || (i == 0 && p->pad_rows_from && t->shape[0] >= p->pad_rows_from &&
@@ -84,7 +85,7 @@ static mm_status load_from_st(mm_model *m, const mm_st *st, const char *where, i
             return mm_errf(e, MM_ERR_FORMAT, "%s: missing tensor '%s'%s", where, p->name,
                            p->kind == MM_PARAM_LORA ? " (the config asks for LoRA on this module; set \"lora\": null to load without adapters)" : "");
         }
-        MM_TRY(load_param(w, p, t, st->paths[t->file], e));
+        MM_TRY(model_load_tensor(m, p, t, st->paths[t->file], e));
     }
     return MM_OK;
 }
@@ -96,6 +97,13 @@ mm_status model_load_st(mm_model *m, const mm_config *cfg, const char *weights_p
     mm_config c = *cfg;
     if (opts && opts->adapter)
         MM_TRY(adapter_read_config(&c, opts->adapter, e));
+    if (opts && opts->n_unfrozen > MM_MAX_UNFROZEN)
+        return mm_errf(e, MM_ERR_ARG, "at most %d \"unfrozen\" names", MM_MAX_UNFROZEN);
+    for (int i = 0; opts && i < opts->n_unfrozen; i++) {
+        if (strlen(opts->unfrozen[i]) >= sizeof c.unfrozen[0] || !opts->unfrozen[i][0])
+            return mm_errf(e, MM_ERR_ARG, "unfrozen name '%s' is empty or too long", opts->unfrozen[i]);
+        snprintf(c.unfrozen[c.n_unfrozen++], sizeof c.unfrozen[0], "%s", opts->unfrozen[i]);
+    }
     mm_st st;
     MM_TRY(st_open(&st, weights_path, e));
     mm_status s = weights_init(&m->w, &c, e);

@@ -12,7 +12,7 @@
 static const char *known[] = {"model", "adapter", "lora", "train_data", "eval_data", "out_dir", "batch_size",
                               "grad_accum", "lr", "schedule", "warmup_steps", "steps", "epochs", "seed",
                               "weight_decay", "betas", "eps", "max_grad_norm", "clip_each_micro_step", "eval_every",
-                              "save_every", "log_every", "recompute", "data", "data_threads", "prefetch", NULL};
+                              "save_every", "log_every", "recompute", "data", "data_threads", "prefetch", "unfrozen", NULL};
 
 static mm_status get_str(json_object *o, const char *k, char *dst, size_t n, int required, const char *where, mm_err *e) {
     json_object *v;
@@ -107,7 +107,20 @@ mm_status train_config_parse(mm_train_config *t, const char *json, const char *w
         s = mm_errf(e, MM_ERR_FORMAT, "%s: \"schedule\" must be \"constant\", \"linear\" or \"cosine\"", where);
     if (s == MM_OK && json_object_object_get_ex(o, "lora", &v) && !json_object_is_type(v, json_type_null)) {
         json_object *x;
-        t->has_lora = 1, t->lora_r = 16, t->lora_alpha = 16;
+        t->has_lora = 1, t->lora_r = 16, t->lora_alpha = 16, t->lora_dropout = 0;
+        if (!json_object_is_type(v, json_type_object))
+            s = mm_errf(e, MM_ERR_FORMAT, "%s: \"lora\" must be an object or null", where);
+        json_object_object_foreach(v, lk, lv) {
+            (void)lv;
+            if (s == MM_OK && strcmp(lk, "r") && strcmp(lk, "alpha") && strcmp(lk, "dropout") && strcmp(lk, "targets") &&
+                strcmp(lk, "scope"))
+                s = mm_errf(e, MM_ERR_FORMAT, "%s: lora.%s: unknown key (r, alpha, dropout, targets, scope)", where, lk);
+        }
+        if (json_object_object_get_ex(v, "dropout", &x)) {
+            t->lora_dropout = (float)json_object_get_double(x);
+            if (s == MM_OK && !(t->lora_dropout >= 0 && t->lora_dropout < 1))
+                s = mm_errf(e, MM_ERR_FORMAT, "%s: lora.dropout must be in [0, 1)", where);
+        }
         if (json_object_object_get_ex(v, "r", &x))
             t->lora_r = json_object_get_int(x);
         if (json_object_object_get_ex(v, "alpha", &x))
@@ -128,6 +141,20 @@ mm_status train_config_parse(mm_train_config *t, const char *json, const char *w
         }
         if (s == MM_OK && t->lora_r <= 0)
             s = mm_errf(e, MM_ERR_FORMAT, "%s: lora.r must be positive", where);
+    }
+    if (s == MM_OK && json_object_object_get_ex(o, "unfrozen", &v) && !json_object_is_type(v, json_type_null)) {
+        size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
+        if (!json_object_is_type(v, json_type_array) || n > MM_MAX_UNFROZEN)
+            s = mm_errf(e, MM_ERR_FORMAT, "%s: \"unfrozen\" must be a list of at most %d name substrings", where,
+                        MM_MAX_UNFROZEN);
+        for (size_t i = 0; s == MM_OK && i < n; i++) {
+            json_object *x = json_object_array_get_idx(v, i);
+            if (!json_object_is_type(x, json_type_string) || !json_object_get_string_len(x) ||
+                (size_t)json_object_get_string_len(x) >= sizeof t->unfrozen[0])
+                s = mm_errf(e, MM_ERR_FORMAT, "%s: unfrozen[%zu] must be a non-empty name substring", where, i);
+            else
+                snprintf(t->unfrozen[t->n_unfrozen++], sizeof t->unfrozen[0], "%s", json_object_get_string(x));
+        }
     }
     json_object_put(o);
     if (s != MM_OK)
@@ -178,6 +205,7 @@ void train_config_apply_lora(const mm_train_config *t, mm_config *c) {
         return;
     c->lora_r = t->lora_r;
     c->lora_alpha = t->lora_alpha;
+    c->lora_dropout = t->lora_dropout;
     if (t->n_lora_targets) {
         c->n_lora_targets = t->n_lora_targets;
         memcpy(c->lora_targets, t->lora_targets, sizeof c->lora_targets);

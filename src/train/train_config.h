@@ -1,5 +1,6 @@
 // The training run's settings, read from JSON (`mmgpt train --config FILE`):
-//   {"model": DIR, "adapter": DIR|null, "lora": {"r", "alpha", "targets", "scope"} (fresh adapters),
+//   {"model": DIR, "adapter": DIR|null, "lora": {"r", "alpha", "dropout", "targets", "scope"} (fresh adapters),
+//    "unfrozen": ["attn_gate", ...]   (whole tensors to train: names containing a substring, as upstream),
 //    "train_data": FILE.jsonl, "eval_data": FILE.jsonl|null   (pre-tokenized records, train/token_data.h)
 //    | "data": DATA.json, "data_threads": 2, "prefetch": 8      (instruction data, train/data.h), "out_dir": DIR,
 //    "batch_size": 1, "grad_accum": 16, "lr": 1e-5, "schedule": "constant"|"linear"|"cosine",
@@ -27,7 +28,9 @@ typedef struct {
     int data_threads, prefetch;
     int has_lora;           // "lora" given: overrides the model config's adapters (fresh runs)
     int lora_r, n_lora_targets, n_lora_scopes;
-    float lora_alpha;
+    float lora_alpha, lora_dropout;
+    int n_unfrozen;
+    char unfrozen[MM_MAX_UNFROZEN][96];
     char lora_targets[MM_MAX_LORA_TARGETS][48];
     char lora_scopes[4][32];
     int batch_size, grad_accum, epochs, clip_each_micro, recompute;

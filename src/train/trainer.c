@@ -33,6 +33,7 @@ struct mm_trainer {
     int max_images;          // most images in one batch
     // Instruction data ("data" in the config): a vision and a language stream, drawn in turn.
     int use_data;
+    int micro; // micro-batches run in the current step (names the dropout masks)
     mm_data data;
     mm_tokenizer *tok;
     mm_data_stream *vis, *lang;
@@ -204,7 +205,10 @@ mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char 
     mm_status s = config_load(&mc, path, e);
     if (s == MM_OK) {
         train_config_apply_lora(cfg, &mc);
-        mm_load_opts lo = {.seed = cfg->seed};
+        const char *unfrozen[MM_MAX_UNFROZEN];
+        for (int i = 0; i < cfg->n_unfrozen; i++)
+            unfrozen[i] = cfg->unfrozen[i];
+        mm_load_opts lo = {.seed = cfg->seed, .n_unfrozen = cfg->n_unfrozen, .unfrozen = unfrozen};
         if (resume_dir)
             lo.adapter = resume_dir;
         else if (cfg->adapter[0])
@@ -214,7 +218,8 @@ mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char 
         s = model_load_st(&t->m, &mc, cfg->model, &lo, e);
     }
     if (s == MM_OK && t->m.w.n_trainable == 0)
-        s = mm_errf(e, MM_ERR_ARG, "%s: nothing to train: no LoRA targets (give \"lora\" in the train config)", cfg->model);
+        s = mm_errf(e, MM_ERR_ARG, "%s: nothing to train: no LoRA targets and nothing unfrozen (give \"lora\" or "
+                                   "\"unfrozen\" in the train config)", cfg->model);
     const mm_config *c = &t->m.w.cfg;
     int data_maxlen = 0, data_maxi = 0;
     if (s == MM_OK && cfg->data[0])
@@ -360,7 +365,13 @@ static mm_status backward_batch(mm_trainer *t, const mm_batch *b, double *loss, 
     double sum;
     long counted;
     float scale = 1.0f / ((float)(n ? n : 1) * (float)t->cfg.grad_accum);
-    MM_TRY(flamingo_loss_backward(&t->m, b, t->labels, &t->acts, t->grads, scale, &sum, &counted, e));
+    // LoRA dropout: a fresh mask per micro-batch, a function of (seed, step, micro-batch) so that a
+    // resumed run draws the same ones.
+    t->m.dropout.p = t->m.w.cfg.lora_dropout;
+    t->m.dropout.seed = t->cfg.seed * 0x9e3779b97f4a7c15ULL + (uint64_t)t->step * 4096 + (uint64_t)t->micro++;
+    mm_status s = flamingo_loss_backward(&t->m, b, t->labels, &t->acts, t->grads, scale, &sum, &counted, e);
+    t->m.dropout.p = 0; // evaluation and anything else run without it
+    MM_TRY(s);
     *loss += (counted ? sum / (double)counted : 0) / t->cfg.grad_accum;
     *tokens += counted;
     return MM_OK;
@@ -444,6 +455,7 @@ static mm_status write_config_json(const mm_train_config *c, const char *path, m
         json_object *l = json_object_new_object(), *tg = json_object_new_array(), *sc = json_object_new_array();
         json_object_object_add(l, "r", json_object_new_int(c->lora_r));
         json_object_object_add(l, "alpha", json_object_new_double(c->lora_alpha));
+        json_object_object_add(l, "dropout", json_object_new_double(c->lora_dropout));
         for (int i = 0; i < c->n_lora_targets; i++)
             json_object_array_add(tg, json_object_new_string(c->lora_targets[i]));
         for (int i = 0; i < c->n_lora_scopes; i++)
@@ -451,6 +463,12 @@ static mm_status write_config_json(const mm_train_config *c, const char *path, m
         json_object_object_add(l, "targets", tg);
         json_object_object_add(l, "scope", sc);
         json_object_object_add(o, "lora", l);
+    }
+    if (c->n_unfrozen) {
+        json_object *u = json_object_new_array();
+        for (int i = 0; i < c->n_unfrozen; i++)
+            json_object_array_add(u, json_object_new_string(c->unfrozen[i]));
+        json_object_object_add(o, "unfrozen", u);
     }
     const char *js = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
     mm_status s = mm_write_file_atomic(path, js, strlen(js), e);
@@ -524,6 +542,7 @@ mm_status trainer_run(mm_trainer *t, long max_steps, mm_train_cb cb, void *user,
         double t0 = now_s(), loss = 0, norm = 0;
         long tokens = 0;
         memset(t->grads, 0, sizeof(float) * t->m.w.n_trainable);
+        t->micro = 0;
         for (int micro = 0; t->use_data && micro < c->grad_accum; micro++) {
             // One vision micro-batch, then one language micro-batch (upstream's joint step), clipped after each.
             mm_data_stream *sts[2] = {t->vis, t->lang};
