@@ -7,6 +7,9 @@ import time
 
 import torch
 
+# Same thread count as mmgpt's OpenMP (Debian's torch may start with fewer than the cores).
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
 import flamingo_ref as ref  # noqa: E402
 

@@ -9,6 +9,9 @@ import time
 
 import torch
 
+# Same thread count as mmgpt's OpenMP (Debian's torch may start with fewer than the cores).
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 P = int(sys.argv[1]) if len(sys.argv) > 1 else 128
 G = int(sys.argv[2]) if len(sys.argv) > 2 else 64

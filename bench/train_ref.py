@@ -7,6 +7,9 @@ import time
 
 import torch
 
+# Same thread count as mmgpt's OpenMP (Debian's torch may start with fewer than the cores).
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.argv = [sys.argv[0]] + sys.argv[1:]
 import forward_ref as fr  # noqa: E402  (builds cfg, weights, inputs; times nothing at import with REPS=0)
