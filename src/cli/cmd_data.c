@@ -6,7 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/inputs.h"
-#include "model/config.h"
+#include "model/flamingo.h"
 #include "text/template.h"
 #include "train/data_stream.h"
 
@@ -212,9 +212,7 @@ int cmd_data(int argc, char **argv) {
     // Images decode at the model's input size when a model is given (CLIP's 224 otherwise).
     int size = 224;
     mm_config mc;
-    char cfg_path[4200];
-    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", model ? model : "");
-    if (model && config_load(&mc, cfg_path, &e) == MM_OK)
+    if (model && model_read_config(model, &mc, &e) == MM_OK)
         size = mc.vis_image_size;
     int rc = is_preview ? preview(&d, tok, n, eval) : stats(&d, tok, decode, size);
     data_free(&d);

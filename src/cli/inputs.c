@@ -122,12 +122,15 @@ mm_status cli_parse_ids(const char *s, const char *what, int allow_negative, int
     return MM_OK;
 }
 
-// Finds the tokenizer file: the explicit path, else MODEL_DIR/tokenizer.model or tokenizer.json.
+// Finds the tokenizer file: the explicit path, else MODEL_DIR/tokenizer.model or tokenizer.json, or
+// the model itself when it is a .gguf file (which carries its tokenizer).
 static const char *find_tokenizer(const char *model_dir, const char *explicit_path, char *buf, size_t n) {
     if (explicit_path)
         return explicit_path;
     static const char *names[] = {"tokenizer.model", "tokenizer.json"};
     struct stat st;
+    if (stat(model_dir, &st) == 0 && S_ISREG(st.st_mode))
+        return model_dir;
     for (int i = 0; i < 2; i++) {
         snprintf(buf, n, "%s/%s", model_dir, names[i]);
         if (stat(buf, &st) == 0)

@@ -117,7 +117,10 @@ static mm_status load_unfrozen(mm_model *m, const char *dir, mm_err *e) {
         if (!p || p->kind == MM_PARAM_LORA)
             s = mm_errf(e, MM_ERR_FORMAT, "%s: tensor '%s' is not a base tensor of this model", file, st.tensors[i].name);
         else
-            s = model_load_tensor(m, p, &st.tensors[i], file, e);
+            s = model_load_tensor(m, p,
+                                  &(mm_tensor_ref){st.tensors[i].name, st.tensors[i].dtype, st.tensors[i].ndim,
+                                                   st.tensors[i].shape, st.tensors[i].numel, st.tensors[i].data, file},
+                                  e);
     }
     st_close(&st);
     return s;

@@ -14,6 +14,7 @@
 typedef struct {
     mm_weights w;
     const mm_ops *ops;
+    struct mm_gguf_file *gguf; // the mapped file frozen views point into (GGUF models), or NULL
     // LoRA dropout of the current training micro-step (the trainer sets it; p = 0 at inference).
     struct {
         float p;
@@ -39,15 +40,32 @@ static inline mm_lora_ctx model_lora_ctx(const mm_model *m, float *grads) {
                          .n_params = m->w.n_trainable, .grads = grads};
 }
 
-// Loads PATH: a directory holding config.json and *.safetensors (tensor names as in the upstream
-// OpenFlamingo state dict, see weights.c; aliases in names.c). Every tensor is checked by name,
+// Loads PATH: an mmgpt .gguf file, or a directory holding config.json and *.safetensors (tensor
+// names as in the upstream OpenFlamingo state dict, see weights.c; aliases in names.c). Every tensor is checked by name,
 // shape and dtype; a missing or malformed one is named in the error.
 mm_status model_load(mm_model *m, const char *path, const mm_load_opts *opts, mm_err *e);
 // Same, with an explicit config and weight set (e.g. for tests).
 mm_status model_load_st(mm_model *m, const mm_config *cfg, const char *weights_path, const mm_load_opts *opts,
                         mm_err *e);
-// Copies tensor t (from file, for messages) into parameter p, checking its shape and converting its dtype.
-mm_status model_load_tensor(mm_model *m, mm_param *p, const mm_st_tensor *t, const char *file, mm_err *e);
+// A tensor of some file, for loading.
+typedef struct {
+    const char *name;
+    mm_dtype dtype;
+    int ndim;
+    const int64_t *shape;
+    int64_t numel;
+    const uint8_t *data;
+    const char *file; // for messages
+} mm_tensor_ref;
+// Copies tensor t into parameter p, checking its shape and converting its dtype.
+mm_status model_load_tensor(mm_model *m, mm_param *p, const mm_tensor_ref *t, mm_err *e);
+// Reads the config of PATH (an mmgpt .gguf file or a model directory's config.json).
+mm_status model_read_config(const char *path, mm_config *cfg, mm_err *e);
+// Loads PATH (.gguf or directory) with an explicit config (e.g. a training run's LoRA settings).
+mm_status model_load_config(mm_model *m, const char *path, const mm_config *cfg, const mm_load_opts *opts, mm_err *e);
+// Loads an mmgpt GGUF file (mmgpt convert): config from its metadata; frozen tensors already in their
+// final dtype are used in place from the copy-on-write mapping, so start-up does not grow with them.
+mm_status model_load_gguf(mm_model *m, const char *path, const mm_load_opts *opts, mm_err *e);
 void model_free(mm_model *m);
 
 // A batch: B sequences of T tokens (pad as needed), and the images of all sequences in order.

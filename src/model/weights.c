@@ -239,6 +239,8 @@ mm_status weights_alloc(mm_weights *w, mm_dtype mat_dtype, mm_err *e) {
     size_t fb = 0, tb = 0;
     for (int i = 0; i < w->n_params; i++) {
         size_t b = (weights_param_bytes(w, &w->params[i]) + ALIGN - 1) / ALIGN * ALIGN;
+        if (w->params[i].external)
+            continue;
         if (param_trains(&w->params[i]))
             tb += b;
         else
@@ -255,7 +257,9 @@ mm_status weights_alloc(mm_weights *w, mm_dtype mat_dtype, mm_err *e) {
     for (int i = 0; i < w->n_params; i++) {
         mm_param *p = &w->params[i];
         size_t b = (weights_param_bytes(w, p) + ALIGN - 1) / ALIGN * ALIGN;
-        if (param_trains(p)) {
+        if (p->external) {
+            *p->slot = p->external;
+        } else if (param_trains(p)) {
             *p->slot = (char *)w->trainable + tb;
             tb += b;
         } else {

@@ -100,6 +100,7 @@ typedef struct {
     mm_dtype *dtype;  // where the storage dtype goes (matrices), else NULL
     int optional;     // 1: may be absent from the file (ln_post, unused by default)
     int pad_rows_from; // lm_head: rows at or after this may be missing and are zero (SPEC 6.5); 0 = none
+    void *external;   // set before weights_alloc: the view points here (a mapped file) and takes no space
 } mm_param;
 
 typedef struct {

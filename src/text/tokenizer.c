@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "io/file.h"
+#include "io/gguf.h"
 #include "text/tok_internal.h"
 
 static const char *added_names[3] = {"<|endofchunk|>", "<image>", "<PAD>"};
@@ -110,6 +111,20 @@ mm_status tok_finish(mm_tokenizer *t, const char *path, mm_err *e) {
 
 mm_status tok_load(mm_tokenizer **out, const char *path, mm_err *e) {
     *out = NULL;
+    if (gguf_is_gguf(path)) {
+        // An mmgpt model file carries its tokenizer file's bytes (model/model_gguf.h).
+        mm_gguf g;
+        MM_TRY(gguf_open(&g, path, e));
+        const uint8_t *data;
+        size_t len;
+        mm_status s = gguf_get_u8_array(&g, "mmgpt.tokenizer.data", &data, &len, e);
+        if (s == MM_OK)
+            s = tok_load_memory(out, data, len, path, e);
+        else
+            s = mm_errf(e, MM_ERR_FORMAT, "%s: this GGUF file carries no mmgpt tokenizer (mmgpt.tokenizer.data)", path);
+        gguf_close(&g);
+        return s;
+    }
     uint8_t *buf;
     size_t len;
     MM_TRY(mm_read_file(path, &buf, &len, e));

@@ -19,7 +19,8 @@ typedef enum {
     MM_TOK_SPLIT_KEEP = 1,
 } mm_tok_split_mode;
 
-// Loads a tokenizer.model or tokenizer.json (detected by content). Adds OpenFlamingo's three tokens
+// Loads a tokenizer.model or tokenizer.json (detected by content), or the tokenizer an mmgpt .gguf
+// model file carries. Adds OpenFlamingo's three tokens
 // after the base vocabulary unless the file already defines them.
 mm_status tok_load(mm_tokenizer **tok, const char *path, mm_err *e);
 // The same from bytes in memory (path names the source in errors); the bytes are not kept.

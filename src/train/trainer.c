@@ -124,6 +124,8 @@ static mm_status open_data(mm_trainer *t, int *maxlen, int *maxi, mm_err *e) {
     snprintf(path, sizeof path, "%s/tokenizer.model", cfg->model);
     if (access(path, R_OK) != 0)
         snprintf(path, sizeof path, "%s/tokenizer.json", cfg->model);
+    if (access(path, R_OK) != 0) // a .gguf model carries its tokenizer
+        snprintf(path, sizeof path, "%s", cfg->model);
     MM_TRY(tok_load(&t->tok, path, e));
     MM_TRY(data_load(&t->data, cfg->data, e));
     t->use_data = 1;
@@ -199,10 +201,8 @@ mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char 
     if (!t)
         return mm_errf(e, MM_ERR_NOMEM, "out of memory");
     t->cfg = *cfg;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", cfg->model);
     mm_config mc;
-    mm_status s = config_load(&mc, path, e);
+    mm_status s = model_read_config(cfg->model, &mc, e);
     if (s == MM_OK) {
         train_config_apply_lora(cfg, &mc);
         const char *unfrozen[MM_MAX_UNFROZEN];
@@ -215,7 +215,7 @@ mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char 
             lo.adapter = cfg->adapter;
         else
             lo.fresh_lora = 1;
-        s = model_load_st(&t->m, &mc, cfg->model, &lo, e);
+        s = model_load_config(&t->m, cfg->model, &mc, &lo, e);
     }
     if (s == MM_OK && t->m.w.n_trainable == 0)
         s = mm_errf(e, MM_ERR_ARG, "%s: nothing to train: no LoRA targets and nothing unfrozen (give \"lora\" or "

@@ -1,0 +1,162 @@
+// mmgpt convert: pack a model into one GGUF file. From the upstream checkpoints as distributed
+// (Hugging Face LLaMA directory, CLIP weights, OpenFlamingo checkpoint.pt, Multimodal-GPT LoRA .pt),
+// or repacking an mmgpt model directory / .gguf (optionally with an adapter).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cli/tok_pack.h"
+#include "model/import.h"
+#include "model/merge.h"
+#include "model/model_gguf.h"
+#include "text/tokenizer.h"
+
+static const char *usage_text =
+    "usage: mmgpt convert --llama DIR --clip FILE --openflamingo FILE [--lora FILE [--lora-alpha A]] [--merge-lora]\n"
+    "                     [--dtype f32|f16|bf16] [--config JSON] [--tokenizer FILE] --out MODEL.gguf\n"
+    "       mmgpt convert -m MODEL_DIR|MODEL.gguf [--adapter DIR] [--merge-lora] [--dtype ...] --out MODEL.gguf\n"
+    "  --llama        a Hugging Face LLaMA directory (config.json, tokenizer.model, *.safetensors or *.bin shards)\n"
+    "  --clip         open_clip ViT weights (.bin/.pt/.safetensors with visual.* names, or HF CLIP vision_model.*)\n"
+    "  --openflamingo OpenFlamingo's checkpoint.pt (perceiver, gated cross-attention, embeddings)\n"
+    "  --lora         Multimodal-GPT's LoRA checkpoint (mmgpt-lora-v0-release.pt); alpha defaults to r\n"
+    "  --merge-lora   fold the adapters into the weights (W += alpha/r B A) instead of keeping them\n"
+    "  --dtype        storage of the matrices (default f16); vectors are f32\n"
+    "  --config       a full mmgpt config.json to use instead of inferring the sizes from the tensors\n";
+
+static int parse_dtype(const char *s, mm_dtype *d) {
+    return mm_dtype_parse(!strcmp(s, "f32") ? "F32" : !strcmp(s, "f16") ? "F16" : !strcmp(s, "bf16") ? "BF16" : "?", d);
+}
+
+static void progress(void *user, size_t done, size_t total) {
+    const int *tty = user;
+    if (!*tty)
+        return;
+    int width = 40, filled = total ? (int)((double)done / (double)total * width) : width;
+    fprintf(stderr, "\rconverting [%.*s%*s] %3d%%  %.2f / %.2f GB", filled, "########################################",
+            width - filled, "", total ? (int)(100.0 * (double)done / (double)total) : 100, (double)done / 1e9,
+            (double)total / 1e9);
+    if (done == total)
+        fputc('\n', stderr);
+}
+
+static int import_and_write(const char *llama, const char *clip, const char *of, const char *lora, float alpha,
+                            int merge, const char *cfg_path, const char *tok_path, mm_dtype dt, const char *out) {
+    mm_err e = {0};
+    cli_tok_pack tp;
+    if (cli_tok_pack_load(&tp, llama, tok_path, &e) != MM_OK)
+        return cli_fail(&e);
+    mm_config cfg;
+    if (cfg_path && config_load(&cfg, cfg_path, &e) != MM_OK) {
+        cli_tok_pack_free(&tp);
+        return cli_fail(&e);
+    }
+    mm_import_opts o = {.llama_dir = llama, .clip = clip, .openflamingo = of, .lora = lora, .lora_alpha = alpha,
+                        .merge_lora = merge, .config = cfg_path ? &cfg : NULL, .vocab = tok_vocab_size(tp.tok),
+                        .bos = tok_bos_id(tp.tok), .eos = tok_eos_id(tp.tok), .media = tok_image_id(tp.tok),
+                        .eoc = tok_eoc_id(tp.tok), .pad = tok_pad_id(tp.tok)};
+    mm_import *im;
+    if (import_open(&im, &o, &e) != MM_OK) {
+        cli_tok_pack_free(&tp);
+        return cli_fail(&e);
+    }
+    char unused[2048];
+    int n_unused = import_unused(im, unused, sizeof unused);
+    if (n_unused)
+        fprintf(stderr, "mmgpt convert: %d tensor%s in the sources map to no parameter:\n%s%s", n_unused,
+                n_unused > 1 ? "s" : "", unused, n_unused > 8 ? "  ...\n" : "");
+    int tty = isatty(2);
+    mm_status s = model_gguf_write(out, import_weights(im), dt, &tp.info, import_fetch, im, progress, &tty, &e);
+    const mm_config *c = &import_weights(im)->cfg;
+    if (s == MM_OK)
+        printf("wrote %s: %d decoder layers (dim %d), CLIP %d layers (width %d), perceiver depth %d, cross-attention "
+               "every %d layers, vocab %d, LoRA %s, matrices %s\n",
+               out, c->n_layers, c->dim, c->vis_layers, c->vis_width, c->perc_depth, c->xattn_every, c->vocab,
+               !lora ? "none" : merge ? "merged" : "kept", mm_dtype_name(dt));
+    import_close(im);
+    cli_tok_pack_free(&tp);
+    return s == MM_OK ? 0 : cli_fail(&e);
+}
+
+static int repack(const char *model, const char *adapter, int merge, int has_dtype, mm_dtype dt, const char *tok_path,
+                  const char *out) {
+    mm_err e = {0};
+    cli_tok_pack tp;
+    if (cli_tok_pack_load(&tp, model, tok_path, &e) != MM_OK)
+        return cli_fail(&e);
+    mm_model m;
+    mm_load_opts lo = {.adapter = adapter};
+    if (model_load(&m, model, &lo, &e) != MM_OK) {
+        cli_tok_pack_free(&tp);
+        return cli_fail(&e);
+    }
+    if (merge)
+        model_merge_lora(&m);
+    mm_status s = model_save_gguf(&m, out, has_dtype ? dt : m.w.mat_dtype, &tp.info, &e);
+    if (s == MM_OK)
+        printf("wrote %s (%d parameters tensors, matrices %s)\n", out, m.w.n_params,
+               mm_dtype_name(has_dtype ? dt : m.w.mat_dtype));
+    model_free(&m);
+    cli_tok_pack_free(&tp);
+    return s == MM_OK ? 0 : cli_fail(&e);
+}
+
+int cmd_convert(int argc, char **argv) {
+    const char *llama = NULL, *clip = NULL, *of = NULL, *lora = NULL, *model = NULL, *adapter = NULL, *out = NULL;
+    const char *dtype = NULL, *cfg = NULL, *tok = NULL;
+    float alpha = 0;
+    int merge = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (!strcmp(a, "--llama") && has) {
+            llama = argv[++i];
+        } else if (!strcmp(a, "--clip") && has) {
+            clip = argv[++i];
+        } else if (!strcmp(a, "--openflamingo") && has) {
+            of = argv[++i];
+        } else if (!strcmp(a, "--lora") && has) {
+            lora = argv[++i];
+        } else if (!strcmp(a, "--lora-alpha") && has) {
+            alpha = strtof(argv[++i], NULL);
+            if (!(alpha > 0))
+                return cli_usage("convert", "--lora-alpha must be positive");
+        } else if (!strcmp(a, "--merge-lora")) {
+            merge = 1;
+        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has) {
+            model = argv[++i];
+        } else if (!strcmp(a, "--adapter") && has) {
+            adapter = argv[++i];
+        } else if (!strcmp(a, "--dtype") && has) {
+            dtype = argv[++i];
+        } else if (!strcmp(a, "--config") && has) {
+            cfg = argv[++i];
+        } else if (!strcmp(a, "--tokenizer") && has) {
+            tok = argv[++i];
+        } else if (!strcmp(a, "--out") && has) {
+            out = argv[++i];
+        } else {
+            fputs(usage_text, stderr);
+            return cli_usage("convert", "unknown or incomplete option '%s'", a);
+        }
+    }
+    mm_dtype dt = MM_F16;
+    if (dtype && parse_dtype(dtype, &dt) != 0)
+        return cli_usage("convert", "--dtype must be f32, f16 or bf16, not '%s'", dtype);
+    if (!out)
+        return cli_usage("convert", "needs --out MODEL.gguf");
+    if (model) {
+        if (llama || clip || of || lora)
+            return cli_usage("convert", "-m repacks an mmgpt model; --llama/--clip/--openflamingo/--lora import upstream ones");
+        return repack(model, adapter, merge, dtype != NULL, dt, tok, out);
+    }
+    if (!llama || !clip || !of)
+        return cli_usage("convert", "needs --llama DIR, --clip FILE and --openflamingo FILE (or -m MODEL to repack)");
+    if (merge && !lora)
+        return cli_usage("convert", "--merge-lora needs --lora FILE");
+    return import_and_write(llama, clip, of, lora, alpha, merge, cfg, tok, dt, out);
+}

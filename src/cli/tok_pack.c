@@ -1,0 +1,82 @@
+#include "cli/tok_pack.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/file.h"
+#include "io/gguf.h"
+#include "text/tokenizer.h"
+
+static int is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// The raw tokenizer file: an explicit file, a directory's tokenizer.model/json, or a .gguf's copy.
+static mm_status raw_bytes(cli_tok_pack *p, const char *path, mm_err *e) {
+    if (gguf_is_gguf(path)) {
+        mm_gguf g;
+        MM_TRY(gguf_open(&g, path, e));
+        const uint8_t *d;
+        const char *nm;
+        size_t n, nl;
+        mm_status s = gguf_get_u8_array(&g, "mmgpt.tokenizer.data", &d, &n, e);
+        if (s == MM_OK)
+            s = gguf_get_str(&g, "mmgpt.tokenizer.file", &nm, &nl, e);
+        if (s == MM_OK && (!(p->bytes = malloc(n ? n : 1)) || !(p->name = strndup(nm, nl))))
+            s = mm_errf(e, MM_ERR_NOMEM, "out of memory");
+        if (s == MM_OK) {
+            memcpy(p->bytes, d, n);
+            p->info.len = n;
+        }
+        gguf_close(&g);
+        return s;
+    }
+    MM_TRY(mm_read_file(path, &p->bytes, &p->info.len, e));
+    const char *slash = strrchr(path, '/');
+    p->name = strdup(slash ? slash + 1 : path);
+    return p->name ? MM_OK : mm_errf(e, MM_ERR_NOMEM, "out of memory");
+}
+
+mm_status cli_tok_pack_load(cli_tok_pack *p, const char *model, const char *tokenizer_path, mm_err *e) {
+    memset(p, 0, sizeof *p);
+    char buf[4200];
+    const char *path = tokenizer_path;
+    static const char *names[] = {"tokenizer.model", "tokenizer.json"};
+    for (int i = 0; !path && i < 2; i++) {
+        snprintf(buf, sizeof buf, "%s/%s", model, names[i]);
+        if (is_file(buf))
+            path = buf;
+    }
+    if (!path && is_file(model))
+        path = model;
+    if (!path)
+        return mm_errf(e, MM_ERR_IO, "%s: no tokenizer.model or tokenizer.json (pass --tokenizer FILE)", model);
+    mm_status s = raw_bytes(p, path, e);
+    if (s == MM_OK)
+        s = tok_load_memory(&p->tok, p->bytes, p->info.len, path, e);
+    int32_t n = s == MM_OK ? tok_vocab_size(p->tok) : 0;
+    if (s == MM_OK && !(p->pieces = calloc((size_t)n + 1, sizeof *p->pieces)))
+        s = mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    if (s != MM_OK) {
+        cli_tok_pack_free(p);
+        return s;
+    }
+    for (int32_t i = 0; i < n; i++)
+        p->pieces[i] = tok_piece(p->tok, i) ? tok_piece(p->tok, i) : "";
+    p->info = (mm_gguf_tokenizer){.file_name = p->name, .data = p->bytes, .len = p->info.len, .pieces = p->pieces,
+                                  .n_pieces = (size_t)n, .bos = tok_bos_id(p->tok), .eos = tok_eos_id(p->tok),
+                                  .unk = tok_unk_id(p->tok), .pad = tok_pad_id(p->tok)};
+    return MM_OK;
+}
+
+void cli_tok_pack_free(cli_tok_pack *p) {
+    if (p->tok)
+        tok_free(p->tok);
+    free(p->bytes);
+    free(p->name);
+    free(p->pieces);
+    memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,126 @@
+#include "model/model_gguf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    mm_dtype mat_dtype;
+    const mm_param **params; // by tensor index
+    mm_param_fetch fetch;
+    void *user;
+    float *f32;              // one parameter's values
+    mm_gguf_progress progress;
+    void *progress_user;
+} write_ctx;
+
+static size_t numel_of(const mm_param *p) {
+    size_t n = 1;
+    for (int d = 0; d < p->ndim; d++)
+        n *= (size_t)p->shape[d];
+    return n;
+}
+
+// Matrices (the parameters with a storage dtype) in the file's matrix dtype, the rest f32.
+static mm_dtype stored_dtype(const mm_param *p, mm_dtype mat_dtype) { return p->dtype ? mat_dtype : MM_F32; }
+
+static mm_status produce(void *user, int i, void *dst, size_t nbytes, mm_err *e) {
+    write_ctx *c = user;
+    const mm_param *p = c->params[i];
+    size_t n = numel_of(p);
+    MM_TRY(c->fetch(c->user, p, c->f32, e));
+    (void)nbytes; // = n * size of stored_dtype(), as gguf_write planned it
+    mm_convert_from_f32(dst, stored_dtype(p, c->mat_dtype), c->f32, n);
+    return MM_OK;
+}
+
+static void on_progress(void *user, size_t done, size_t total) {
+    write_ctx *c = user;
+    if (c->progress)
+        c->progress(c->progress_user, done, total);
+}
+
+static void standard_keys(mm_gguf_meta *meta, const mm_config *c, mm_dtype mat_dtype) {
+    gguf_meta_str(meta, "general.architecture", "mmgpt");
+    gguf_meta_str(meta, "general.name", "OpenFlamingo / Multimodal-GPT");
+    // llama.cpp's file types: 0 all f32, 1 mostly f16, 32 mostly bf16.
+    gguf_meta_u32(meta, "general.file_type", mat_dtype == MM_F16 ? 1 : mat_dtype == MM_BF16 ? 32 : 0);
+    gguf_meta_u32(meta, "mmgpt.context_length", (uint32_t)c->max_seq);
+    gguf_meta_u32(meta, "mmgpt.embedding_length", (uint32_t)c->dim);
+    gguf_meta_u32(meta, "mmgpt.block_count", (uint32_t)c->n_layers);
+    gguf_meta_u32(meta, "mmgpt.feed_forward_length", (uint32_t)c->ffn);
+    gguf_meta_u32(meta, "mmgpt.attention.head_count", (uint32_t)c->n_heads);
+    gguf_meta_u32(meta, "mmgpt.attention.head_count_kv", (uint32_t)c->n_heads);
+    gguf_meta_f32(meta, "mmgpt.attention.layer_norm_rms_epsilon", c->norm_eps);
+    gguf_meta_f32(meta, "mmgpt.rope.freq_base", c->rope_theta);
+    gguf_meta_u32(meta, "mmgpt.vocab_size", (uint32_t)c->vocab);
+    gguf_meta_u32(meta, "mmgpt.vision.image_size", (uint32_t)c->vis_image_size);
+    gguf_meta_u32(meta, "mmgpt.vision.block_count", (uint32_t)c->vis_layers);
+    gguf_meta_u32(meta, "mmgpt.perceiver.block_count", (uint32_t)c->perc_depth);
+    gguf_meta_u32(meta, "mmgpt.cross_attention.every_n_layers", (uint32_t)c->xattn_every);
+}
+
+static void tokenizer_keys(mm_gguf_meta *meta, const mm_gguf_tokenizer *t) {
+    gguf_meta_str(meta, "tokenizer.ggml.model", "llama");
+    if (t->pieces)
+        gguf_meta_str_array(meta, "tokenizer.ggml.tokens", t->pieces, t->n_pieces);
+    const char *keys[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                          "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"};
+    int32_t ids[] = {t->bos, t->eos, t->unk, t->pad};
+    for (int i = 0; i < 4; i++)
+        if (ids[i] >= 0)
+            gguf_meta_u32(meta, keys[i], (uint32_t)ids[i]);
+    gguf_meta_str(meta, "mmgpt.tokenizer.file", t->file_name);
+    gguf_meta_u8_array(meta, "mmgpt.tokenizer.data", t->data, t->len);
+}
+
+mm_status model_gguf_write(const char *path, const mm_weights *w, mm_dtype mat_dtype, const mm_gguf_tokenizer *tok,
+                           mm_param_fetch fetch, void *user, mm_gguf_progress progress, void *progress_user,
+                           mm_err *e) {
+    if (!mm_dtype_is_weight(mat_dtype))
+        return mm_errf(e, MM_ERR_ARG, "matrices can be stored as F32, F16 or BF16, not %s", mm_dtype_name(mat_dtype));
+    mm_config c = w->cfg;
+    c.n_unfrozen = 0; // a training setting, not part of the model
+    char *js = config_to_json(&c);
+    mm_gguf_meta meta = {0};
+    mm_gguf_wtensor *t = calloc((size_t)w->n_params + 1, sizeof *t);
+    write_ctx ctx = {.mat_dtype = mat_dtype, .fetch = fetch, .user = user, .progress = progress, .progress_user = progress_user};
+    ctx.params = calloc((size_t)w->n_params + 1, sizeof *ctx.params);
+    size_t biggest = 1;
+    for (int i = 0; i < w->n_params; i++)
+        biggest = numel_of(&w->params[i]) > biggest ? numel_of(&w->params[i]) : biggest;
+    ctx.f32 = malloc(sizeof(float) * biggest);
+    mm_status s = MM_OK;
+    if (!js || !t || !ctx.params || !ctx.f32)
+        s = mm_errf(e, MM_ERR_NOMEM, "out of memory preparing %s", path);
+    if (s == MM_OK) {
+        standard_keys(&meta, &c, mat_dtype);
+        gguf_meta_str(&meta, "mmgpt.config", js);
+        if (tok)
+            tokenizer_keys(&meta, tok);
+        for (int i = 0; i < w->n_params; i++) {
+            const mm_param *p = &w->params[i];
+            t[i] = (mm_gguf_wtensor){.name = p->name, .dtype = stored_dtype(p, mat_dtype), .ndim = p->ndim};
+            memcpy(t[i].shape, p->shape, sizeof t[i].shape);
+            ctx.params[i] = p;
+        }
+        s = gguf_write(path, &meta, t, w->n_params, produce, on_progress, &ctx, e);
+    }
+    gguf_meta_free(&meta);
+    free(js);
+    free(t);
+    free(ctx.params);
+    free(ctx.f32);
+    return s;
+}
+
+static mm_status fetch_loaded(void *user, const mm_param *p, float *dst, mm_err *e) {
+    (void)user, (void)e;
+    mm_convert_to_f32(dst, *p->slot, p->dtype ? *p->dtype : MM_F32, numel_of(p));
+    return MM_OK;
+}
+
+mm_status model_save_gguf(const mm_model *m, const char *path, mm_dtype mat_dtype, const mm_gguf_tokenizer *tok,
+                          mm_err *e) {
+    return model_gguf_write(path, &m->w, mat_dtype, tok, fetch_loaded, NULL, NULL, NULL, e);
+}
