@@ -17,10 +17,6 @@
 
 #define MODEL "models/tiny-random"
 
-static const char *bin(void) {
-    const char *b = getenv("MMGPT");
-    return b ? b : "build/mmgpt";
-}
 
 typedef struct {
     const float *table;

@@ -10,23 +10,6 @@
 
 #define DIR "tests/fixtures/forward"
 
-static const char *bin(void) {
-    const char *b = getenv("MMGPT");
-    return b ? b : "build/mmgpt";
-}
-
-// Runs a shell command line, captures stdout+stderr into out (cap bytes), returns the exit status.
-static int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t cap, const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[4200];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    return run_command(out, cap, full);
-}
 
 static char *read_tokens(void) {
     static char buf[256];

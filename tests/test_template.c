@@ -9,10 +9,6 @@
 #include "testutil.h"
 #include "text/template.h"
 
-static const char *bin(void) {
-    const char *b = getenv("MMGPT");
-    return b ? b : "build/mmgpt";
-}
 
 static json_object *load_cases(void) {
     uint8_t *data = NULL;

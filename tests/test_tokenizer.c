@@ -12,10 +12,6 @@
 
 #define DIR "tests/fixtures/tokenizer"
 
-static const char *bin(void) {
-    const char *b = getenv("MMGPT");
-    return b ? b : "build/mmgpt";
-}
 
 static json_object *load_json(const char *path) {
     uint8_t *data = NULL;

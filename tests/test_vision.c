@@ -330,17 +330,7 @@ static void test_prefixes_and_flips(void **state) {
     }
 }
 
-static const char *bin(void) {
-    const char *b = getenv("MMGPT");
-    return b ? b : "build/mmgpt";
-}
 
-// Runs a command; stdout+stderr go to out; returns the exit status.
-static int run(char *out, size_t cap, const char *cmd) {
-    char full[2048];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    return run_command(out, cap, full);
-}
 
 static void test_cli(void **state) {
     (void)state;
@@ -349,7 +339,7 @@ static void test_cli(void **state) {
     char cmd[1024], out[4096], npy[512];
     snprintf(npy, sizeof npy, "%s/x.npy", tmp);
     snprintf(cmd, sizeof cmd, "%s preprocess " DIR "/chelsea.jpg --out %s --size 96", bin(), npy);
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    assert_int_equal(run(out, sizeof out, "%s", cmd), 0);
     mm_npy got, want;
     mm_err e = {0};
     assert_ok(mm_npy_read(npy, &got, &e), &e);
@@ -361,7 +351,7 @@ static void test_cli(void **state) {
     unlink(npy);
     // Default size 224.
     snprintf(cmd, sizeof cmd, "%s preprocess " DIR "/px1x1.png --out %s", bin(), npy);
-    assert_int_equal(run(out, sizeof out, cmd), 0);
+    assert_int_equal(run(out, sizeof out, "%s", cmd), 0);
     assert_ok(mm_npy_read(npy, &got, &e), &e);
     assert_int_equal(got.ndim, 3);
     assert_int_equal(got.shape[0], 3);
@@ -371,7 +361,7 @@ static void test_cli(void **state) {
     unlink(npy);
     // A broken image: non-zero exit, exactly one line naming the file, no output file.
     snprintf(cmd, sizeof cmd, "%s preprocess " DIR "/bad/truncated.png --out %s", bin(), npy);
-    assert_int_equal(run(out, sizeof out, cmd), 1);
+    assert_int_equal(run(out, sizeof out, "%s", cmd), 1);
     printf("mmgpt-test:   cli: %s", out);
     assert_non_null(strstr(out, "truncated.png"));
     char *nl = strchr(out, '\n');
@@ -381,9 +371,9 @@ static void test_cli(void **state) {
     assert_int_not_equal(stat(npy, &sb), 0);
     // Usage errors exit 2.
     snprintf(cmd, sizeof cmd, "%s preprocess " DIR "/chelsea.jpg", bin());
-    assert_int_equal(run(out, sizeof out, cmd), 2);
+    assert_int_equal(run(out, sizeof out, "%s", cmd), 2);
     snprintf(cmd, sizeof cmd, "%s preprocess " DIR "/chelsea.jpg --out %s --size 0", bin(), npy);
-    assert_int_equal(run(out, sizeof out, cmd), 2);
+    assert_int_equal(run(out, sizeof out, "%s", cmd), 2);
     rmdir(tmp);
 }
 

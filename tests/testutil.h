@@ -28,6 +28,26 @@ static inline int run_command(char *out, size_t cap, const char *cmd) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
 }
 
+// The mmgpt binary under test ($MMGPT, else build/mmgpt).
+static inline const char *bin(void) {
+    const char *b = getenv("MMGPT");
+    return b ? b : "build/mmgpt";
+}
+
+// Runs a printf-formatted shell command line with stderr joined to stdout; out gets the output,
+// the exit status is returned.
+static inline int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline int run(char *out, size_t cap, const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[8300];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    return run_command(out, cap, full);
+}
+
 // Fails the test with the error message when st is not MM_OK.
 #define assert_ok(st, e)                                                      \
     do {                                                                      \

@@ -1,17 +1,108 @@
 // mmgpt info: a model's config and a summary of its tensors (counts per component, storage types,
-// what is missing or extra), read from the headers without loading the weights.
+// what is missing or extra), read from the headers without loading the weights; or the metadata and
+// tensor list of any file mmgpt reads (GGUF, safetensors, PyTorch .pt/.bin/.pth).
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/commands.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
+#include "io/torch_pt.h"
+#include "model/flamingo.h"
 #include "model/names.h"
 #include "model/weights.h"
 
-static const char *usage_text = "usage: mmgpt info -m MODEL_DIR\n"
-                                "  Prints the config and, per component, the parameter count, the storage dtypes\n"
-                                "  found in the files, and any missing or unused tensors.\n";
+static const char *usage_text = "usage: mmgpt info -m MODEL_DIR|MODEL.gguf\n"
+                                "       mmgpt info FILE.gguf|FILE.safetensors|FILE.pt\n"
+                                "  -m: the config and, per component, the parameter count, the storage dtypes found in\n"
+                                "  the files, and any missing or unused tensors. FILE: its metadata and every tensor\n"
+                                "  (name, dtype, shape) as stored.\n";
+
+static void print_shape(int ndim, const int64_t *shape) {
+    printf("[");
+    for (int d = 0; d < ndim; d++)
+        printf("%s%" PRId64, d ? ", " : "", shape[d]);
+    printf("]");
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+// Lists a file's metadata and tensors.
+static int info_file(const char *path) {
+    mm_err e = {0};
+    if (gguf_is_gguf(path)) {
+        mm_gguf g;
+        if (gguf_open(&g, path, &e) != MM_OK)
+            return cli_fail(&e);
+        printf("GGUF version %u, %d metadata entries, %d tensors, alignment %zu\n", g.version, g.n_kv, g.n_tensors,
+               g.alignment);
+        for (int i = 0; i < g.n_kv; i++) {
+            char v[256];
+            gguf_kv_format(&g.kv[i], v, sizeof v);
+            printf("  %-44s %-6s %s\n", g.kv[i].key, gguf_type_name(g.kv[i].type), v);
+        }
+        for (int i = 0; i < g.n_tensors; i++) {
+            printf("%-72s %-5s ", g.tensors[i].name, mm_dtype_name(g.tensors[i].dtype));
+            print_shape(g.tensors[i].ndim, g.tensors[i].shape);
+            printf("\n");
+        }
+        gguf_close(&g);
+        return 0;
+    }
+    if (ends_with(path, ".safetensors") || ends_with(path, ".index.json")) {
+        mm_st st;
+        if (st_open(&st, path, &e) != MM_OK)
+            return cli_fail(&e);
+        printf("safetensors: %d file%s, %d tensors\n", st.n_files, st.n_files > 1 ? "s" : "", st.n);
+        for (int i = 0; i < st.n; i++) {
+            printf("%-72s %-5s ", st.tensors[i].name, mm_dtype_name(st.tensors[i].dtype));
+            print_shape(st.tensors[i].ndim, st.tensors[i].shape);
+            printf("\n");
+        }
+        st_close(&st);
+        return 0;
+    }
+    mm_pt pt;
+    mm_pt_options po = {.opaque_globals = pt_mmgpt_opaque_globals, .opaque_paths = pt_mmgpt_opaque_paths};
+    if (pt_open(&pt, path, &po, &e) != MM_OK)
+        return cli_fail(&e);
+    printf("PyTorch checkpoint: %d tensors, %d storages\n", pt.n_tensors, pt.n_storages);
+    for (int i = 0; i < pt.n_meta; i++)
+        printf("  %-44s (not a tensor)\n", pt.meta[i].name);
+    for (int i = 0; i < pt.n_tensors; i++) {
+        printf("%-72s %-5s ", pt.tensors[i].name, mm_dtype_name(pt.tensors[i].dtype));
+        print_shape(pt.tensors[i].ndim, pt.tensors[i].shape);
+        printf("%s\n", pt.tensors[i].contiguous ? "" : " (strided view)");
+    }
+    pt_close(&pt);
+    return 0;
+}
+
+// A model's tensors by name: a safetensors set or an mmgpt GGUF file.
+typedef struct {
+    mm_st st;
+    mm_gguf g;
+    int is_gguf;
+} model_files;
+
+static int model_tensor(const model_files *f, const char *name, mm_dtype *dt, size_t *bytes) {
+    if (f->is_gguf) {
+        const mm_gguf_tensor *t = gguf_find_tensor(&f->g, name);
+        if (t)
+            *dt = t->dtype, *bytes = t->nbytes;
+        return t ? (int)(t - f->g.tensors) : -1;
+    }
+    const mm_st_tensor *t = st_find(&f->st, name);
+    if (t)
+        *dt = t->dtype, *bytes = t->nbytes;
+    return t ? (int)(t - f->st.tensors) : -1;
+}
 
 enum { C_VISION, C_PERCEIVER, C_XATTN, C_DECODER, C_LORA, C_COUNT };
 static const char *comp_names[C_COUNT] = {"vision (CLIP ViT)", "perceiver", "gated cross-attn", "decoder (LLaMA)",
@@ -30,32 +121,37 @@ static int component(const mm_param *p) {
 }
 
 int cmd_info(int argc, char **argv) {
-    const char *dir = NULL;
+    const char *dir = NULL, *file = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
             return 0;
         } else if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) {
             dir = argv[++i];
+        } else if (argv[i][0] != '-' && !file) {
+            file = argv[i];
         } else {
             fputs(usage_text, stderr);
             return cli_usage("info", "unknown or incomplete option '%s'", argv[i]);
         }
     }
+    if (file && !dir)
+        return info_file(file);
     if (!dir)
-        return cli_usage("info", "needs -m MODEL_DIR");
+        return cli_usage("info", "needs -m MODEL or a FILE");
     mm_err e = {0};
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
     mm_config cfg;
-    if (config_load(&cfg, path, &e) != MM_OK)
+    if (model_read_config(dir, &cfg, &e) != MM_OK)
         return cli_fail(&e);
-    mm_st st;
-    if (st_open(&st, dir, &e) != MM_OK)
+    model_files mf = {0};
+    struct stat sb;
+    mf.is_gguf = stat(dir, &sb) == 0 && S_ISREG(sb.st_mode);
+    if ((mf.is_gguf ? gguf_open(&mf.g, dir, &e) : st_open(&mf.st, dir, &e)) != MM_OK)
         return cli_fail(&e);
+    int n_file = mf.is_gguf ? mf.g.n_tensors : mf.st.n;
     mm_weights w;
     if (weights_init(&w, &cfg, &e) != MM_OK) {
-        st_close(&st);
+        mf.is_gguf ? gguf_close(&mf.g) : st_close(&mf.st);
         return cli_fail(&e);
     }
     char *js = config_to_json(&cfg);
@@ -64,7 +160,7 @@ int cmd_info(int argc, char **argv) {
     long long count[C_COUNT] = {0}, bytes[C_COUNT] = {0};
     int dtypes[C_COUNT][MM_DTYPE_COUNT] = {{0}};
     int missing = 0;
-    uint8_t *used = calloc((size_t)st.n + 1, 1);
+    uint8_t *used = calloc((size_t)n_file + 1, 1);
     for (int i = 0; i < w.n_params; i++) {
         mm_param *p = &w.params[i];
         int c = component(p);
@@ -74,13 +170,15 @@ int cmd_info(int argc, char **argv) {
         count[c] += n;
         char al[MM_MAX_ALIASES][MM_NAME_MAX];
         int na = names_aliases(p->name, al, MM_MAX_ALIASES);
-        const mm_st_tensor *t = NULL;
-        for (int k = 0; k < na && !t; k++)
-            t = st_find(&st, al[k]);
-        if (t) {
-            dtypes[c][t->dtype]++;
-            bytes[c] += (long long)t->nbytes;
-            used[t - st.tensors] = 1;
+        int t = -1;
+        mm_dtype dt = MM_F32;
+        size_t nb = 0;
+        for (int k = 0; k < na && t < 0; k++)
+            t = model_tensor(&mf, al[k], &dt, &nb);
+        if (t >= 0) {
+            dtypes[c][dt]++;
+            bytes[c] += (long long)nb;
+            used[t] = 1;
         } else if (!p->optional) {
             if (missing++ < 20)
                 printf("missing: %s\n", p->name);
@@ -99,15 +197,15 @@ int cmd_info(int argc, char **argv) {
     }
     printf("%-20s %16lld\n", "total", total);
     int extra = 0;
-    for (int i = 0; i < st.n; i++)
+    for (int i = 0; i < n_file; i++)
         if (!used[i] && extra++ < 10)
-            printf("unused: %s\n", st.tensors[i].name);
+            printf("unused: %s\n", mf.is_gguf ? mf.g.tensors[i].name : mf.st.tensors[i].name);
     if (missing)
         printf("%d tensor%s missing: this model will not load\n", missing, missing == 1 ? " is" : "s are");
     if (extra)
         printf("%d tensor%s in the files %s not used by this config\n", extra, extra == 1 ? "" : "s", extra == 1 ? "is" : "are");
     free(used);
     weights_free(&w);
-    st_close(&st);
+    mf.is_gguf ? gguf_close(&mf.g) : st_close(&mf.st);
     return missing ? 1 : 0;
 }
