@@ -99,6 +99,17 @@ $(BUILD)/fuzz_pickle: $(FUZZ_SRC) src/io/pickle.h src/io/zip.h src/io/torch_pt.h
 	@mkdir -p $(BUILD)
 	$(FUZZ_CC) -std=c17 -g -O1 -D_GNU_SOURCE -Isrc -D_Float16=__fp16 -rtlib=compiler-rt -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_SRC) -lz
 
+# libFuzzer run of the safetensors and GGUF header parsers: `make fuzz-weights FUZZ_TIME=180`. New inputs go to
+# build/fuzz_weights_corpus; the committed seeds in tests/fixtures/gguf/fuzz_corpus stay untouched.
+FUZZ_W_SRC := tools/fuzz_weights.c src/io/gguf.c src/io/safetensors.c src/io/json.c src/io/file.c src/base/err.c src/base/dtype.c
+.PHONY: fuzz-weights
+fuzz-weights: $(BUILD)/fuzz_weights
+	@mkdir -p $(BUILD)/fuzz_weights_corpus
+	$(BUILD)/fuzz_weights -artifact_prefix=$(BUILD)/ -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 -rss_limit_mb=2048 $(BUILD)/fuzz_weights_corpus tests/fixtures/gguf/fuzz_corpus
+$(BUILD)/fuzz_weights: $(FUZZ_W_SRC) src/io/gguf.h src/io/safetensors.h
+	@mkdir -p $(BUILD)
+	$(FUZZ_CC) -std=c17 -g -O1 -D_GNU_SOURCE -Isrc -D_Float16=__fp16 -rtlib=compiler-rt -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_W_SRC) -ljson-c
+
 # libFuzzer run of the JPEG/PNG decoders + CLIP preprocessing: `make fuzz-image FUZZ_TIME=180`. New inputs go to
 # build/fuzz_image_corpus; the committed seeds in tests/fixtures/vision/fuzz_corpus stay untouched.
 FUZZ_IMG_SRC := tools/fuzz_image.c $(wildcard src/vision/*.c) src/io/file.c src/base/err.c

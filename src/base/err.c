@@ -5,6 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+// Errors are one line: names taken from hostile files may carry control characters.
+static void one_line(char *msg) {
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
 mm_status mm_errf(mm_err *e, mm_status code, const char *fmt, ...) {
     if (e) {
         va_list ap;
@@ -12,6 +19,7 @@ mm_status mm_errf(mm_err *e, mm_status code, const char *fmt, ...) {
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
         e->code = code;
+        one_line(e->msg);
     }
     return code;
 }
@@ -31,6 +39,7 @@ mm_status mm_err_prefix(mm_err *e, const char *fmt, ...) {
     size_t room = sizeof e->msg - pl - 3, ol = strnlen(old, room);
     memcpy(e->msg + pl + 2, old, ol);
     e->msg[pl + 2 + ol] = 0;
+    one_line(e->msg);
     return e->code;
 }
 

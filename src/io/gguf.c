@@ -250,7 +250,8 @@ mm_status gguf_parse(mm_gguf *g, const uint8_t *data, size_t len, const char *la
                 memcpy(&a, g->kv[i].data, 4);
             if (a == 0 || (a & (a - 1)) || a > 65536)
                 s = mm_errf(e, MM_ERR_FORMAT, "%s: general.alignment must be a u32 power of two up to 65536", label);
-            g->alignment = a;
+            else
+                g->alignment = a;
         }
     }
     uint64_t *offs = s == MM_OK ? calloc((size_t)n_t + 1, 8) : NULL;

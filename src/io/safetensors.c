@@ -303,11 +303,33 @@ mm_status st_open(mm_st *st, const char *path, mm_err *e) {
     return s;
 }
 
+mm_status st_open_mem(mm_st *st, const uint8_t *data, size_t len, const char *label, mm_err *e) {
+    memset(st, 0, sizeof *st);
+    st->paths = malloc(sizeof *st->paths);
+    st->maps = malloc(sizeof *st->maps);
+    if (!st->paths || !st->maps || !(st->paths[0] = strdup(label))) {
+        free(st->paths);
+        free(st->maps);
+        memset(st, 0, sizeof *st);
+        return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    }
+    st->maps[0] = (mm_map){.data = data, .len = len};
+    st->n_files = 1;
+    st->borrowed = 1;
+    mm_status s = parse_file(st, 0, e);
+    if (s == MM_OK)
+        s = index_rebuild(st, e);
+    if (s != MM_OK)
+        st_close(st);
+    return s;
+}
+
 void st_close(mm_st *st) {
     for (int i = 0; i < st->n; i++)
         free(st->tensors[i].name);
     for (int i = 0; i < st->n_files; i++) {
-        mm_map_close(&st->maps[i]);
+        if (!st->borrowed)
+            mm_map_close(&st->maps[i]);
         free(st->paths[i]);
     }
     free(st->tensors);

@@ -31,12 +31,15 @@ typedef struct {
     mm_st_tensor *tensors;
     int32_t *index;      // open-addressing hash of tensor names (cap entries, -1 = empty)
     int32_t cap;
+    int borrowed;        // st_open_mem: the bytes belong to the caller
 } mm_st;
 
 // Opens PATH: a .safetensors file, a model.safetensors.index.json, or a directory (its index file if
 // present, else every *.safetensors in it, sorted). Headers are validated (offsets in bounds, sizes
 // consistent with dtype and shape, no overlaps, no duplicate names).
 mm_status st_open(mm_st *st, const char *path, mm_err *e);
+// Parses one safetensors image in memory (fuzzing, tests); the caller keeps data alive until st_close.
+mm_status st_open_mem(mm_st *st, const uint8_t *data, size_t len, const char *label, mm_err *e);
 // Adds one more .safetensors file to an open set (names must not repeat).
 mm_status st_add_file(mm_st *st, const char *path, mm_err *e);
 // Finds a tensor by exact name; NULL if absent.
