@@ -83,7 +83,7 @@ fixtures:
 clean:
 	rm -rf build build-asan
 
--include $(shell find build build-asan -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null | sort -u)
 
 # libFuzzer run of the restricted unpickler / torch .pt reader: `make fuzz-pickle FUZZ_TIME=180`. New inputs go
 # to build/fuzz_pickle_corpus; the committed seeds in tests/fixtures/torch_pt/fuzz_corpus stay untouched.
