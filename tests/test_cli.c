@@ -64,7 +64,7 @@ static void test_logits_errors(void **s) {
     assert_non_null(strstr(out, "outside the vocabulary"));
     rc = run(out, sizeof out, "%s logits -m /nonexistent --tokens 1 --out %s", bin(), npy);
     assert_int_equal(rc, 1);
-    assert_non_null(strstr(out, "/nonexistent: not a model directory"));
+    assert_non_null(strstr(out, "/nonexistent: not a model (expected a .gguf file"));
     rc = run(out, sizeof out, "%s logits -m %s/tiny --tokens 1,x,3 --out %s", bin(), DIR, npy);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "--tokens: 'x,3' is not a non-negative integer"));
