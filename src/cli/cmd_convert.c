@@ -20,7 +20,8 @@ static const char *usage_text =
     "  --llama        a Hugging Face LLaMA directory (config.json, tokenizer.model, *.safetensors or *.bin shards)\n"
     "  --clip         open_clip ViT weights (.bin/.pt/.safetensors with visual.* names, or HF CLIP vision_model.*)\n"
     "  --openflamingo OpenFlamingo's checkpoint.pt (perceiver, gated cross-attention, embeddings)\n"
-    "  --lora         Multimodal-GPT's LoRA checkpoint (mmgpt-lora-v0-release.pt); alpha defaults to r\n"
+    "  --lora         Multimodal-GPT's LoRA checkpoint (mmgpt-lora-v0-release.pt); alpha comes from its tuning_config,\n"
+    "                 else --lora-alpha, else r\n"
     "  --merge-lora   fold the adapters into the weights (W += alpha/r B A) instead of keeping them\n"
     "  --dtype        storage of the matrices (default f16); vectors are f32\n"
     "  --config       a full mmgpt config.json to use instead of inferring the sizes from the tensors\n";
@@ -69,11 +70,14 @@ static int import_and_write(const char *llama, const char *clip, const char *of,
     int tty = isatty(2);
     mm_status s = model_gguf_write(out, import_weights(im), dt, &tp.info, import_fetch, im, progress, &tty, &e);
     const mm_config *c = &import_weights(im)->cfg;
+    char lora_desc[64];
+    snprintf(lora_desc, sizeof lora_desc, !lora ? "none" : merge ? "merged (alpha %g)" : "kept (alpha %g)",
+             (double)c->lora_alpha);
     if (s == MM_OK)
         printf("wrote %s: %d decoder layers (dim %d), CLIP %d layers (width %d), perceiver depth %d, cross-attention "
                "every %d layers, vocab %d, LoRA %s, matrices %s\n",
-               out, c->n_layers, c->dim, c->vis_layers, c->vis_width, c->perc_depth, c->xattn_every, c->vocab,
-               !lora ? "none" : merge ? "merged" : "kept", mm_dtype_name(dt));
+               out, c->n_layers, c->dim, c->vis_layers, c->vis_width, c->perc_depth, c->xattn_every, c->vocab, lora_desc,
+               mm_dtype_name(dt));
     import_close(im);
     cli_tok_pack_free(&tp);
     return s == MM_OK ? 0 : cli_fail(&e);

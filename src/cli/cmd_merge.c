@@ -1,15 +1,18 @@
-// mmgpt merge: fold LoRA adapters into the base weights and write a model directory that needs no
-// adapters (config.json, model.safetensors, and the tokenizer copied along).
+// mmgpt merge: fold LoRA adapters into the base weights and write a model that needs no adapters: a
+// directory (config.json, model.safetensors, and the tokenizer copied along) or, for an --out ending in
+// .gguf, one GGUF file carrying the tokenizer.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/tok_pack.h"
 #include "io/file.h"
 #include "model/merge.h"
+#include "model/model_gguf.h"
 
 static const char *usage_text =
-    "usage: mmgpt merge -m MODEL_DIR [--adapter DIR] --out DIR [--dtype f32|f16|bf16]\n"
+    "usage: mmgpt merge -m MODEL [--adapter DIR] --out DIR|FILE.gguf [--dtype f32|f16|bf16]\n"
     "  Folds the adapters (the model's own, or --adapter's PEFT directory) into the weights: W += (alpha/r) B A,\n"
     "  computed in f32 and stored as --dtype (default: as the model stores them).\n";
 
@@ -52,20 +55,20 @@ int cmd_merge(int argc, char **argv) {
         return cli_fail(&e);
     }
     model_merge_lora(&m);
-    mm_status s = model_save_dir(&m, out, dt == MM_DTYPE_COUNT ? m.w.mat_dtype : dt, &e);
-    static const char *tok[] = {"tokenizer.model", "tokenizer.json"};
-    for (int i = 0; i < 2 && s == MM_OK; i++) {
-        char src[4200], dst[4200];
-        snprintf(src, sizeof src, "%s/%s", model_dir, tok[i]);
-        snprintf(dst, sizeof dst, "%s/%s", out, tok[i]);
-        uint8_t *buf;
-        size_t len;
-        mm_err ignore = {0};
-        if (mm_read_file(src, &buf, &len, &ignore) == MM_OK) {
-            s = mm_write_file_atomic(dst, buf, len, &e);
-            free(buf);
-        }
+    mm_dtype out_dt = dt == MM_DTYPE_COUNT ? m.w.mat_dtype : dt;
+    cli_tok_pack tp;
+    mm_status s = cli_tok_pack_load(&tp, model_dir, NULL, &e);
+    size_t ol = strlen(out);
+    if (s == MM_OK && ol > 5 && !strcmp(out + ol - 5, ".gguf")) {
+        s = model_save_gguf(&m, out, out_dt, &tp.info, &e);
+    } else if (s == MM_OK) {
+        s = model_save_dir(&m, out, out_dt, &e);
+        char dst[4200];
+        snprintf(dst, sizeof dst, "%s/%s", out, tp.name);
+        if (s == MM_OK)
+            s = mm_write_file_atomic(dst, tp.bytes, tp.info.len, &e);
     }
+    cli_tok_pack_free(&tp);
     model_free(&m);
     if (s != MM_OK)
         return cli_fail(&e);

@@ -56,6 +56,10 @@ static mm_status add_file(mm_import *im, const char *path, int kind, mm_err *e) 
     } else {
         mm_pt_options po = {.opaque_globals = pt_mmgpt_opaque_globals, .opaque_paths = pt_mmgpt_opaque_paths};
         mm_status s = pt_open(&f->pt, path, kind == SRC_LORA ? &po : NULL, e);
+        if (s != MM_OK && e && strstr(e->msg, "__torch__")) // TorchScript: code, not a state dict
+            return mm_errf(e, s, "%s: a TorchScript archive (like OpenAI's ViT-L-14.pt), which holds code, not a state "
+                                 "dict; give open_clip's state dict (open_clip_pytorch_model.bin) or Hugging Face CLIP "
+                                 "weights instead", path);
         if (s != MM_OK)
             return s;
         f->is_pt = 1;
@@ -331,6 +335,22 @@ static mm_status heads_of(int64_t inner, const char *what, int *heads, int *dim_
     return MM_OK;
 }
 
+// lora_alpha from Multimodal-GPT's pickled mmengine tuning_config (kept opaque, never constructed:
+// its recorded state is searched for the key), or 0 when absent.
+static float tuning_config_alpha(const mm_import *im) {
+    for (int f = 0; f < im->n_files; f++) {
+        if (im->files[f].kind != SRC_LORA || !im->files[f].is_pt)
+            continue;
+        const mm_pk *tc = pt_get(&im->files[f].pt, "tuning_config");
+        const mm_pk *a = tc ? pk_find_key(tc, "lora_alpha", 8) : NULL;
+        if (a && a->kind == MM_PK_INT)
+            return (float)a->i;
+        if (a && a->kind == MM_PK_FLOAT)
+            return (float)a->f;
+    }
+    return 0;
+}
+
 // LoRA rank and targeted module kinds, from the adapter tensors' names.
 static void lora_config(mm_import *im, mm_config *c) {
     int r = 0, nt = 0;
@@ -361,7 +381,9 @@ static void lora_config(mm_import *im, mm_config *c) {
             snprintf(c->lora_targets[nt++], sizeof c->lora_targets[0], "%.47s", kind);
     }
     im->lora_r = r;
-    float alpha = im->o.lora_alpha > 0 ? im->o.lora_alpha : (float)r;
+    float alpha = im->o.lora_alpha > 0 ? im->o.lora_alpha : tuning_config_alpha(im);
+    if (!(alpha > 0))
+        alpha = (float)r;
     im->lora_scale = r ? alpha / (float)r : 0;
     c->lora_r = im->o.merge_lora ? 0 : r;
     c->lora_alpha = alpha;

@@ -15,7 +15,7 @@
 
 typedef struct {
     const char *llama_dir, *clip, *openflamingo, *lora; // lora may be NULL
-    float lora_alpha;          // 0: alpha = r (scaling 1, as Multimodal-GPT's release)
+    float lora_alpha;          // 0: the LoRA file's tuning_config lora_alpha, else alpha = r
     int merge_lora;            // fold the adapters into the weights instead of keeping them
     const mm_config *config;   // a complete config to use instead of inferring one (NULL: infer)
     // From the tokenizer: the vocabulary with OpenFlamingo's added tokens, and their ids.

@@ -5,6 +5,7 @@ layout exactly as upstream saves it, and the logits the reference computes for i
 - llama_st/: a Hugging Face LLaMA directory (config.json, tokenizer.model, two safetensors shards with
   model.safetensors.index.json); llama_bin/: the same as pytorch_model-0000k-of-00002.bin shards (torch.save,
   with the rotary inv_freq buffers old HF files carry) and pytorch_model.bin.index.json.
+- clip_jit.pt: a TorchScript archive, as OpenAI's own ViT-L-14.pt (refused with a hint).
 - clip.pt: an open_clip state dict (visual.* plus a text tower and visual.proj, all unused);
   clip_hf.safetensors: the same tower in Hugging Face CLIPVisionModel names (q/k/v split, fc1/fc2, ...).
 - checkpoint.pt: OpenFlamingo's trainable set as its training code saves it (perceiver, gated
@@ -213,6 +214,8 @@ def main():
     save_st(os.path.join(OUT, "expected.safetensors"), {"logits_base": f32(lg_base[0]), "logits_lora": f32(lg_lora[0])})
     with open(os.path.join(OUT, "config.json"), "w") as f:
         json.dump(CFG, f, indent=1)
+    # OpenAI distributes ViT-L-14.pt as a TorchScript archive (code, not a state dict): refused with a hint.
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), os.path.join(OUT, "clip_jit.pt"))
     print(f"import fixtures: |logits| base {lg_base.abs().max():.3f}, lora {lg_lora.abs().max():.3f}, "
           f"max change from LoRA {(lg_lora - lg_base).abs().max():.3f}")
 
