@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
     float *lat_scratch = a.scratch;
     for (int rep = 0; rep < reps + 1; rep++) {
         double t0 = now();
-        clip_forward(&m, a.vis_tokens, pixels, 1, lat_scratch);
+        clip_forward(&m, a.vis_tokens, pixels, 1, NULL, lat_scratch);
         perceiver_forward(&m, a.latents, a.vis_tokens, &idx0, 1, NULL, lat_scratch);
         double t1 = now();
         if (flamingo_forward(&m, &b, &a, &e) != MM_OK) {

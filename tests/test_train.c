@@ -35,9 +35,9 @@ static const void *copy_of(train_fx *f, int slot, const char *name) {
     return f->copies[slot];
 }
 
-// Reads the LoRA settings and "unfrozen" substrings of unfrozen.json (flamingo_ref.py) into cfg.
-static void unfrozen_config(mm_config *cfg, int *n_trainable_tensors) {
-    json_object *root = json_object_from_file(DIR "/unfrozen.json"), *lora, *v;
+// Reads the LoRA settings and "unfrozen" substrings of a case's JSON (flamingo_ref.py) into cfg.
+static void unfrozen_config(mm_config *cfg, const char *path, int *n_trainable_tensors) {
+    json_object *root = json_object_from_file(path), *lora, *v;
     assert_non_null(root);
     assert_true(json_object_object_get_ex(root, "lora", &lora));
     assert_true(json_object_object_get_ex(lora, "scope", &v));
@@ -54,22 +54,29 @@ static void unfrozen_config(mm_config *cfg, int *n_trainable_tensors) {
         snprintf(cfg->unfrozen[i], sizeof cfg->unfrozen[i], "%s", json_object_get_string(json_object_array_get_idx(v, i)));
     assert_true(json_object_object_get_ex(root, "trainable", &v));
     *n_trainable_tensors = (int)json_object_array_length(v);
+    if (json_object_object_get_ex(root, "ln_post", &v))
+        cfg->vis_ln_post = json_object_get_boolean(v);
     json_object_put(root);
 }
 
-// The adapters case (train.safetensors) or, with unfrozen, LoRA on the perceiver too and whole
-// tensors unfrozen (train_unfrozen.safetensors; its "init." tensors are the adapters).
-static void fx_open_case(train_fx *f, int unfrozen) {
+// The cases of flamingo_ref.py: the adapters (train.safetensors); LoRA on the perceiver too and whole
+// tensors unfrozen (CASE_UNFROZEN); the whole vision tower trained, with ln_post and LoRA in CLIP
+// (CASE_VISION). Beyond the first, the "init." tensors are the adapters.
+enum { CASE_ADAPTERS, CASE_UNFROZEN, CASE_VISION };
+
+static void fx_open_case(train_fx *f, int which) {
     mm_err e = {0};
     mm_config cfg;
     memset(f, 0, sizeof *f);
     assert_ok(config_load(&cfg, DIR "/tiny/config.json", &e), &e);
-    int want_tensors = 0;
+    int want_tensors = 0, unfrozen = which != CASE_ADAPTERS;
     if (unfrozen)
-        unfrozen_config(&cfg, &want_tensors);
+        unfrozen_config(&cfg, which == CASE_VISION ? DIR "/vision.json" : DIR "/unfrozen.json", &want_tensors);
     mm_load_opts lo = {.fresh_lora = unfrozen};
     assert_ok(model_load_st(&f->m, &cfg, DIR "/tiny/model.safetensors", &lo, &e), &e);
-    assert_ok(st_open(&f->st, unfrozen ? DIR "/train_unfrozen.safetensors" : DIR "/train.safetensors", &e), &e);
+    static const char *files[] = {DIR "/train.safetensors", DIR "/train_unfrozen.safetensors",
+                                  DIR "/train_vision.safetensors"};
+    assert_ok(st_open(&f->st, files[which], &e), &e);
     int n_tensors = 0;
     for (int i = 0; i < f->m.w.n_params; i++) {
         mm_param *p = &f->m.w.params[i];
@@ -87,17 +94,19 @@ static void fx_open_case(train_fx *f, int unfrozen) {
         printf("mmgpt-test: %d trainable tensors (reference %d), %zu floats\n", n_tensors, want_tensors,
                f->m.w.n_trainable);
         assert_int_equal(n_tensors, want_tensors);
-        assert_true(f->m.w.perceiver_trains);
+        assert_true(which == CASE_VISION ? f->m.w.vision_trains : f->m.w.perceiver_trains);
     }
     const mm_st_tensor *tk = st_find(&f->st, "tokens"), *px = st_find(&f->st, "pixels");
     f->b = (mm_batch){.B = (int)tk->shape[0], .T = (int)tk->shape[1], .tokens = copy_of(f, 0, "tokens"),
                       .attn_mask = copy_of(f, 1, "attn_mask"), .n_images = (int)px->shape[0],
                       .pixels = copy_of(f, 2, "pixels"), .images_per_seq = copy_of(f, 3, "images_per_seq")};
     f->labels = (int32_t *)copy_of(f, 4, "labels");
-    assert_ok(acts_alloc(&f->a, &cfg, f->b.B, f->b.T, f->b.n_images, 1, &e), &e);
+    assert_ok(acts_alloc(&f->a, &f->m.w.cfg, f->b.B, f->b.T, f->b.n_images,
+                         MM_ACTS_TRAIN_RECOMPUTE | (f->m.w.vision_trains ? MM_ACTS_VISION : 0), &e),
+              &e);
 }
 
-static void fx_open(train_fx *f) { fx_open_case(f, 0); }
+static void fx_open(train_fx *f) { fx_open_case(f, CASE_ADAPTERS); }
 
 static void fx_close(train_fx *f) {
     for (int i = 0; i < 6; i++)
@@ -203,14 +212,21 @@ static void gradients_and_adamw(int unfrozen) {
 
 static void test_gradients_and_adamw(void **s) {
     (void)s;
-    gradients_and_adamw(0);
+    gradients_and_adamw(CASE_ADAPTERS);
+}
+
+// The vision tower trained too (CLIP's backward: patch embedding, class and positional embeddings,
+// ln_pre, blocks with biases and LoRA, ln_post), every tensor against PyTorch.
+static void test_vision_gradients_and_adamw(void **s) {
+    (void)s;
+    gradients_and_adamw(CASE_VISION);
 }
 
 // Beyond the adapters: the perceiver's LoRA (so its backward) and whole tensors unfrozen by name,
 // every one of them against PyTorch, then two AdamW steps (weight decay by OpenFlamingo's rule).
 static void test_unfrozen_gradients_and_adamw(void **s) {
     (void)s;
-    gradients_and_adamw(1);
+    gradients_and_adamw(CASE_UNFROZEN);
 }
 
 // Central differences in float32: perturb single entries (index base + 7j + 3) of several tensors
@@ -295,7 +311,7 @@ static void test_finite_differences_unfrozen(void **s) {
     };
     for (int drop = 0; drop < 2; drop++) {
         train_fx f;
-        fx_open_case(&f, 1);
+        fx_open_case(&f, CASE_UNFROZEN);
         f.m.w.cfg.lora_dropout = drop ? 0.3f : 0.0f; // scratch was planned for it below
         f.m.dropout.p = f.m.w.cfg.lora_dropout;
         f.m.dropout.seed = 77;
@@ -306,6 +322,26 @@ static void test_finite_differences_unfrozen(void **s) {
         fx_close(&f);
         assert_int_equal(bad, 0);
     }
+}
+
+static void test_finite_differences_vision(void **s) {
+    (void)s;
+    static const fd_probe probes[] = {
+        {"vision_encoder.visual.conv1.weight", 0},
+        {"vision_encoder.visual.class_embedding", 0},
+        {"vision_encoder.visual.positional_embedding", 48 * 5},
+        {"vision_encoder.visual.ln_pre.bias", 0},
+        {"vision_encoder.visual.transformer.resblocks.0.attn.in_proj_bias", 0},
+        {"vision_encoder.visual.transformer.resblocks.1.attn.in_proj_weight", 0},
+        {"vision_encoder.visual.transformer.resblocks.1.mlp.c_fc.lora_A.weight", 0},
+        {"vision_encoder.visual.transformer.resblocks.0.mlp.c_proj.bias", 0},
+        {"vision_encoder.visual.ln_post.weight", 0},
+    };
+    train_fx f;
+    fx_open_case(&f, CASE_VISION);
+    int bad = finite_differences(&f, probes, sizeof probes / sizeof probes[0]);
+    fx_close(&f);
+    assert_int_equal(bad, 0);
 }
 
 // A tiny model overfits one fixed batch: the loss must fall below a third of its start in 40 steps.
@@ -447,7 +483,7 @@ static void test_lora_dropout(void **s) {
     assert_true(fabs((double)kept / n - 0.75) < 0.005);
     assert_true(fabs((double)same / n - 0.625) < 0.01); // independent masks agree on .75^2 + .25^2
     train_fx f;
-    fx_open_case(&f, 1);
+    fx_open_case(&f, CASE_UNFROZEN);
     size_t nt = f.m.w.n_trainable;
     float *g1 = malloc(sizeof(float) * nt), *g2 = malloc(sizeof(float) * nt);
     double plain = loss_and_grads(&f, g1);
@@ -485,6 +521,8 @@ int main(void) {
         cmocka_unit_test(test_decay_rule),
         cmocka_unit_test(test_gradients_and_adamw),
         cmocka_unit_test(test_unfrozen_gradients_and_adamw),
+        cmocka_unit_test(test_vision_gradients_and_adamw),
+        cmocka_unit_test(test_finite_differences_vision),
         cmocka_unit_test(test_finite_differences),
         cmocka_unit_test(test_finite_differences_unfrozen),
         cmocka_unit_test(test_overfit),

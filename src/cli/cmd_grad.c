@@ -101,7 +101,7 @@ int cmd_grad(int argc, char **argv) {
     }
     double loss_sum;
     long counted;
-    if (acts_alloc(&acts, c, 1, (int)n_ids, imgs.count, 1, &e) != MM_OK ||
+    if (acts_alloc(&acts, c, 1, (int)n_ids, imgs.count, 1 | (m.w.vision_trains ? MM_ACTS_VISION : 0), &e) != MM_OK ||
         flamingo_loss_backward(&m, &b, labels, &acts, grads, 1.0f / (float)count, &loss_sum, &counted, &e) != MM_OK)
         goto done;
     float loss = (float)(loss_sum / (double)count);

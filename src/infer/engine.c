@@ -139,7 +139,7 @@ mm_status engine_add_image(mm_engine *en, const float *pixels, mm_err *e) {
     size_t np = (size_t)(c->vis_image_size / c->vis_patch) * (c->vis_image_size / c->vis_patch);
     float *tokens = en->work, *scratch = en->work + np * W;
     int32_t index = en->n_images;
-    clip_forward(m, tokens, pixels, 1, scratch);
+    clip_forward(m, tokens, pixels, 1, NULL, scratch);
     float *lat = en->latents + (size_t)en->n_images * nl * W;
     perceiver_forward(m, lat, tokens, &index, 1, NULL, scratch);
     size_t inner = (size_t)c->xattn_heads * c->xattn_dim_head;

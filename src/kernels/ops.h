@@ -74,6 +74,9 @@ typedef struct mm_ops {
                                int q_stride, const float *k, const float *v, int kv_stride, const mm_attn_mask *mask,
                                int B, int Tq, int Tk, int H, int Dh, float scale);
     void (*gelu_backward)(float *dx, const float *x, const float *dout, size_t n); // dx = dout * gelu'(x)
+    void (*quick_gelu_backward)(float *dx, const float *x, const float *dout, size_t n); // dx = dout * qgelu'(x)
+    // out[C] += sum over rows of in[N, C] (bias gradients)
+    void (*sum_rows)(float *out, const float *in, int N, int C);
     // dgate, dup from dout and the forward inputs of out = silu(gate) * up
     void (*swiglu_backward)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n);
     // Weight gradients of a norm: dw[C] += sum over rows of dout * x_hat, and db[C] += sum of dout

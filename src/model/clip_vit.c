@@ -1,6 +1,8 @@
 // CLIP ViT visual tower as OpenFlamingo uses it: patch embedding (conv without bias), class token,
 // positional embedding, ln_pre, pre-LN residual blocks with QuickGELU (OpenAI weights), and the
 // output tap of open_clip < 2.23: the last block's patch tokens, no ln_post, no proj (SPEC.md 1.1).
+// The backward (only when the tower has trainable tensors: upstream always freezes it, a model
+// trained from scratch does not) recomputes each block from its saved input.
 #include <math.h>
 #include <string.h>
 
@@ -9,27 +11,40 @@
 
 static int n_patches(const mm_config *c) { return (c->vis_image_size / c->vis_patch) * (c->vis_image_size / c->vis_patch); }
 
-size_t clip_scratch_floats(const mm_config *c, int n) {
-    size_t N = (size_t)n * (n_patches(c) + 1), W = (size_t)c->vis_width;
-    size_t patch = (size_t)n * n_patches(c) * (3 * c->vis_patch * c->vis_patch + W);
-    size_t blocks = N * (W + W + 3 * W + W + (size_t)c->vis_mlp) + N * (size_t)(c->lora_r ? c->lora_r : 1);
-    return patch > blocks ? patch + N * W : blocks;
+// One block's buffers for N rows.
+typedef struct {
+    float *h1, *qkv, *att, *x_mid, *h2, *f_pre, *f_post, *lora;
+} block_bufs;
+
+// Lays out the buffers from p (NULL: sizes only); at inference x_mid is the stream itself and the
+// MLP activation is applied in place.
+static size_t block_layout(block_bufs *b, float *p, const mm_config *c, size_t N, int training) {
+    size_t W = (size_t)c->vis_width, F = (size_t)c->vis_mlp, widest = F > W ? F : W;
+    size_t sz[] = {N * W, 3 * N * W, N * W, training ? N * W : 0, N * W, N * F, training ? N * F : 0,
+                   lora_scratch_floats(c, N, widest)};
+    float **v[] = {&b->h1, &b->qkv, &b->att, &b->x_mid, &b->h2, &b->f_pre, &b->f_post, &b->lora};
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
+        if (p)
+            *v[i] = p + off;
+        off += sz[i];
+    }
+    return off;
 }
 
-void clip_forward(const mm_model *m, float *vis_tokens, const float *pixels, int n, float *scratch) {
-    const mm_config *c = &m->w.cfg;
-    const clip_weights *v = &m->w.clip;
-    const mm_ops *ops = m->ops;
-    int S = c->vis_image_size, P = c->vis_patch, G = S / P, np = G * G, W = c->vis_width, T = np + 1;
-    int H = c->vis_heads, Dh = W / H;
-    mm_lora_ctx lc = model_lora_ctx(m, NULL);
-    lc.dropout = 0; // the vision tower never trains (flamingo_loss_backward refuses it)
-    size_t N = (size_t)n * T;
-    float *x = scratch;            // (n*T, W) residual stream
-    float *cols = x + N * W;       // (n*np, 3*P*P) patches as rows
-    float *emb = cols + (size_t)n * np * 3 * P * P; // (n*np, W)
-    int K = 3 * P * P;
-    // im2col: row (img, gy, gx) holds the patch flattened as (channel, y, x), matching conv1's layout.
+static size_t patch_floats(const mm_config *c, int n) {
+    return (size_t)n * n_patches(c) * (3 * (size_t)c->vis_patch * c->vis_patch + (size_t)c->vis_width);
+}
+
+size_t clip_scratch_floats(const mm_config *c, int n) {
+    size_t N = (size_t)n * (n_patches(c) + 1), W = (size_t)c->vis_width;
+    size_t blocks = block_layout(&(block_bufs){0}, NULL, c, N, 0), patch = patch_floats(c, n);
+    return N * W + (patch > blocks ? patch : blocks);
+}
+
+// im2col: row (img, gy, gx) of cols holds the patch flattened as (channel, y, x), matching conv1.
+static void patches(const mm_config *c, float *cols, const float *pixels, int n) {
+    int S = c->vis_image_size, P = c->vis_patch, G = S / P, np = G * G, K = 3 * P * P;
     for (int i = 0; i < n; i++)
         for (int gy = 0; gy < G; gy++)
             for (int gx = 0; gx < G; gx++) {
@@ -40,7 +55,16 @@ void clip_forward(const mm_model *m, float *vis_tokens, const float *pixels, int
                                pixels + (((size_t)i * 3 + ch) * S + (size_t)gy * P + y) * S + (size_t)gx * P,
                                sizeof(float) * (size_t)P);
             }
-    ops->linear(emb, cols, v->patch.w, NULL, n * np, K, W, 0);
+}
+
+// x[n*T, W] = [class + pos_0; patch embeddings + pos] (before ln_pre); work holds cols and emb.
+static void embed(const mm_model *m, float *x, const float *pixels, int n, float *work) {
+    const mm_config *c = &m->w.cfg;
+    const clip_weights *v = &m->w.clip;
+    int np = n_patches(c), W = c->vis_width, T = np + 1, K = 3 * c->vis_patch * c->vis_patch;
+    float *cols = work, *emb = cols + (size_t)n * np * K;
+    patches(c, cols, pixels, n);
+    m->ops->linear(emb, cols, v->patch.w, NULL, n * np, K, W, 0);
     for (int i = 0; i < n; i++) {
         float *xi = x + (size_t)i * T * W;
         for (int d = 0; d < W; d++)
@@ -49,21 +73,127 @@ void clip_forward(const mm_model *m, float *vis_tokens, const float *pixels, int
             for (int d = 0; d < W; d++)
                 xi[(size_t)(p + 1) * W + d] = emb[((size_t)i * np + p) * W + d] + v->pos_emb[(size_t)(p + 1) * W + d];
     }
+}
+
+// One residual block on x (updated in place unless b->x_mid is separate; then x is left as is).
+static void block_forward(const mm_model *m, const clip_block *blk, float *x, const block_bufs *b, int n,
+                          const mm_lora_ctx *lc) {
+    const mm_config *c = &m->w.cfg;
+    const mm_ops *ops = m->ops;
+    int T = n_patches(c) + 1, W = c->vis_width, H = c->vis_heads, Dh = W / H;
+    int N = n * T;
+    float *xm = b->x_mid ? b->x_mid : x;
+    if (xm != x)
+        memcpy(xm, x, sizeof(float) * (size_t)N * W);
+    ops->layernorm(b->h1, xm, blk->ln1_w, blk->ln1_b, N, W, c->vis_eps);
+    linear_forward(ops, b->qkv, b->h1, &blk->qkv, N, lc, b->lora, 0);
+    ops->attention(b->att, W, b->qkv, 3 * W, b->qkv + W, b->qkv + 2 * W, 3 * W, NULL, n, T, T, H, Dh,
+                   1.0f / sqrtf((float)Dh));
+    linear_forward(ops, xm, b->att, &blk->attn_out, N, lc, b->lora, 1);
+    ops->layernorm(b->h2, xm, blk->ln2_w, blk->ln2_b, N, W, c->vis_eps);
+    linear_forward(ops, b->f_pre, b->h2, &blk->fc, N, lc, b->lora, 0);
+    float *fp = b->f_post ? b->f_post : b->f_pre;
+    if (fp != b->f_pre)
+        memcpy(fp, b->f_pre, sizeof(float) * (size_t)N * c->vis_mlp);
+    ops->quick_gelu(fp, (size_t)N * c->vis_mlp);
+    if (xm == x)
+        linear_forward(ops, x, fp, &blk->proj, N, lc, b->lora, 1);
+}
+
+void clip_forward(const mm_model *m, float *vis_tokens, const float *pixels, int n, float *saved, float *scratch) {
+    const mm_config *c = &m->w.cfg;
+    const clip_weights *v = &m->w.clip;
+    const mm_ops *ops = m->ops;
+    int np = n_patches(c), W = c->vis_width, T = np + 1;
+    size_t N = (size_t)n * T;
+    mm_lora_ctx lc = model_lora_ctx(m, NULL);
+    float *x = scratch; // (n*T, W) residual stream
+    embed(m, x, pixels, n, x + N * W);
+    if (saved)
+        memcpy(saved, x, sizeof(float) * N * W);
     ops->layernorm(x, x, v->ln_pre_w, v->ln_pre_b, (int)N, W, c->vis_eps);
-    float *h = x + N * W, *qkv = h + N * W, *att = qkv + 3 * N * W, *mlp = att + N * W, *lora = mlp + N * c->vis_mlp;
+    block_bufs b;
+    block_layout(&b, x + N * W, c, N, 0);
+    b.x_mid = NULL, b.f_post = NULL;
     for (int l = 0; l < c->vis_layers; l++) {
-        const clip_block *b = &v->blocks[l];
-        ops->layernorm(h, x, b->ln1_w, b->ln1_b, (int)N, W, c->vis_eps);
-        linear_forward(ops, qkv, h, &b->qkv, (int)N, &lc, lora, 0);
-        ops->attention(att, W, qkv, 3 * W, qkv + W, qkv + 2 * W, 3 * W, NULL, n, T, T, H, Dh, 1.0f / sqrtf((float)Dh));
-        linear_forward(ops, x, att, &b->attn_out, (int)N, &lc, lora, 1);
-        ops->layernorm(h, x, b->ln2_w, b->ln2_b, (int)N, W, c->vis_eps);
-        linear_forward(ops, mlp, h, &b->fc, (int)N, &lc, lora, 0);
-        ops->quick_gelu(mlp, N * (size_t)c->vis_mlp);
-        linear_forward(ops, x, mlp, &b->proj, (int)N, &lc, lora, 1);
+        if (saved)
+            memcpy(saved + (size_t)(l + 1) * N * W, x, sizeof(float) * N * W);
+        block_forward(m, &v->blocks[l], x, &b, n, &lc);
     }
+    if (saved)
+        memcpy(saved + (size_t)(c->vis_layers + 1) * N * W, x, sizeof(float) * N * W);
     if (c->vis_ln_post)
         ops->layernorm(x, x, v->ln_post_w, v->ln_post_b, (int)N, W, c->vis_eps);
     for (int i = 0; i < n; i++)
         memcpy(vis_tokens + (size_t)i * np * W, x + ((size_t)i * T + 1) * W, sizeof(float) * (size_t)np * W);
+}
+
+size_t clip_saved_floats(const mm_config *c, int n) {
+    return ((size_t)c->vis_layers + 2) * (size_t)n * (n_patches(c) + 1) * (size_t)c->vis_width;
+}
+
+size_t clip_backward_scratch_floats(const mm_config *c, int n) {
+    size_t N = (size_t)n * (n_patches(c) + 1), W = (size_t)c->vis_width, F = (size_t)c->vis_mlp;
+    size_t grads = N * W * 2 + 3 * N * W + N * W + N * F; // dx, dh, dqkv, datt, df
+    return block_layout(&(block_bufs){0}, NULL, c, N, 1) + grads + patch_floats(c, n);
+}
+
+void clip_backward(const mm_model *m, const float *dvis, const float *pixels, int n, const float *saved, float *grads,
+                   float *scratch) {
+    const mm_config *c = &m->w.cfg;
+    const clip_weights *v = &m->w.clip;
+    const mm_ops *ops = m->ops;
+    int np = n_patches(c), W = c->vis_width, T = np + 1, H = c->vis_heads, Dh = W / H, F = c->vis_mlp;
+    int N = n * T, K = 3 * c->vis_patch * c->vis_patch;
+    float eps = c->vis_eps;
+    mm_lora_ctx lc = model_lora_ctx(m, grads);
+    block_bufs b;
+    size_t off = block_layout(&b, scratch, c, (size_t)N, 1);
+    float *dx = scratch + off, *dh = dx + (size_t)N * W, *dqkv = dh + (size_t)N * W, *datt = dqkv + 3 * (size_t)N * W;
+    float *df = datt + (size_t)N * W, *cols = df + (size_t)N * F, *demb = cols + (size_t)n * np * K;
+    // The tap: patch rows get the output's gradient, class rows none.
+    memset(dx, 0, sizeof(float) * (size_t)N * W);
+    for (int i = 0; i < n; i++)
+        memcpy(dx + ((size_t)i * T + 1) * W, dvis + (size_t)i * np * W, sizeof(float) * (size_t)np * W);
+    const float *last = saved + (size_t)(c->vis_layers + 1) * N * W;
+    if (c->vis_ln_post) {
+        norm_params_backward(ops, &lc, v->ln_post_w, v->ln_post_b, dx, last, N, W, eps, 0);
+        memcpy(dh, dx, sizeof(float) * (size_t)N * W);
+        ops->layernorm_backward(dx, dh, last, v->ln_post_w, N, W, eps, 0);
+    }
+    for (int l = c->vis_layers - 1; l >= 0; l--) {
+        const clip_block *blk = &v->blocks[l];
+        const float *x_in = saved + (size_t)(l + 1) * N * W;
+        block_forward(m, blk, (float *)x_in, &b, n, &lc); // x_mid separate: x_in is only read
+        // MLP: out = x_mid + proj(quick_gelu(fc(LN2(x_mid)))).
+        linear_backward(ops, df, dx, b.f_post, &blk->proj, N, &lc, b.lora, 0);
+        ops->quick_gelu_backward(df, b.f_pre, df, (size_t)N * F);
+        linear_backward(ops, dh, df, b.h2, &blk->fc, N, &lc, b.lora, 0);
+        norm_params_backward(ops, &lc, blk->ln2_w, blk->ln2_b, dh, b.x_mid, N, W, eps, 0);
+        ops->layernorm_backward(dx, dh, b.x_mid, blk->ln2_w, N, W, eps, 1);
+        // Attention: x_mid = x_in + out_proj(attend(qkv(LN1(x_in)))).
+        linear_backward(ops, datt, dx, b.att, &blk->attn_out, N, &lc, b.lora, 0);
+        ops->attention_backward(dqkv, dqkv + W, dqkv + 2 * W, datt, W, b.qkv, 3 * W, b.qkv + W, b.qkv + 2 * W, 3 * W,
+                                NULL, n, T, T, H, Dh, 1.0f / sqrtf((float)Dh));
+        linear_backward(ops, dh, dqkv, b.h1, &blk->qkv, N, &lc, b.lora, 0);
+        norm_params_backward(ops, &lc, blk->ln1_w, blk->ln1_b, dh, x_in, N, W, eps, 0);
+        ops->layernorm_backward(dx, dh, x_in, blk->ln1_w, N, W, eps, 1);
+    }
+    // ln_pre, then the embedding sums.
+    norm_params_backward(ops, &lc, v->ln_pre_w, v->ln_pre_b, dx, saved, N, W, eps, 0);
+    memcpy(dh, dx, sizeof(float) * (size_t)N * W);
+    ops->layernorm_backward(dx, dh, saved, v->ln_pre_w, N, W, eps, 0);
+    float *dcls = param_grad(&lc, v->class_emb), *dpos = param_grad(&lc, v->pos_emb);
+    for (int i = 0; i < n; i++) {
+        const float *di = dx + (size_t)i * T * W;
+        if (dcls)
+            ops->add_scaled(dcls, di, 1.0f, (size_t)W);
+        if (dpos)
+            ops->add_scaled(dpos, di, 1.0f, (size_t)T * W);
+        memcpy(demb + (size_t)i * np * W, di + W, sizeof(float) * (size_t)np * W);
+    }
+    if (param_grad(&lc, v->patch.w.data)) {
+        patches(c, cols, pixels, n);
+        linear_backward(ops, NULL, demb, cols, &v->patch, n * np, &lc, b.lora, 0);
+    }
 }

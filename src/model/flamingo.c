@@ -25,7 +25,8 @@ static size_t layer_scratch(const mm_config *c, int BT, int n_lat, int training)
 }
 
 // Lays out the activation views for (B, T, n_images) from mem (NULL: only sizes); returns the bytes.
-static size_t acts_layout(mm_acts *a, const mm_config *c, int B, int T, int n_images, int training, char *mem) {
+static size_t acts_layout(mm_acts *a, const mm_config *c, int B, int T, int n_images, int mode, char *mem) {
+    int training = mode & 3, vision = training && (mode & MM_ACTS_VISION);
     size_t BT = (size_t)B * T, np = (size_t)(c->vis_image_size / c->vis_patch) * (c->vis_image_size / c->vis_patch);
     size_t W = (size_t)c->vis_width, nl = (size_t)c->perc_latents;
     size_t scratch = layer_scratch(c, (int)BT, (int)(n_images * nl), training);
@@ -34,12 +35,16 @@ static size_t acts_layout(mm_acts *a, const mm_config *c, int B, int T, int n_im
         scratch = max_sz(scratch, perceiver_scratch_floats(c, n_images));
         if (training)
             scratch = max_sz(scratch, perceiver_backward_scratch_floats(c, n_images));
+        if (vision)
+            scratch = max_sz(scratch, clip_backward_scratch_floats(c, n_images));
     }
-    size_t lat = (size_t)n_images * nl * W, tr = training ? 1 : 0;
-    size_t floats[] = {(size_t)n_images * np * W, lat, ((size_t)c->n_layers + 1) * BT * c->dim, BT * (size_t)c->vocab,
-                       scratch, tr * ((size_t)c->perc_depth + 1) * lat, tr * lat};
+    size_t lat = (size_t)n_images * nl * W, tr = training ? 1 : 0, vis = (size_t)n_images * np * W;
+    size_t floats[] = {vis, lat, ((size_t)c->n_layers + 1) * BT * c->dim, BT * (size_t)c->vocab,
+                       scratch, tr * ((size_t)c->perc_depth + 1) * lat, tr * lat,
+                       vision ? clip_saved_floats(c, n_images) : 0, vision ? vis : 0};
     size_t ints[] = {BT, BT, (size_t)B, (size_t)B};
-    float **fv[] = {&a->vis_tokens, &a->latents, &a->layer_out, &a->logits, &a->scratch, &a->perc_saved, &a->dlatents};
+    float **fv[] = {&a->vis_tokens, &a->latents, &a->layer_out, &a->logits, &a->scratch, &a->perc_saved, &a->dlatents,
+                    &a->vis_saved, &a->dvis};
     int32_t **iv[] = {&a->q_media, &a->pos, &a->kv_start, &a->kv_len};
     size_t off = 0;
     for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
@@ -53,7 +58,7 @@ static size_t acts_layout(mm_acts *a, const mm_config *c, int B, int T, int n_im
         off += (ints[i] * 4 + 63) / 64 * 64;
     }
     if (mem) {
-        a->B = B, a->T = T, a->n_images = n_images, a->training = training;
+        a->B = B, a->T = T, a->n_images = n_images, a->training = training, a->vision = vision;
         a->scratch_floats = scratch;
     }
     return off;
@@ -76,11 +81,12 @@ mm_status acts_alloc(mm_acts *a, const mm_config *c, int B, int T, int n_images,
 mm_status acts_reshape(mm_acts *a, const mm_config *c, int B, int T, int n_images, mm_err *e) {
     if (B <= 0 || T <= 0 || n_images < 0)
         return mm_errf(e, MM_ERR_ARG, "batch shape B=%d T=%d images=%d is invalid", B, T, n_images);
-    size_t need = acts_layout(a, c, B, T, n_images, a->training, NULL);
+    int mode = a->training | (a->vision ? MM_ACTS_VISION : 0);
+    size_t need = acts_layout(a, c, B, T, n_images, mode, NULL);
     if (need > a->bytes)
         return mm_errf(e, MM_ERR_ARG, "batch B=%d T=%d images=%d needs %.1f MB of activations; %.1f MB were planned", B, T,
                        n_images, (double)need / 1e6, (double)a->bytes / 1e6);
-    acts_layout(a, c, B, T, n_images, a->training, a->mem);
+    acts_layout(a, c, B, T, n_images, mode, a->mem);
     return MM_OK;
 }
 
@@ -205,7 +211,7 @@ static mm_status forward_common(const mm_model *m, const mm_batch *b, mm_acts *a
     uint8_t *seq_on = bp->seq_on;
     plan_batch(c, b, a, seq_on, bp->media_index);
     if (b->n_images) {
-        clip_forward(m, a->vis_tokens, b->pixels, b->n_images, a->scratch);
+        clip_forward(m, a->vis_tokens, b->pixels, b->n_images, a->vision ? a->vis_saved : NULL, a->scratch);
         perceiver_forward(m, a->latents, a->vis_tokens, bp->media_index, b->n_images, a->training ? a->perc_saved : NULL,
                           a->scratch);
     }
@@ -280,9 +286,8 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
     const mm_ops *ops = m->ops;
     if (!a->training)
         return mm_errf(e, MM_ERR_ARG, "activations were planned for inference; plan them for training");
-    if (m->w.vision_trains)
-        return mm_errf(e, MM_ERR_UNSUPPORTED, "the vision encoder has trainable tensors (LoRA scope or \"unfrozen\"), "
-                                              "but mmgpt has no backward through CLIP; keep it frozen");
+    if (m->w.vision_trains && b->n_images && !a->vision)
+        return mm_errf(e, MM_ERR_ARG, "the vision tower has trainable tensors: plan the activations with MM_ACTS_VISION");
     int B = b->B, T = b->T, BT = B * T, D = c->dim;
     MM_TRY(check_labels(c, labels, B, T, e));
     batch_plan bp;
@@ -304,8 +309,9 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
     ops->linear_backward_input(dh, a->logits, m->w.llm.lm_head, BT, D, c->vocab, 0);
     norm_params_backward(ops, &lc, m->w.llm.norm, NULL, dh, x_last, BT, D, c->norm_eps, 1);
     ops->rmsnorm_backward(lb.dx, dh, x_last, m->w.llm.norm, BT, D, c->norm_eps, 0);
-    int perc_trains = m->w.perceiver_trains && b->n_images;
-    float *dlat = perc_trains ? a->dlatents : NULL;
+    // Gradients reach the latents when the perceiver or the vision tower below it trains.
+    int vis_trains = m->w.vision_trains && b->n_images;
+    float *dlat = (m->w.perceiver_trains || vis_trains) && b->n_images ? a->dlatents : NULL;
     if (dlat)
         memset(dlat, 0, sizeof(float) * (size_t)b->n_images * c->perc_latents * c->vis_width);
     for (int l = c->n_layers - 1; l >= 0; l--) {
@@ -328,7 +334,10 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
         ops->embed_backward(dembed, b->tokens, lb.dx, BT, D);
     // The layer buffers are done with; the perceiver's backward re-uses the scratch.
     if (dlat)
-        perceiver_backward(m, dlat, a->vis_tokens, bp.media_index, b->n_images, a->perc_saved, grads, a->scratch);
+        perceiver_backward(m, dlat, a->vis_tokens, bp.media_index, b->n_images, a->perc_saved, grads,
+                           vis_trains ? a->dvis : NULL, a->scratch);
+    if (vis_trains)
+        clip_backward(m, a->dvis, b->pixels, b->n_images, a->vis_saved, grads, a->scratch);
     batch_plan_free(&bp);
     return MM_OK;
 }

@@ -90,18 +90,22 @@ typedef struct {
     float *perc_saved;   // training: (perc_depth + 1, n_images * n_latents, vis_width) latents entering each
                          // perceiver layer and its final norm (for the perceiver's backward)
     float *dlatents;     // training: (n_images * n_latents, vis_width) gradient of the perceiver output
+    float *vis_saved;    // training with a trainable vision tower: clip_forward's saved activations
+    float *dvis;         // and the gradient of vis_tokens
     int32_t *q_media;    // (B*T): image index each token attends (media rule), 0 none, -1 all
     int32_t *pos;        // (B*T): rotary positions
     int32_t *kv_start, *kv_len; // (B): latent rows of each sequence
     float *scratch;      // per-stage work buffers, sized to the largest stage (and the backward's)
     size_t scratch_floats;
-    int training;        // an mm_acts_mode
+    int training;        // an mm_acts_mode (without the flag)
+    int vision;          // MM_ACTS_VISION was given
 } mm_acts;
 
 typedef enum {
     MM_ACTS_INFER = 0,          // forward only
     MM_ACTS_TRAIN_RECOMPUTE = 1, // backward recomputes each layer from its input (least memory)
     MM_ACTS_TRAIN_KEEP = 2,      // the forward keeps every layer's intermediates (no recomputation)
+    MM_ACTS_VISION = 4,          // flag with a training mode: also plan the vision tower's backward
 } mm_acts_mode;
 
 // Plans and allocates the activations for a batch shape; training is an mm_acts_mode.
@@ -116,8 +120,8 @@ mm_status flamingo_forward(const mm_model *m, const mm_batch *batch, mm_acts *a,
 
 // Training: the forward, masked next-token cross-entropy (labels[B*T], -100 = ignored; position t
 // predicts labels[t+1], as HF's causal-LM loss), and the backward with per-layer recomputation.
-// Adds scale * d(sum of token losses)/d(theta) for every trainable tensor (LoRA, and unfrozen ones
-// anywhere but the vision tower, which is refused) into grads (laid out as the trainable buffer) and
+// Adds scale * d(sum of token losses)/d(theta) for every trainable tensor (LoRA, and unfrozen ones;
+// a trainable vision tower needs activations planned with MM_ACTS_VISION) into grads (laid out as the trainable buffer) and
 // returns the summed loss and the number of counted tokens; the caller averages (scale = 1/count
 // gives upstream's mean). a must be planned with training = 1.
 mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int32_t *labels, mm_acts *a,
@@ -129,18 +133,26 @@ mm_status flamingo_loss(const mm_model *m, const mm_batch *b, const int32_t *lab
 long flamingo_count_targets(const int32_t *labels, int B, int T);
 
 // Stages, exposed for tests and for the chat's caches.
-// vis_tokens[n, np, W] from pixels[n, 3, S, S].
-void clip_forward(const mm_model *m, float *vis_tokens, const float *pixels, int n, float *scratch);
+// vis_tokens[n, np, W] from pixels[n, 3, S, S]; saved (training, else NULL) receives the embedding
+// before ln_pre, each block's input and the last block's output (clip_saved_floats).
+void clip_forward(const mm_model *m, float *vis_tokens, const float *pixels, int n, float *saved, float *scratch);
 size_t clip_scratch_floats(const mm_config *c, int n);
+size_t clip_saved_floats(const mm_config *c, int n);
+// Gradients of the tower's trainable tensors into grads from dvis[n, np, W] (the output's gradient);
+// recomputes each block from the saved inputs.
+void clip_backward(const mm_model *m, const float *dvis, const float *pixels, int n, const float *saved, float *grads,
+                   float *scratch);
+size_t clip_backward_scratch_floats(const mm_config *c, int n);
 // latents[n, nl, W] from vis_tokens; media_index[n] is each image's 0-based index within its sequence.
 // saved (training, else NULL) receives the latents entering each layer and the final norm.
 void perceiver_forward(const mm_model *m, float *latents, const float *vis_tokens, const int32_t *media_index, int n,
                        float *saved, float *scratch);
 size_t perceiver_scratch_floats(const mm_config *c, int n);
 // Gradients of the perceiver's trainable tensors into grads from dout[n, nl, W] (the output's
-// gradient) and the forward's saved latents; recomputes each layer.
+// gradient) and the forward's saved latents; recomputes each layer. dvis (NULL: not needed) receives
+// the gradient of vis_tokens.
 void perceiver_backward(const mm_model *m, const float *dout, const float *vis_tokens, const int32_t *media_index,
-                        int n, const float *saved, float *grads, float *scratch);
+                        int n, const float *saved, float *grads, float *dvis, float *scratch);
 size_t perceiver_backward_scratch_floats(const mm_config *c, int n);
 // Fills q_media (SPEC.md 1.5) for each token from the <image> positions and the images given.
 void media_index_compute(int32_t *q_media, const int32_t *tokens, int B, int T, int32_t media_id, mm_media_rule rule,

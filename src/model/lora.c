@@ -52,6 +52,9 @@ void linear_backward(const mm_ops *ops, float *dx, const float *dy, const float 
     float *dW = param_grad(c, l->w.data);
     if (dW) // unfrozen: f32 by construction (weights.c)
         ops->gemm(1, 0, l->out, l->in, N, 1.0f, dy, l->out, x, l->in, 1.0f, dW, l->in); // dW += dy^T x
+    float *db = param_grad(c, l->b);
+    if (db)
+        ops->sum_rows(db, dy, N, l->out);
     if (!has_lora(l, c))
         return;
     int r = c->r;

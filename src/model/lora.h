@@ -1,7 +1,6 @@
 // Linear layers with optional LoRA: y = x W^T + b + (alpha/r) * (dropout(x) A^T) B^T (PEFT's LoRA),
-// and their backward pass: W gets its gradient only when it is trainable (unfrozen, so f32 in the
-// trainable buffer); otherwise it passes gradient to x only. A and B get theirs. (Biases exist only
-// in CLIP, which cannot be unfrozen.)
+// and their backward pass: W and b get gradients only when they are trainable (unfrozen, so f32 in
+// the trainable buffer); otherwise they pass gradient to x only. A and B get theirs.
 #ifndef MM_LORA_H
 #define MM_LORA_H
 

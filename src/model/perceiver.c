@@ -182,7 +182,7 @@ static void layer_backward(const mm_model *m, const perceiver_layer *L, const pe
 }
 
 void perceiver_backward(const mm_model *m, const float *dout, const float *vis_tokens, const int32_t *media_index,
-                        int n, const float *saved, float *grads, float *scratch) {
+                        int n, const float *saved, float *grads, float *dvis, float *scratch) {
     const mm_config *c = &m->w.cfg;
     const perceiver_weights *p = &m->w.perc;
     int np = n_patches(c), nl = c->perc_latents, D = c->vis_width, NX = n * np, NL = n * nl;
@@ -192,7 +192,7 @@ void perceiver_backward(const mm_model *m, const float *dout, const float *vis_t
     size_t used = perc_layout(&b, scratch, c, n, 1);
     perc_grads_layout(&g, scratch + used, c, n);
     float *dframe = param_grad(&lc, p->frame_embs), *dtime = param_grad(&lc, p->media_time_embs);
-    int want_dx = dframe || dtime;
+    int want_dx = dframe || dtime || dvis;
     media_input(m, b.x, vis_tokens, media_index, n);
     if (want_dx)
         memset(g.dx, 0, sizeof(float) * (size_t)NX * D);
@@ -204,6 +204,8 @@ void perceiver_backward(const mm_model *m, const float *dout, const float *vis_t
         layer_forward(m, &p->layers[l], &b, n, &lc, 0);
         layer_backward(m, &p->layers[l], &b, &g, n, &lc, want_dx);
     }
+    if (dvis) // x = vis_tokens + embeddings: the same gradient
+        memcpy(dvis, g.dx, sizeof(float) * (size_t)NX * D);
     float *dlatents = param_grad(&lc, p->latents);
     for (int i = 0; dlatents && i < n; i++)
         m->ops->add_scaled(dlatents, g.dlat + (size_t)i * nl * D, 1.0f, (size_t)nl * D);

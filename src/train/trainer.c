@@ -256,7 +256,9 @@ mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char 
             s = mm_errf(e, MM_ERR_NOMEM, "out of memory for training buffers");
         if (s == MM_OK)
             s = acts_alloc(&t->acts, c, B, maxlen, t->max_images,
-                           cfg->recompute ? MM_ACTS_TRAIN_RECOMPUTE : MM_ACTS_TRAIN_KEEP, e);
+                           (cfg->recompute ? MM_ACTS_TRAIN_RECOMPUTE : MM_ACTS_TRAIN_KEEP) |
+                               (t->m.w.vision_trains ? MM_ACTS_VISION : 0),
+                           e);
     }
     t->total = planned_steps(cfg, s == MM_OK && t->use_data ? (int)data_epoch_len(t) : t->train.n);
     if (s == MM_OK && resume_dir)

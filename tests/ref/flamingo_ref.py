@@ -197,9 +197,9 @@ def clip_vision(w, cfg, pixels):
         q, k, vv = (t.reshape(n, T, heads, -1).transpose(1, 2) for t in (q, k, vv))
         a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1) @ vv
         a = a.transpose(1, 2).reshape(n, T, W)
-        x = x + a @ w[m + ".attn.out_proj.weight"].T + w[m + ".attn.out_proj.bias"]
+        x = x + lora_linear(w, cfg, m + ".attn.out_proj", a, w[m + ".attn.out_proj.bias"])
         h = layer_norm(x, w[m + ".ln_2.weight"], w[m + ".ln_2.bias"], v["eps"])
-        h = h @ w[m + ".mlp.c_fc.weight"].T + w[m + ".mlp.c_fc.bias"]
+        h = lora_linear(w, cfg, m + ".mlp.c_fc", h, w[m + ".mlp.c_fc.bias"])
         h = h * torch.sigmoid(1.702 * h)  # QuickGELU (OpenAI CLIP)
         x = x + h @ w[m + ".mlp.c_proj.weight"].T + w[m + ".mlp.c_proj.bias"]
     if v["ln_post"]:
@@ -402,9 +402,10 @@ def train_case(cfg, w, tokens, mask, images, labels, names=None):
         loss.backward()
         if step == 0:
             out["loss"] = loss.detach().reshape(1).to(torch.float32)
-            for k in names:
-                out["grad." + k] = w[k].grad.detach().to(torch.float32).clone()
-        torch.nn.utils.clip_grad_norm_([w[k] for k in names], 1.0)
+            for k in names:  # a tensor the loss does not reach (ln_post when unused) has no .grad
+                g = w[k].grad if w[k].grad is not None else torch.zeros_like(w[k])
+                out["grad." + k] = g.detach().to(torch.float32).clone()
+        torch.nn.utils.clip_grad_norm_([w[k] for k in names if w[k].grad is not None], 1.0)
         opt.step()
         for k in names:
             out[f"step{step + 1}." + k] = w[k].detach().to(torch.float32).clone()
@@ -525,6 +526,28 @@ def main():
     with open(os.path.join(OUT, "unfrozen.json"), "w") as f:
         json.dump({"lora": unf_cfg["lora"], "unfrozen": unfrozen, "trainable": names}, f, indent=1)
     save_tensors(os.path.join(OUT, "train_unfrozen.safetensors"), tu)
+
+    # Training the vision tower too (a model trained from scratch does): every CLIP tensor unfrozen,
+    # ln_post applied (open_clip >= 2.23 tap) so that it has a gradient, LoRA on two CLIP linears.
+    vis_cfg = json.loads(json.dumps(CFG))
+    vis_cfg["vision"]["ln_post"] = True
+    vis_cfg["lora"]["scope"] = ["lang_encoder", "vision_encoder"]
+    vis_cfg["lora"]["targets"] = CFG["lora"]["targets"] + ["out_proj", "c_fc"]
+    wv = dict(w32)
+    W, MLP = CFG["vision"]["width"], CFG["vision"]["mlp_dim"]
+    for i in range(CFG["vision"]["layers"]):
+        m = f"vision_encoder.visual.transformer.resblocks.{i}"
+        for mod, in_f, out_f in ((".attn.out_proj", W, W), (".mlp.c_fc", W, MLP)):
+            wv[m + mod + ".lora_A.weight"] = torch.randn(r, in_f, dtype=DT) / math.sqrt(in_f)
+            wv[m + mod + ".lora_B.weight"] = torch.randn(out_f, r, dtype=DT) * 0.2
+    vis_unfrozen = ["vision_encoder", "perceiver.latents"]
+    names = [k for k in wv if ".lora_" in k or (k != "vision_encoder.visual.proj" and any(u in k for u in vis_unfrozen))]
+    tv = train_case(vis_cfg, wv, tokens, mask, images, labels, names)
+    tv.update({"init." + k: torch.from_numpy(f32(wv[k])) for k in wv if ".lora_" in k})
+    tv.update({k: tr[k] for k in ("tokens", "attn_mask", "labels", "images_per_seq", "pixels")})
+    with open(os.path.join(OUT, "vision.json"), "w") as f:
+        json.dump({"lora": vis_cfg["lora"], "unfrozen": vis_unfrozen, "trainable": names, "ln_post": True}, f, indent=1)
+    save_tensors(os.path.join(OUT, "train_vision.safetensors"), tv)
 
 if __name__ == "__main__":
     main()
