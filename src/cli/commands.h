@@ -19,6 +19,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 // Prints "mmgpt: error: <msg>" to stderr and returns 1.
 int cli_fail(const mm_err *e);

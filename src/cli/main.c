@@ -14,6 +14,7 @@ typedef struct {
 static const command commands[] = {
     {"logits", cmd_logits, "run the forward pass and write logits [tokens, vocab] as .npy"},
     {"info", cmd_info, "print a model's config and tensor summary, or any GGUF/safetensors/.pt file's contents"},
+    {"eval", cmd_eval, "score a model's answers on a question set (accuracy per kind, word F1 for captions)"},
     {"convert", cmd_convert, "pack upstream checkpoints (LLaMA, CLIP, OpenFlamingo, LoRA) or a model into one GGUF file"},
     {"train", cmd_train, "LoRA fine-tuning from a JSON config (resumable)"},
     {"merge", cmd_merge, "fold LoRA adapters into the weights and write a new model directory"},
