@@ -32,7 +32,7 @@ SLOW_TESTS ?=
 FAST_BIN := $(filter-out $(SLOW_TESTS:%=$(BUILD)/tests/%),$(TEST_BIN))
 
 .PHONY: all setup run test test-asan bench fixtures clean
-all: $(BUILD)/mmgpt $(TEST_BIN) $(BENCH_BIN)
+all: $(BUILD)/mmgpt $(BUILD)/synth $(TEST_BIN) $(BENCH_BIN)
 
 setup:
 	@bash tools/setup.sh
@@ -51,6 +51,11 @@ $(BUILD)/libmmgpt.a: $(LIB_OBJ)
 
 $(BUILD)/mmgpt: $(CLI_OBJ) $(BUILD)/libmmgpt.a
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmmgpt.a $(LDLIBS) -ledit
+
+# The synthetic data generator of the demo model (tools/train-demo.sh).
+$(BUILD)/synth: tools/synth.c
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ $< -lpng
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libmmgpt.a tests/testutil.h
 	@mkdir -p $(dir $@)
