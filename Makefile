@@ -106,7 +106,7 @@ $(BUILD)/fuzz_pickle: $(FUZZ_SRC) src/io/pickle.h src/io/zip.h src/io/torch_pt.h
 
 # libFuzzer run of the safetensors and GGUF header parsers: `make fuzz-weights FUZZ_TIME=180`. New inputs go to
 # build/fuzz_weights_corpus; the committed seeds in tests/fixtures/gguf/fuzz_corpus stay untouched.
-FUZZ_W_SRC := tools/fuzz_weights.c src/io/gguf.c src/io/safetensors.c src/io/json.c src/io/file.c src/base/err.c src/base/dtype.c
+FUZZ_W_SRC := tools/fuzz_weights.c src/io/gguf.c src/io/safetensors.c src/io/file.c src/base/err.c src/base/dtype.c
 .PHONY: fuzz-weights
 fuzz-weights: $(BUILD)/fuzz_weights
 	@mkdir -p $(BUILD)/fuzz_weights_corpus
@@ -128,11 +128,11 @@ $(BUILD)/fuzz_image: $(FUZZ_IMG_SRC) $(wildcard src/vision/*.h)
 
 # libFuzzer run of the tokenizer loaders (tokenizer.model protobuf, tokenizer.json) and of encode/decode/streaming
 # on arbitrary bytes: `make fuzz-tokenizer FUZZ_TIME=180` (from the repository root: it loads a committed model).
-FUZZ_TOK_SRC := tools/fuzz_tokenizer.c $(wildcard src/text/tok*.c) src/text/spm_proto.c src/io/json.c src/io/file.c src/base/err.c
+FUZZ_TOK_SRC := tools/fuzz_tokenizer.c $(wildcard src/text/tok*.c) src/text/spm_proto.c src/io/json.c src/io/file.c src/io/gguf.c src/base/err.c src/base/dtype.c
 .PHONY: fuzz-tokenizer
 fuzz-tokenizer: $(BUILD)/fuzz_tokenizer
 	@mkdir -p $(BUILD)/fuzz_tokenizer_corpus
 	$(BUILD)/fuzz_tokenizer -artifact_prefix=$(BUILD)/ -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 -rss_limit_mb=2048 $(BUILD)/fuzz_tokenizer_corpus tests/fixtures/tokenizer/fuzz_corpus
 $(BUILD)/fuzz_tokenizer: $(FUZZ_TOK_SRC) $(wildcard src/text/*.h)
 	@mkdir -p $(BUILD)
-	$(FUZZ_CC) -std=c17 -g -O1 -D_GNU_SOURCE -Isrc -rtlib=compiler-rt -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_TOK_SRC) -ljson-c
+	$(FUZZ_CC) -std=c17 -g -O1 -D_GNU_SOURCE -Isrc -D_Float16=__fp16 -rtlib=compiler-rt -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_TOK_SRC) -ljson-c

@@ -1,5 +1,9 @@
 #include "io/json.h"
 
+#include <stdlib.h>
+
+#include "io/file.h"
+
 mm_status json_parse_any(const char *text, size_t len, const char *where, json_object **out, mm_err *e) {
     *out = NULL;
     json_tokener *tk = json_tokener_new();
@@ -33,4 +37,13 @@ mm_status json_parse_object(const char *text, size_t len, const char *where, jso
         return mm_errf(e, MM_ERR_FORMAT, "%s: expected a JSON object", where);
     }
     return MM_OK;
+}
+
+mm_status json_read_object(const char *path, json_object **out, mm_err *e) {
+    uint8_t *buf;
+    size_t len;
+    MM_TRY(mm_read_file(path, &buf, &len, e));
+    mm_status s = json_parse_object((const char *)buf, len, path, out, e);
+    free(buf);
+    return s;
 }

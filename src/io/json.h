@@ -12,5 +12,7 @@
 // Parses text as one JSON value of any type except null.
 mm_status json_parse_any(const char *text, size_t len, const char *where, json_object **out, mm_err *e);
 mm_status json_parse_object(const char *text, size_t len, const char *where, json_object **out, mm_err *e);
+// Reads the file at path and parses it as one JSON object (errors name the path).
+mm_status json_read_object(const char *path, json_object **out, mm_err *e);
 
 #endif

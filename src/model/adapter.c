@@ -59,14 +59,8 @@ mm_status adapter_read_config(mm_config *cfg, const char *dir, mm_err *e) {
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
     if (!file_exists(path) && has_unfrozen_file(dir))
         return MM_OK; // a run that trained unfrozen tensors only: the model's own config stands
-    uint8_t *buf;
-    size_t len;
-    MM_TRY(mm_read_file(path, &buf, &len, e));
     json_object *root;
-    mm_status ps = json_parse_object((const char *)buf, len, path, &root, e);
-    free(buf);
-    if (ps != MM_OK)
-        return ps;
+    MM_TRY(json_read_object(path, &root, e));
     mm_status s = MM_OK;
     json_object *v;
     if (json_object_object_get_ex(root, "peft_type", &v) && strcmp(json_object_get_string(v), "LORA") != 0)

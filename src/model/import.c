@@ -293,12 +293,8 @@ static int count_layers(mm_import *im, const char *prefix) {
 static mm_status llama_config(mm_config *c, const char *dir, mm_err *e) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    uint8_t *buf;
-    size_t len;
-    MM_TRY(mm_read_file(path, &buf, &len, e));
     json_object *root;
-    mm_status s = json_parse_object((const char *)buf, len, path, &root, e);
-    free(buf);
+    mm_status s = json_read_object(path, &root, e);
     if (s != MM_OK)
         return s;
     struct { const char *k; int *dst; } ints[] = {{"hidden_size", &c->dim}, {"intermediate_size", &c->ffn},
