@@ -71,11 +71,11 @@ run: setup
 
 test:
 	@bash tools/setup.sh --test
-	@$(MAKE) --no-print-directory $(BUILD)/mmgpt $(TEST_BIN)
+	@$(MAKE) --no-print-directory $(BUILD)/mmgpt $(BUILD)/synth $(TEST_BIN)
 	@MMGPT=$(BUILD)/mmgpt bash tests/run.sh $(TEST_BIN)
 
 test-asan: setup
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" build-asan/mmgpt $(FAST_BIN:$(BUILD)/%=build-asan/%)
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" build-asan/mmgpt build-asan/synth $(FAST_BIN:$(BUILD)/%=build-asan/%)
 	@ASAN_OPTIONS=detect_leaks=1 MMGPT=build-asan/mmgpt bash tests/run.sh $(FAST_BIN:$(BUILD)/%=build-asan/%)
 
 bench: $(BENCH_BIN)
