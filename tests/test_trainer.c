@@ -204,6 +204,48 @@ static void test_schedules(void **s) {
     assert_float_equal(schedule_lr(MM_SCHED_COSINE, 2.0f, 0, 10, 110), 0.0f, 1e-7);
 }
 
+// Training whole tensors without adapters ("lora": null, as the demo model's pretraining): the checkpoint
+// holds unfrozen.safetensors only, and loads back as a model (no adapter_config.json needed).
+static void test_unfrozen_only_checkpoint(void **s) {
+    (void)s;
+    write_data();
+    // The fixture model without its adapters: its config with "lora": null, the same weights.
+    char path[512], ck[256], cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/nolora && ln -sf $PWD/" FX "/tiny/model.safetensors %s/nolora/ && sed -e '/\"lora\"/,$d' " FX
+             "/tiny/config.json > %s/nolora/config.json && printf ' \"lora\": null\n}\n' >> %s/nolora/config.json",
+             workdir, workdir, workdir, workdir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/a.json", workdir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "{\"model\": \"%s/nolora\", \"train_data\": \"%s/train.jsonl\", \"out_dir\": \"%s/a\", "
+               "\"batch_size\": 2, \"lr\": 0.01, \"steps\": 2, \"lora\": null, \"unfrozen\": [\"lang_encoder\", "
+               "\"perceiver\"]}", workdir, workdir, workdir);
+    fclose(f);
+    mm_err e = {0};
+    mm_train_config ca;
+    assert_ok(train_config_load(&ca, path, &e), &e);
+    mm_trainer *ta;
+    assert_ok(trainer_open(&ta, &ca, NULL, &e), &e);
+    assert_int_equal(trainer_model(ta)->w.cfg.lora_r, 0);
+    assert_ok(trainer_run(ta, 2, NULL, NULL, &e), &e);
+    snprintf(ck, sizeof ck, "%s/a/checkpoint-x", workdir);
+    assert_ok(trainer_save(ta, ck, &e), &e);
+    snprintf(path, sizeof path, "%s/adapter_config.json", ck);
+    assert_int_equal(access(path, F_OK), -1);
+    mm_model mb;
+    mm_load_opts lo = {.adapter = ck};
+    snprintf(path, sizeof path, "%s/nolora", workdir);
+    assert_ok(model_load(&mb, path, &lo, &e), &e);
+    const mm_model *ma = trainer_model(ta);
+    const char *name = "lang_encoder.model.layers.2.decoder_layer.mlp.down_proj.weight";
+    mm_param *pa = weights_find((mm_weights *)&ma->w, name), *pb = weights_find(&mb.w, name);
+    assert_memory_equal(*pa->slot, *pb->slot, weights_param_bytes(&ma->w, pa));
+    model_free(&mb);
+    trainer_close(ta);
+    cleanup();
+}
+
 static void expect_bad(const char *json, const char *needle) {
     mm_train_config c;
     mm_err e = {0};
@@ -243,6 +285,7 @@ int main(void) {
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_resume_is_bit_exact),
         cmocka_unit_test(test_resume_unfrozen_dropout),
+        cmocka_unit_test(test_unfrozen_only_checkpoint),
     };
     return cmocka_run_group_tests_name("trainer", tests, NULL, NULL);
 }
