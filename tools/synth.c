@@ -106,7 +106,7 @@ static void render(scene *s) {
         }
     for (int i = 0; i < s->n; i++) {
         const object *o = &s->obj[i];
-        int r = o->big ? S / 9 : S / 14;
+        int r = o->big ? S / 7 : S / 10;
         for (int y = o->cy - r - 1; y <= o->cy + r + 1; y++)
             for (int x = o->cx - r - 1; x <= o->cx + r + 1; x++)
                 if (inside(o, x, y, r))
@@ -140,9 +140,9 @@ static void make_scene(scene *s, int size) {
         else
             snprintf(s->text, sizeof s->text, "%d", 1 + rnd(99));
     }
-    // Objects on a 4x4 grid of cells (the bottom row is kept for text when there is some).
-    int rows = s->text[0] ? 3 : 4, cells[16], nc = 0;
-    for (int i = 0; i < rows * 4; i++)
+    // Objects on a 3x3 grid of cells (the bottom row is kept for text when there is some).
+    int rows = s->text[0] ? 2 : 3, cells[9], nc = 0;
+    for (int i = 0; i < rows * 3; i++)
         cells[nc++] = i;
     for (int i = nc - 1; i > 0; i--) {
         int j = rnd(i + 1), t = cells[i];
@@ -159,9 +159,9 @@ static void make_scene(scene *s, int size) {
         while (o->color == s->bg + 100)
             o->color = rnd(N_COLORS);
         o->big = unif() < 0.5;
-        int cell = cells[i], cw = size / 4;
-        o->cx = (cell % 4) * cw + cw / 2 + rnd(3) - 1;
-        o->cy = (cell / 4) * cw + cw / 2 + rnd(3) - 1;
+        int cell = cells[i], cw = size / 3;
+        o->cx = (cell % 3) * cw + cw / 2 + rnd(3) - 1;
+        o->cy = (cell / 3) * cw + cw / 2 + rnd(3) - 1;
     }
     s->rgb = malloc((size_t)size * size * 3);
     render(s);
