@@ -11,15 +11,7 @@
 #define DIR "tests/fixtures/forward"
 
 
-static char *read_tokens(void) {
-    static char buf[256];
-    FILE *f = fopen(DIR "/cli_tokens.txt", "r");
-    assert_non_null(f);
-    assert_non_null(fgets(buf, sizeof buf, f));
-    fclose(f);
-    buf[strcspn(buf, "\n")] = 0;
-    return buf;
-}
+static const char *read_tokens(void) { return first_line(DIR "/cli_tokens.txt"); }
 
 static void test_logits_matches_reference(void **s) {
     (void)s;

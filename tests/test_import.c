@@ -16,15 +16,7 @@
 #define FX "tests/fixtures/import"
 #define TMP "/tmp/mmgpt-test-import"
 
-static char *tokens(void) {
-    static char buf[256];
-    FILE *f = fopen(FX "/tokens.txt", "r");
-    assert_non_null(f);
-    assert_non_null(fgets(buf, sizeof buf, f));
-    fclose(f);
-    buf[strcspn(buf, "\n")] = 0;
-    return buf;
-}
+static const char *tokens(void) { return first_line(FX "/tokens.txt"); }
 
 // Converts with the given source arguments, runs `mmgpt logits` on the file and compares.
 static void convert_and_check(const char *args, const char *want_name, float tol) {

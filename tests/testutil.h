@@ -48,6 +48,17 @@ static inline int run(char *out, size_t cap, const char *fmt, ...) {
     return run_command(out, cap, full);
 }
 
+// The first line of a text file without its newline (a static buffer: copy it to keep two).
+static inline const char *first_line(const char *path) {
+    static char buf[1024];
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    buf[strcspn(buf, "\n")] = 0;
+    return buf;
+}
+
 // Fails the test with the error message when st is not MM_OK.
 #define assert_ok(st, e)                                                      \
     do {                                                                      \
