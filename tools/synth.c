@@ -48,6 +48,7 @@ typedef struct {
 
 typedef struct {
     int size, bg, textured, n;
+    int count_shape; // the shape the counting question asks about: its count is uniform over 0..5
     object obj[6];
     char text[8]; // "" for none
     uint8_t *rgb;
@@ -148,16 +149,20 @@ static void make_scene(scene *s, int size) {
         int j = rnd(i + 1), t = cells[i];
         cells[i] = cells[j], cells[j] = t;
     }
-    s->n = 1 + rnd(5);
-    // Often several of one kind, so that counting is asked about groups.
-    int main_shape = rnd(N_SHAPES), main_color = rnd(N_COLORS);
+    // The counted shape appears k times, k uniform over 0..5 (a model must look to answer), with up to
+    // 5 - k objects of other shapes (at least one object in all).
+    int k = rnd(6), others = k == 0 ? 1 + rnd(5) : rnd(6 - k), main_color = rnd(N_COLORS);
+    s->count_shape = rnd(N_SHAPES);
+    s->n = k + others;
     for (int i = 0; i < s->n; i++) {
         object *o = &s->obj[i];
-        int same = unif() < 0.6;
-        o->shape = same ? main_shape : rnd(N_SHAPES);
+        if (i < k)
+            o->shape = s->count_shape;
+        else
+            do
+                o->shape = rnd(N_SHAPES);
+            while (o->shape == s->count_shape);
         o->color = unif() < 0.5 ? main_color : rnd(N_COLORS);
-        while (o->color == s->bg + 100)
-            o->color = rnd(N_COLORS);
         o->big = unif() < 0.5;
         int cell = cells[i], cw = size / 3;
         o->cx = (cell % 3) * cw + cw / 2 + rnd(3) - 1;
@@ -239,13 +244,11 @@ static int ask(const scene *s, int kind, qa *out) {
         describe(s, out->a, sizeof out->a);
         out->kind = "caption";
         return 1;
-    case 1: {
-        int shape = unif() < 0.85 ? s->obj[rnd(s->n)].shape : rnd(N_SHAPES);
-        snprintf(out->q, sizeof out->q, "How many %s are there?", shape_plural[shape]);
-        snprintf(out->a, sizeof out->a, "%d", count_shape(s, shape));
+    case 1:
+        snprintf(out->q, sizeof out->q, "How many %s are there?", shape_plural[s->count_shape]);
+        snprintf(out->a, sizeof out->a, "%d", count_shape(s, s->count_shape));
         out->kind = "count";
         return 1;
-    }
     case 2: {
         const object *o = &s->obj[rnd(s->n)];
         if (count_shape(s, o->shape) != 1)
