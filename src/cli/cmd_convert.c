@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/inputs.h"
 #include "cli/tok_pack.h"
 #include "model/import.h"
 #include "model/merge.h"
@@ -25,10 +26,6 @@ static const char *usage_text =
     "  --merge-lora   fold the adapters into the weights (W += alpha/r B A) instead of keeping them\n"
     "  --dtype        storage of the matrices (default f16); vectors are f32\n"
     "  --config       a full mmgpt config.json to use instead of inferring the sizes from the tensors\n";
-
-static int parse_dtype(const char *s, mm_dtype *d) {
-    return mm_dtype_parse(!strcmp(s, "f32") ? "F32" : !strcmp(s, "f16") ? "F16" : !strcmp(s, "bf16") ? "BF16" : "?", d);
-}
 
 static void progress(void *user, size_t done, size_t total) {
     const int *tty = user;
@@ -149,7 +146,7 @@ int cmd_convert(int argc, char **argv) {
         }
     }
     mm_dtype dt = MM_F16;
-    if (dtype && parse_dtype(dtype, &dt) != 0)
+    if (dtype && cli_parse_dtype(dtype, &dt) != 0)
         return cli_usage("convert", "--dtype must be f32, f16 or bf16, not '%s'", dtype);
     if (!out)
         return cli_usage("convert", "needs --out MODEL.gguf");

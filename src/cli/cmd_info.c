@@ -21,11 +21,12 @@ static const char *usage_text = "usage: mmgpt info -m MODEL_DIR|MODEL.gguf\n"
                                 "  the files, and any missing or unused tensors. FILE: its metadata and every tensor\n"
                                 "  (name, dtype, shape) as stored.\n";
 
-static void print_shape(int ndim, const int64_t *shape) {
-    printf("[");
+// One tensor row: name, dtype, shape, and a note (may be "").
+static void print_tensor(const char *name, mm_dtype dt, int ndim, const int64_t *shape, const char *note) {
+    printf("%-72s %-5s [", name, mm_dtype_name(dt));
     for (int d = 0; d < ndim; d++)
         printf("%s%" PRId64, d ? ", " : "", shape[d]);
-    printf("]");
+    printf("]%s\n", note);
 }
 
 static int ends_with(const char *s, const char *suf) {
@@ -47,11 +48,8 @@ static int info_file(const char *path) {
             gguf_kv_format(&g.kv[i], v, sizeof v);
             printf("  %-44s %-6s %s\n", g.kv[i].key, gguf_type_name(g.kv[i].type), v);
         }
-        for (int i = 0; i < g.n_tensors; i++) {
-            printf("%-72s %-5s ", g.tensors[i].name, mm_dtype_name(g.tensors[i].dtype));
-            print_shape(g.tensors[i].ndim, g.tensors[i].shape);
-            printf("\n");
-        }
+        for (int i = 0; i < g.n_tensors; i++)
+            print_tensor(g.tensors[i].name, g.tensors[i].dtype, g.tensors[i].ndim, g.tensors[i].shape, "");
         gguf_close(&g);
         return 0;
     }
@@ -60,11 +58,8 @@ static int info_file(const char *path) {
         if (st_open(&st, path, &e) != MM_OK)
             return cli_fail(&e);
         printf("safetensors: %d file%s, %d tensors\n", st.n_files, st.n_files > 1 ? "s" : "", st.n);
-        for (int i = 0; i < st.n; i++) {
-            printf("%-72s %-5s ", st.tensors[i].name, mm_dtype_name(st.tensors[i].dtype));
-            print_shape(st.tensors[i].ndim, st.tensors[i].shape);
-            printf("\n");
-        }
+        for (int i = 0; i < st.n; i++)
+            print_tensor(st.tensors[i].name, st.tensors[i].dtype, st.tensors[i].ndim, st.tensors[i].shape, "");
         st_close(&st);
         return 0;
     }
@@ -75,11 +70,9 @@ static int info_file(const char *path) {
     printf("PyTorch checkpoint: %d tensors, %d storages\n", pt.n_tensors, pt.n_storages);
     for (int i = 0; i < pt.n_meta; i++)
         printf("  %-44s (not a tensor)\n", pt.meta[i].name);
-    for (int i = 0; i < pt.n_tensors; i++) {
-        printf("%-72s %-5s ", pt.tensors[i].name, mm_dtype_name(pt.tensors[i].dtype));
-        print_shape(pt.tensors[i].ndim, pt.tensors[i].shape);
-        printf("%s\n", pt.tensors[i].contiguous ? "" : " (strided view)");
-    }
+    for (int i = 0; i < pt.n_tensors; i++)
+        print_tensor(pt.tensors[i].name, pt.tensors[i].dtype, pt.tensors[i].ndim, pt.tensors[i].shape,
+                     pt.tensors[i].contiguous ? "" : " (strided view)");
     pt_close(&pt);
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/inputs.h"
 #include "cli/tok_pack.h"
 #include "io/file.h"
 #include "model/merge.h"
@@ -42,7 +43,7 @@ int cmd_merge(int argc, char **argv) {
         return cli_usage("merge", "needs -m MODEL_DIR and --out DIR");
     }
     mm_dtype dt = MM_DTYPE_COUNT;
-    if (dtype && (mm_dtype_parse(!strcmp(dtype, "f32") ? "F32" : !strcmp(dtype, "f16") ? "F16" : !strcmp(dtype, "bf16") ? "BF16" : "?", &dt) != 0))
+    if (dtype && cli_parse_dtype(dtype, &dt) != 0)
         return cli_usage("merge", "--dtype must be f32, f16 or bf16, not '%s'", dtype);
     mm_err e = {0};
     mm_model m;

@@ -122,6 +122,10 @@ mm_status cli_parse_ids(const char *s, const char *what, int allow_negative, int
     return MM_OK;
 }
 
+int cli_parse_dtype(const char *s, mm_dtype *d) {
+    return mm_dtype_parse(!strcmp(s, "f32") ? "F32" : !strcmp(s, "f16") ? "F16" : !strcmp(s, "bf16") ? "BF16" : "?", d);
+}
+
 // Finds the tokenizer file: the explicit path, else MODEL_DIR/tokenizer.model or tokenizer.json, or
 // the model itself when it is a .gguf file (which carries its tokenizer).
 static const char *find_tokenizer(const char *model_dir, const char *explicit_path, char *buf, size_t n) {

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/dtype.h"
 #include "base/err.h"
 
 typedef struct {
@@ -24,6 +25,8 @@ void cli_images_free(cli_images *im);
 // Parses "1,2,3" (commas and/or spaces) into a new int32 array; what names the flag in errors;
 // allow_negative admits -100 style labels.
 mm_status cli_parse_ids(const char *s, const char *what, int allow_negative, int32_t **ids, size_t *n, mm_err *e);
+// Parses a --dtype value: "f32", "f16" or "bf16"; returns 0 on success.
+int cli_parse_dtype(const char *s, mm_dtype *d);
 typedef struct mm_tokenizer mm_tokenizer;
 // Loads tokenizer_path, else MODEL_DIR/tokenizer.model, else MODEL_DIR/tokenizer.json.
 mm_status cli_load_tokenizer(const char *model_dir, const char *tokenizer_path, mm_tokenizer **tok, mm_err *e);

@@ -3,16 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "io/file.h"
 #include "io/gguf.h"
 #include "text/tokenizer.h"
-
-static int is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
 
 // The raw tokenizer file: an explicit file, a directory's tokenizer.model/json, or a .gguf's copy.
 static mm_status raw_bytes(cli_tok_pack *p, const char *path, mm_err *e) {
@@ -47,10 +41,10 @@ mm_status cli_tok_pack_load(cli_tok_pack *p, const char *model, const char *toke
     static const char *names[] = {"tokenizer.model", "tokenizer.json"};
     for (int i = 0; !path && i < 2; i++) {
         snprintf(buf, sizeof buf, "%s/%s", model, names[i]);
-        if (is_file(buf))
+        if (mm_file_exists(buf, 1))
             path = buf;
     }
-    if (!path && is_file(model))
+    if (!path && mm_file_exists(model, 1))
         path = model;
     if (!path)
         return mm_errf(e, MM_ERR_IO, "%s: no tokenizer.model or tokenizer.json (pass --tokenizer FILE)", model);

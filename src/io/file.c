@@ -50,6 +50,11 @@ mm_status mm_read_file(const char *path, uint8_t **data, size_t *len, mm_err *e)
     return MM_OK;
 }
 
+int mm_file_exists(const char *path, int regular_only) {
+    struct stat st;
+    return stat(path, &st) == 0 && (!regular_only || S_ISREG(st.st_mode));
+}
+
 mm_status mm_map_open(mm_map *m, const char *path, mm_err *e) {
     m->data = NULL;
     m->len = 0;

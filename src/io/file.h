@@ -10,6 +10,9 @@
 // Reads the whole file into a new buffer (NUL-terminated for convenience; *len excludes the NUL).
 mm_status mm_read_file(const char *path, uint8_t **data, size_t *len, mm_err *e);
 
+// Whether path exists (any kind); with regular_only, only a regular file counts.
+int mm_file_exists(const char *path, int regular_only);
+
 // A read-only mapping of a whole file.
 typedef struct {
     const uint8_t *data;

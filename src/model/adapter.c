@@ -20,15 +20,10 @@ void adapter_peft_name(const char *ours, char *out, size_t n) {
     snprintf(out, n, "base_model.model.%s", inner);
 }
 
-static int file_exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
 static int has_unfrozen_file(const char *dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/" ADAPTER_UNFROZEN_FILE, dir);
-    return file_exists(path);
+    return mm_file_exists(path, 0);
 }
 
 // PEFT's config has no notion of our scopes (it wraps the language model only); adapters trained on
@@ -57,7 +52,7 @@ static mm_status scopes_from_tensors(mm_config *cfg, const char *dir, mm_err *e)
 mm_status adapter_read_config(mm_config *cfg, const char *dir, mm_err *e) {
     char path[4096];
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    if (!file_exists(path) && has_unfrozen_file(dir))
+    if (!mm_file_exists(path, 0) && has_unfrozen_file(dir))
         return MM_OK; // a run that trained unfrozen tensors only: the model's own config stands
     json_object *root;
     MM_TRY(json_read_object(path, &root, e));
@@ -127,7 +122,7 @@ mm_status adapter_load(mm_model *m, const char *path, mm_err *e) {
         snprintf(file, sizeof file, "%s/adapter_model.safetensors", path);
     else
         snprintf(file, sizeof file, "%s", path);
-    if (!file_exists(file) && has_unfrozen_file(path) && m->w.cfg.lora_r == 0)
+    if (!mm_file_exists(file, 0) && has_unfrozen_file(path) && m->w.cfg.lora_r == 0)
         return load_unfrozen(m, path, e);
     mm_st st;
     MM_TRY(st_open(&st, file, e));

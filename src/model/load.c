@@ -97,13 +97,13 @@ mm_status model_load_tensor(mm_model *m, mm_param *p, const mm_tensor_ref *t, mm
 
 // A tensor usable in place from a mapped file: the exact shape and the dtype its view holds,
 // aligned for the kernels. Trainable tensors are always copied (they live in the trainable buffer).
-static void *mappable(const mm_weights *w, const mm_param *p, const mm_tensor_ref *t) {
+static void *mappable(const mm_param *p, const mm_tensor_ref *t, mm_dtype mat_dtype) {
     if (param_trains(p) || t->ndim != p->ndim || ((uintptr_t)t->data % 64) != 0)
         return NULL;
     for (int i = 0; i < p->ndim; i++)
         if (t->shape[i] != p->shape[i])
             return NULL;
-    mm_dtype want = p->kind == MM_PARAM_FROZEN_MAT ? w->mat_dtype : MM_F32;
+    mm_dtype want = p->kind == MM_PARAM_FROZEN_MAT ? mat_dtype : MM_F32;
     return t->dtype == want ? (void *)t->data : NULL;
 }
 
@@ -159,11 +159,10 @@ static mm_status load_source(mm_model *m, const mm_config *cfg, const tensor_sou
         dt = find_alias(src, "lang_encoder.model.embed_tokens.weight", &t) && mm_dtype_is_weight(t.dtype) ? t.dtype : MM_F32;
     }
     int own_lora = opts && (opts->adapter || opts->fresh_lora);
-    m->w.mat_dtype = dt; // mappable() needs it before the allocation
     for (int i = 0; map_in_place && i < m->w.n_params; i++) {
         mm_param *p = &m->w.params[i];
         if (!(own_lora && p->kind == MM_PARAM_LORA) && find_alias(src, p->name, &t))
-            p->external = mappable(&m->w, p, &t);
+            p->external = mappable(p, &t, dt);
     }
     s = weights_alloc(&m->w, dt, e);
     if (s == MM_OK)

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "io/file.h"
 #include "io/json.h"
@@ -34,11 +33,6 @@ static mm_status get_num(json_object *o, const char *k, double *dst, int integer
         return mm_errf(e, MM_ERR_FORMAT, "%s: \"%s\" must be %s", where, k, integer ? "an integer" : "a number");
     *dst = json_object_get_double(v);
     return MM_OK;
-}
-
-static int file_exists(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0;
 }
 
 mm_status train_config_parse(mm_train_config *t, const char *json, const char *where, mm_err *e) {
@@ -176,17 +170,17 @@ mm_status train_config_parse(mm_train_config *t, const char *json, const char *w
         return mm_errf(e, MM_ERR_FORMAT, "%s: give exactly one of \"steps\" or \"epochs\" (positive)", where);
     if (t->warmup < 0 || t->eval_every < 0 || t->save_every < 0 || t->log_every <= 0 || t->max_grad_norm < 0)
         return mm_errf(e, MM_ERR_FORMAT, "%s: warmup_steps/eval_every/save_every must be >= 0 and log_every >= 1", where);
-    if (!file_exists(t->model))
+    if (!mm_file_exists(t->model, 0))
         return mm_errf(e, MM_ERR_IO, "%s: model \"%s\" does not exist", where, t->model);
-    if (t->train_data[0] && !file_exists(t->train_data))
+    if (t->train_data[0] && !mm_file_exists(t->train_data, 0))
         return mm_errf(e, MM_ERR_IO, "%s: train_data \"%s\" does not exist", where, t->train_data);
-    if (t->data[0] && !file_exists(t->data))
+    if (t->data[0] && !mm_file_exists(t->data, 0))
         return mm_errf(e, MM_ERR_IO, "%s: data \"%s\" does not exist", where, t->data);
     if (t->data[0] && t->eval_data[0])
         return mm_errf(e, MM_ERR_FORMAT, "%s: with \"data\", the eval split is a \"split\": \"eval\" source, not eval_data", where);
-    if (t->eval_data[0] && !file_exists(t->eval_data))
+    if (t->eval_data[0] && !mm_file_exists(t->eval_data, 0))
         return mm_errf(e, MM_ERR_IO, "%s: eval_data \"%s\" does not exist", where, t->eval_data);
-    if (t->adapter[0] && !file_exists(t->adapter))
+    if (t->adapter[0] && !mm_file_exists(t->adapter, 0))
         return mm_errf(e, MM_ERR_IO, "%s: adapter \"%s\" does not exist", where, t->adapter);
     return MM_OK;
 }
