@@ -5,34 +5,7 @@
 #include <string.h>
 
 #include "io/file.h"
-#include "io/gguf.h"
 #include "text/tokenizer.h"
-
-// The raw tokenizer file: an explicit file, a directory's tokenizer.model/json, or a .gguf's copy.
-static mm_status raw_bytes(cli_tok_pack *p, const char *path, mm_err *e) {
-    if (gguf_is_gguf(path)) {
-        mm_gguf g;
-        MM_TRY(gguf_open(&g, path, e));
-        const uint8_t *d;
-        const char *nm;
-        size_t n, nl;
-        mm_status s = gguf_get_u8_array(&g, "mmgpt.tokenizer.data", &d, &n, e);
-        if (s == MM_OK)
-            s = gguf_get_str(&g, "mmgpt.tokenizer.file", &nm, &nl, e);
-        if (s == MM_OK && (!(p->bytes = malloc(n ? n : 1)) || !(p->name = strndup(nm, nl))))
-            s = mm_errf(e, MM_ERR_NOMEM, "out of memory");
-        if (s == MM_OK) {
-            memcpy(p->bytes, d, n);
-            p->info.len = n;
-        }
-        gguf_close(&g);
-        return s;
-    }
-    MM_TRY(mm_read_file(path, &p->bytes, &p->info.len, e));
-    const char *slash = strrchr(path, '/');
-    p->name = strdup(slash ? slash + 1 : path);
-    return p->name ? MM_OK : mm_errf(e, MM_ERR_NOMEM, "out of memory");
-}
 
 mm_status cli_tok_pack_load(cli_tok_pack *p, const char *model, const char *tokenizer_path, mm_err *e) {
     memset(p, 0, sizeof *p);
@@ -48,7 +21,7 @@ mm_status cli_tok_pack_load(cli_tok_pack *p, const char *model, const char *toke
         path = model;
     if (!path)
         return mm_errf(e, MM_ERR_IO, "%s: no tokenizer.model or tokenizer.json (pass --tokenizer FILE)", model);
-    mm_status s = raw_bytes(p, path, e);
+    mm_status s = tok_read_file(path, &p->bytes, &p->info.len, &p->name, e);
     if (s == MM_OK)
         s = tok_load_memory(&p->tok, p->bytes, p->info.len, path, e);
     int32_t n = s == MM_OK ? tok_vocab_size(p->tok) : 0;

@@ -109,27 +109,49 @@ mm_status tok_finish(mm_tokenizer *t, const char *path, mm_err *e) {
     return MM_OK;
 }
 
+mm_status tok_read_file(const char *path, uint8_t **bytes, size_t *len, char **name, mm_err *e) {
+    *bytes = NULL, *name = NULL;
+    if (!gguf_is_gguf(path)) {
+        MM_TRY(mm_read_file(path, bytes, len, e));
+        const char *slash = strrchr(path, '/');
+        if (!(*name = strdup(slash ? slash + 1 : path))) {
+            free(*bytes), *bytes = NULL;
+            return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+        }
+        return MM_OK;
+    }
+    // An mmgpt model file carries its tokenizer file's bytes and name (model/model_gguf.h).
+    mm_gguf g;
+    MM_TRY(gguf_open(&g, path, e));
+    const uint8_t *d;
+    const char *nm;
+    size_t nl;
+    mm_status s = gguf_get_u8_array(&g, "mmgpt.tokenizer.data", &d, len, e);
+    if (s == MM_OK)
+        s = gguf_get_str(&g, "mmgpt.tokenizer.file", &nm, &nl, e);
+    if (s != MM_OK)
+        s = mm_errf(e, MM_ERR_FORMAT, "%s: this GGUF file carries no mmgpt tokenizer (mmgpt.tokenizer.*)", path);
+    else if (!(*bytes = malloc(*len ? *len : 1)) || !(*name = strndup(nm, nl)))
+        s = mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    else
+        memcpy(*bytes, d, *len);
+    if (s != MM_OK) {
+        free(*bytes), free(*name);
+        *bytes = NULL, *name = NULL;
+    }
+    gguf_close(&g);
+    return s;
+}
+
 mm_status tok_load(mm_tokenizer **out, const char *path, mm_err *e) {
     *out = NULL;
-    if (gguf_is_gguf(path)) {
-        // An mmgpt model file carries its tokenizer file's bytes (model/model_gguf.h).
-        mm_gguf g;
-        MM_TRY(gguf_open(&g, path, e));
-        const uint8_t *data;
-        size_t len;
-        mm_status s = gguf_get_u8_array(&g, "mmgpt.tokenizer.data", &data, &len, e);
-        if (s == MM_OK)
-            s = tok_load_memory(out, data, len, path, e);
-        else
-            s = mm_errf(e, MM_ERR_FORMAT, "%s: this GGUF file carries no mmgpt tokenizer (mmgpt.tokenizer.data)", path);
-        gguf_close(&g);
-        return s;
-    }
     uint8_t *buf;
     size_t len;
-    MM_TRY(mm_read_file(path, &buf, &len, e));
+    char *name;
+    MM_TRY(tok_read_file(path, &buf, &len, &name, e));
     mm_status s = tok_load_memory(out, buf, len, path, e);
     free(buf);
+    free(name);
     return s;
 }
 

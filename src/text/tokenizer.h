@@ -23,6 +23,9 @@ typedef enum {
 // model file carries. Adds OpenFlamingo's three tokens
 // after the base vocabulary unless the file already defines them.
 mm_status tok_load(mm_tokenizer **tok, const char *path, mm_err *e);
+// The bytes of the tokenizer file tok_load would read from path (a .gguf model's embedded copy included)
+// and its file name ("tokenizer.model"); both malloc'ed.
+mm_status tok_read_file(const char *path, uint8_t **bytes, size_t *len, char **name, mm_err *e);
 // The same from bytes in memory (path names the source in errors); the bytes are not kept.
 mm_status tok_load_memory(mm_tokenizer **tok, const uint8_t *data, size_t len, const char *path, mm_err *e);
 void tok_free(mm_tokenizer *tok);
