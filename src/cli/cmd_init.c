@@ -12,9 +12,22 @@
 #include "text/tokenizer.h"
 
 static const char *usage_text =
-    "usage: mmgpt init --config CONFIG.json --tokenizer FILE --out DIR [--seed N]\n"
+    "usage: mmgpt init --config CONFIG.json --tokenizer FILE --out DIR [--seed N] [--gate F] [--latent-std F]\n"
     "  Writes DIR/config.json, DIR/model.safetensors (f32 random weights) and the tokenizer. The config's\n"
-    "  vocab_size and special token ids must match the tokenizer (its size includes the 3 added tokens).\n";
+    "  vocab_size and special token ids must match the tokenizer (its size includes the 3 added tokens).\n"
+    "  --gate: the cross-attention tanh gates' start (OpenFlamingo: 0, closed; a model trained from scratch\n"
+    "  needs them open, or the image path never gets a gradient). --latent-std: std of the perceiver\n"
+    "  latents and media embeddings (OpenFlamingo: 1; small values let the image dominate the latents).\n";
+
+// A finite float option value, or -1 with a usage error printed.
+static int parse_float(const char *flag, const char *v, float *out) {
+    char *end = NULL;
+    double d = strtod(v, &end);
+    if (!*v || *end || !(d > -1e6 && d < 1e6))
+        return cli_usage("init", "%s takes a number, not '%s'", flag, v);
+    *out = (float)d;
+    return 0;
+}
 
 static int check_tokens(const mm_config *c, const mm_tokenizer *t, mm_err *e) {
     struct {
@@ -32,6 +45,7 @@ static int check_tokens(const mm_config *c, const mm_tokenizer *t, mm_err *e) {
 int cmd_init(int argc, char **argv) {
     const char *cfg_path = NULL, *tok_path = NULL, *out = NULL;
     unsigned long long seed = 0;
+    mm_init_opts opts = init_opts_default();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -49,6 +63,12 @@ int cmd_init(int argc, char **argv) {
             seed = strtoull(argv[++i], &end, 10);
             if (!*argv[i] || *end)
                 return cli_usage("init", "--seed takes a non-negative integer, not '%s'", argv[i]);
+        } else if (!strcmp(a, "--gate") && has) {
+            if (parse_float(a, argv[++i], &opts.gate))
+                return 2;
+        } else if (!strcmp(a, "--latent-std") && has) {
+            if (parse_float(a, argv[++i], &opts.latent_std) || opts.latent_std < 0)
+                return opts.latent_std < 0 ? cli_usage("init", "--latent-std must not be negative") : 2;
         } else {
             fputs(usage_text, stderr);
             return cli_usage("init", "unknown or incomplete option '%s'", a);
@@ -70,7 +90,7 @@ int cmd_init(int argc, char **argv) {
     if (s != MM_OK)
         return cli_fail(&e);
     mm_model m;
-    if (model_init_random(&m, &cfg, seed, &e) != MM_OK)
+    if (model_init_random(&m, &cfg, seed, &opts, &e) != MM_OK)
         return cli_fail(&e);
     s = model_save_dir(&m, out, MM_F32, &e);
     int n_tensors = m.w.n_params;

@@ -29,7 +29,11 @@ static int is_residual_out(const char *name) {
     return 0;
 }
 
-mm_status model_init_random(mm_model *m, const mm_config *cfg, uint64_t seed, mm_err *e) {
+mm_init_opts init_opts_default(void) { return (mm_init_opts){.gate = 0, .latent_std = 1.0f}; }
+
+mm_status model_init_random(mm_model *m, const mm_config *cfg, uint64_t seed, const mm_init_opts *opts,
+                            mm_err *e) {
+    mm_init_opts o = opts ? *opts : init_opts_default();
     memset(m, 0, sizeof *m);
     m->ops = ops_cpu();
     MM_TRY(weights_init(&m->w, cfg, e));
@@ -49,10 +53,12 @@ mm_status model_init_random(mm_model *m, const mm_config *cfg, uint64_t seed, mm
             n *= (size_t)p->shape[d];
         float *x = *p->slot; // every buffer is f32 here
         float std = 0, fill = 0;
-        if (strstr(p->name, "latents") || strstr(p->name, "media_time_embs") || strstr(p->name, "frame_embs"))
-            std = 1.0f;
+        // "perceiver.latents" itself, not the norm_latents LayerNorms (which start at 1 and 0 like any norm)
+        if (!strcmp(p->name, "perceiver.latents") || strstr(p->name, "media_time_embs") ||
+            strstr(p->name, "frame_embs"))
+            std = o.latent_std, fill = 0;
         else if (ends_with(p->name, "_gate"))
-            fill = 0;
+            fill = o.gate;
         else if (p->kind == MM_PARAM_LORA)
             std = ends_with(p->name, "lora_A.weight") ? 0.02f : 0; // B = 0: a fresh adapter changes nothing
         else if (p->ndim >= 2 || strstr(p->name, "class_embedding") || strstr(p->name, "positional_embedding"))
