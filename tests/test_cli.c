@@ -159,6 +159,35 @@ static int files_equal(const char *a, const char *b) {
     return run(out, sizeof out, "cmp -s %s %s", a, b) == 0;
 }
 
+typedef struct {
+    const char *name;
+    double mean, std;
+} init_want;
+
+// Each named tensor of an initialised model has the mean and std it should (within 10% of the std).
+static void check_init(const char *path, const init_want *want, size_t n) {
+    mm_err e = {0};
+    mm_st st;
+    assert_ok(st_open(&st, path, &e), &e);
+    for (size_t i = 0; i < n; i++) {
+        const mm_st_tensor *t = st_find(&st, want[i].name);
+        if (!t)
+            fail_msg("init wrote no %s", want[i].name);
+        double sum = 0, sq = 0;
+        for (int64_t j = 0; j < t->numel; j++) {
+            float x;
+            memcpy(&x, t->data + 4 * j, 4);
+            sum += x;
+            sq += (double)x * x;
+        }
+        double mean = sum / (double)t->numel, sd = sqrt(fmax(sq / (double)t->numel - mean * mean, 0));
+        printf("mmgpt-test: init %-70s mean %+.4f std %.4f\n", want[i].name, mean, sd);
+        assert_true(fabs(mean - want[i].mean) <= 0.1 * (want[i].std > 0 ? want[i].std : 1) + 1e-7);
+        assert_true(fabs(sd - want[i].std) <= 0.1 * want[i].std + 1e-7);
+    }
+    st_close(&st);
+}
+
 // `mmgpt init`: deterministic by seed, the documented distributions, and a clear error (nothing
 // written) when the config does not match the tokenizer.
 static void test_init(void **s) {
@@ -174,37 +203,31 @@ static void test_init(void **s) {
     }
     assert_true(files_equal("/tmp/mmgpt-test-init-a/model.safetensors", "/tmp/mmgpt-test-init-b/model.safetensors"));
     assert_false(files_equal("/tmp/mmgpt-test-init-a/model.safetensors", "/tmp/mmgpt-test-init-c/model.safetensors"));
-    mm_err e = {0};
-    mm_st st;
-    assert_ok(st_open(&st, "/tmp/mmgpt-test-init-a/model.safetensors", &e), &e);
-    struct {
-        const char *name;
-        double mean, std;
-    } want[] = {
+    const init_want want[] = {
         {"lang_encoder.model.layers.0.decoder_layer.self_attn.q_proj.weight", 0, 0.02},
         {"lang_encoder.model.embed_tokens.weight", 0, 0.02},
         {"lang_encoder.model.layers.0.decoder_layer.input_layernorm.weight", 1, 0},
         {"lang_encoder.model.layers.1.gated_cross_attn_layer.attn_gate", 0, 0},
         {"perceiver.latents", 0, 1},
+        {"perceiver.layers.0.0.norm_latents.weight", 1, 0}, // a norm, not a latent (was caught by "latents")
+        {"perceiver.layers.0.0.norm_latents.bias", 0, 0},
         {"vision_encoder.visual.transformer.resblocks.0.attn.in_proj_bias", 0, 0},
     };
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        const mm_st_tensor *t = st_find(&st, want[i].name);
-        if (!t)
-            fail_msg("init wrote no %s", want[i].name);
-        double sum = 0, sq = 0;
-        for (int64_t j = 0; j < t->numel; j++) {
-            float x;
-            memcpy(&x, t->data + 4 * j, 4);
-            sum += x;
-            sq += (double)x * x;
-        }
-        double mean = sum / (double)t->numel, sd = sqrt(sq / (double)t->numel - mean * mean);
-        printf("mmgpt-test: init %-70s mean %+.4f std %.4f\n", want[i].name, mean, sd);
-        assert_true(fabs(mean - want[i].mean) <= 0.1 * (want[i].std > 0 ? want[i].std : 1) + 1e-7);
-        assert_true(fabs(sd - want[i].std) <= 0.1 * want[i].std + 1e-7);
-    }
-    st_close(&st);
+    check_init("/tmp/mmgpt-test-init-a/model.safetensors", want, sizeof want / sizeof want[0]);
+    // A model to be trained from scratch: gates open, small latents.
+    if (run(out, sizeof out, "%s init --config %s/config.json --tokenizer %s/tokenizer.model --out "
+            "/tmp/mmgpt-test-init-c --seed 7 --gate 1 --latent-std 0.02", bin(), m, m) != 0)
+        fail_msg("init --gate: %s", out);
+    const init_want open_want[] = {
+        {"lang_encoder.model.layers.1.gated_cross_attn_layer.attn_gate", 1, 0},
+        {"lang_encoder.model.layers.1.gated_cross_attn_layer.ff_gate", 1, 0},
+        {"perceiver.latents", 0, 0.02},
+        {"perceiver.layers.0.0.norm_latents.weight", 1, 0},
+    };
+    check_init("/tmp/mmgpt-test-init-c/model.safetensors", open_want, sizeof open_want / sizeof open_want[0]);
+    assert_int_equal(run(out, sizeof out, "%s init --config %s/config.json --tokenizer %s/tokenizer.model --out "
+                         "/tmp/mmgpt-test-init-e --gate x", bin(), m, m), 2);
+    assert_non_null(strstr(out, "--gate takes a number"));
     // The model it wrote runs.
     int rc = run(out, sizeof out, "%s logits -m /tmp/mmgpt-test-init-a --prompt 'a <image> b' --image "
                  "examples/shapes.png --out /tmp/mmgpt-test-init-a/l.npy --top 1", bin());

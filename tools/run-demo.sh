@@ -1,20 +1,14 @@
 #!/usr/bin/env bash
-# The main job until chat lands: the bundled model's top next tokens for an instruction about an image.
+# `make run`: a chat with the bundled demo model (trained here by tools/train-demo.sh; see MODEL_CARD.md)
+# about an example image, the first question already asked. In a terminal it then waits for you (/help
+# lists the commands, /image PATH attaches another picture); with stdin not a terminal it answers the
+# first question and exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MMGPT=${1:-build/mmgpt}
-H="Below is an instruction that describes a task. Write a response that appropriately completes the request."
-PROMPT="$H
-
-### Image:
-<image>
-
-### Instruction:
-What is in this image?
-
-### Response:
-"
-echo "model: models/tiny-random (random weights: the tokens below are the real pipeline's output, not an answer)"
-echo "image: examples/shapes.png"
-"$MMGPT" logits -m models/tiny-random --prompt "$PROMPT" --image examples/shapes.png --out /tmp/mmgpt-logits.npy --top 5
-echo "logits [tokens, vocab] written to /tmp/mmgpt-logits.npy"
+MODEL=${MODEL:-models/demo.gguf}
+IMAGE=${IMAGE:-examples/demo.png}
+ASK=${ASK:-Describe the image in detail.}
+echo "model: $MODEL (a $(du -h "$MODEL" | cut -f1) Flamingo trained from scratch on synthetic scenes; MODEL_CARD.md)"
+echo "image: $IMAGE"
+exec "$MMGPT" chat -m "$MODEL" --image "$IMAGE" --ask "$ASK" --greedy
