@@ -216,13 +216,16 @@ static void test_init(void **s) {
     check_init("/tmp/mmgpt-test-init-a/model.safetensors", want, sizeof want / sizeof want[0]);
     // A model to be trained from scratch: gates open, small latents.
     if (run(out, sizeof out, "%s init --config %s/config.json --tokenizer %s/tokenizer.model --out "
-            "/tmp/mmgpt-test-init-c --seed 7 --gate 1 --latent-std 0.02", bin(), m, m) != 0)
+            "/tmp/mmgpt-test-init-c --seed 7 --gate 1 --latent-std 0.02 --attn-std 0.1", bin(), m, m) != 0)
         fail_msg("init --gate: %s", out);
     const init_want open_want[] = {
         {"lang_encoder.model.layers.1.gated_cross_attn_layer.attn_gate", 1, 0},
         {"lang_encoder.model.layers.1.gated_cross_attn_layer.ff_gate", 1, 0},
         {"perceiver.latents", 0, 0.02},
         {"perceiver.layers.0.0.norm_latents.weight", 1, 0},
+        {"perceiver.layers.0.0.to_q.weight", 0, 0.1},
+        {"lang_encoder.model.layers.1.gated_cross_attn_layer.attn.to_kv.weight", 0, 0.1},
+        {"lang_encoder.model.layers.1.gated_cross_attn_layer.attn.to_out.weight", 0, 0.02 / 2}, // 0.02/sqrt(2L)
     };
     check_init("/tmp/mmgpt-test-init-c/model.safetensors", open_want, sizeof open_want / sizeof open_want[0]);
     assert_int_equal(run(out, sizeof out, "%s init --config %s/config.json --tokenizer %s/tokenizer.model --out "

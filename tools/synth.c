@@ -240,7 +240,7 @@ typedef struct {
 } qa;
 
 // One question about the scene of the given kind, if the scene allows it; returns 0 when not.
-static int ask(const scene *s, int kind, qa *out) {
+static int ask(const scene *s, int kind, int counted_shape, qa *out) {
     switch (kind) {
     case 0:
         snprintf(out->q, sizeof out->q, "%s", unif() < 0.5 ? "Describe the image in detail." : "What is in this image?");
@@ -248,8 +248,8 @@ static int ask(const scene *s, int kind, qa *out) {
         out->kind = "caption";
         return 1;
     case 1:
-        snprintf(out->q, sizeof out->q, "How many %s are there?", shape_plural[s->count_shape]);
-        snprintf(out->a, sizeof out->a, "%d", count_shape(s, s->count_shape));
+        snprintf(out->q, sizeof out->q, "How many %s are there?", shape_plural[counted_shape]);
+        snprintf(out->a, sizeof out->a, "%d", count_shape(s, counted_shape));
         out->kind = "count";
         return 1;
     case 2: {
@@ -466,20 +466,22 @@ int main(int argc, char **argv) {
             for (int k = 0; k < 5; k++) {
                 qa x;
                 for (int tries = 0; tries < 8; tries++)
-                    if (ask(&s, k, &x)) {
+                    if (ask(&s, k, s.count_shape, &x)) {
                         write_eval(ev, rel, &x);
                         break;
                     }
             }
-        } else { // a conversation of one to three turns, the first about the image as a whole or a part
-            qa turns[3];
-            int n = 0, want = 1 + rnd(3);
-            for (int tries = 0; n < want && tries < 20; tries++) {
-                if (!ask(&s, rnd(5), &turns[n]))
+        } else { // a conversation of one to four turns about the image as a whole or its parts
+            qa turns[4];
+            int n = 0, want = 1 + rnd(4), counted = 0;
+            for (int tries = 0; n < want && tries < 30; tries++) {
+                int kind = rnd(5); // the first count question asks about the uniformly counted shape
+                if (!ask(&s, kind, kind == 1 && counted ? rnd(N_SHAPES) : s.count_shape, &turns[n]))
                     continue;
                 int repeat = 0; // the same question twice teaches nothing
                 for (int k = 0; k < n; k++)
-                    repeat |= !strcmp(turns[k].q, turns[n].q) || !strcmp(turns[k].kind, turns[n].kind);
+                    repeat |= !strcmp(turns[k].q, turns[n].q);
+                counted |= kind == 1 && !repeat;
                 n += !repeat;
             }
             write_conv(vis, corpus, rel, turns, n);

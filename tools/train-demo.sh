@@ -32,13 +32,16 @@ if [ "${VISION_ONLY:-0}" = 1 ]; then
     > "$W/data/data.json"
 fi
 
-stamp "tokenizer (spm_train, BPE, 320 pieces)"
+stamp "tokenizer (spm_train, BPE, 320 pieces, newline as a piece of its own: the template is made of lines)"
 spm_train --input="$W/data/corpus.txt" --model_prefix="$W/tok" --vocab_size=320 --model_type=bpe \
   --character_coverage=1.0 --split_digits=true --bos_id=1 --eos_id=2 --unk_id=0 --pad_id=-1 \
-  --normalization_rule_name=identity --num_threads=2 --minloglevel=2
+  --normalization_rule_name=identity --num_threads=2 --minloglevel=2 --user_defined_symbols=$'\n'
 
 stamp "init"
-"$M" init --config tools/demo/model.json --tokenizer "$W/tok.model" --out "$W/init" --seed "$SEED"
+# Gates open and small latents: with both towers random, closed gates leave the image path without a
+# gradient, and unit-variance latents drown the image in the perceiver's residual stream (MODEL_CARD.md).
+"$M" init --config tools/demo/model.json --tokenizer "$W/tok.model" --out "$W/init" --seed "$SEED" \
+  --gate 1 --latent-std 0.02
 
 stamp "training every tensor from scratch ($PRE_STEPS steps)"
 cat > "$W/pre.json" <<JSON

@@ -13,11 +13,14 @@
 
 static const char *usage_text =
     "usage: mmgpt init --config CONFIG.json --tokenizer FILE --out DIR [--seed N] [--gate F] [--latent-std F]\n"
+    "                  [--attn-std F]\n"
     "  Writes DIR/config.json, DIR/model.safetensors (f32 random weights) and the tokenizer. The config's\n"
     "  vocab_size and special token ids must match the tokenizer (its size includes the 3 added tokens).\n"
     "  --gate: the cross-attention tanh gates' start (OpenFlamingo: 0, closed; a model trained from scratch\n"
     "  needs them open, or the image path never gets a gradient). --latent-std: std of the perceiver\n"
-    "  latents and media embeddings (OpenFlamingo: 1; small values let the image dominate the latents).\n";
+    "  latents and media embeddings (OpenFlamingo: 1; small values let the image dominate the latents).\n"
+    "  --attn-std: std of the perceiver's and cross-attention's to_q/to_kv (default 0.02; larger values make\n"
+    "  attention selective from the start, so latents can pick out objects instead of all pooling alike).\n";
 
 // A finite float option value, or -1 with a usage error printed.
 static int parse_float(const char *flag, const char *v, float *out) {
@@ -66,6 +69,9 @@ int cmd_init(int argc, char **argv) {
         } else if (!strcmp(a, "--gate") && has) {
             if (parse_float(a, argv[++i], &opts.gate))
                 return 2;
+        } else if (!strcmp(a, "--attn-std") && has) {
+            if (parse_float(a, argv[++i], &opts.attn_std) || opts.attn_std <= 0)
+                return opts.attn_std <= 0 ? cli_usage("init", "--attn-std must be positive") : 2;
         } else if (!strcmp(a, "--latent-std") && has) {
             if (parse_float(a, argv[++i], &opts.latent_std) || opts.latent_std < 0)
                 return opts.latent_std < 0 ? cli_usage("init", "--latent-std must not be negative") : 2;

@@ -29,7 +29,7 @@ static int is_residual_out(const char *name) {
     return 0;
 }
 
-mm_init_opts init_opts_default(void) { return (mm_init_opts){.gate = 0, .latent_std = 1.0f}; }
+mm_init_opts init_opts_default(void) { return (mm_init_opts){.gate = 0, .latent_std = 1.0f, .attn_std = 0.02f}; }
 
 mm_status model_init_random(mm_model *m, const mm_config *cfg, uint64_t seed, const mm_init_opts *opts,
                             mm_err *e) {
@@ -62,7 +62,9 @@ mm_status model_init_random(mm_model *m, const mm_config *cfg, uint64_t seed, co
         else if (p->kind == MM_PARAM_LORA)
             std = ends_with(p->name, "lora_A.weight") ? 0.02f : 0; // B = 0: a fresh adapter changes nothing
         else if (p->ndim >= 2 || strstr(p->name, "class_embedding") || strstr(p->name, "positional_embedding"))
-            std = is_residual_out(p->name) ? res_std : 0.02f;
+            std = is_residual_out(p->name)                                         ? res_std
+                  : strstr(p->name, ".to_q.weight") || strstr(p->name, ".to_kv.weight") ? o.attn_std
+                                                                                        : 0.02f;
         else if (ends_with(p->name, "bias")) // ".bias" and in_proj_bias
             fill = 0;
         else

@@ -12,9 +12,10 @@
 typedef struct {
     float gate;       // tanh-gate pre-activation; OpenFlamingo: 0 (the image path starts closed)
     float latent_std; // perceiver latents and media/frame embeddings ~ N(0, latent_std); OpenFlamingo: 1
+    float attn_std;   // std of the perceiver's and cross-attention's to_q/to_kv (default 0.02 like the rest)
 } mm_init_opts;
 
-// OpenFlamingo's choices: gate 0, latent_std 1.
+// OpenFlamingo's choices: gate 0, latent_std 1; attn_std 0.02.
 mm_init_opts init_opts_default(void);
 
 // Builds m for cfg (frozen matrices in f32) and fills every tensor: 2-D and larger weights and the
