@@ -7,15 +7,16 @@
 #   4. mmgpt train fine-tunes LoRA adapters on the same mix, and mmgpt merge folds them in;
 #   5. mmgpt eval scores the held-out set.
 # Budget: under 60 minutes on 2 CPU cores (timings are printed). Environment: BUILD (build dir), WORK
-# (scratch, default /tmp/mmgpt-demo), SEED, PRE_STEPS, LORA_STEPS, OUT (default models/demo.gguf),
+# (scratch, default /tmp/mmgpt-demo), SEED, PRE_STEPS, PRE_LR, LORA_STEPS, OUT (default models/demo.gguf),
 # VISION_ONLY=1 (train on the vision data alone, for the model card's comparison).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}
 W=${WORK:-/tmp/mmgpt-demo}
 SEED=${SEED:-1}
-PRE_STEPS=${PRE_STEPS:-3000}
-LORA_STEPS=${LORA_STEPS:-500}
+PRE_STEPS=${PRE_STEPS:-4000}
+PRE_LR=${PRE_LR:-0.001}
+LORA_STEPS=${LORA_STEPS:-300}
 OUT=${OUT:-models/demo.gguf}
 command -v spm_train >/dev/null || bash tools/setup.sh --fixtures
 make -s "$B/mmgpt" "$B/synth"
@@ -47,7 +48,7 @@ stamp "training every tensor from scratch ($PRE_STEPS steps)"
 cat > "$W/pre.json" <<JSON
 {"model": "$W/init", "lora": null, "unfrozen": ["vision_encoder", "perceiver", "lang_encoder"],
  "data": "$W/data/data.json", "data_threads": 2, "out_dir": "$W/pre", "batch_size": 16, "grad_accum": 1,
- "lr": 0.002, "schedule": "cosine", "warmup_steps": 100, "steps": $PRE_STEPS, "seed": $SEED, "weight_decay": 0.0,
+ "lr": $PRE_LR, "schedule": "cosine", "warmup_steps": 100, "steps": $PRE_STEPS, "seed": $SEED, "weight_decay": 0.0,
  "max_grad_norm": 1.0, "log_every": 10}
 JSON
 "$M" train --config "$W/pre.json"
