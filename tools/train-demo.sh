@@ -39,10 +39,11 @@ spm_train --input="$W/data/corpus.txt" --model_prefix="$W/tok" --vocab_size=320 
   --normalization_rule_name=identity --num_threads=2 --minloglevel=2 --user_defined_symbols=$'\n'
 
 stamp "init"
-# Gates open and small latents: with both towers random, closed gates leave the image path without a
-# gradient, and unit-variance latents drown the image in the perceiver's residual stream (MODEL_CARD.md).
+# Gates open, small latents, larger attention projections: with both towers random, closed gates leave the image path without a
+# gradient, unit-variance latents drown the image in the perceiver's residual stream, and 0.02-scale
+# queries/keys make every latent pool all patches alike (MODEL_CARD.md).
 "$M" init --config tools/demo/model.json --tokenizer "$W/tok.model" --out "$W/init" --seed "$SEED" \
-  --gate 1 --latent-std 0.02
+  --gate 1 --latent-std 0.02 --attn-std 0.1
 
 stamp "training every tensor from scratch ($PRE_STEPS steps)"
 cat > "$W/pre.json" <<JSON
