@@ -1,18 +1,11 @@
 // tools/synth, the demo model's data generator: the same seed gives the same bytes, another seed other
 // data; every record is usable by the data pipeline (no skips, images decode); the eval set holds every
-// question kind, counts stay within 1..5 (and 0 for absent shapes), and held-out arithmetic pairs never
+// question kind, counts stay within 0..5, and held-out arithmetic pairs never
 // appear in training.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "testutil.h"
-
-static const char *synth_bin(void) {
-    static char p[1024];
-    const char *m = bin(), *slash = strrchr(m, '/');
-    snprintf(p, sizeof p, "%.*s/synth", slash ? (int)(slash - m) : 1, slash ? m : ".");
-    return p;
-}
 
 static void test_deterministic(void **s) {
     (void)s;
@@ -51,6 +44,11 @@ static void test_deterministic(void **s) {
                      0);
     for (char *p = out; *p; p++)
         assert_int_equal(*p, '0');
+    // Scenes are 48 x 48 by default (a 3 x 3 grid of 16-px cells, the demo model's patches): the PNG
+    // header's width and height.
+    assert_int_equal(run(out, sizeof out, "od -An -tu1 -j16 -N8 /tmp/mmgpt-synth-a/images/train00000.png | tr -s ' '"),
+                     0);
+    assert_string_equal(out, " 0 0 0 48 0 0 0 48\n");
     assert_int_equal(run(out, sizeof out, "rm -rf /tmp/mmgpt-synth-a /tmp/mmgpt-synth-b /tmp/mmgpt-synth-c"), 0);
 }
 

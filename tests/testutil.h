@@ -34,6 +34,14 @@ static inline const char *bin(void) {
     return b ? b : "build/mmgpt";
 }
 
+// tools/synth as built beside the mmgpt binary under test.
+static inline const char *synth_bin(void) {
+    static char p[4096];
+    const char *m = bin(), *slash = strrchr(m, '/');
+    snprintf(p, sizeof p, "%.*s/synth", slash ? (int)(slash - m) : 1, slash ? m : ".");
+    return p;
+}
+
 // Runs a printf-formatted shell command line with stderr joined to stdout; out gets the output,
 // the exit status is returned.
 static inline int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

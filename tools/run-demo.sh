@@ -11,4 +11,5 @@ IMAGE=${IMAGE:-examples/demo.png}
 ASK=${ASK:-Describe the image in detail.}
 echo "model: $MODEL (a $(du -h "$MODEL" | cut -f1) Flamingo trained from scratch on synthetic scenes; MODEL_CARD.md)"
 echo "image: $IMAGE"
+[ -t 1 ] || printf 'you> %s\nmmgpt> ' "$ASK" # a terminal gets chat's own coloured prompts
 exec "$MMGPT" chat -m "$MODEL" --image "$IMAGE" --ask "$ASK" --greedy
