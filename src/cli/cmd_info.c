@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/str.h"
 #include "cli/commands.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
@@ -29,11 +30,6 @@ static void print_tensor(const char *name, mm_dtype dt, int ndim, const int64_t 
     printf("]%s\n", note);
 }
 
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 // Lists a file's metadata and tensors.
 static int info_file(const char *path) {
     mm_err e = {0};
@@ -53,7 +49,7 @@ static int info_file(const char *path) {
         gguf_close(&g);
         return 0;
     }
-    if (ends_with(path, ".safetensors") || ends_with(path, ".index.json")) {
+    if (str_ends_with(path, ".safetensors") || str_ends_with(path, ".index.json")) {
         mm_st st;
         if (st_open(&st, path, &e) != MM_OK)
             return cli_fail(&e);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/str.h"
+
 static uint32_t name_hash(const char *s) {
     uint32_t h = 2166136261u;
     for (; *s; s++)
@@ -203,11 +205,6 @@ mm_status st_add_file(mm_st *st, const char *path, mm_err *e) {
     return index_rebuild(st, e);
 }
 
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 // Opens the shards named by an index JSON's weight_map and checks that each name is where it says.
@@ -270,7 +267,7 @@ mm_status st_open(mm_st *st, const char *path, mm_err *e) {
             struct dirent *de;
             s = MM_OK;
             while ((de = readdir(dir)) != NULL) {
-                if (!ends_with(de->d_name, ".safetensors"))
+                if (!str_ends_with(de->d_name, ".safetensors"))
                     continue;
                 char **nx = realloc(names, sizeof *names * (size_t)(nn + 1));
                 if (!nx) {
@@ -293,7 +290,7 @@ mm_status st_open(mm_st *st, const char *path, mm_err *e) {
             if (s == MM_OK && nn == 0)
                 s = mm_errf(e, MM_ERR_IO, "%s: no .safetensors files in directory", path);
         }
-    } else if (ends_with(path, ".json")) {
+    } else if (str_ends_with(path, ".json")) {
         s = open_index(st, path, e);
     } else {
         s = st_add_file(st, path, e);

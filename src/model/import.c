@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/str.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "io/torch_pt.h"
@@ -40,18 +41,13 @@ struct mm_import {
 };
 
 // ---------------------------------------------------------------- sources
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 static mm_status add_file(mm_import *im, const char *path, int kind, mm_err *e) {
     if (im->n_files == MAX_FILES)
         return mm_errf(e, MM_ERR_ARG, "%s: more than %d weight files", path, MAX_FILES);
     src_file *f = &im->files[im->n_files];
     memset(f, 0, sizeof *f);
     f->kind = kind;
-    if (ends_with(path, ".safetensors") || ends_with(path, ".json")) {
+    if (str_ends_with(path, ".safetensors") || str_ends_with(path, ".json")) {
         MM_TRY(st_open(&f->st, path, e));
     } else {
         mm_pt_options po = {.opaque_globals = pt_mmgpt_opaque_globals, .opaque_paths = pt_mmgpt_opaque_paths};
@@ -79,9 +75,9 @@ static mm_status add_llama_weights(mm_import *im, const char *dir, mm_err *e) {
     int nb = 0, has_st = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (ends_with(de->d_name, ".safetensors"))
+        if (str_ends_with(de->d_name, ".safetensors"))
             has_st = 1;
-        else if (ends_with(de->d_name, ".bin") && nb < MAX_FILES)
+        else if (str_ends_with(de->d_name, ".bin") && nb < MAX_FILES)
             bins[nb++] = strdup(de->d_name);
     }
     closedir(d);
@@ -480,7 +476,7 @@ static mm_status check_all(mm_import *im, mm_err *e) {
             return mm_errf(e, MM_ERR_FORMAT, "%s: tensor '%s' has shape %s], expected %s]", entry_file(im, en), p->name,
                            got, want);
         }
-        if (im->o.merge_lora && p->kind == MM_PARAM_FROZEN_MAT && ends_with(p->name, ".weight")) {
+        if (im->o.merge_lora && p->kind == MM_PARAM_FROZEN_MAT && str_ends_with(p->name, ".weight")) {
             char mod[MM_NAME_MAX], an[MM_NAME_MAX + 16];
             snprintf(mod, sizeof mod, "%.*s", (int)(strlen(p->name) - 7), p->name);
             snprintf(an, sizeof an, "%s.lora_A.weight", mod);
@@ -580,7 +576,7 @@ mm_status import_fetch(void *user, const mm_param *p, float *dst, mm_err *e) {
     MM_TRY(entry_f32(im, en, dst, e));
     if ((size_t)ne < numel)
         memset(dst + ne, 0, sizeof(float) * (numel - (size_t)ne)); // lm_head rows of the added tokens
-    if (!im->o.merge_lora || p->kind != MM_PARAM_FROZEN_MAT || !ends_with(p->name, ".weight") || p->ndim != 2)
+    if (!im->o.merge_lora || p->kind != MM_PARAM_FROZEN_MAT || !str_ends_with(p->name, ".weight") || p->ndim != 2)
         return MM_OK;
     char mod[MM_NAME_MAX], an[MM_NAME_MAX + 16], bn[MM_NAME_MAX + 16];
     snprintf(mod, sizeof mod, "%.*s", (int)(strlen(p->name) - 7), p->name);

@@ -2,13 +2,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "base/str.h"
 #include "base/rng.h"
 #include "model/init.h"
-
-static int ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), k = strlen(suf);
-    return n >= k && !strcmp(s + n - k, suf);
-}
 
 // Box-Muller on the project's generator (two uniforms per normal keeps the stream simple to reason about).
 static float normal(mm_rng *r) {
@@ -24,7 +20,7 @@ static int is_residual_out(const char *name) {
     static const char *suf[] = {"o_proj.weight", "down_proj.weight", "out_proj.weight", "c_proj.weight",
                                 "to_out.weight", "ff.3.weight",      ".1.3.weight"};
     for (size_t i = 0; i < sizeof suf / sizeof suf[0]; i++)
-        if (ends_with(name, suf[i]))
+        if (str_ends_with(name, suf[i]))
             return 1;
     return 0;
 }
@@ -57,15 +53,15 @@ mm_status model_init_random(mm_model *m, const mm_config *cfg, uint64_t seed, co
         if (!strcmp(p->name, "perceiver.latents") || strstr(p->name, "media_time_embs") ||
             strstr(p->name, "frame_embs"))
             std = o.latent_std, fill = 0;
-        else if (ends_with(p->name, "_gate"))
+        else if (str_ends_with(p->name, "_gate"))
             fill = o.gate;
         else if (p->kind == MM_PARAM_LORA)
-            std = ends_with(p->name, "lora_A.weight") ? 0.02f : 0; // B = 0: a fresh adapter changes nothing
+            std = str_ends_with(p->name, "lora_A.weight") ? 0.02f : 0; // B = 0: a fresh adapter changes nothing
         else if (p->ndim >= 2 || strstr(p->name, "class_embedding") || strstr(p->name, "positional_embedding"))
             std = is_residual_out(p->name)                                         ? res_std
                   : strstr(p->name, ".to_q.weight") || strstr(p->name, ".to_kv.weight") ? o.attn_std
                                                                                         : 0.02f;
-        else if (ends_with(p->name, "bias")) // ".bias" and in_proj_bias
+        else if (str_ends_with(p->name, "bias")) // ".bias" and in_proj_bias
             fill = 0;
         else
             fill = 1.0f; // norm scales
