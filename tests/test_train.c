@@ -12,6 +12,7 @@
 #include "model/adapter.h"
 #include "model/flamingo.h"
 #include "model/merge.h"
+#include "model/model_gguf.h"
 #include "testutil.h"
 #include "train/optim.h"
 
@@ -413,8 +414,8 @@ static void test_adapter_roundtrip(void **s) {
     fx_close(&f);
 }
 
-// A merged model (W += s B A, written and reloaded without adapters) gives the logits of the model
-// with adapters.
+// A merged model (W += s B A, written and reloaded without adapters, as a directory and as GGUF)
+// gives the logits of the model with adapters.
 static void test_merge_matches_adapters(void **s) {
     (void)s;
     train_fx f;
@@ -440,6 +441,15 @@ static void test_merge_matches_adapters(void **s) {
         mx = fabsf(want[i]) > mx ? fabsf(want[i]) : mx;
     // Padded rows of the batch are garbage in both runs; all rows still agree to rounding.
     assert_true(compare_f32("merged logits", a.logits, want, nl, 1e-5f * mx, 0));
+    model_free(&m2);
+    // The same as one GGUF file (the merged adapters' entries stay in the table but are not written).
+    char gguf[64];
+    snprintf(gguf, sizeof gguf, "%s/merged.gguf", dir);
+    assert_ok(model_save_gguf(&f.m, gguf, MM_F32, NULL, &e), &e);
+    assert_ok(model_load(&m2, gguf, NULL, &e), &e);
+    assert_int_equal(m2.w.cfg.lora_r, 0);
+    assert_ok(flamingo_forward(&m2, &f.b, &a, &e), &e);
+    assert_true(compare_f32("merged logits (gguf)", a.logits, want, nl, 1e-5f * mx, 0));
     model_free(&m2);
     acts_free(&a);
     free(want);

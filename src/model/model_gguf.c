@@ -98,13 +98,16 @@ mm_status model_gguf_write(const char *path, const mm_weights *w, mm_dtype mat_d
         gguf_meta_str(&meta, "mmgpt.config", js);
         if (tok)
             tokenizer_keys(&meta, tok);
+        int n = 0;
         for (int i = 0; i < w->n_params; i++) {
             const mm_param *p = &w->params[i];
-            t[i] = (mm_gguf_wtensor){.name = p->name, .dtype = stored_dtype(p, mat_dtype), .ndim = p->ndim};
-            memcpy(t[i].shape, p->shape, sizeof t[i].shape);
-            ctx.params[i] = p;
+            if (p->kind == MM_PARAM_LORA && c.lora_r == 0)
+                continue; // merged into the matrices (model_merge_lora): the table keeps the entry, not the data
+            t[n] = (mm_gguf_wtensor){.name = p->name, .dtype = stored_dtype(p, mat_dtype), .ndim = p->ndim};
+            memcpy(t[n].shape, p->shape, sizeof t[n].shape);
+            ctx.params[n++] = p;
         }
-        s = gguf_write(path, &meta, t, w->n_params, produce, on_progress, &ctx, e);
+        s = gguf_write(path, &meta, t, n, produce, on_progress, &ctx, e);
     }
     gguf_meta_free(&meta);
     free(js);
