@@ -28,7 +28,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 # Tests too slow for the sanitizer build (list by name without .c).
-SLOW_TESTS ?=
+SLOW_TESTS ?= test_demo
 FAST_BIN := $(filter-out $(SLOW_TESTS:%=$(BUILD)/tests/%),$(TEST_BIN))
 
 .PHONY: all setup run test test-asan bench fixtures clean
