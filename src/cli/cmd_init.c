@@ -22,7 +22,7 @@ static const char *usage_text =
     "  --attn-std: std of the perceiver's and cross-attention's to_q/to_kv (default 0.02; larger values make\n"
     "  attention selective from the start, so latents can pick out objects instead of all pooling alike).\n";
 
-// A finite float option value, or -1 with a usage error printed.
+// Parses a finite number for flag into *out: 0, or the usage exit status after printing why not.
 static int parse_float(const char *flag, const char *v, float *out) {
     char *end = NULL;
     double d = strtod(v, &end);
