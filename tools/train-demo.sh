@@ -34,9 +34,10 @@ if [ "${VISION_ONLY:-0}" = 1 ]; then
 fi
 
 stamp "tokenizer (spm_train, BPE, 320 pieces, newline as a piece of its own: the template is made of lines)"
-spm_train --input="$W/data/corpus.txt" --model_prefix="$W/tok" --vocab_size=320 --model_type=bpe \
+# Relative paths: spm_train records them in the model, which would make the bytes depend on $WORK.
+(cd "$W" && spm_train --input=data/corpus.txt --model_prefix=tok --vocab_size=320 --model_type=bpe \
   --character_coverage=1.0 --split_digits=true --bos_id=1 --eos_id=2 --unk_id=0 --pad_id=-1 \
-  --normalization_rule_name=identity --num_threads=2 --minloglevel=2 --user_defined_symbols=$'\n'
+  --normalization_rule_name=identity --num_threads=2 --minloglevel=2 --user_defined_symbols=$'\n')
 
 stamp "init"
 # Gates open, small latents, larger attention projections: with both towers random, closed gates leave the image path without a
