@@ -81,7 +81,7 @@ mm_status model_save_dir(const mm_model *m, const char *dir, mm_dtype dtype, mm_
     mm_status s = MM_OK;
     for (int i = 0; i < w->n_params && s == MM_OK; i++) {
         const mm_param *p = &w->params[i];
-        if (p->kind == MM_PARAM_LORA && w->cfg.lora_r == 0)
+        if (!weights_param_has_data(w, p))
             continue; // merged
         mm_st_write_tensor *x = &t[n];
         x->name = p->name;

@@ -101,8 +101,8 @@ mm_status model_gguf_write(const char *path, const mm_weights *w, mm_dtype mat_d
         int n = 0;
         for (int i = 0; i < w->n_params; i++) {
             const mm_param *p = &w->params[i];
-            if (p->kind == MM_PARAM_LORA && c.lora_r == 0)
-                continue; // merged into the matrices (model_merge_lora): the table keeps the entry, not the data
+            if (!weights_param_has_data(w, p))
+                continue; // merged into its matrix
             t[n] = (mm_gguf_wtensor){.name = p->name, .dtype = stored_dtype(p, mat_dtype), .ndim = p->ndim};
             memcpy(t[n].shape, p->shape, sizeof t[n].shape);
             ctx.params[n++] = p;

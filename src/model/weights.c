@@ -223,6 +223,10 @@ mm_status weights_init(mm_weights *w, const mm_config *cfg, mm_err *e) {
     return t.st;
 }
 
+int weights_param_has_data(const mm_weights *w, const mm_param *p) {
+    return !(p->kind == MM_PARAM_LORA && w->cfg.lora_r == 0);
+}
+
 size_t weights_param_bytes(const mm_weights *w, const mm_param *p) {
     size_t n = 1;
     for (int i = 0; i < p->ndim; i++)

@@ -133,4 +133,8 @@ mm_param *weights_find(mm_weights *w, const char *name);
 // Bytes a parameter occupies in its buffer.
 size_t weights_param_bytes(const mm_weights *w, const mm_param *p);
 
+// 0 for an adapter already folded into its matrix (model_merge_lora keeps the table entry, drops the
+// data): such entries are not written by the model writers.
+int weights_param_has_data(const mm_weights *w, const mm_param *p);
+
 #endif
