@@ -7,8 +7,9 @@
 #   4. mmgpt train fine-tunes LoRA adapters on the same mix, and mmgpt merge folds them in;
 #   5. mmgpt eval scores the held-out set.
 # Budget: under 60 minutes on 2 CPU cores (timings are printed). Environment: BUILD (build dir), WORK
-# (scratch, default /tmp/mmgpt-demo), SEED, PRE_STEPS, PRE_LR, LORA_STEPS, OUT (default models/demo.gguf),
-# VISION_ONLY=1 (train on the vision data alone, for the model card's comparison).
+# (scratch, default /tmp/mmgpt-demo), SEED, SCENES (training scenes), LANG_RECORDS (language records), EVAL (held-out
+# scenes), PRE_STEPS, PRE_LR, LORA_STEPS, OUT (default models/demo.gguf), VISION_ONLY=1 (train on the vision
+# data alone, for the model card's comparison).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}
@@ -17,6 +18,9 @@ SEED=${SEED:-1}
 PRE_STEPS=${PRE_STEPS:-4000}
 PRE_LR=${PRE_LR:-0.001}
 LORA_STEPS=${LORA_STEPS:-300}
+SCENES=${SCENES:-6000}
+LANG_RECORDS=${LANG_RECORDS:-6000}
+EVAL=${EVAL:-400}
 OUT=${OUT:-models/demo.gguf}
 command -v spm_train >/dev/null || bash tools/setup.sh --fixtures
 make -s "$B/mmgpt" "$B/synth"
@@ -27,7 +31,7 @@ rm -rf "$W"
 mkdir -p "$W"
 
 stamp "synthetic data"
-"$B/synth" "$W/data" --train 6000 --eval 400 --lang 6000 --seed "$SEED"
+"$B/synth" "$W/data" --train "$SCENES" --eval "$EVAL" --lang "$LANG_RECORDS" --seed "$SEED"
 if [ "${VISION_ONLY:-0}" = 1 ]; then
   printf '{"seed": %s, "sources": [{"type": "conversation", "path": "vision.jsonl", "image_root": "."}]}\n' "$SEED" \
     > "$W/data/data.json"
