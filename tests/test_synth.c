@@ -60,7 +60,36 @@ static void test_bad_args(void **s) {
     assert_non_null(strstr(out, "--size"));
 }
 
+// --grid P adds cell-by-cell answers; at 0 (the default) the data are byte for byte what they were, so
+// the bundled model's recipe still reproduces.
+static void test_grid(void **s) {
+    (void)s;
+    static char out[1 << 16];
+    assert_int_equal(run(out, sizeof out, "rm -rf /tmp/mmgpt-synth-g0 /tmp/mmgpt-synth-g1 /tmp/mmgpt-synth-d && "
+                                          "%s /tmp/mmgpt-synth-d --train 40 --eval 8 --lang 8 --seed 5 >/dev/null && "
+                                          "%s /tmp/mmgpt-synth-g0 --train 40 --eval 8 --lang 8 --seed 5 --grid 0 >/dev/null && "
+                                          "%s /tmp/mmgpt-synth-g1 --train 40 --eval 8 --lang 8 --seed 5 --grid 1 >/dev/null && "
+                                          "diff -r /tmp/mmgpt-synth-d /tmp/mmgpt-synth-g0",
+                         synth_bin(), synth_bin(), synth_bin()),
+                     0);
+    // With P = 1 every conversation has one grid turn (repeats are dropped): nine entries, each "nothing",
+    // "text" or "big|small COLOUR SHAPE", at least one object.
+#define ENTRY "((big|small) (red|green|blue|yellow|purple|orange) (circle|square|triangle|diamond)|nothing|text)"
+    assert_int_equal(run(out, sizeof out,
+                         "grep -o '\"List what is in each cell.\"[^}]*}, {\"role\": \"assistant\", \"content\": \"[^\"]*\"' "
+                         "%s | sed 's/.*\"content\": //' | grep -cE '^\"(" ENTRY ", ){8}" ENTRY "\"$' | tr -d '\\n'",
+                         "/tmp/mmgpt-synth-g1/vision.jsonl"),
+                     0);
+    assert_string_equal(out, "40");
+    assert_int_equal(run(out, sizeof out, "grep -c '\"content\": \"\\(nothing, \\|text, \\)*\\(nothing\\|text\\)\"' "
+                                          "/tmp/mmgpt-synth-g1/vision.jsonl"),
+                     1); // grep finds no grid answer without an object
+    assert_int_equal(run(out, sizeof out, "%s /tmp/x --grid 2", synth_bin()), 2);
+    assert_int_equal(run(out, sizeof out, "rm -rf /tmp/mmgpt-synth-g0 /tmp/mmgpt-synth-g1 /tmp/mmgpt-synth-d"), 0);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_deterministic), cmocka_unit_test(test_bad_args)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_deterministic), cmocka_unit_test(test_bad_args),
+                                       cmocka_unit_test(test_grid)};
     return cmocka_run_group_tests_name("synth", tests, NULL, NULL);
 }

@@ -6,7 +6,9 @@
 // arithmetic, simple facts, rewriting, lists. Held-out scenes and arithmetic pairs go to eval.jsonl
 // for `mmgpt eval`.
 //
-//   synth OUT_DIR [--train N] [--eval N] [--lang N] [--seed S] [--size PX]
+//   synth OUT_DIR [--train N] [--eval N] [--lang N] [--seed S] [--size PX] [--grid P]
+// --grid P: each training turn is, with probability P, "List what is in each cell." answered cell by cell
+// (an experiment in denser shape supervision, MODEL_CARD.md; off by default).
 // writes OUT_DIR/images/*.png, vision.jsonl, language.jsonl, eval.jsonl, corpus.txt (all text, for
 // spm_train) and data.json (an `mmgpt train` data config over the two JSONL files).
 #include <errno.h>
@@ -270,6 +272,26 @@ static int ask(const scene *s, int kind, int counted_shape, qa *out) {
         out->kind = "where";
         return 1;
     }
+    case 5: { // every cell in reading order: dense, position-routed supervision of each object's shape
+        snprintf(out->q, sizeof out->q, "List what is in each cell.");
+        size_t o = 0;
+        for (int c = 0; c < 9; c++) {
+            const object *hit = NULL;
+            for (int i = 0; i < s->n; i++)
+                if (s->obj[i].cy / (s->size / 3) * 3 + s->obj[i].cx / (s->size / 3) == c)
+                    hit = &s->obj[i];
+            o += (size_t)snprintf(out->a + o, sizeof out->a - o, "%s", c ? ", " : "");
+            if (hit)
+                o += (size_t)snprintf(out->a + o, sizeof out->a - o, "%s %s %s", hit->big ? "big" : "small",
+                                      color_name[hit->color], shape_name[hit->shape]);
+            else { // the glyphs sit in the bottom row from cell (3 - len) / 2 on (render())
+                int len = (int)strlen(s->text), first = (3 - len) / 2, g = c - 6;
+                o += (size_t)snprintf(out->a + o, sizeof out->a - o, "%s", g >= first && g < first + len ? "text" : "nothing");
+            }
+        }
+        out->kind = "grid";
+        return 1;
+    }
     default:
         if (!s->text[0])
             return 0;
@@ -419,11 +441,12 @@ static FILE *open_out(const char *dir, const char *name) {
 
 int main(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: synth OUT_DIR [--train N] [--eval N] [--lang N] [--seed S] [--size PX]\n");
+        fprintf(stderr, "usage: synth OUT_DIR [--train N] [--eval N] [--lang N] [--seed S] [--size PX] [--grid P]\n");
         return 2;
     }
     const char *out = argv[1];
     int n_train = 6000, n_eval = 400, n_lang = 6000, size = 48;
+    double grid = 0;
     uint64_t seed = 1;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--train"))
@@ -436,13 +459,15 @@ int main(int argc, char **argv) {
             seed = strtoull(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--size"))
             size = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--grid"))
+            grid = atof(argv[i + 1]);
         else {
             fprintf(stderr, "synth: unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    if (size < 24 || size > 512 || size % 3 || n_train < 0 || n_eval < 0 || n_lang < 0) {
-        fprintf(stderr, "synth: --size must be a multiple of 3 in 24..512 and counts non-negative\n");
+    if (size < 24 || size > 512 || size % 3 || n_train < 0 || n_eval < 0 || n_lang < 0 || !(grid >= 0 && grid <= 1)) {
+        fprintf(stderr, "synth: --size must be a multiple of 3 in 24..512, counts non-negative, --grid in 0..1\n");
         return 2;
     }
     rng_state = seed;
@@ -476,6 +501,8 @@ int main(int argc, char **argv) {
             int n = 0, want = 1 + rnd(4), counted = 0;
             for (int tries = 0; n < want && tries < 30; tries++) {
                 int kind = rnd(5); // the first count question asks about the uniformly counted shape
+                if (grid > 0 && unif() < grid) // (no draw when off: the default data stay what they were)
+                    kind = 5;
                 if (!ask(&s, kind, kind == 1 && counted ? rnd(N_SHAPES) : s.count_shape, &turns[n]))
                     continue;
                 int repeat = 0; // the same question twice teaches nothing
