@@ -66,18 +66,11 @@ static void test_quality(void **s) {
 static void test_recipe_reproducible(void **s) {
     (void)s;
     static char out[1 << 16];
-    char build[4096];
-    snprintf(build, sizeof build, "%s", bin());
-    char *slash = strrchr(build, '/');
-    if (slash)
-        *slash = 0;
-    else
-        snprintf(build, sizeof build, ".");
     for (int i = 0; i < 2; i++) {
         int rc = run(out, sizeof out,
                      "BUILD=%s WORK=/tmp/mmgpt-test-recipe%d OUT=/tmp/mmgpt-test-recipe%d.gguf SCENES=200 "
                      "LANG_RECORDS=200 EVAL=20 PRE_STEPS=6 LORA_STEPS=3 bash tools/train-demo.sh 2>&1",
-                     build, i, i);
+                     build_dir(), i, i);
         if (rc != 0)
             printf("%s", out);
         assert_int_equal(rc, 0);

@@ -34,11 +34,18 @@ static inline const char *bin(void) {
     return b ? b : "build/mmgpt";
 }
 
-// tools/synth as built beside the mmgpt binary under test.
-static inline const char *synth_bin(void) {
+// The build directory of the mmgpt binary under test ("build" for build/mmgpt, "." for a bare name).
+static inline const char *build_dir(void) {
     static char p[4096];
     const char *m = bin(), *slash = strrchr(m, '/');
-    snprintf(p, sizeof p, "%.*s/synth", slash ? (int)(slash - m) : 1, slash ? m : ".");
+    snprintf(p, sizeof p, "%.*s", slash ? (int)(slash - m) : 1, slash ? m : ".");
+    return p;
+}
+
+// tools/synth as built beside the mmgpt binary under test.
+static inline const char *synth_bin(void) {
+    static char p[4200];
+    snprintf(p, sizeof p, "%s/synth", build_dir());
     return p;
 }
 

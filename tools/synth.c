@@ -94,6 +94,9 @@ static int inside(const object *o, int x, int y, int r) {
     }
 }
 
+// The text's glyphs fill the bottom row's cells from this one on, one glyph per cell, centred as a group.
+static int text_first_cell(const scene *s) { return (3 - (int)strlen(s->text)) / 2; }
+
 static void render(scene *s) {
     int S = s->size;
     for (int y = 0; y < S; y++)
@@ -117,7 +120,7 @@ static void render(scene *s) {
                     put_px(s, x, y, color_rgb[o->color]);
     }
     if (s->text[0]) { // one glyph per bottom-row cell, centred, in the colour that contrasts with the background
-        int len = (int)strlen(s->text), sc = cell >= 16 ? cell / 8 : 1, first = (3 - len) / 2;
+        int len = (int)strlen(s->text), sc = cell >= 16 ? cell / 8 : 1, first = text_first_cell(s);
         const uint8_t ink[3] = {s->bg == 2 ? 0 : 255, s->bg == 2 ? 0 : 255, s->bg == 2 ? 0 : 255};
         for (int i = 0; i < len; i++) {
             char ch = s->text[i];
@@ -195,12 +198,18 @@ static int count_shape(const scene *s, int shape) {
     return n;
 }
 
+// The grid cell (0..8, reading order) an object sits in.
+static int cell_of(const scene *s, const object *o) {
+    int third = s->size / 3, cx = o->cx / third, cy = o->cy / third;
+    return (cy > 2 ? 2 : cy) * 3 + (cx > 2 ? 2 : cx);
+}
+
 static const char *where(const scene *s, const object *o) {
     static const char *names[3][3] = {{"top left", "top", "top right"},
                                       {"left", "center", "right"},
                                       {"bottom left", "bottom", "bottom right"}};
-    int third = s->size / 3, cx = o->cx / third, cy = o->cy / third;
-    return names[cy > 2 ? 2 : cy][cx > 2 ? 2 : cx];
+    int c = cell_of(s, o);
+    return names[c / 3][c % 3];
 }
 
 static const char *num_word(int n) {
@@ -278,15 +287,16 @@ static int ask(const scene *s, int kind, int counted_shape, qa *out) {
         for (int c = 0; c < 9; c++) {
             const object *hit = NULL;
             for (int i = 0; i < s->n; i++)
-                if (s->obj[i].cy / (s->size / 3) * 3 + s->obj[i].cx / (s->size / 3) == c)
+                if (cell_of(s, &s->obj[i]) == c)
                     hit = &s->obj[i];
             o += (size_t)snprintf(out->a + o, sizeof out->a - o, "%s", c ? ", " : "");
             if (hit)
                 o += (size_t)snprintf(out->a + o, sizeof out->a - o, "%s %s %s", hit->big ? "big" : "small",
                                       color_name[hit->color], shape_name[hit->shape]);
-            else { // the glyphs sit in the bottom row from cell (3 - len) / 2 on (render())
-                int len = (int)strlen(s->text), first = (3 - len) / 2, g = c - 6;
-                o += (size_t)snprintf(out->a + o, sizeof out->a - o, "%s", g >= first && g < first + len ? "text" : "nothing");
+            else {
+                int g = c - 6 - text_first_cell(s);
+                o += (size_t)snprintf(out->a + o, sizeof out->a - o, "%s",
+                                      g >= 0 && g < (int)strlen(s->text) ? "text" : "nothing");
             }
         }
         out->kind = "grid";
