@@ -9,7 +9,11 @@ MMGPT=${1:-build/mmgpt}
 MODEL=${MODEL:-models/demo.gguf}
 IMAGE=${IMAGE:-examples/demo.png}
 ASK=${ASK:-Describe the image in detail.}
-echo "model: $MODEL (a 1.5M-parameter Flamingo trained from scratch here on synthetic scenes: MODEL_CARD.md)"
+if [ "$MODEL" = models/demo.gguf ]; then
+  echo "model: $MODEL (a 1.5M-parameter Flamingo trained from scratch here on synthetic scenes: MODEL_CARD.md)"
+else
+  echo "model: $MODEL"
+fi
 echo "image: $IMAGE"
 [ -t 1 ] || printf 'you> %s\nmmgpt> ' "$ASK" # a terminal gets chat's own coloured prompts
 exec "$MMGPT" chat -m "$MODEL" --image "$IMAGE" --ask "$ASK" --greedy

@@ -217,6 +217,11 @@ static const char *num_word(int n) {
     return w[n];
 }
 
+// "big red circle": one object's size, colour and shape.
+static int object_phrase(const object *o, char *out, size_t cap) {
+    return snprintf(out, cap, "%s %s %s", o->big ? "big" : "small", color_name[o->color], shape_name[o->shape]);
+}
+
 // "two red circles, a big blue square and one small green triangle" style, grouped by shape and colour.
 static void describe(const scene *s, char *out, size_t cap) {
     int used[6] = {0}, groups = 0, first_single = 0;
@@ -230,10 +235,10 @@ static void describe(const scene *s, char *out, size_t cap) {
                 used[j] = 1, k++;
         if (groups == 0)
             first_single = k == 1;
-        if (k == 1)
-            snprintf(parts[groups++], 64, "a %s %s %s", s->obj[i].big ? "big" : "small", color_name[s->obj[i].color],
-                     shape_name[s->obj[i].shape]);
-        else
+        if (k == 1) {
+            snprintf(parts[groups], 64, "a ");
+            object_phrase(&s->obj[i], parts[groups++] + 2, 62);
+        } else
             snprintf(parts[groups++], 64, "%s %s %s", num_word(k), color_name[s->obj[i].color],
                      shape_plural[s->obj[i].shape]);
     }
@@ -250,20 +255,23 @@ typedef struct {
     const char *kind;
 } qa;
 
+// Question kinds about a scene; the first N_ASKED are drawn for conversations and asked in eval.
+enum { Q_CAPTION, Q_COUNT, Q_COLOR, Q_WHERE, Q_OCR, N_ASKED, Q_GRID = N_ASKED };
+
 // One question about the scene of the given kind, if the scene allows it; returns 0 when not.
 static int ask(const scene *s, int kind, int counted_shape, qa *out) {
     switch (kind) {
-    case 0:
+    case Q_CAPTION:
         snprintf(out->q, sizeof out->q, "%s", unif() < 0.5 ? "Describe the image in detail." : "What is in this image?");
         describe(s, out->a, sizeof out->a);
         out->kind = "caption";
         return 1;
-    case 1:
+    case Q_COUNT:
         snprintf(out->q, sizeof out->q, "How many %s are there?", shape_plural[counted_shape]);
         snprintf(out->a, sizeof out->a, "%d", count_shape(s, counted_shape));
         out->kind = "count";
         return 1;
-    case 2: {
+    case Q_COLOR: {
         const object *o = &s->obj[rnd(s->n)];
         if (count_shape(s, o->shape) != 1)
             return 0;
@@ -272,7 +280,7 @@ static int ask(const scene *s, int kind, int counted_shape, qa *out) {
         out->kind = "color";
         return 1;
     }
-    case 3: {
+    case Q_WHERE: {
         const object *o = &s->obj[rnd(s->n)];
         if (count_shape(s, o->shape) != 1)
             return 0;
@@ -281,7 +289,7 @@ static int ask(const scene *s, int kind, int counted_shape, qa *out) {
         out->kind = "where";
         return 1;
     }
-    case 5: { // every cell in reading order: dense, position-routed supervision of each object's shape
+    case Q_GRID: { // every cell in reading order: dense, position-routed supervision of each object's shape
         snprintf(out->q, sizeof out->q, "List what is in each cell.");
         size_t o = 0;
         for (int c = 0; c < 9; c++) {
@@ -291,8 +299,7 @@ static int ask(const scene *s, int kind, int counted_shape, qa *out) {
                     hit = &s->obj[i];
             o += (size_t)snprintf(out->a + o, sizeof out->a - o, "%s", c ? ", " : "");
             if (hit)
-                o += (size_t)snprintf(out->a + o, sizeof out->a - o, "%s %s %s", hit->big ? "big" : "small",
-                                      color_name[hit->color], shape_name[hit->shape]);
+                o += (size_t)object_phrase(hit, out->a + o, sizeof out->a - o);
             else {
                 int g = c - 6 - text_first_cell(s);
                 o += (size_t)snprintf(out->a + o, sizeof out->a - o, "%s",
@@ -302,7 +309,7 @@ static int ask(const scene *s, int kind, int counted_shape, qa *out) {
         out->kind = "grid";
         return 1;
     }
-    default:
+    default: // Q_OCR
         if (!s->text[0])
             return 0;
         snprintf(out->q, sizeof out->q, "What does the text say?");
@@ -498,7 +505,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         if (is_eval) { // one question of each kind the scene allows
-            for (int k = 0; k < 5; k++) {
+            for (int k = 0; k < N_ASKED; k++) {
                 qa x;
                 for (int tries = 0; tries < 8; tries++)
                     if (ask(&s, k, s.count_shape, &x)) {
@@ -510,15 +517,15 @@ int main(int argc, char **argv) {
             qa turns[4];
             int n = 0, want = 1 + rnd(4), counted = 0;
             for (int tries = 0; n < want && tries < 30; tries++) {
-                int kind = rnd(5); // the first count question asks about the uniformly counted shape
+                int kind = rnd(N_ASKED); // the first count question asks about the uniformly counted shape
                 if (grid > 0 && unif() < grid) // (no draw when off: the default data stay what they were)
-                    kind = 5;
-                if (!ask(&s, kind, kind == 1 && counted ? rnd(N_SHAPES) : s.count_shape, &turns[n]))
+                    kind = Q_GRID;
+                if (!ask(&s, kind, kind == Q_COUNT && counted ? rnd(N_SHAPES) : s.count_shape, &turns[n]))
                     continue;
                 int repeat = 0; // the same question twice teaches nothing
                 for (int k = 0; k < n; k++)
                     repeat |= !strcmp(turns[k].q, turns[n].q);
-                counted |= kind == 1 && !repeat;
+                counted |= kind == Q_COUNT && !repeat;
                 n += !repeat;
             }
             write_conv(vis, corpus, rel, turns, n);
