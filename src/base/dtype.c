@@ -1,5 +1,47 @@
 #include "base/dtype.h"
 
+#include "base/cpu.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define MM_X86 1
+
+// Half-precision conversions with F16C/AVX2, 8 elements an instruction; chosen at run time (the
+// build targets baseline x86-64, where _Float16 casts are calls into libgcc, ~20x slower).
+__attribute__((target("avx2,f16c"))) static void f16_to_f32_x86(float *dst, const unsigned char *s, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + 2 * i))));
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        dst[i] = _cvtsh_ss(h);
+    }
+}
+
+__attribute__((target("avx2,f16c"))) static void bf16_to_f32_x86(float *dst, const unsigned char *s, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + 2 * i)));
+        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+    }
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        dst[i] = mm_bf16_to_f32(h);
+    }
+}
+
+// Round to nearest even, as the (_Float16) cast does.
+__attribute__((target("avx2,f16c"))) static void f32_to_f16_x86(uint16_t *d, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(d + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        d[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+#endif
+
 static const struct {
     const char *name;
     size_t size;
@@ -32,6 +74,12 @@ int mm_convert_to_f32(float *dst, const void *src, mm_dtype t, size_t n) {
     // Files need not align tensor data, so elements are loaded with memcpy (free when aligned).
     case MM_F16: {
         const unsigned char *s = src;
+#ifdef MM_X86
+        if (mm_simd_active() >= MM_SIMD_AVX2) {
+            f16_to_f32_x86(dst, s, n);
+            return 0;
+        }
+#endif
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, s + 2 * i, 2);
@@ -41,6 +89,12 @@ int mm_convert_to_f32(float *dst, const void *src, mm_dtype t, size_t n) {
     }
     case MM_BF16: {
         const unsigned char *s = src;
+#ifdef MM_X86
+        if (mm_simd_active() >= MM_SIMD_AVX2) {
+            bf16_to_f32_x86(dst, s, n);
+            return 0;
+        }
+#endif
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, s + 2 * i, 2);
@@ -69,6 +123,12 @@ int mm_convert_from_f32(void *dst, mm_dtype t, const float *src, size_t n) {
         return 0;
     case MM_F16: {
         uint16_t *d = dst;
+#ifdef MM_X86
+        if (mm_simd_active() >= MM_SIMD_AVX2) {
+            f32_to_f16_x86(d, src, n);
+            return 0;
+        }
+#endif
         for (size_t i = 0; i < n; i++)
             d[i] = mm_f32_to_f16(src[i]);
         return 0;

@@ -12,15 +12,18 @@
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "io/torch_pt.h"
+#include "kernels/cpu/simd.h"
 #include "model/flamingo.h"
 #include "model/names.h"
 #include "model/weights.h"
 
 static const char *usage_text = "usage: mmgpt info -m MODEL_DIR|MODEL.gguf\n"
                                 "       mmgpt info FILE.gguf|FILE.safetensors|FILE.pt\n"
+                                "       mmgpt info --cpu\n"
                                 "  -m: the config and, per component, the parameter count, the storage dtypes found in\n"
                                 "  the files, and any missing or unused tensors. FILE: its metadata and every tensor\n"
-                                "  (name, dtype, shape) as stored.\n";
+                                "  (name, dtype, shape) as stored. --cpu: the processor's SIMD features and the kernel path\n"
+                                "  in use (MMGPT_SIMD=scalar|avx2|avx512 caps it), threads and the BLAS core.\n";
 
 // One tensor row: name, dtype, shape, and a note (may be "").
 static void print_tensor(const char *name, mm_dtype dt, int ndim, const int64_t *shape, const char *note) {
@@ -117,6 +120,11 @@ int cmd_info(int argc, char **argv) {
             return 0;
         } else if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) {
             dir = argv[++i];
+        } else if (!strcmp(argv[i], "--cpu")) {
+            char buf[1024];
+            cpu_describe(buf, sizeof buf);
+            fputs(buf, stdout);
+            return 0;
         } else if (argv[i][0] != '-' && !file) {
             file = argv[i];
         } else {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu_internal.h"
+#include "kernels/cpu/simd.h"
 #include "kernels/ops.h"
 
 // Rows of a half-precision weight widened per sgemm call: bounded scratch (4 MB), large enough
@@ -21,6 +22,37 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
                 B, ldb, beta, C, ldc);
+}
+
+// Up to this many input rows, a linear layer reads each weight row once and takes its dot product
+// with every input row while the row is in L1: one pass over the weights, whose bytes bound decoding.
+#define SMALL_N 8
+
+// out[n, o] = beta * out[n, o] + W[o, :] . in[n, :] for half-precision W, N <= SMALL_N.
+static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, int M, float beta) {
+    const cpu_kernels *kt = cpu_kernels_get();
+    float (*dot)(const uint16_t *, const float *, int) = w.dtype == MM_BF16 ? kt->dot_bf16 : kt->dot_f16;
+    const uint16_t *wh = w.data;
+#pragma omp parallel for schedule(static) if ((long)M * K > 32768)
+    for (int o = 0; o < M; o++) {
+        const uint16_t *row = wh + (size_t)o * K;
+        for (int n = 0; n < N; n++) {
+            float *y = out + (size_t)n * M + o;
+            float d = dot(row, in + (size_t)n * K, K);
+            *y = beta != 0.0f ? beta * *y + d : d;
+        }
+    }
+}
+
+// dst[i] = f32 of the half-precision src[i], in parallel chunks for large n.
+static void widen(float *dst, const uint16_t *src, mm_dtype t, size_t n) {
+    const size_t chunk = 1 << 16;
+    size_t nchunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for if (nchunks > 1)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t a = c * chunk, cnt = n - a < chunk ? n - a : chunk;
+        mm_convert_to_f32(dst + a, src + a, t, cnt);
+    }
 }
 
 static void cpu_linear(float *out, const float *in, mm_wref w, const float *bias, int N, int K, int M, int acc) {
@@ -42,32 +74,9 @@ static void cpu_linear(float *out, const float *in, mm_wref w, const float *bias
         cpu_gemm(0, 1, N, M, K, 1.0f, in, K, w.data, K, beta, out, M);
         return;
     }
-    if (N == 1) {
-        // A generated token: read each half-precision row once, widening in registers.
-        const uint16_t *wh = w.data;
-        int bf = w.dtype == MM_BF16;
-#pragma omp parallel for schedule(static)
-        for (int o = 0; o < M; o++) {
-            const uint16_t *row = wh + (size_t)o * K;
-            float acc = 0;
-            if (bf) {
-#pragma omp simd reduction(+ : acc)
-                for (int k = 0; k < K; k++) {
-                    uint32_t u = (uint32_t)row[k] << 16;
-                    float f;
-                    memcpy(&f, &u, 4);
-                    acc += f * in[k];
-                }
-            } else {
-#pragma omp simd reduction(+ : acc)
-                for (int k = 0; k < K; k++) {
-                    _Float16 h;
-                    memcpy(&h, &row[k], 2);
-                    acc += (float)h * in[k];
-                }
-            }
-            out[o] = beta * out[o] + acc;
-        }
+    if (N <= SMALL_N) {
+        // Generated tokens (or a few beams): read each weight row once, in its stored form.
+        linear_rows(out, in, w, N, K, M, beta);
         return;
     }
     int rows = WIDEN_ELEMS / (K > 0 ? K : 1);
@@ -83,15 +92,7 @@ static void cpu_linear(float *out, const float *in, mm_wref w, const float *bias
         int r = M - r0 < rows ? M - r0 : rows;
         size_t cnt = (size_t)r * (size_t)K;
         const uint16_t *s = src + (size_t)r0 * (size_t)K;
-        if (w.dtype == MM_BF16) {
-#pragma omp parallel for if (cnt > 65536)
-            for (size_t i = 0; i < cnt; i++)
-                tmp[i] = mm_bf16_to_f32(s[i]);
-        } else {
-#pragma omp parallel for if (cnt > 65536)
-            for (size_t i = 0; i < cnt; i++)
-                tmp[i] = mm_f16_to_f32(s[i]);
-        }
+        widen(tmp, s, w.dtype, cnt);
         cpu_gemm(0, 1, N, r, K, 1.0f, in, K, tmp, K, beta, out + r0, M);
     }
     free(tmp);
@@ -206,6 +207,16 @@ static const mm_ops cpu_ops = {
     .norm_backward_params = cpu_norm_backward_params,
     .embed_backward = cpu_embed_backward,
     .cross_entropy = cpu_cross_entropy,
+    .on_device = 0,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .copy = cpu_copy,
+    .copy_rows = cpu_copy_rows,
+    .zero = cpu_zero,
+    .sync = cpu_sync,
+    .status = cpu_status,
 };
 
 const mm_ops *ops_cpu(void) { return &cpu_ops; }

@@ -1,0 +1,86 @@
+// cpuid through GCC's __builtin_cpu_supports; the level is fixed on first use so every kernel of a
+// process takes the same path.
+#include "base/cpu.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static mm_cpu_features features;
+static mm_simd_level supported, active;
+static int ready;
+
+static void detect(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    features.avx2 = !!__builtin_cpu_supports("avx2");
+    features.fma = !!__builtin_cpu_supports("fma");
+    // F16C has no __builtin_cpu_supports name in every GCC; every AVX2 processor made has it, and the
+    // AVX2 path requires it, so read it from cpuid leaf 1 ECX bit 29 directly.
+    unsigned a, b, c, d;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+    features.f16c = (c >> 29) & 1;
+    features.avx512f = !!__builtin_cpu_supports("avx512f");
+    features.avx512bw = !!__builtin_cpu_supports("avx512bw");
+    features.avx512vl = !!__builtin_cpu_supports("avx512vl");
+    features.avx512vnni = !!__builtin_cpu_supports("avx512vnni");
+    features.avx512bf16 = !!__builtin_cpu_supports("avx512bf16");
+#endif
+    supported = MM_SIMD_SCALAR;
+    if (features.avx2 && features.fma && features.f16c) {
+        supported = MM_SIMD_AVX2;
+        if (features.avx512f && features.avx512bw && features.avx512vl)
+            supported = MM_SIMD_AVX512;
+    }
+    active = supported;
+    const char *cap = getenv("MMGPT_SIMD");
+    if (cap) {
+        mm_simd_level want = supported;
+        if (!strcmp(cap, "scalar"))
+            want = MM_SIMD_SCALAR;
+        else if (!strcmp(cap, "avx2"))
+            want = MM_SIMD_AVX2;
+        else if (!strcmp(cap, "avx512"))
+            want = MM_SIMD_AVX512;
+        if (want < active)
+            active = want;
+    }
+}
+
+static void ensure(void) {
+    // Racing first calls all compute the same values; the flag is only an optimisation.
+    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+#pragma omp critical(mm_cpu_detect)
+        {
+            if (!ready) {
+                detect();
+                __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+            }
+        }
+    }
+}
+
+const mm_cpu_features *mm_cpu_features_get(void) {
+    ensure();
+    return &features;
+}
+
+mm_simd_level mm_simd_supported(void) {
+    ensure();
+    return supported;
+}
+
+mm_simd_level mm_simd_active(void) {
+    ensure();
+    return active;
+}
+
+const char *mm_simd_name(mm_simd_level l) {
+    switch (l) {
+    case MM_SIMD_AVX2:
+        return "avx2";
+    case MM_SIMD_AVX512:
+        return "avx512";
+    default:
+        return "scalar";
+    }
+}

@@ -1,0 +1,27 @@
+// What the processor can do, read once from cpuid, and the SIMD level the kernels use: the best the
+// processor has, capped by MMGPT_SIMD (scalar|avx2|avx512) so tests and users can pick a slower path.
+#ifndef MM_CPU_H
+#define MM_CPU_H
+
+typedef enum {
+    MM_SIMD_SCALAR = 0, // portable C, the reference every other path is tested against
+    MM_SIMD_AVX2,       // AVX2 + FMA + F16C (x86-64-v3)
+    MM_SIMD_AVX512,     // AVX-512 F/BW/VL + the AVX2 set
+} mm_simd_level;
+
+typedef struct {
+    int avx2, fma, f16c;               // the AVX2 path needs all three
+    int avx512f, avx512bw, avx512vl;   // the AVX-512 path needs these
+    int avx512vnni, avx512bf16;        // reported (int8 / bf16 dot-product instructions)
+} mm_cpu_features;
+
+// The processor's features (cached after the first call; thread-safe).
+const mm_cpu_features *mm_cpu_features_get(void);
+// The highest level the processor supports (ignores MMGPT_SIMD).
+mm_simd_level mm_simd_supported(void);
+// The level in use: mm_simd_supported() capped by MMGPT_SIMD when set (an unknown value is ignored).
+mm_simd_level mm_simd_active(void);
+// "scalar", "avx2" or "avx512".
+const char *mm_simd_name(mm_simd_level l);
+
+#endif

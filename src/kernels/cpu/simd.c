@@ -1,0 +1,50 @@
+// Picks the row-kernel table for the SIMD level in use. AVX-512 machines run the AVX2 table until
+// AVX-512 kernels exist (`mmgpt info --cpu` says so).
+#include "kernels/cpu/simd.h"
+
+const cpu_kernels *cpu_kernels_at(mm_simd_level level) {
+    switch (level) {
+    case MM_SIMD_SCALAR:
+        return cpu_kernels_scalar();
+    case MM_SIMD_AVX2:
+        return cpu_kernels_avx2();
+    default:
+        return NULL;
+    }
+}
+
+const cpu_kernels *cpu_kernels_get(void) {
+    for (int l = (int)mm_simd_active(); l > MM_SIMD_SCALAR; l--) {
+        const cpu_kernels *k = cpu_kernels_at((mm_simd_level)l);
+        if (k)
+            return k;
+    }
+    return cpu_kernels_scalar();
+}
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+// OpenBLAS reports the kernel set it picked for this processor.
+char *openblas_get_corename(void);
+
+void cpu_describe(char *buf, size_t cap) {
+    const mm_cpu_features *f = mm_cpu_features_get();
+    const char *cap_env = getenv("MMGPT_SIMD");
+    mm_simd_level sup = mm_simd_supported(), act = mm_simd_active();
+    const cpu_kernels *k = cpu_kernels_get();
+    snprintf(buf, cap,
+             "features: avx2=%d fma=%d f16c=%d avx512f=%d avx512bw=%d avx512vl=%d avx512vnni=%d avx512bf16=%d\n"
+             "simd supported: %s\n"
+             "simd active: %s%s%s%s\n"
+             "kernels: %s%s\n"
+             "threads: %d\n"
+             "blas: OpenBLAS %s\n",
+             f->avx2, f->fma, f->f16c, f->avx512f, f->avx512bw, f->avx512vl, f->avx512vnni, f->avx512bf16,
+             mm_simd_name(sup), mm_simd_name(act), cap_env ? " (MMGPT_SIMD=" : "", cap_env ? cap_env : "",
+             cap_env ? ")" : "", k->name,
+             act == MM_SIMD_AVX512 ? " (no AVX-512 kernels yet: the AVX2 ones run)" : "", omp_get_max_threads(),
+             openblas_get_corename());
+}

@@ -1,0 +1,203 @@
+// The run-time dispatched CPU kernels against their scalar reference: every row kernel of every SIMD
+// level this processor can run, on odd lengths and unaligned rows; the half-precision conversions bit
+// for bit over all 65,536 f16 values; the linear op on f16/bf16 weights (the decode path, N <= 8, and
+// the widening path) against f32 weights through BLAS; and `mmgpt info --cpu` naming the path taken.
+// Tolerance of a dot product: the paths sum in different orders in f32, so each is held to the
+// standard bound of f32 summation against the exact sum: 4 (n + 1) eps sum_k |w_k x_k|.
+#include "base/cpu.h"
+#include "base/dtype.h"
+#include "base/rng.h"
+#include "kernels/cpu/simd.h"
+#include "kernels/ops.h"
+#include "testutil.h"
+
+static const int lengths[] = {0, 1, 7, 8, 9, 15, 31, 32, 33, 63, 100, 257, 1024, 4097};
+
+typedef float (*dot_half)(const uint16_t *, const float *, int);
+
+// Exact (double) dot product and the sum of magnitudes its error bound scales with.
+static double exact_dot(const float *w, const float *x, int n, double *mag) {
+    double s = 0;
+    *mag = 0;
+    for (int k = 0; k < n; k++) {
+        s += (double)w[k] * x[k];
+        *mag += fabs((double)w[k] * x[k]);
+    }
+    return s;
+}
+
+static int within(double got, double want, double mag, int n) {
+    return fabs(got - want) <= 4.0 * (n + 1) * 1.19e-7 * mag + 1e-30;
+}
+
+// Checks one table's three dot kernels; the half-precision rows start at an odd element so loads are
+// unaligned.
+static void check_table(const cpu_kernels *kt) {
+    mm_rng r;
+    rng_seed(&r, 7);
+    int maxn = 4097;
+    float *w = malloc(sizeof(float) * (maxn + 1)), *x = malloc(sizeof(float) * maxn), *wq = malloc(sizeof(float) * maxn);
+    uint16_t *h = malloc(sizeof(uint16_t) * (maxn + 1)), *b = malloc(sizeof(uint16_t) * (maxn + 1));
+    int bad = 0;
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        int n = lengths[li];
+        for (int k = 0; k < n; k++) {
+            w[k + 1] = rng_uniform(&r) * 2 - 1;
+            x[k] = rng_uniform(&r) * 4 - 2;
+        }
+        double mag, want = exact_dot(w + 1, x, n, &mag);
+        bad += !within(kt->dot_f32(w + 1, x, n), want, mag, n);
+        // Half rows: compare against the exact product of the rounded weights.
+        for (int k = 0; k < n; k++)
+            h[k + 1] = mm_f32_to_f16(w[k + 1]), wq[k] = mm_f16_to_f32(h[k + 1]);
+        want = exact_dot(wq, x, n, &mag);
+        float got = kt->dot_f16(h + 1, x, n);
+        if (!within(got, want, mag, n)) {
+            printf("mmgpt-test: %s dot_f16 n=%d got %.9g want %.9g\n", kt->name, n, got, want);
+            bad++;
+        }
+        for (int k = 0; k < n; k++)
+            b[k + 1] = mm_f32_to_bf16(w[k + 1]), wq[k] = mm_bf16_to_f32(b[k + 1]);
+        want = exact_dot(wq, x, n, &mag);
+        got = kt->dot_bf16(b + 1, x, n);
+        if (!within(got, want, mag, n)) {
+            printf("mmgpt-test: %s dot_bf16 n=%d got %.9g want %.9g\n", kt->name, n, got, want);
+            bad++;
+        }
+    }
+    printf("mmgpt-test: %-8s dot kernels over %zu lengths: %s\n", kt->name, sizeof lengths / sizeof lengths[0],
+           bad ? "MISMATCH" : "ok");
+    assert_int_equal(bad, 0);
+    free(w), free(x), free(wq), free(h), free(b);
+}
+
+static void test_scalar_kernels(void **state) {
+    (void)state;
+    check_table(cpu_kernels_scalar());
+}
+
+static void test_avx2_kernels(void **state) {
+    (void)state;
+    const cpu_kernels *kt = cpu_kernels_avx2();
+    if (!kt) {
+        printf("mmgpt-test: this processor has no AVX2+FMA+F16C: avx2 kernels not run\n");
+        skip();
+    }
+    check_table(kt);
+}
+
+// The dispatched table is the best level the processor has (MMGPT_SIMD unset in tests).
+static void test_dispatch_level(void **state) {
+    (void)state;
+    mm_simd_level want = getenv("MMGPT_SIMD") ? mm_simd_active() : mm_simd_supported();
+    const cpu_kernels *k = cpu_kernels_get();
+    printf("mmgpt-test: supported %s, active %s, kernels %s\n", mm_simd_name(mm_simd_supported()),
+           mm_simd_name(mm_simd_active()), k->name);
+    if (want >= MM_SIMD_AVX2)
+        assert_string_equal(k->name, "avx2");
+    else
+        assert_string_equal(k->name, "scalar");
+    assert_non_null(cpu_kernels_at(MM_SIMD_SCALAR));
+}
+
+// f16 -> f32 over every bit pattern, and f32 -> f16 on random and special values: the dispatched
+// array conversion equals the scalar cast bit for bit (NaNs: both NaN).
+static void test_half_conversions_exact(void **state) {
+    (void)state;
+    uint16_t *h = malloc(sizeof(uint16_t) * 65537);
+    float *f = malloc(sizeof(float) * 65537);
+    for (int i = 0; i < 65536; i++)
+        h[i + 1] = (uint16_t)i;
+    // From an odd offset (unaligned) and a length that leaves a tail.
+    assert_int_equal(mm_convert_to_f32(f, h + 1, MM_F16, 65536), 0);
+    int bad = 0;
+    for (int i = 0; i < 65536; i++) {
+        float want = mm_f16_to_f32((uint16_t)i);
+        if (isnan(want) ? !isnan(f[i]) : memcmp(&want, &f[i], 4) != 0)
+            bad++;
+    }
+    assert_int_equal(mm_convert_to_f32(f, h + 1, MM_BF16, 65535), 0);
+    for (int i = 0; i < 65535; i++) {
+        float want = mm_bf16_to_f32((uint16_t)i);
+        if (memcmp(&want, &f[i], 4) != 0)
+            bad++;
+    }
+    mm_rng r;
+    rng_seed(&r, 3);
+    int n = 65531;
+    for (int i = 0; i < n; i++) {
+        float u = rng_uniform(&r);
+        f[i] = (u * 2 - 1) * powf(2.0f, (float)(i % 48) - 28); // subnormal to overflowing halves
+    }
+    f[0] = INFINITY, f[1] = -INFINITY, f[2] = 65520.0f, f[3] = 65519.99f, f[4] = -0.0f, f[5] = 5.96046448e-08f,
+    f[6] = 2.98023224e-08f, f[7] = 2.98023254e-08f;
+    assert_int_equal(mm_convert_from_f32(h, MM_F16, f, (size_t)n), 0);
+    for (int i = 0; i < n; i++)
+        if (h[i] != mm_f32_to_f16(f[i]))
+            bad++;
+    printf("mmgpt-test: half conversions (%s): %d differences\n", mm_simd_name(mm_simd_active()), bad);
+    assert_int_equal(bad, 0);
+    free(h), free(f);
+}
+
+// ops->linear on f16/bf16 weights against the same (rounded) weights in f32 through BLAS, for the
+// row-kernel sizes (N <= 8) and the widening path, with bias and accumulate.
+static void test_linear_half(void **state) {
+    (void)state;
+    const mm_ops *ops = ops_cpu();
+    int K = 301, M = 67;
+    mm_rng r;
+    rng_seed(&r, 11);
+    float *w = malloc(sizeof(float) * K * M), *wq = malloc(sizeof(float) * K * M), *bias = malloc(sizeof(float) * M);
+    uint16_t *h = malloc(sizeof(uint16_t) * K * M);
+    float *in = malloc(sizeof(float) * 20 * K), *got = malloc(sizeof(float) * 20 * M), *want = malloc(sizeof(float) * 20 * M);
+    for (int i = 0; i < K * M; i++)
+        w[i] = (rng_uniform(&r) * 2 - 1) * 0.1f;
+    for (int i = 0; i < M; i++)
+        bias[i] = rng_uniform(&r);
+    for (int i = 0; i < 20 * K; i++)
+        in[i] = rng_uniform(&r) * 2 - 1;
+    const int Ns[] = {1, 2, 3, 8, 9, 20};
+    for (int t = 0; t < 2; t++) {
+        mm_dtype dt = t ? MM_BF16 : MM_F16;
+        mm_convert_from_f32(h, dt, w, (size_t)K * M);
+        mm_convert_to_f32(wq, h, dt, (size_t)K * M);
+        for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0]; ni++) {
+            int N = Ns[ni];
+            for (int acc = 0; acc < 2; acc++) {
+                for (int i = 0; i < N * M; i++)
+                    got[i] = want[i] = acc ? 0.5f : NAN; // NaN: an overwrite must not read old values
+                ops->linear(want, in, (mm_wref){wq, MM_F32}, bias, N, K, M, acc);
+                ops->linear(got, in, (mm_wref){h, dt}, bias, N, K, M, acc);
+                char what[64];
+                snprintf(what, sizeof what, "linear %s N=%d acc=%d", mm_dtype_name(dt), N, acc);
+                assert_true(compare_f32(what, got, want, (size_t)N * M, 1e-5f, 1e-5f));
+            }
+        }
+    }
+    free(w), free(wq), free(bias), free(h), free(in), free(got), free(want);
+}
+
+// The command line says which path it takes, and MMGPT_SIMD=scalar is honoured.
+static void test_info_cpu(void **state) {
+    (void)state;
+    char out[4096];
+    assert_int_equal(run(out, sizeof out, "%s info --cpu", bin()), 0);
+    printf("%s", out);
+    assert_non_null(strstr(out, "simd supported: "));
+    char want[64];
+    snprintf(want, sizeof want, "kernels: %s", cpu_kernels_get()->name);
+    assert_non_null(strstr(out, want));
+    assert_int_equal(run(out, sizeof out, "MMGPT_SIMD=scalar %s info --cpu", bin()), 0);
+    assert_non_null(strstr(out, "simd active: scalar (MMGPT_SIMD=scalar)"));
+    assert_non_null(strstr(out, "kernels: scalar"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scalar_kernels),       cmocka_unit_test(test_avx2_kernels),
+        cmocka_unit_test(test_dispatch_level),       cmocka_unit_test(test_half_conversions_exact),
+        cmocka_unit_test(test_linear_half),          cmocka_unit_test(test_info_cpu),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
