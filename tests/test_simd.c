@@ -11,7 +11,7 @@
 #include "kernels/ops.h"
 #include "testutil.h"
 
-static const int lengths[] = {0, 1, 7, 8, 9, 15, 31, 32, 33, 63, 100, 257, 1024, 4097};
+static const int lengths[] = {0, 1, 7, 8, 9, 15, 31, 32, 33, 63, 100, 257, 1021, 1024, 4097};
 
 typedef float (*dot_half)(const uint16_t *, const float *, int);
 
@@ -63,6 +63,33 @@ static void check_table(const cpu_kernels *kt) {
         if (!within(got, want, mag, n)) {
             printf("mmgpt-test: %s dot_bf16 n=%d got %.9g want %.9g\n", kt->name, n, got, want);
             bad++;
+        }
+    }
+    // Four rows at a time: rows of n elements at a stride of n + 3 (odd), each against its exact dot.
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        int n = lengths[li], ld = n + 3;
+        if (4 * (size_t)ld > (size_t)maxn + 1)
+            continue;
+        for (int k = 0; k < n; k++)
+            x[k] = rng_uniform(&r) * 4 - 2;
+        for (int t = 0; t < 2; t++) {
+            uint16_t *rows = t ? b : h;
+            for (int i = 0; i < 4 * ld; i++) {
+                float v = rng_uniform(&r) * 2 - 1;
+                rows[i] = t ? mm_f32_to_bf16(v) : mm_f32_to_f16(v);
+            }
+            float got4[4];
+            (t ? kt->dot4_bf16 : kt->dot4_f16)(rows, (size_t)ld, x, n, got4);
+            for (int q = 0; q < 4; q++) {
+                for (int k = 0; k < n; k++)
+                    wq[k] = t ? mm_bf16_to_f32(rows[q * ld + k]) : mm_f16_to_f32(rows[q * ld + k]);
+                double mag, want = exact_dot(wq, x, n, &mag);
+                if (!within(got4[q], want, mag, n)) {
+                    printf("mmgpt-test: %s dot4_%s n=%d row %d got %.9g want %.9g\n", kt->name, t ? "bf16" : "f16", n, q,
+                           got4[q], want);
+                    bad++;
+                }
+            }
         }
     }
     printf("mmgpt-test: %-8s dot kernels over %zu lengths: %s\n", kt->name, sizeof lengths / sizeof lengths[0],
@@ -145,7 +172,7 @@ static void test_half_conversions_exact(void **state) {
 static void test_linear_half(void **state) {
     (void)state;
     const mm_ops *ops = ops_cpu();
-    int K = 301, M = 67;
+    int K = 301, M = 67; // M not a multiple of 4: the row-group tail
     mm_rng r;
     rng_seed(&r, 11);
     float *w = malloc(sizeof(float) * K * M), *wq = malloc(sizeof(float) * K * M), *bias = malloc(sizeof(float) * M);

@@ -31,15 +31,26 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
 // out[n, o] = beta * out[n, o] + W[o, :] . in[n, :] for half-precision W, N <= SMALL_N.
 static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, int M, float beta) {
     const cpu_kernels *kt = cpu_kernels_get();
-    float (*dot)(const uint16_t *, const float *, int) = w.dtype == MM_BF16 ? kt->dot_bf16 : kt->dot_f16;
+    int bf = w.dtype == MM_BF16;
+    float (*dot)(const uint16_t *, const float *, int) = bf ? kt->dot_bf16 : kt->dot_f16;
+    void (*dot4)(const uint16_t *, size_t, const float *, int, float *) = bf ? kt->dot4_bf16 : kt->dot4_f16;
     const uint16_t *wh = w.data;
+    int groups = (M + 3) / 4;
 #pragma omp parallel for schedule(static) if ((long)M * K > 32768)
-    for (int o = 0; o < M; o++) {
-        const uint16_t *row = wh + (size_t)o * K;
+    for (int g = 0; g < groups; g++) {
+        int o = 4 * g, nr = M - o < 4 ? M - o : 4;
+        const uint16_t *rows = wh + (size_t)o * K;
         for (int n = 0; n < N; n++) {
+            const float *x = in + (size_t)n * K;
+            float d[4];
+            if (nr == 4)
+                dot4(rows, (size_t)K, x, K, d);
+            else
+                for (int r = 0; r < nr; r++)
+                    d[r] = dot(rows + (size_t)r * K, x, K);
             float *y = out + (size_t)n * M + o;
-            float d = dot(row, in + (size_t)n * K, K);
-            *y = beta != 0.0f ? beta * *y + d : d;
+            for (int r = 0; r < nr; r++)
+                y[r] = beta != 0.0f ? beta * y[r] + d[r] : d[r];
         }
     }
 }

