@@ -17,7 +17,7 @@ CFLAGS   += -I$(BLAS_INC)
 endif
 comma    := ,
 BLAS_LIB := $(if $(BLAS_DIR),-L$(BLAS_DIR) -Wl$(comma)-rpath$(comma)$(BLAS_DIR)) -lopenblas
-LDLIBS   := $(BLAS_LIB) -lmicrohttpd -ljson-c -ljpeg -lpng -lz -lm -lpthread -fopenmp $(SAN)
+LDLIBS   := $(BLAS_LIB) -lmicrohttpd -ljson-c -ljpeg -lpng -lwebpdemux -lwebp -lgif -lz -lm -lpthread -fopenmp $(SAN)
 
 LIB_SRC  := $(filter-out $(EXCLUDE),$(shell find src -name '*.c' ! -path 'src/cli/*' | sort))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
@@ -115,7 +115,7 @@ $(BUILD)/fuzz_weights: $(FUZZ_W_SRC) src/io/gguf.h src/io/safetensors.h
 	@mkdir -p $(BUILD)
 	$(FUZZ_CC) -std=c17 -g -O1 -D_GNU_SOURCE -Isrc -D_Float16=__fp16 -rtlib=compiler-rt -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_W_SRC) -ljson-c
 
-# libFuzzer run of the JPEG/PNG decoders + CLIP preprocessing: `make fuzz-image FUZZ_TIME=180`. New inputs go to
+# libFuzzer run of the JPEG/PNG/WebP/GIF decoders + CLIP preprocessing: `make fuzz-image FUZZ_TIME=180`. New inputs go to
 # build/fuzz_image_corpus; the committed seeds in tests/fixtures/vision/fuzz_corpus stay untouched.
 FUZZ_IMG_SRC := tools/fuzz_image.c $(wildcard src/vision/*.c) src/io/file.c src/base/err.c
 .PHONY: fuzz-image
@@ -124,7 +124,7 @@ fuzz-image: $(BUILD)/fuzz_image
 	$(BUILD)/fuzz_image -artifact_prefix=$(BUILD)/ -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 -rss_limit_mb=2048 $(BUILD)/fuzz_image_corpus tests/fixtures/vision/fuzz_corpus
 $(BUILD)/fuzz_image: $(FUZZ_IMG_SRC) $(wildcard src/vision/*.h)
 	@mkdir -p $(BUILD)
-	$(FUZZ_CC) -std=c17 -g -O1 -D_GNU_SOURCE -Isrc -rtlib=compiler-rt -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_IMG_SRC) -ljpeg -lpng -lz -lm
+	$(FUZZ_CC) -std=c17 -g -O1 -D_GNU_SOURCE -Isrc -rtlib=compiler-rt -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_IMG_SRC) -ljpeg -lpng -lwebpdemux -lwebp -lgif -lz -lm
 
 # libFuzzer run of the tokenizer loaders (tokenizer.model protobuf, tokenizer.json) and of encode/decode/streaming
 # on arbitrary bytes: `make fuzz-tokenizer FUZZ_TIME=180` (from the repository root: it loads a committed model).

@@ -38,7 +38,8 @@ static void write_records(const char *path, int n, const char *image) {
 static double rate(const mm_data *d, const mm_tokenizer *tok, mm_stream_kind kind, int size, int threads, int n) {
     mm_err e = {0};
     mm_data_stream *s;
-    if (data_stream_open(&s, d, tok, kind, size, threads, 16, &e) != MM_OK) {
+    clip_prep prep = clip_prep_default(size);
+    if (data_stream_open(&s, d, tok, kind, size ? &prep : NULL, threads, 16, &e) != MM_OK) {
         fprintf(stderr, "bench/data: %s\n", e.msg);
         exit(1);
     }

@@ -165,8 +165,9 @@ static void test_multi_turn_cached(void **s) {
     const char *img = "examples/shapes.png";
     int S = m.w.cfg.vis_image_size;
     float *px = malloc(sizeof(float) * 2 * 3 * S * S);
-    assert_ok(preprocess_clip_file(img, S, NULL, NULL, px, &e), &e);
-    assert_ok(preprocess_clip_file("tests/fixtures/vision/chelsea.jpg", S, NULL, NULL, px + 3 * S * S, &e), &e);
+    clip_prep prep = clip_prep_default(S);
+    assert_ok(preprocess_clip_file(img, &prep, px, &e), &e);
+    assert_ok(preprocess_clip_file("tests/fixtures/vision/chelsea.jpg", &prep, px + 3 * S * S, &e), &e);
     const char *turns[] = {"What is in the image?", "How many shapes are there?", "And this one?"};
     const char *imgs[] = {img, NULL, "tests/fixtures/vision/chelsea.jpg"};
     int n_img = 0;

@@ -57,7 +57,7 @@ static char *text_of(mm_source_type t, long r, uint64_t seed, mm_sample *out) {
     template_free(&tp);
     if (out) {
         int skip;
-        assert_ok(data_prepare(&data, tok, source_of(t), r, seed, 0, out, &skip, &e), &e);
+        assert_ok(data_prepare(&data, tok, source_of(t), r, seed, NULL, out, &skip, &e), &e);
         assert_int_equal(skip, -1);
     }
     return text;
@@ -290,7 +290,8 @@ static void test_broken_records(void **s) {
     // Through the vision stream with image decoding: the broken PNG and the "<image>"-in-text record are skipped.
     mm_data_stream *st;
     mm_err e = {0};
-    assert_ok(data_stream_open(&st, &data, tok, MM_STREAM_VISION, 32, 0, 1, &e), &e);
+    clip_prep prep32 = clip_prep_default(32);
+    assert_ok(data_stream_open(&st, &data, tok, MM_STREAM_VISION, &prep32, 0, 1, &e), &e);
     long L = data_stream_epoch_len(st), got = 0;
     while (data_stream_position(st) < L) {
         mm_sample smp;
@@ -346,9 +347,9 @@ static void test_long_text(void **s) {
     assert_int_equal(d.src[0].skipped[MM_SKIP_TEXT_TOO_LONG], 1);
     mm_sample smp;
     int skip;
-    assert_ok(data_prepare(&d, tok, 0, 0, 1, 0, &smp, &skip, &e), &e);
+    assert_ok(data_prepare(&d, tok, 0, 0, 1, NULL, &smp, &skip, &e), &e);
     assert_int_equal(skip, MM_SKIP_TRUNCATED);
-    assert_ok(data_prepare(&d, tok, 0, 1, 1, 0, &smp, &skip, &e), &e);
+    assert_ok(data_prepare(&d, tok, 0, 1, 1, NULL, &smp, &skip, &e), &e);
     assert_int_equal(skip, -1);
     assert_true(smp.truncated);
     assert_int_equal(smp.n, 64); // cut at max_turn_tokens, no room for EOS (as upstream)
@@ -387,8 +388,8 @@ static void test_mix_ratios(void **s) {
     mm_err e = {0};
     assert_ok(data_load(&d, path, &e), &e);
     mm_data_stream *lang, *vis;
-    assert_ok(data_stream_open(&lang, &d, tok, MM_STREAM_LANGUAGE, 0, 0, 1, &e), &e);
-    assert_ok(data_stream_open(&vis, &d, tok, MM_STREAM_VISION, 0, 0, 1, &e), &e);
+    assert_ok(data_stream_open(&lang, &d, tok, MM_STREAM_LANGUAGE, NULL, 0, 1, &e), &e);
+    assert_ok(data_stream_open(&vis, &d, tok, MM_STREAM_VISION, NULL, 0, 1, &e), &e);
     assert_int_equal(data_stream_epoch_len(lang), 100 + 100 + 30);
     assert_int_equal(data_stream_epoch_len(vis), 10);
     long count[4] = {0}, first_epoch[100] = {0};
@@ -431,9 +432,10 @@ static void test_determinism(void **s) {
     (void)s;
     mm_err e = {0};
     mm_data_stream *a, *b, *c;
-    assert_ok(data_stream_open(&a, &data, tok, MM_STREAM_VISION, 16, 0, 1, &e), &e);
-    assert_ok(data_stream_open(&b, &data, tok, MM_STREAM_VISION, 16, 2, 4, &e), &e);
-    assert_ok(data_stream_open(&c, &data, tok, MM_STREAM_VISION, 16, 2, 3, &e), &e);
+    clip_prep prep16 = clip_prep_default(16);
+    assert_ok(data_stream_open(&a, &data, tok, MM_STREAM_VISION, &prep16, 0, 1, &e), &e);
+    assert_ok(data_stream_open(&b, &data, tok, MM_STREAM_VISION, &prep16, 2, 4, &e), &e);
+    assert_ok(data_stream_open(&c, &data, tok, MM_STREAM_VISION, &prep16, 2, 3, &e), &e);
     assert_ok(data_stream_seek(c, 17, &e), &e);
     mm_sample sa[40];
     long drawn[40];
@@ -470,8 +472,8 @@ static void test_determinism(void **s) {
     mm_data d2 = data;
     d2.seed = data.seed + 1;
     mm_data_stream *x, *y;
-    assert_ok(data_stream_open(&x, &data, tok, MM_STREAM_VISION, 0, 0, 1, &e), &e);
-    assert_ok(data_stream_open(&y, &d2, tok, MM_STREAM_VISION, 0, 0, 1, &e), &e);
+    assert_ok(data_stream_open(&x, &data, tok, MM_STREAM_VISION, NULL, 0, 1, &e), &e);
+    assert_ok(data_stream_open(&y, &d2, tok, MM_STREAM_VISION, NULL, 0, 1, &e), &e);
     int same = 0;
     for (long g = 0; g < 50; g++) {
         int s1, s2;

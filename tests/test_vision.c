@@ -1,6 +1,8 @@
-// Image decoding and CLIP preprocessing against open_clip's val transform run by PIL + torch
-// (tests/ref/preprocess_ref.py): every fixture must match the uint8 resize+crop exactly and the float tensor
-// within 1/255; bad inputs must fail with one clear line, also through `mmgpt preprocess`.
+// Image decoding and CLIP preprocessing against PIL + torch (tests/ref/preprocess_ref.py): for every fixture
+// (JPEG, PNG, WebP, GIF in every mode PIL opens them in), Multimodal-GPT's Image.open(f).convert("RGB") +
+// open_clip's transform must match PIL's uint8 resize+crop exactly (difference 0) and torch's float32 tensor bit
+// for bit (tolerance 0); so must open_clip's own order and EXIF orientation where the fixture asks for them.
+// Bad inputs must fail with one clear line, also through `mmgpt preprocess`.
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,7 +58,7 @@ static void test_fixtures(void **state) {
     json_object *root = json_object_from_file(DIR "/cases.json");
     assert_non_null(root);
     size_t ncase = json_object_array_length(root), exact = 0;
-    assert_true(ncase >= 40);
+    assert_true(ncase >= 100);
     int failures = 0;
     for (size_t i = 0; i < ncase; i++) {
         json_object *c = json_object_array_get_idx(root, i), *v;
@@ -72,21 +74,33 @@ static void test_fixtures(void **state) {
         int w = json_object_get_int(v);
         json_object_object_get_ex(c, "height", &v);
         int h = json_object_get_int(v);
+        json_object_object_get_ex(c, "order", &v);
+        const char *order = json_object_get_string(v);
+        json_object_object_get_ex(c, "exif", &v);
+        int exif = json_object_get_boolean(v);
+        clip_prep prep = clip_prep_default(S);
+        prep.open_clip_order = !strcmp(order, "open_clip");
+        prep.exif_orientation = exif;
 
         char path[512], epath[512];
         snprintf(path, sizeof path, DIR "/%s", input);
         snprintf(epath, sizeof epath, DIR "/%s", expected);
         mm_err e = {0};
         mm_image im;
-        assert_ok(image_load_file(path, &im, NULL, &e), &e);
+        assert_ok(image_load_file(path, &im, NULL, &e), &e); // as Image.open reports it, before any EXIF turn
         if (strcmp(image_mode_name(im.mode), mode) || im.width != w || im.height != h) {
             printf("mmgpt-test:   %s opened as %s %dx%d, PIL says %s %dx%d\n", input, image_mode_name(im.mode),
                    im.width, im.height, mode, w, h);
             failures++;
         }
+        if (exif) {
+            image_free(&im);
+            image_opts o = {.exif_orientation = 1};
+            assert_ok(image_load_file(path, &im, &o, &e), &e);
+        }
         uint8_t *want = load_u8z(epath, S);
         mm_image rgb;
-        assert_ok(preprocess_resize_crop(&im, S, &rgb, &e), &e);
+        assert_ok(preprocess_u8(&im, &prep, &rgb, &e), &e);
         size_t n = (size_t)S * S * 3, bad = 0;
         int maxd = 0;
         for (size_t k = 0; k < n; k++) {
@@ -95,22 +109,25 @@ static void test_fixtures(void **state) {
             maxd = d > maxd ? d : maxd;
         }
         exact += bad == 0;
-        // The float tensor, against torch's normalisation of the expected bytes; 1/255 is under one byte step.
+        // The float tensor, against torch's normalisation of the expected bytes: bit for bit.
         float *got = malloc(n * sizeof *got), *ref = malloc(n * sizeof *ref), *mem = malloc(n * sizeof *mem);
         assert_true(got && ref && mem);
-        assert_ok(preprocess_clip(&im, S, NULL, got, &e), &e);
+        assert_ok(preprocess_clip(&im, &prep, got, &e), &e);
         for (int ch = 0; ch < 3; ch++)
             for (size_t p = 0; p < (size_t)S * S; p++)
                 ref[ch * (size_t)S * S + p] = lut[ch][want[3 * p + ch]];
         char what[128];
-        snprintf(what, sizeof what, "%s S=%d %s u8diff=%d/%zu", input, S, mode, maxd, bad);
-        if (!compare_f32(what, got, ref, n, 1.0f / 255, 0))
+        snprintf(what, sizeof what, "%s S=%d %s %s%s u8diff=%d/%zu", input, S, mode, order, exif ? " exif" : "",
+                 maxd, bad);
+        if (!compare_f32(what, got, ref, n, 0, 0))
             failures++;
-        // The in-memory entry point (the server's) gives the same tensor.
+        // The file and in-memory entry points (every caller's) give the same tensor.
         uint8_t *buf;
         size_t len;
         assert_ok(mm_read_file(path, &buf, &len, &e), &e);
-        assert_ok(preprocess_clip_encoded(buf, len, "request", S, NULL, NULL, mem, &e), &e);
+        assert_ok(preprocess_clip_encoded(buf, len, "request", &prep, mem, &e), &e);
+        assert_memory_equal(mem, got, n * sizeof *got);
+        assert_ok(preprocess_clip_file(path, &prep, mem, &e), &e);
         assert_memory_equal(mem, got, n * sizeof *got);
         free(buf);
         free(got);
@@ -120,7 +137,7 @@ static void test_fixtures(void **state) {
         image_free(&rgb);
         image_free(&im);
     }
-    printf("mmgpt-test: vision fixtures: %zu of %zu match PIL's uint8 resize+crop exactly\n", exact, ncase);
+    printf("mmgpt-test: vision fixtures: %zu of %zu match PIL's uint8 convert+resize+crop exactly\n", exact, ncase);
     json_object_put(root);
     assert_int_equal(failures, 0);
     assert_int_equal(exact, ncase);
@@ -136,7 +153,8 @@ static void test_full_tensor(void **state) {
     assert_int_equal(a.shape[0], 3);
     assert_int_equal(a.shape[1], 96);
     float *got = malloc(sizeof(float) * (size_t)a.count);
-    assert_ok(preprocess_clip_file(DIR "/chelsea.jpg", 96, NULL, NULL, got, &e), &e);
+    clip_prep prep = clip_prep_default(96);
+    assert_ok(preprocess_clip_file(DIR "/chelsea.jpg", &prep, got, &e), &e);
     assert_true(compare_f32("chelsea.jpg S=96 float32 tensor", got, a.data, (size_t)a.count, 0, 0));
     free(got);
     mm_npy_free(&a);
@@ -268,8 +286,8 @@ static void test_bad_inputs(void **state) {
     expect_error("truncated_header.jpg", "truncated");
     expect_error("truncated.png", "truncated");
     expect_error("truncated_header.png", "truncated");
-    expect_error("wrong_magic.png", "not a JPEG or PNG");
-    expect_error("text.jpg", "not a JPEG or PNG");
+    expect_error("wrong_magic.png", "not a JPEG, PNG, WebP or GIF");
+    expect_error("text.jpg", "not a JPEG, PNG, WebP or GIF");
     expect_error("empty.png", "empty");
     expect_error("huge_header.png", "100000x100000"); // refused before allocating (ASan would abort on 30 GB)
     expect_error("bad_crc_ihdr.png", "CRC");
@@ -278,6 +296,15 @@ static void test_bad_inputs(void **state) {
     expect_error("zero_width.png", NULL);
     expect_error("corrupt_sof.jpg", "invalid JPEG");
     expect_error("bad_huffman.jpg", "JPEG");
+    expect_error("truncated.webp", "truncated WebP");
+    expect_error("truncated_header.webp", "truncated");
+    expect_error("bad_vp8.webp", "invalid WebP");
+    expect_error("huge_canvas.webp", "20000x20000"); // refused from the header, before the canvas is allocated
+    expect_error("truncated.gif", "truncated GIF");
+    expect_error("truncated_header.gif", "truncated");
+    expect_error("huge_screen.gif", "65535x65535");
+    expect_error("no_image.gif", "no image");
+    expect_error("bad_lzw.gif", "invalid GIF");
 
     mm_err e = {0};
     mm_image im;
@@ -298,7 +325,10 @@ static void test_bad_inputs(void **state) {
 // Every prefix of a JPEG and a PNG (and some bit flips) decodes or fails cleanly; run under ASan.
 static void test_prefixes_and_flips(void **state) {
     (void)state;
-    const char *files[] = {DIR "/small150x100_422.jpg", DIR "/palette_interlaced150x130.png", DIR "/rocket_progressive.jpg"};
+    const char *files[] = {DIR "/small150x100_422.jpg", DIR "/palette_interlaced150x130.png",
+                           DIR "/rocket_progressive.jpg", DIR "/lossy300x200.webp", DIR "/lossless_alpha40x30.webp",
+                           DIR "/animated40x30.webp", DIR "/frames40x30.gif", DIR "/interlaced45x60.gif",
+                           DIR "/exif_o6_40x30.jpg"};
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
         uint8_t *buf;
         size_t len;
@@ -319,8 +349,11 @@ static void test_prefixes_and_flips(void **state) {
             buf[at] ^= (uint8_t)(1u << (rng >> 29));
             mm_image im;
             float px[3 * 32 * 32];
-            if (image_decode(buf, len, "flipped", &im, NULL, &e) == MM_OK) {
-                assert_ok(preprocess_clip(&im, 32, NULL, px, &e), &e);
+            image_opts o = {.exif_orientation = k & 1};
+            if (image_decode(buf, len, "flipped", &im, &o, &e) == MM_OK) {
+                clip_prep prep = clip_prep_default(32);
+                prep.open_clip_order = k & 2;
+                assert_ok(preprocess_clip(&im, &prep, px, &e), &e);
                 image_free(&im);
             }
             buf[at] ^= (uint8_t)(1u << (rng >> 29));

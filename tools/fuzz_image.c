@@ -1,5 +1,6 @@
-// libFuzzer target for the image decoders and CLIP preprocessing (make fuzz-image): bytes -> image_decode
-// (the server's entry point for uploaded images) -> convert('RGB') and the full preprocess at a small size.
+// libFuzzer target for the image decoders (JPEG, PNG, WebP, GIF) and CLIP preprocessing (make fuzz-image):
+// bytes -> image_decode (the server's entry point for uploaded images), with EXIF orientation on for odd input
+// lengths -> convert('RGB') and the full preprocess at a small size, in both orders.
 // The pixel limit is lowered so the fuzzer explores parsing rather than allocating huge, valid images.
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@ static void check_err(const mm_err *e) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mm_err e = {0};
     mm_image im;
-    image_opts opts = {.max_pixels = 1 << 20};
+    image_opts opts = {.max_pixels = 1 << 20, .exif_orientation = (int)(size & 1)};
     if (image_decode(data, size, "fuzz", &im, &opts, &e) != MM_OK) {
         check_err(&e);
         if (im.pixels)
@@ -36,8 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int S = 1 + (int)(size % 48);
     float *px = malloc(sizeof(float) * 3 * (size_t)S * S);
     if (px) {
-        if (preprocess_clip(&im, S, NULL, px, &e) != MM_OK)
-            check_err(&e);
+        clip_prep p = clip_prep_default(S);
+        for (p.open_clip_order = 0; p.open_clip_order < 2; p.open_clip_order++)
+            if (preprocess_clip(&im, &p, px, &e) != MM_OK)
+                check_err(&e);
         free(px);
     }
     image_free(&im);

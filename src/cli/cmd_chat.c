@@ -16,10 +16,13 @@
 
 static const char *usage_text =
     "usage: mmgpt chat -m MODEL [--lora DIR] [--tokenizer FILE] [--image FILE]... [--ask TEXT] [--ctx N]\n"
+    "       [--exif | --no-exif]\n"
     "  Type a message and press Enter. Commands: /image PATH (attach to the next message), /reset,\n"
     "  /save FILE (the conversation as JSON), /params [name=value ...] (show or set sampling), /help, /quit.\n"
     "  Ctrl-C stops the reply being written. --image attaches to the first message; --ask sends a first\n"
-    "  message before reading input. With stdin not a terminal, each input line is one message.\n";
+    "  message before reading input. With stdin not a terminal, each input line is one message.\n"
+    "  --exif turns photos upright by their EXIF orientation (Multimodal-GPT ignored it, as does the default\n"
+    "  unless the model's config sets vision.exif_orientation; --no-exif overrides that).\n";
 
 static mm_chat *volatile g_chat;
 static volatile sig_atomic_t g_busy, g_interrupted;
@@ -131,6 +134,7 @@ int cmd_chat(int argc, char **argv) {
     repl r = {0};
     cli_gen_init(&r.g);
     const char *ask = NULL;
+    int exif = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int k;
@@ -146,6 +150,8 @@ int cmd_chat(int argc, char **argv) {
             r.pending[r.n_pending++] = strdup(argv[++i]);
         } else if (!strcmp(a, "--ask") && i + 1 < argc) {
             ask = argv[++i];
+        } else if (!strcmp(a, "--exif") || !strcmp(a, "--no-exif")) {
+            exif = a[2] == 'e' ? 1 : -1;
         } else {
             fputs(usage_text, stderr);
             return cli_usage("chat", "unknown or incomplete option '%s'", a);
@@ -160,7 +166,7 @@ int cmd_chat(int argc, char **argv) {
     mm_tokenizer *tok = NULL;
     if (cli_model_open(&ma, &m, &tok, &e) != MM_OK)
         return cli_fail(&e);
-    mm_chat_opts o = {.max_ctx = ma.max_ctx};
+    mm_chat_opts o = {.max_ctx = ma.max_ctx, .exif = exif};
     if (chat_create(&r.ch, &m, tok, &o, &e) != MM_OK) {
         tok_free(tok);
         model_free(&m);

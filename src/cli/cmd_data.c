@@ -83,7 +83,7 @@ static int preview(const mm_data *d, const mm_tokenizer *tok, int n, int eval) {
     return rc ? rc : shown ? 0 : 1;
 }
 
-static int stats(const mm_data *d, const mm_tokenizer *tok, int decode_images, int image_size) {
+static int stats(const mm_data *d, const mm_tokenizer *tok, const clip_prep *prep) {
     static const int edges[] = {64, 128, 256, 512, 1024, 2048};
     enum { NB = 7, NI = 5 };
     long hist[NB] = {0}, img_hist[NI] = {0}, total = 0, tokens = 0, counted = 0, truncated = 0, minlen = -1, maxlen = 0;
@@ -97,7 +97,7 @@ static int stats(const mm_data *d, const mm_tokenizer *tok, int decode_images, i
         for (long r = 0; r < s->n; r++) {
             mm_sample smp;
             int skip;
-            if (data_prepare(d, tok, i, r, d->seed + (uint64_t)r, decode_images ? image_size : 0, &smp, &skip, &e) != MM_OK)
+            if (data_prepare(d, tok, i, r, d->seed + (uint64_t)r, prep, &smp, &skip, &e) != MM_OK)
                 return cli_fail(&e);
             if (skip >= 0) {
                 skips[skip]++;
@@ -209,12 +209,12 @@ int cmd_data(int argc, char **argv) {
         return cli_fail(&e);
     }
     tok_set_split_mode(tok, d.keep_whitespace ? MM_TOK_SPLIT_KEEP : MM_TOK_SPLIT_STRIP);
-    // Images decode at the model's input size when a model is given (CLIP's 224 otherwise).
-    int size = 224;
+    // Images decode as the model prepares them when a model is given (CLIP's 224, RGB first, otherwise).
+    clip_prep prep = clip_prep_default(224);
     mm_config mc;
     if (model && model_read_config(model, &mc, &e) == MM_OK)
-        size = mc.vis_image_size;
-    int rc = is_preview ? preview(&d, tok, n, eval) : stats(&d, tok, decode, size);
+        prep = config_clip_prep(&mc);
+    int rc = is_preview ? preview(&d, tok, n, eval) : stats(&d, tok, decode ? &prep : NULL);
     data_free(&d);
     tok_free(tok);
     return rc;

@@ -13,9 +13,12 @@
 
 static const char *usage_text =
     "usage: mmgpt generate -m MODEL [--lora DIR] [--tokenizer FILE] --prompt TEXT [--image FILE]... [--json]\n"
+    "       [--exif | --no-exif]\n"
     "  The prompt is the user's instruction; it is rendered with the demo's template (one <image> section per\n"
     "  --image). Without --json the reply streams to stdout; with it, one JSON object:\n"
-    "  {\"text\", \"tokens\", \"prompt_tokens\", \"generated_tokens\", \"stop_reason\", \"timings\": {...}}.\n";
+    "  {\"text\", \"tokens\", \"prompt_tokens\", \"generated_tokens\", \"stop_reason\", \"timings\": {...}}.\n"
+    "  --exif turns photos upright by their EXIF orientation (off by default, as in Multimodal-GPT, unless the\n"
+    "  model's config sets vision.exif_orientation; --no-exif overrides that).\n";
 
 static int print_piece(const char *piece, void *user) {
     (void)user;
@@ -29,7 +32,7 @@ int cmd_generate(int argc, char **argv) {
     cli_gen g;
     cli_gen_init(&g);
     const char *prompt = NULL, *images[64];
-    int n_images = 0, json = 0;
+    int n_images = 0, json = 0, exif = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r;
@@ -47,6 +50,8 @@ int cmd_generate(int argc, char **argv) {
             images[n_images++] = argv[++i];
         } else if (!strcmp(a, "--json")) {
             json = 1;
+        } else if (!strcmp(a, "--exif") || !strcmp(a, "--no-exif")) {
+            exif = a[2] == 'e' ? 1 : -1;
         } else {
             fputs(usage_text, stderr);
             return cli_usage("generate", "unknown or incomplete option '%s'", a);
@@ -62,7 +67,7 @@ int cmd_generate(int argc, char **argv) {
     if (cli_model_open(&ma, &m, &tok, &e) != MM_OK)
         return cli_fail(&e);
     mm_chat *ch = NULL;
-    mm_chat_opts o = {.max_ctx = ma.max_ctx, .max_images = n_images > 8 ? n_images : 8};
+    mm_chat_opts o = {.max_ctx = ma.max_ctx, .max_images = n_images > 8 ? n_images : 8, .exif = exif};
     const char *reply = NULL;
     mm_status s = chat_create(&ch, &m, tok, &o, &e);
     if (s == MM_OK)

@@ -85,7 +85,8 @@ int cmd_grad(int argc, char **argv) {
                 "and no --unfreeze", model_dir);
         goto done;
     }
-    if (cli_images_pixels(&imgs, c->vis_image_size, &pixels, &e) != MM_OK)
+    clip_prep prep = config_clip_prep(c);
+    if (cli_images_pixels(&imgs, &prep, &pixels, &e) != MM_OK)
         goto done;
     long count = flamingo_count_targets(labels, 1, (int)n_ids);
     if (count == 0) {

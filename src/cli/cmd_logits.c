@@ -86,7 +86,8 @@ int cmd_logits(int argc, char **argv) {
     int markers = 0;
     for (size_t i = 0; i < n_ids; i++)
         markers += ids[i] == c->media_id;
-    if (cli_images_pixels(&imgs, c->vis_image_size, &pixels, &e) != MM_OK)
+    clip_prep prep = config_clip_prep(c);
+    if (cli_images_pixels(&imgs, &prep, &pixels, &e) != MM_OK)
         goto done;
     if (markers != imgs.count) {
         mm_errf(&e, MM_ERR_ARG, "the prompt has %d <image> marker%s (id %d) but %d image%s given", markers,

@@ -45,7 +45,8 @@ void cli_images_free(cli_images *im) {
     memset(im, 0, sizeof *im);
 }
 
-mm_status cli_images_pixels(const cli_images *im, int S, float **pixels, mm_err *e) {
+mm_status cli_images_pixels(const cli_images *im, const clip_prep *prep, float **pixels, mm_err *e) {
+    int S = prep->size;
     size_t per = (size_t)3 * S * S;
     float *px = malloc(sizeof(float) * per * (size_t)(im->count ? im->count : 1));
     if (!px)
@@ -69,16 +70,9 @@ mm_status cli_images_pixels(const cli_images *im, int S, float **pixels, mm_err 
             at += (size_t)a.count;
             mm_npy_free(&a);
         } else {
-            mm_image img;
-            if (image_load_file(path, &img, NULL, e) != MM_OK) {
+            if (preprocess_clip_file(path, prep, px + at, e) != MM_OK) {
                 free(px);
                 return e->code;
-            }
-            mm_status s = preprocess_clip(&img, S, NULL, px + at, e);
-            image_free(&img);
-            if (s != MM_OK) {
-                free(px);
-                return mm_err_prefix(e, "%s", path);
             }
             at += per;
         }

@@ -8,6 +8,7 @@
 
 #include "base/dtype.h"
 #include "base/err.h"
+#include "vision/preprocess.h"
 
 typedef struct {
     int count;       // images, counting every image inside a --pixels array
@@ -18,8 +19,9 @@ typedef struct {
 
 // Records an --image or --pixels argument (a --pixels file may hold several images).
 mm_status cli_images_add(cli_images *im, const char *path, int is_pixels, mm_err *e);
-// Decodes and preprocesses every image in order into a new float32 [count, 3, S, S] array.
-mm_status cli_images_pixels(const cli_images *im, int S, float **pixels, mm_err *e);
+// Decodes and preprocesses every image in order (as prep says: the model's config_clip_prep) into a new
+// float32 [count, 3, S, S] array.
+mm_status cli_images_pixels(const cli_images *im, const clip_prep *prep, float **pixels, mm_err *e);
 void cli_images_free(cli_images *im);
 
 // Parses "1,2,3" (commas and/or spaces) into a new int32 array; what names the flag in errors;

@@ -16,6 +16,7 @@ struct mm_chat {
     const mm_model *m;
     const mm_tokenizer *tok;
     int max_ctx, max_images, S;
+    clip_prep prep; // the model's image preparation, with the chat's EXIF choice
     mm_conversation conv;
     float *pixels; // [n_pixels, 3, S, S]: every image of the conversation, in order
     int n_pixels, cap_pixels;
@@ -50,6 +51,9 @@ mm_status chat_create(mm_chat **out, const mm_model *m, const mm_tokenizer *tok,
     ch->max_ctx = o && o->max_ctx > 0 && o->max_ctx < c->max_seq ? o->max_ctx : c->max_seq;
     ch->max_images = o && o->max_images > 0 ? o->max_images : 8;
     ch->S = c->vis_image_size;
+    ch->prep = config_clip_prep(c);
+    if (o && o->exif)
+        ch->prep.exif_orientation = o->exif > 0;
     conv_init(&ch->conv);
     if (o && o->system && !(ch->conv.system = strdup(o->system))) {
         free(ch);
@@ -182,7 +186,7 @@ mm_status chat_add_user(mm_chat *ch, const char *text, const char *const *paths,
         return mm_errf(e, MM_ERR_NOMEM, "out of memory for %d images", n_images);
     mm_status s = MM_OK;
     for (int i = 0; i < n_images && s == MM_OK; i++)
-        s = preprocess_clip_file(paths[i], ch->S, NULL, NULL, px + per * (size_t)i, e);
+        s = preprocess_clip_file(paths[i], &ch->prep, px + per * (size_t)i, e);
     if (s == MM_OK)
         s = add_user(ch, text, px, n_images, paths, e);
     free(px);

@@ -21,6 +21,7 @@ typedef struct {
     int max_ctx;        // context window in tokens (<= the model's max_seq_len); 0 = the model's
     int max_images;     // most images a conversation keeps; 0 = 8
     const char *system; // header; NULL = Multimodal-GPT's H
+    int exif;           // EXIF orientation of image files: 0 = the model config's (off unless set), 1 on, -1 off
 } mm_chat_opts;
 
 typedef struct {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base/dtype.h"
+#include "base/err.h"
 
 // A weight matrix in its storage type.
 typedef struct {
@@ -88,6 +89,25 @@ typedef struct mm_ops {
     // Masked next-token cross-entropy, in place: rows of logits[N,V] become dlogits = scale *
     // (softmax - onehot(target)) where target[i] >= 0, zeros elsewhere. Returns the summed loss.
     double (*cross_entropy)(float *logits, const int32_t *target, int N, int V, float scale);
+
+    // The memory the ops work on. The CPU backend works on ordinary memory (these are malloc, memcpy
+    // and memset there); a device backend on its own memory, and then every pointer an op takes (the
+    // mask's arrays and ids included) must come from alloc. Model code moves activations with these
+    // instead of memcpy/memset, so one code path serves both. Calls are ordered like the ops: a
+    // device backend runs them asynchronously in order, and download waits for what came before.
+    int on_device;                                                     // 1: pointers are device memory
+    void *(*alloc)(size_t bytes);                                      // 256-byte aligned; NULL when out of memory
+    void (*free)(void *p);                                             // NULL is allowed
+    void (*upload)(void *dst, const void *host_src, size_t bytes);     // host -> ops' memory
+    void (*download)(void *host_dst, const void *src, size_t bytes);   // ops' memory -> host (synchronises)
+    void (*copy)(void *dst, const void *src, size_t bytes);            // within the ops' memory, no overlap
+    // rows rows of width bytes from src (row pitch src_pitch) to dst (pitch dst_pitch), ops' memory.
+    void (*copy_rows)(void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width, size_t rows);
+    void (*zero)(void *p, size_t bytes);
+    void (*sync)(void); // waits until every op issued so far has finished
+    // Kernels run asynchronously, so they cannot return their failures: the first one since the last
+    // call is kept and reported here (MM_OK when none; e filled otherwise), and cleared.
+    mm_status (*status)(mm_err *e);
 } mm_ops;
 
 // The CPU implementation (OpenBLAS + OpenMP).

@@ -91,10 +91,14 @@ typedef struct {
 #define FI(k, m) {k, 'i', offsetof(mm_config, m)}
 #define FF(k, m) {k, 'f', offsetof(mm_config, m)}
 #define FB(k, m) {k, 'b', offsetof(mm_config, m)}
+// A switch written only when on, so models that leave it off keep the files they had before it existed.
+#define FO(k, m) {k, 'o', offsetof(mm_config, m)}
 
 static const field vision_fields[] = {FI("image_size", vis_image_size), FI("patch_size", vis_patch), FI("width", vis_width),
                                       FI("layers", vis_layers), FI("heads", vis_heads), FI("mlp_dim", vis_mlp),
-                                      FF("eps", vis_eps), FB("ln_post", vis_ln_post), {0}};
+                                      FF("eps", vis_eps), FB("ln_post", vis_ln_post),
+                                      FO("open_clip_order", vis_open_clip_order), FO("exif_orientation", vis_exif),
+                                      {0}};
 static const field perceiver_fields[] = {FI("depth", perc_depth), FI("heads", perc_heads), FI("dim_head", perc_dim_head),
                                          FI("num_latents", perc_latents), FI("ff_mult", perc_ff_mult),
                                          FI("max_num_media", perc_max_media), FI("max_num_frames", perc_max_frames),
@@ -262,6 +266,8 @@ char *config_to_json(const mm_config *c) {
         json_object *o = json_object_new_object();
         for (const field *f = fs[i]; f->key; f++) {
             const char *p = (const char *)c + f->off;
+            if (f->type == 'o' && !*(const int *)p)
+                continue;
             json_object *v = f->type == 'i'   ? json_object_new_int(*(const int *)p)
                              : f->type == 'f' ? json_object_new_double(*(const float *)p)
                                               : json_object_new_boolean(*(const int *)p);
@@ -304,4 +310,11 @@ int config_lora_targets(const mm_config *c, const char *module) {
             return 1;
     }
     return 0;
+}
+
+clip_prep config_clip_prep(const mm_config *c) {
+    clip_prep p = clip_prep_default(c->vis_image_size);
+    p.open_clip_order = c->vis_open_clip_order;
+    p.exif_orientation = c->vis_exif;
+    return p;
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "vision/preprocess.h"
 
 #define MM_MAX_LORA_TARGETS 24
 #define MM_MAX_UNFROZEN 16
@@ -20,6 +21,8 @@ typedef struct {
     int vis_image_size, vis_patch, vis_width, vis_layers, vis_heads, vis_mlp;
     float vis_eps;
     int vis_ln_post; // 0: tap the last block's output (open_clip < 2.23, what OF-9B used); 1: apply ln_post
+    int vis_open_clip_order; // 0: convert('RGB') before resizing (Multimodal-GPT); 1: open_clip's order
+    int vis_exif;            // 1: turn photos upright by their EXIF orientation (the original did not)
     // Perceiver Resampler; dim = vis_width.
     int perc_depth, perc_heads, perc_dim_head, perc_latents, perc_ff_mult;
     int perc_max_media, perc_max_frames; // 0 = no media-time / frame embeddings
@@ -59,6 +62,9 @@ char *config_to_json(const mm_config *cfg);
 
 // Whether decoder layer i carries a gated cross-attention block.
 static inline int config_has_xattn(const mm_config *c, int i) { return c->xattn_every > 0 && (i + 1) % c->xattn_every == 0; }
+// How this model's images are prepared (vision.image_size, open_clip_order, exif_orientation).
+clip_prep config_clip_prep(const mm_config *c);
+
 // Whether a module (full upstream name, e.g. "lang_encoder.model.layers.3.decoder_layer.self_attn.q_proj")
 // gets a LoRA adapter.
 int config_lora_targets(const mm_config *c, const char *module);

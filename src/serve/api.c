@@ -80,7 +80,7 @@ static mm_status add_image(api_message *m, const char *url, const api_limits *li
     long nb = base64_decode(comma + 1, n64, bytes);
     if (nb < 0)
         FAIL(400, where, "%s: broken base64", where);
-    size_t per = (size_t)3 * lim->image_size * lim->image_size;
+    size_t per = (size_t)3 * lim->prep.size * lim->prep.size;
     float *px = realloc(m->pixels, sizeof(float) * per * (size_t)(m->n_images + 1));
     uint64_t *h = px ? realloc(m->hashes, sizeof(uint64_t) * (size_t)(m->n_images + 1)) : NULL;
     if (px)
@@ -90,10 +90,10 @@ static mm_status add_image(api_message *m, const char *url, const api_limits *li
     if (!px || !h)
         FAIL(413, where, "%s: out of memory for the image", where);
     mm_err ie = {0};
-    if (preprocess_clip_encoded(bytes, (size_t)nb, where, lim->image_size, NULL, NULL, px + per * (size_t)m->n_images,
-                                &ie) != MM_OK)
+    if (preprocess_clip_encoded(bytes, (size_t)nb, where, &lim->prep, px + per * (size_t)m->n_images, &ie) != MM_OK)
         FAIL(400, where, "%s", ie.msg);
-    uint64_t hash = 1469598103934665603ull;
+    // The slots cache latents by this hash: the same bytes turned upright or not are different pixels.
+    uint64_t hash = 1469598103934665603ull ^ (uint64_t)lim->prep.exif_orientation;
     for (long i = 0; i < nb; i++)
         hash = (hash ^ bytes[i]) * 1099511628211ull;
     m->hashes[m->n_images++] = hash;
@@ -247,6 +247,15 @@ mm_status api_parse_chat(const char *body, size_t len, const api_limits *lim, ap
             FAIL(400, "stop", "stop: a string or a list of at most %d strings", API_MAX_STOPS);
         }
     }
+    // Extension: "exif_orientation": true turns photos upright by their EXIF tag (the page sends it; the
+    // original pipeline, and so the default, ignores the tag).
+    api_limits lim_req = *lim;
+    if (json_object_object_get_ex(o, "exif_orientation", &v) && !json_object_is_type(v, json_type_null)) {
+        if (!json_object_is_type(v, json_type_boolean))
+            FAIL(400, "exif_orientation", "exif_orientation: must be true or false");
+        lim_req.prep.exif_orientation = json_object_get_boolean(v);
+    }
+    lim = &lim_req;
     json_object *msgs;
     if (!json_object_object_get_ex(o, "messages", &msgs) || !json_object_is_type(msgs, json_type_array) ||
         json_object_array_length(msgs) == 0)

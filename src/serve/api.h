@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "vision/preprocess.h"
 #include "infer/sampler.h"
 
 #define API_MAX_STOPS 4
@@ -32,7 +33,7 @@ typedef struct {
 } api_request;
 
 typedef struct {
-    int image_size;         // S of the model's vision encoder
+    clip_prep prep;         // how the model's images are prepared (S, order, EXIF orientation by default)
     size_t max_image_bytes; // per decoded image file
     int max_images;         // per request
     mm_sampling defaults;   // the demo's

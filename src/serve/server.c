@@ -292,7 +292,7 @@ static enum MHD_Result chat_completions(mm_server *s, struct MHD_Connection *c, 
         snprintf(msg, sizeof msg, "the request body is over the %zu MB limit", s->o.max_body_bytes >> 20);
         return send_error(s, c, 413, msg, NULL, "request_too_large");
     }
-    api_limits lim = {.image_size = s->m->w.cfg.vis_image_size, .max_image_bytes = s->o.max_image_bytes,
+    api_limits lim = {.prep = config_clip_prep(&s->m->w.cfg), .max_image_bytes = s->o.max_image_bytes,
                       .max_images = 8, .defaults = s->o.defaults};
     api_request req;
     int status;

@@ -26,7 +26,8 @@ static uint64_t mix64(uint64_t x) {
 }
 
 mm_status data_prepare(const mm_data *d, const mm_tokenizer *tok, int source, long record, uint64_t draw_seed,
-                       int image_size, mm_sample *out, int *skip, mm_err *e) {
+                       const clip_prep *prep, mm_sample *out, int *skip, mm_err *e) {
+    int image_size = prep ? prep->size : 0;
     memset(out, 0, sizeof *out);
     *skip = -1;
     const mm_data_source *s = &d->src[source];
@@ -93,7 +94,7 @@ mm_status data_prepare(const mm_data *d, const mm_tokenizer *tok, int source, lo
         }
         for (int i = 0; i < markers; i++) {
             mm_err ie = {0};
-            mm_status is = preprocess_clip_file(out->image_paths[i], image_size, NULL, NULL, out->pixels + per * i, &ie);
+            mm_status is = preprocess_clip_file(out->image_paths[i], prep, out->pixels + per * i, &ie);
             if (is == MM_ERR_NOMEM) {
                 sample_free(out);
                 return mm_errf(e, is, "%s", ie.msg);
@@ -129,7 +130,7 @@ struct mm_data_stream {
     const mm_data *d;
     const mm_tokenizer *tok;
     mm_stream_kind kind;
-    int image_size;
+    clip_prep prep; // size 0: no images
     int *srcs, n_srcs;
     long *draws;            // per source in srcs: draws per epoch
     long **sel, *n_sel;     // per source in srcs: the records that belong to this stream (NULL: all)
@@ -219,7 +220,7 @@ void data_stream_peek(mm_data_stream *s, long g, int *source, long *record) {
 static void prepare_draw(mm_data_stream *s, long g, entry en, slot *out) {
     out->err.msg[0] = 0;
     out->src = en.src;
-    out->st = data_prepare(s->d, s->tok, en.src, en.rec, draw_seed(s, g), s->image_size, &out->sample, &out->skip,
+    out->st = data_prepare(s->d, s->tok, en.src, en.rec, draw_seed(s, g), &s->prep, &out->sample, &out->skip,
                            &out->err);
 }
 
@@ -247,12 +248,14 @@ static void *worker(void *arg) {
 }
 
 mm_status data_stream_open(mm_data_stream **out, const mm_data *d, const mm_tokenizer *tok, mm_stream_kind kind,
-                           int image_size, int threads, int depth, mm_err *e) {
+                           const clip_prep *prep, int threads, int depth, mm_err *e) {
     *out = NULL;
     mm_data_stream *s = calloc(1, sizeof *s);
     if (!s)
         return mm_errf(e, MM_ERR_NOMEM, "out of memory");
-    s->d = d, s->tok = tok, s->kind = kind, s->image_size = image_size;
+    s->d = d, s->tok = tok, s->kind = kind;
+    if (prep)
+        s->prep = *prep;
     s->srcs = calloc((size_t)d->n_src + 1, sizeof *s->srcs);
     s->draws = calloc((size_t)d->n_src + 1, sizeof *s->draws);
     s->skips = calloc((size_t)d->n_src * MM_SKIP_N + 1, sizeof *s->skips);

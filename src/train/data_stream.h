@@ -15,6 +15,7 @@
 #include "base/err.h"
 #include "text/tokenizer.h"
 #include "train/data.h"
+#include "vision/preprocess.h"
 
 typedef struct {
     int32_t *tokens, *labels; // [n]; labels -100 where the loss does not count
@@ -29,10 +30,11 @@ typedef struct {
 
 void sample_free(mm_sample *s);
 
-// Prepares one record drawn with rng seed draw_seed. image_size 0 skips image decoding. On a record that
+// Prepares one record drawn with rng seed draw_seed; its images go through preprocess_clip_file with prep (the
+// model's config_clip_prep), and a NULL prep (or size 0) skips image decoding. On a record that
 // cannot be used, returns MM_OK with *skip set to the reason (and out empty); *skip is -1 on success.
 mm_status data_prepare(const mm_data *d, const mm_tokenizer *tok, int source, long record, uint64_t draw_seed,
-                       int image_size, mm_sample *out, int *skip, mm_err *e);
+                       const clip_prep *prep, mm_sample *out, int *skip, mm_err *e);
 
 typedef enum { MM_STREAM_VISION = 0, MM_STREAM_LANGUAGE = 1, MM_STREAM_EVAL = 2 } mm_stream_kind;
 
@@ -41,7 +43,7 @@ typedef struct mm_data_stream mm_data_stream;
 // Opens a stream over d's sources of that kind (EVAL: the "split": "eval" sources, every record once in file
 // order). threads 0 prepares on the caller's thread; depth is how many samples are prepared ahead.
 mm_status data_stream_open(mm_data_stream **s, const mm_data *d, const mm_tokenizer *tok, mm_stream_kind kind,
-                           int image_size, int threads, int depth, mm_err *e);
+                           const clip_prep *prep, int threads, int depth, mm_err *e);
 void data_stream_close(mm_data_stream *s);
 // Draws in one epoch (pass) of the stream; 0 when it has no records.
 long data_stream_epoch_len(const mm_data_stream *s);

@@ -137,9 +137,10 @@ static mm_status open_data(mm_trainer *t, int *maxlen, int *maxi, mm_err *e) {
     for (int i = 0; i < t->data.n_src; i++)
         for (long r = 0; r < t->data.src[i].n; r++)
             *maxi = t->data.src[i].rec[r].n_images > *maxi ? t->data.src[i].rec[r].n_images : *maxi;
-    MM_TRY(data_stream_open(&t->vis, &t->data, t->tok, MM_STREAM_VISION, c->vis_image_size, cfg->data_threads,
+    clip_prep prep = config_clip_prep(c);
+    MM_TRY(data_stream_open(&t->vis, &t->data, t->tok, MM_STREAM_VISION, &prep, cfg->data_threads,
                             cfg->prefetch, e));
-    MM_TRY(data_stream_open(&t->lang, &t->data, t->tok, MM_STREAM_LANGUAGE, c->vis_image_size, cfg->data_threads,
+    MM_TRY(data_stream_open(&t->lang, &t->data, t->tok, MM_STREAM_LANGUAGE, &prep, cfg->data_threads,
                             cfg->prefetch, e));
     if (!data_stream_epoch_len(t->vis) && !data_stream_epoch_len(t->lang))
         return mm_errf(e, MM_ERR_ARG, "%s: no usable training records (see mmgpt data stats)", cfg->data);
@@ -328,7 +329,8 @@ char *trainer_data_report(const mm_trainer *t) {
 // The eval split of the instruction data, every record once (a fresh stream each time: the same samples).
 static mm_status evaluate_data(mm_trainer *t, double *mean, mm_err *e) {
     mm_data_stream *ev;
-    MM_TRY(data_stream_open(&ev, &t->data, t->tok, MM_STREAM_EVAL, t->m.w.cfg.vis_image_size, 0, 1, e));
+    clip_prep prep = config_clip_prep(&t->m.w.cfg);
+    MM_TRY(data_stream_open(&ev, &t->data, t->tok, MM_STREAM_EVAL, &prep, 0, 1, e));
     double sum = 0;
     long count = 0, L = data_stream_epoch_len(ev);
     mm_status s = MM_OK;

@@ -29,8 +29,7 @@ const char *image_mode_name(mm_image_mode mode) {
     return (unsigned)mode < sizeof names / sizeof names[0] ? names[mode] : "?";
 }
 
-mm_status image_alloc(mm_image *im, int width, int height, mm_image_mode mode, size_t max_pixels, mm_err *e) {
-    memset(im, 0, sizeof *im);
+mm_status image_check_size(int width, int height, size_t max_pixels, mm_err *e) {
     if (!max_pixels)
         max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
     if (width <= 0 || height <= 0)
@@ -39,6 +38,13 @@ mm_status image_alloc(mm_image *im, int width, int height, mm_image_mode mode, s
     if (n > max_pixels)
         return mm_errf(e, MM_ERR_NOMEM, "image is %dx%d = %llu pixels, over the limit of %zu (decompression bomb?)",
                        width, height, (unsigned long long)n, max_pixels);
+    return MM_OK;
+}
+
+mm_status image_alloc(mm_image *im, int width, int height, mm_image_mode mode, size_t max_pixels, mm_err *e) {
+    memset(im, 0, sizeof *im);
+    MM_TRY(image_check_size(width, height, max_pixels, e));
+    uint64_t n = (uint64_t)width * (uint64_t)height;
     size_t bytes = (size_t)n * (size_t)image_pixel_size(mode);
     im->pixels = mm_calloc(e, bytes);
     if (!im->pixels)
@@ -62,23 +68,56 @@ void image_free(mm_image *im) {
 
 static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
+// Whether data (len bytes) is, or could be the start of, a file with this magic; '?' matches any byte.
+static int magic_prefix(const uint8_t *data, size_t len, const char *magic, size_t mlen) {
+    for (size_t i = 0; i < mlen && i < len; i++)
+        if (magic[i] != '?' && data[i] != (uint8_t)magic[i])
+            return 0;
+    return 1;
+}
+
+static mm_status decode_by_magic(const uint8_t *data, size_t len, const char *name, size_t max_pixels,
+                                 mm_image *out, mm_err *e) {
+    static const struct {
+        const char *magic;
+        size_t mlen;
+        mm_status (*decode)(const uint8_t *, size_t, const char *, size_t, mm_image *, mm_err *);
+    } formats[] = {
+        {"\xFF\xD8\xFF", 3, image_decode_jpeg},
+        {(const char *)png_magic, 8, image_decode_png},
+        {"RIFF????WEBP", 12, image_decode_webp},
+        {"GIF87a", 6, image_decode_gif},
+        {"GIF89a", 6, image_decode_gif},
+    };
+    size_t nf = sizeof formats / sizeof formats[0];
+    for (size_t i = 0; i < nf; i++)
+        if (len >= formats[i].mlen && magic_prefix(data, len, formats[i].magic, formats[i].mlen))
+            return formats[i].decode(data, len, name, max_pixels, out, e);
+    for (size_t i = 0; i < nf; i++)
+        if (magic_prefix(data, len, formats[i].magic, formats[i].mlen))
+            return mm_errf(e, MM_ERR_FORMAT, "%s: truncated image (%zu bytes)", name, len);
+    return mm_errf(e, MM_ERR_FORMAT,
+                   "%s: not a JPEG, PNG, WebP or GIF image (first bytes %02x %02x %02x %02x; only those are "
+                   "supported)",
+                   name, data[0], len > 1 ? data[1] : 0, len > 2 ? data[2] : 0, len > 3 ? data[3] : 0);
+}
+
 mm_status image_decode(const uint8_t *data, size_t len, const char *name, mm_image *out, const image_opts *opts,
                        mm_err *e) {
     memset(out, 0, sizeof *out);
-    size_t max_pixels = opts ? opts->max_pixels : 0;
     if (!name)
         name = "image";
     if (!data || len == 0)
         return mm_errf(e, MM_ERR_FORMAT, "%s: empty image data (0 bytes)", name);
-    if (len >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF)
-        return image_decode_jpeg(data, len, name, max_pixels, out, e);
-    if (len >= 8 && !memcmp(data, png_magic, 8))
-        return image_decode_png(data, len, name, max_pixels, out, e);
-    if (len < 8 && ((data[0] == 0xFF && (len < 2 || data[1] == 0xD8)) || !memcmp(data, png_magic, len)))
-        return mm_errf(e, MM_ERR_FORMAT, "%s: truncated image (%zu bytes)", name, len);
-    return mm_errf(e, MM_ERR_FORMAT,
-                   "%s: not a JPEG or PNG image (first bytes %02x %02x %02x %02x; only JPEG and PNG are supported)",
-                   name, data[0], len > 1 ? data[1] : 0, len > 2 ? data[2] : 0, len > 3 ? data[3] : 0);
+    MM_TRY(decode_by_magic(data, len, name, opts ? opts->max_pixels : 0, out, e));
+    if (opts && opts->exif_orientation) {
+        mm_status st = image_apply_orientation(out, out->orientation, e);
+        if (st != MM_OK) {
+            image_free(out);
+            return mm_err_prefix(e, "%s", name);
+        }
+    }
+    return MM_OK;
 }
 
 mm_status image_load_file(const char *path, mm_image *out, const image_opts *opts, mm_err *e) {

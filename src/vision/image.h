@@ -1,15 +1,21 @@
 // Decoded images in the pixel modes PIL gives them on Image.open, and PIL's convert('RGB').
 //
-// JPEG (libjpeg-turbo) and PNG (libpng) are recognised by their magic bytes. Each file decodes to the mode PIL
-// would report, because the CLIP transform resizes before it converts to RGB and the mode decides how PIL
-// resizes (nearest for "1"/"P", premultiplied alpha for "LA"/"RGBA", 32-bit integers for "I"):
+// JPEG (libjpeg-turbo), PNG (libpng), WebP (libwebp, as Pillow) and GIF (giflib) are recognised by their magic
+// bytes. Each file decodes to the mode PIL would report: Multimodal-GPT converts to RGB before the CLIP
+// transform, but open_clip's own order (preprocess.h) resizes first and the mode decides how PIL resizes
+// (nearest for "1"/"P", premultiplied alpha for "LA"/"RGBA", 32-bit integers for "I"):
 //   JPEG: grey -> L, YCbCr/RGB -> RGB, CMYK/YCCK -> CMYK (samples inverted: PIL always assumes Adobe polarity).
 //   PNG:  grey 1-bit -> 1, grey 2/4/8-bit -> L (scaled x85 / x17), grey 16-bit -> I (0..65535),
 //         grey+alpha 8-bit -> LA, grey+alpha 16-bit -> RGBA, RGB -> RGB, RGBA -> RGBA, palette -> P.
 //         16-bit samples keep their high byte (PIL's ";16B" unpackers truncate, they do not round).
 //         tRNS, gamma, sRGB and ICC chunks are ignored, as PIL's convert('RGB') ignores them.
-// EXIF orientation is ignored, as PIL's Image.open(...).convert('RGB') ignores it: a photo taken sideways stays
-// sideways. APNG gives its default image only.
+//   WebP: RGB, or RGBA when the file has alpha (Pillow's WebPAnimDecoder path: first frame of an animation).
+//   GIF:  first frame, P (or L when the colour table is missing or the identity grey ramp, as PIL decides),
+//         on a canvas of the logical screen size (grown to hold the frame) filled with the transparent index,
+//         or 0 without transparency; later frames are not read.
+// EXIF orientation is ignored by default, as PIL's Image.open(...).convert('RGB') ignores it: a photo taken
+// sideways stays sideways. image_opts.exif_orientation applies it as ImageOps.exif_transpose does (image_exif.c).
+// APNG gives its default image only.
 // Every failure (wrong magic, empty, truncated, corrupt data, bad CRC, too many pixels) is an error naming the
 // input; images over max_pixels are refused from the header, before the pixel buffer is allocated.
 #ifndef MM_VISION_IMAGE_H
@@ -39,6 +45,7 @@ typedef struct {
     mm_image_mode mode;
     uint8_t *pixels;         // row-major, height * width * image_pixel_size(mode) bytes, owned
     uint8_t palette[256][3]; // MM_IMG_P only; entries past the file's PLTE are a grey ramp, as in PIL
+    int orientation;         // EXIF orientation tag found in the file (1..8), 0 if none; set by the decoders
 } mm_image;
 
 // Bytes per pixel of a mode (1, 2, 3 or 4).
@@ -46,16 +53,19 @@ int image_pixel_size(mm_image_mode mode);
 // PIL's name of a mode ("L", "RGBA", ...).
 const char *image_mode_name(mm_image_mode mode);
 
+// Refuses a width x height that is zero or over max_pixels (0 = default), with the message image_alloc gives.
+mm_status image_check_size(int width, int height, size_t max_pixels, mm_err *e);
 // Allocates a zeroed width x height image of a mode; refuses width*height > max_pixels (0 = default).
 mm_status image_alloc(mm_image *im, int width, int height, mm_image_mode mode, size_t max_pixels, mm_err *e);
 void image_free(mm_image *im);
 
 // Decoding options; a NULL pointer means the defaults.
 typedef struct {
-    size_t max_pixels; // refuse images with more pixels than this; 0 = IMAGE_DEFAULT_MAX_PIXELS
+    size_t max_pixels;     // refuse images with more pixels than this; 0 = IMAGE_DEFAULT_MAX_PIXELS
+    int exif_orientation;  // 1: turn the image upright by its EXIF orientation (ImageOps.exif_transpose)
 } image_opts;
 
-// Decodes a JPEG or PNG held in memory into its own mode; name is used in error messages (e.g. the file name
+// Decodes a JPEG, PNG, WebP or GIF held in memory into its own mode; name is used in error messages (e.g. the file name
 // or "request image").
 mm_status image_decode(const uint8_t *data, size_t len, const char *name, mm_image *out, const image_opts *opts,
                        mm_err *e);
@@ -77,5 +87,15 @@ mm_status image_decode_jpeg(const uint8_t *data, size_t len, const char *name, s
                             mm_err *e);
 mm_status image_decode_png(const uint8_t *data, size_t len, const char *name, size_t max_pixels, mm_image *out,
                            mm_err *e);
+mm_status image_decode_webp(const uint8_t *data, size_t len, const char *name, size_t max_pixels, mm_image *out,
+                            mm_err *e);
+mm_status image_decode_gif(const uint8_t *data, size_t len, const char *name, size_t max_pixels, mm_image *out,
+                           mm_err *e);
+
+// EXIF (image_exif.c). The orientation tag (0x0112) of IFD0 in a TIFF-structured EXIF block, with or without
+// the "Exif\0\0" prefix JPEG's APP1 carries; 0 when absent, malformed or not an integer.
+int image_exif_orientation(const uint8_t *exif, size_t len);
+// Transposes im in place as PIL's ImageOps.exif_transpose does for an orientation (2..8; others: no change).
+mm_status image_apply_orientation(mm_image *im, int orientation, mm_err *e);
 
 #endif

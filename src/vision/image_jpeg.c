@@ -58,6 +58,7 @@ static mm_status jpeg_decode_inner(jpeg_ctx *c, const uint8_t *data, size_t len,
     c->created = 1;
     ci->progress = &c->progress;
     jpeg_mem_src(ci, data, (unsigned long)len);
+    jpeg_save_markers(ci, JPEG_APP0 + 1, 0xFFFF); // APP1: EXIF, for callers that turn photos upright
     jpeg_read_header(ci, TRUE);
     if (c->truncated)
         return mm_errf(e, MM_ERR_FORMAT, "%s: truncated JPEG (data ends inside the header)", name);
@@ -87,6 +88,12 @@ static mm_status jpeg_decode_inner(jpeg_ctx *c, const uint8_t *data, size_t len,
     if (st != MM_OK)
         return mm_err_prefix(e, "%s", name);
 
+    // PIL keeps the first APP1 that starts with "Exif\0\0".
+    for (jpeg_saved_marker_ptr mk = ci->marker_list; mk; mk = mk->next)
+        if (mk->marker == JPEG_APP0 + 1 && mk->data_length >= 6 && !memcmp(mk->data, "Exif\0\0", 6)) {
+            out->orientation = image_exif_orientation(mk->data, mk->data_length);
+            break;
+        }
     jpeg_start_decompress(ci);
     if ((int)ci->output_components != image_pixel_size(mode) || ci->output_width != ci->image_width ||
         ci->output_height != ci->image_height)

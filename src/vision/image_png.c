@@ -164,7 +164,12 @@ static mm_status png_decode_inner(png_ctx *c, const char *name, size_t max_pixel
     // The pixels are complete; a file that merely lacks IEND after them is accepted, as PIL accepts it, but a
     // bad CRC or corrupt data in the last IDAT still fails here.
     c->rows_done = 1;
-    png_read_end(png, NULL);
+    png_read_end(png, c->info);
+    // eXIf may come before or after the pixels; PIL reads either (for callers that turn photos upright).
+    png_uint_32 nexif = 0;
+    png_bytep exif = NULL;
+    if (png_get_eXIf_1(png, c->info, &nexif, &exif) && exif)
+        out->orientation = image_exif_orientation(exif, nexif);
     return MM_OK;
 }
 

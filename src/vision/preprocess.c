@@ -1,4 +1,4 @@
-// open_clip's val transform: torchvision Resize + CenterCrop on PIL images, then RGB, ToTensor, Normalize.
+// convert('RGB') and open_clip's val transform: torchvision Resize + CenterCrop on PIL images, ToTensor, Normalize.
 #include "vision/preprocess.h"
 
 #include <math.h>
@@ -8,6 +8,11 @@
 
 // Large enough for any sane model input; keeps S*S*3 floats far from overflow.
 #define CLIP_MAX_SIZE 8192
+
+clip_prep clip_prep_default(int size) {
+    clip_prep p = {.size = size};
+    return p;
+}
 
 clip_norm clip_norm_default(void) {
     clip_norm c = {
@@ -122,30 +127,47 @@ mm_status preprocess_normalize(const mm_image *rgb, const clip_norm *norm, float
     return MM_OK;
 }
 
-mm_status preprocess_clip(const mm_image *im, int size, const clip_norm *norm, float *out, mm_err *e) {
+mm_status preprocess_u8(const mm_image *im, const clip_prep *p, mm_image *out_rgb, mm_err *e) {
+    memset(out_rgb, 0, sizeof *out_rgb);
+    if (p->open_clip_order || im->mode == MM_IMG_RGB)
+        return preprocess_resize_crop(im, p->size, out_rgb, e);
     mm_image rgb;
-    MM_TRY(preprocess_resize_crop(im, size, &rgb, e));
-    mm_status st = preprocess_normalize(&rgb, norm, out, e);
+    MM_TRY(image_to_rgb(im, &rgb, e));
+    mm_status st = preprocess_resize_crop(&rgb, p->size, out_rgb, e);
     image_free(&rgb);
     return st;
 }
 
-mm_status preprocess_clip_file(const char *path, int size, const clip_norm *norm, const image_opts *opts,
-                               float *out, mm_err *e) {
+mm_status preprocess_clip(const mm_image *im, const clip_prep *p, float *out, mm_err *e) {
+    mm_image rgb;
+    MM_TRY(preprocess_u8(im, p, &rgb, e));
+    mm_status st = preprocess_normalize(&rgb, p->norm, out, e);
+    image_free(&rgb);
+    return st;
+}
+
+static image_opts decode_opts(const clip_prep *p) {
+    image_opts o = {.max_pixels = p->max_pixels, .exif_orientation = p->exif_orientation};
+    return o;
+}
+
+mm_status preprocess_clip_file(const char *path, const clip_prep *p, float *out, mm_err *e) {
     mm_image im;
-    MM_TRY(image_load_file(path, &im, opts, e));
-    mm_status st = preprocess_clip(&im, size, norm, out, e);
+    image_opts o = decode_opts(p);
+    MM_TRY(image_load_file(path, &im, &o, e));
+    mm_status st = preprocess_clip(&im, p, out, e);
     image_free(&im);
     if (st != MM_OK)
         mm_err_prefix(e, "%s", path);
     return st;
 }
 
-mm_status preprocess_clip_encoded(const uint8_t *data, size_t len, const char *name, int size,
-                                  const clip_norm *norm, const image_opts *opts, float *out, mm_err *e) {
+mm_status preprocess_clip_encoded(const uint8_t *data, size_t len, const char *name, const clip_prep *p,
+                                  float *out, mm_err *e) {
     mm_image im;
-    MM_TRY(image_decode(data, len, name, &im, opts, e));
-    mm_status st = preprocess_clip(&im, size, norm, out, e);
+    image_opts o = decode_opts(p);
+    MM_TRY(image_decode(data, len, name, &im, &o, e));
+    mm_status st = preprocess_clip(&im, p, out, e);
     image_free(&im);
     if (st != MM_OK)
         mm_err_prefix(e, "%s", name ? name : "image");

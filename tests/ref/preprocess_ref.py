@@ -1,8 +1,13 @@
 #!/usr/bin/python3
-"""Fixtures for tests/test_vision.c: input images and what open_clip's val transform makes of them.
+"""Fixtures for tests/test_vision.c: input images and what Multimodal-GPT's preprocessing makes of them.
 
-The transform is open_clip's image_transform(S, is_train=False) on a PIL image straight from Image.open:
-    Resize(S, BICUBIC) -> CenterCrop(S) -> _convert_to_rgb -> ToTensor -> Normalize(CLIP mean, std)
+Multimodal-GPT's datasets (VQADataset.process_image) call Image.open(path).convert("RGB") and then open_clip's
+image_transform(S, is_train=False) (SPEC.md 1.1):
+    convert("RGB") -> Resize(S, BICUBIC) -> CenterCrop(S) -> _convert_to_rgb (no-op) -> ToTensor -> Normalize
+Every case gets that expectation (NAME.sS.u8z). Cases whose mode is not RGB or L also get open_clip's own order
+(NAME.sS.oc.u8z: Resize -> CenterCrop on the raw Image.open result, convert("RGB") after), which is what
+OpenFlamingo's evaluation code does and what mmgpt's vision.open_clip_order selects. Cases marked exif are
+ImageOps.exif_transpose(Image.open(path)).convert("RGB") + the transform (mmgpt's --exif).
 torchvision is not installed here, so Resize and CenterCrop are written out below with torchvision's exact
 arithmetic (int(S * long / short) for the long side, no resize when the size already matches, PIL's
 Image.resize for PIL inputs; center crop at int(round((dim - S) / 2)), zero padding for small images).
@@ -14,9 +19,10 @@ Writes into tests/fixtures/vision/:
                 row, then down the column, zlib-compressed (small, and read by the C test with zlib alone),
   norm_lut.npy  float32 [3, 256]: torch's ToTensor+Normalize of every byte value per channel,
   chelsea.s96.f32.npy  one full float32 [3, 96, 96] tensor straight from torch (S=96 keeps it small),
-  cases.json    the list: input file, S, PIL's mode and size on open,
+  cases.json    the list: input file, S, PIL's mode and size on open, order, exif, expected file,
   bad inputs for the error tests, and fuzz_corpus/ seeds.
-Run with /usr/bin/python3 (python3-pil, python3-numpy, python3-torch, python3-skimage).
+Run with /usr/bin/python3 (python3-pil with WebP, python3-numpy, python3-torch; python3-skimage only to remake
+the photo inputs, which are kept as committed when it is missing).
 """
 import io
 import json
@@ -72,6 +78,15 @@ def to_tensor_normalize(arr_u8):
 def open_clip_u8(path, size):
     img = Image.open(path)
     img = tv_center_crop(tv_resize(img, size), size).convert("RGB")
+    return np.asarray(img, dtype=np.uint8)
+
+
+def mmgpt_u8(path, size, exif=False):
+    """Multimodal-GPT: Image.open(path).convert("RGB") before the transform (optionally turned upright first)."""
+    img = Image.open(path)
+    if exif:
+        img = ImageOps.exif_transpose(img)
+    img = tv_center_crop(tv_resize(img.convert("RGB"), size), size)
     return np.asarray(img, dtype=np.uint8)
 
 
@@ -169,9 +184,25 @@ def make_inputs():
     exercises the same code paths and keeps the expected arrays small."""
     cases = []
 
-    # Real photos from scikit-image's data directory, cropped and re-encoded small.
+    # Real photos from scikit-image's data directory, cropped and re-encoded small. Without python3-skimage the
+    # committed files are kept as they are.
+    have_sk = os.path.isdir(SKIMAGE)
+    save, write = globals()["save"], globals()["write"]
+
     def sk(name):
         return Image.open(os.path.join(SKIMAGE, name))
+
+    if not have_sk:
+        def sk(name):  # noqa: F811 - a stand-in whose result is never saved
+            return Image.new("RGB", (640, 480))
+
+        def save(img, name, **kw):  # noqa: F811 - keep the committed photo
+            assert os.path.exists(os.path.join(OUT, name)), name + ": needs python3-skimage to be made"
+            return name
+
+        def write(name, data):  # noqa: F811
+            assert os.path.exists(os.path.join(OUT, name)), name + ": needs python3-skimage to be made"
+            return name
 
     cases.append((save(sk("chelsea.png").convert("RGB"), "chelsea.jpg", quality=85), 224))  # 451x300 cat
     coffee = sk("coffee.png").convert("RGB").crop((40, 20, 440, 330))
@@ -189,8 +220,12 @@ def make_inputs():
     for name in ["green_palette.png",  # P, 320x240
                  "foo3x5x4indexed.png",  # P with tRNS, 5x3
                  "checker_bilevel.png"]:  # mode 1, 10x10
-        with open(os.path.join(SKIMAGE, name), "rb") as f:
-            cases.append((write(name, f.read()), 224))
+        if have_sk:
+            with open(os.path.join(SKIMAGE, name), "rb") as f:
+                cases.append((write(name, f.read()), 224))
+        else:
+            cases.append((write(name, b""), 224))
+    save, write = globals()["save"], globals()["write"]
 
     # Synthetic edge cases.
     cases.append((save(Image.fromarray(np.array([[[200, 30, 90]]], np.uint8)), "px1x1.png"), 224))
@@ -259,7 +294,87 @@ def make_inputs():
                        progressive=True), 112))
     cases.append((save(Image.fromarray(smooth(100, 150, 3, 29)), "small150x100_422.jpg", quality=95,
                        subsampling=1), 224))
-    return cases
+    return cases + make_small_inputs()
+
+
+def gif_patch(data, screen=None, offset=None):
+    """A GIF with its logical screen size and/or its first frame's offset rewritten (LZW data untouched)."""
+    b = bytearray(data)
+    if screen:
+        b[6:10] = struct.pack("<HH", *screen)
+    at = 13 + (3 << ((b[10] & 7) + 1) if b[10] & 0x80 else 0)
+    while b[at] == 0x21:  # extensions: label, then sub-blocks up to a zero length
+        at += 2
+        while b[at]:
+            at += b[at] + 1
+        at += 1
+    assert b[at] == 0x2C, "image descriptor expected"
+    if offset:
+        b[at + 1:at + 5] = struct.pack("<HH", *offset)
+    return bytes(b)
+
+
+def exif_bytes(orientation):
+    ex = Image.Exif()
+    ex[0x0112] = orientation
+    return ex.tobytes()
+
+
+def make_small_inputs():
+    """Small files (40x30 and the like) for every mode and format Multimodal-GPT's convert("RGB") meets:
+    PIL's own palette, alpha, bilevel and CMYK writers, 16-bit PNGs, WebP (lossy, lossless, alpha, animated),
+    GIF (transparency, several frames, interlaced or not, grey, a first frame off the screen's origin or past
+    its edge) and EXIF orientations. Returns [(file, S)] or [(file, S, exif)]."""
+    c = []
+    rgb = Image.fromarray(smooth(30, 40, 3, 50, noise=6))
+    alpha = np.clip(np.arange(40)[None, :] * 7 - 20, 0, 255).repeat(30, 0).astype(np.uint8)
+    alpha[10:14] = 0  # a fully transparent band, and a ramp through partial transparency
+    rgba = Image.fromarray(np.concatenate([np.asarray(rgb), alpha[..., None]], -1), "RGBA")
+    pal = rgb.quantize(16)
+    c.append((save(pal, "pil_palette40x30.png"), 24))
+    c.append((save(pal, "pil_palette_trns40x30.png", transparency=3), 24))
+    c.append((save(rgba.quantize(32), "pil_palette_alpha40x30.png", transparency=5), 64))
+    c.append((save(rgba, "pil_rgba40x30.png"), 24))
+    c.append((save(Image.merge("LA", (rgb.convert("L"), Image.fromarray(alpha))), "pil_la40x30.png"), 24))
+    c.append((save(rgb.convert("1"), "pil_bilevel40x30.png"), 24))
+    c.append((save(Image.merge("CMYK", rgb.split() + (Image.fromarray(alpha // 2),)), "cmyk40x30.jpg",
+                   quality=90), 24))
+    g16 = (smooth(30, 40, 1, 51).astype(np.uint16) * 3 + np.arange(40, dtype=np.uint16)[None, :, None] * 9)
+    c.append((write("grey16_40x30.png", png_bytes(g16, 16, 0)), 24))
+    c.append((write("rgb16_40x30.png", png_bytes(smooth(30, 40, 3, 52).astype(np.uint16) * 257 + 77, 16, 2)), 24))
+    # WebP as Pillow writes it (libwebp): lossy, lossless, both with alpha, one that needs downscaling, and an
+    # animation whose second frame must not show.
+    c.append((save(rgb, "lossy40x30.webp", quality=60), 24))
+    c.append((save(rgb, "lossless40x30.webp", lossless=True), 24))
+    c.append((save(rgba, "lossy_alpha40x30.webp", quality=60), 24))
+    c.append((save(rgba, "lossless_alpha40x30.webp", lossless=True), 32))
+    c.append((save(Image.fromarray(smooth(200, 300, 3, 53, noise=3)), "lossy300x200.webp", quality=30), 112))
+    frame2 = Image.fromarray(255 - np.asarray(rgb))
+    c.append((save(rgb, "animated40x30.webp", save_all=True, append_images=[frame2], duration=100, quality=70), 24))
+    # GIF: transparency, three frames, interlaced (Pillow's default) and not, grey (opens as L), and hand-placed
+    # first frames.
+    c.append((save(pal, "trns40x30.gif", transparency=2), 24))
+    c.append((save(pal, "frames40x30.gif", save_all=True, append_images=[frame2.quantize(16), rgb.quantize(8)],
+                   duration=80, loop=0, interlace=False), 24))
+    # Every grey level used: Pillow writes the identity ramp, which reads back as L.
+    grey = Image.fromarray((np.arange(1200).reshape(30, 40) * 7 % 256).astype(np.uint8), "L")
+    c.append((save(grey, "grey40x30.gif"), 24))
+    c.append((save(Image.fromarray(smooth(60, 45, 3, 54)).quantize(64), "interlaced45x60.gif"), 32))
+    b = io.BytesIO()
+    Image.fromarray(smooth(10, 20, 3, 55)).quantize(8).save(b, "GIF", transparency=6, interlace=False)
+    c.append((write("offset_frame40x30.gif", gif_patch(b.getvalue(), screen=(40, 30), offset=(5, 7))), 24))
+    c.append((write("frame_past_screen.gif", gif_patch(b.getvalue(), screen=(10, 5), offset=(3, 2))), 24))
+    b = io.BytesIO()
+    Image.fromarray(smooth(10, 20, 3, 56)).quantize(8).save(b, "GIF", interlace=False)
+    c.append((write("offset_frame_opaque.gif", gif_patch(b.getvalue(), screen=(30, 22), offset=(9, 4))), 24))
+    # EXIF orientation: every value on a tiny PNG (eXIf), and a JPEG and a WebP; with exif on, and once off.
+    small = Image.fromarray(smooth(8, 12, 3, 57))
+    for o in range(1, 9):
+        c.append((save(small, f"exif_o{o}_12x8.png", exif=exif_bytes(o)), 10, True))
+    c.append(("exif_o6_12x8.png", 10, False))
+    c.append((save(rgb, "exif_o6_40x30.jpg", quality=85, exif=exif_bytes(6)), 24, True))
+    c.append((save(rgb, "exif_o8_40x30.webp", quality=70, exif=exif_bytes(8)), 24, True))
+    return c
 
 
 def make_bad_inputs(good_png, good_jpg):
@@ -268,7 +383,7 @@ def make_bad_inputs(good_png, good_jpg):
     bad["truncated_header.jpg"] = good_jpg[:40]
     bad["truncated.png"] = good_png[: len(good_png) // 2]
     bad["truncated_header.png"] = good_png[:20]
-    bad["wrong_magic.png"] = b"GIF89a" + good_png[6:200]
+    bad["wrong_magic.png"] = b"BM6" + good_png[3:200]
     bad["text.jpg"] = b"this is not an image at all\n"
     bad["empty.png"] = b""
     # IHDR claiming 100000 x 100000 (valid CRC, tiny IDAT): must be refused before allocating 30 GB.
@@ -297,20 +412,48 @@ def make_bad_inputs(good_png, good_jpg):
     return bad
 
 
+def make_bad_webp_gif(webp, anim_webp, gif):
+    bad = {}
+    bad["truncated.webp"] = webp[: len(webp) // 2]
+    bad["truncated_header.webp"] = webp[:20]
+    i = webp.find(b"\x9d\x01\x2a")  # the VP8 key frame start code
+    bad["bad_vp8.webp"] = webp[:i] + b"\x00\x00\x00" + webp[i + 3:]
+    i = anim_webp.find(b"VP8X") + 8  # canvas 20000 x 20000 (minus-one, 24-bit little endian)
+    bad["huge_canvas.webp"] = anim_webp[:i + 4] + struct.pack("<I", 19999)[:3] * 2 + anim_webp[i + 10:]
+    bad["truncated.gif"] = gif[: len(gif) * 3 // 4]  # inside the LZW data
+    bad["truncated_header.gif"] = gif[:10]
+    bad["huge_screen.gif"] = gif_patch(gif, screen=(65535, 65535))
+    bad["no_image.gif"] = gif[:13 + (3 << ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)] + b";"
+    at = gif.find(b",")
+    while gif[at + 9] & 0x80 or at < 13:  # the first image descriptor after the global table
+        at = gif.find(b",", at + 1)
+    lzw = at + 10
+    bad["bad_lzw.gif"] = gif[:lzw] + b"\x0f" + gif[lzw + 1:]  # LZW minimum code size 15 (at most 8 is valid)
+    return bad
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     cases = make_inputs()
     manifest = []
-    for fname, size in cases:
+    for case in cases:
+        fname, size, exif = case if len(case) == 3 else case + (False,)
         path = os.path.join(OUT, fname)
         im = Image.open(path)
-        u8 = open_clip_u8(path, size)
-        assert u8.shape == (size, size, 3), (fname, u8.shape)
-        exp = os.path.splitext(fname)[0] + f".s{size}.u8z"
-        write(exp, encode_u8(u8))
-        manifest.append({"input": fname, "size": size, "mode": im.mode, "width": im.width, "height": im.height,
-                         "expected": exp})
-        print(f"{fname:34s} {im.mode:5s} {im.width}x{im.height} -> S={size}")
+        stem = os.path.splitext(fname)[0] + f".s{size}"
+        runs = [("rgb_first", stem + (".exif" if exif else "") + ".u8z", mmgpt_u8(path, size, exif))]
+        if im.mode not in ("RGB", "L") and not exif:  # the two orders agree on RGB and L
+            runs.append(("open_clip", stem + ".oc.u8z", open_clip_u8(path, size)))
+        gaps = []
+        for order, exp, u8 in runs:
+            assert u8.shape == (size, size, 3), (fname, u8.shape)
+            write(exp, encode_u8(u8))
+            manifest.append({"input": fname, "size": size, "mode": im.mode, "width": im.width, "height": im.height,
+                             "order": order, "exif": exif, "expected": exp})
+        if len(runs) == 2:
+            gaps.append(int(np.abs(runs[0][2].astype(int) - runs[1][2].astype(int)).max()))
+        print(f"{fname:34s} {im.mode:5s} {im.width}x{im.height} -> S={size}" + (" exif" if exif else "")
+              + (f"  orders differ by up to {gaps[0]}/255" if gaps else ""))
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")
@@ -318,7 +461,7 @@ def main():
     # ToTensor+Normalize of every byte value, and one full tensor end to end.
     vals = np.tile(np.arange(256, dtype=np.uint8)[None, :, None], (1, 1, 3))
     np.save(os.path.join(OUT, "norm_lut.npy"), to_tensor_normalize(vals).numpy().reshape(3, 256))
-    t = to_tensor_normalize(open_clip_u8(os.path.join(OUT, "chelsea.jpg"), 96))
+    t = to_tensor_normalize(mmgpt_u8(os.path.join(OUT, "chelsea.jpg"), 96))
     np.save(os.path.join(OUT, "chelsea.s96.f32.npy"), t.numpy().astype(np.float32))
 
     with open(os.path.join(OUT, "small50x30.png"), "rb") as f:
@@ -327,7 +470,13 @@ def main():
         good_jpg = f.read()
     bad_dir = os.path.join(OUT, "bad")
     os.makedirs(bad_dir, exist_ok=True)
-    for name, data in make_bad_inputs(good_png, good_jpg).items():
+    def rd(name):
+        with open(os.path.join(OUT, name), "rb") as f:
+            return f.read()
+
+    bad_all = make_bad_inputs(good_png, good_jpg)
+    bad_all.update(make_bad_webp_gif(rd("lossy300x200.webp"), rd("animated40x30.webp"), rd("trns40x30.gif")))
+    for name, data in bad_all.items():
         with open(os.path.join(bad_dir, name), "wb") as f:
             f.write(data)
         try:
@@ -359,6 +508,23 @@ def main():
     b = io.BytesIO()
     sm.convert("L").save(b, "JPEG", quality=70)
     small["grey.jpg"] = b.getvalue()
+    for name, kw in [("lossy.webp", {"quality": 50}), ("lossless.webp", {"lossless": True})]:
+        b = io.BytesIO()
+        sm.save(b, "WEBP", **kw)
+        small[name] = b.getvalue()
+    sma = Image.fromarray(np.concatenate([np.asarray(sm), np.asarray(sm)[..., :1]], -1), "RGBA")
+    b = io.BytesIO()
+    sma.save(b, "WEBP", quality=50, exif=exif_bytes(6))
+    small["alpha_exif.webp"] = b.getvalue()
+    b = io.BytesIO()
+    sm.save(b, "WEBP", save_all=True, append_images=[sma], quality=40)
+    small["animated.webp"] = b.getvalue()
+    b = io.BytesIO()
+    sm.quantize(8).save(b, "GIF", save_all=True, append_images=[sma.quantize(4)], transparency=1)
+    small["frames_trns.gif"] = b.getvalue()
+    b = io.BytesIO()
+    sm.save(b, "JPEG", quality=50, exif=exif_bytes(8))
+    small["exif.jpg"] = b.getvalue()
     for name, data in small.items():
         with open(os.path.join(seeds, name), "wb") as f:
             f.write(data)

@@ -9,5 +9,13 @@ void cpu_attention(float *out, int out_stride, const float *q, int q_stride, con
 void cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout, int out_stride, const float *q,
                             int q_stride, const float *k, const float *v, int kv_stride, const mm_attn_mask *m, int B,
                             int Tq, int Tk, int H, int Dh, float scale);
+// Memory members (mem_cpu.c): the C library's allocation and copies.
+void *cpu_alloc(size_t bytes);
+void cpu_free(void *p);
+void cpu_copy(void *dst, const void *src, size_t bytes);
+void cpu_copy_rows(void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width, size_t rows);
+void cpu_zero(void *p, size_t bytes);
+void cpu_sync(void);
+mm_status cpu_status(mm_err *e);
 
 #endif
