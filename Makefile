@@ -19,9 +19,30 @@ comma    := ,
 BLAS_LIB := $(if $(BLAS_DIR),-L$(BLAS_DIR) -Wl$(comma)-rpath$(comma)$(BLAS_DIR)) -lopenblas
 LDLIBS   := $(BLAS_LIB) -lmicrohttpd -ljson-c -ljpeg -lpng -lwebpdemux -lwebp -lgif -lz -lm -lpthread -fopenmp $(SAN)
 
+# The CUDA backend (src/kernels/cuda/*.cu) is built when nvcc is found; `make NVCC=` builds without it
+# (src/kernels/ops_cuda_stub.c then answers "no device"). The binary links the static CUDA runtime and
+# cuBLASLt, never libcuda: without a driver it starts, finds no device and runs on the CPU.
+NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+ifneq ($(strip $(NVCC)),)
+CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_LIBDIR := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/targets/x86_64-linux/lib))
+# sm_80 (A100) and sm_90 (H100/H200) machine code; no PTX, which would only grow the binary.
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+NVFLAGS  := -std=c++20 $(OPT) -g -Isrc $(CUDA_ARCH) --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -MMD -MP $(EXTRA_NVFLAGS)
+CUDA_SRC := $(sort $(wildcard src/kernels/cuda/*.cu))
+CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+EXCLUDE  += src/kernels/ops_cuda_stub.c
+LDLIBS_CUDA := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublasLt -lcudart_static -ldl -lrt -lstdc++
+CUDA_STATE := yes (nvcc $(NVCC), sm_80 + sm_90)
+else
+CUDA_OBJ :=
+LDLIBS_CUDA :=
+CUDA_STATE := no (nvcc not found; CPU build)
+endif
 LIB_SRC  := $(filter-out $(EXCLUDE),$(shell find src -name '*.c' ! -path 'src/cli/*' | sort))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_OBJ)
+LDLIBS   += $(LDLIBS_CUDA)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -36,11 +57,15 @@ all: $(BUILD)/mmgpt $(BUILD)/synth $(TEST_BIN) $(BENCH_BIN)
 
 setup:
 	@bash tools/setup.sh
-	@echo "build: cc=$(CC) blas=$(or $(BLAS_DIR),system) openmp=yes cuda=no (CPU build)"
+	@echo "build: cc=$(CC) blas=$(or $(BLAS_DIR),system) openmp=yes cuda=$(CUDA_STATE)"
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
 
 # The chat page is built into the binary (.incbin in server.c).
 $(BUILD)/src/serve/server.o: web/index.html
