@@ -21,7 +21,9 @@ static const char *usage_text =
     "                  [--json] [sampling flags]\n"
     "  Asks each question (with its image) in a fresh conversation and scores the reply: exact match after\n"
     "  normalisation (case, surrounding spaces, final punctuation), word F1 for kind \"caption\". Prints a\n"
-    "  table per kind (or, with --json, one object); --out writes every answer with its score.\n";
+    "  table per kind (or, with --json, one object); --out writes every answer with its score.\n"
+    "  mmgpt eval --task vqav2|okvqa|textvqa|vizwiz|coco|flickr30k ... scores a standard benchmark instead\n"
+    "  (mmgpt eval --task coco --help).\n";
 
 typedef struct {
     char *kind, *image, *question, *answer;
@@ -62,6 +64,9 @@ static mm_status parse_item(const char *line, size_t len, const char *where, eva
 }
 
 int cmd_eval(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) // the standard benchmarks: cmd_eval_task.c
+        if (!strcmp(argv[i], "--task"))
+            return cmd_eval_task(argc, argv);
     cli_model_args ma = {0};
     cli_gen g;
     cli_gen_init(&g);

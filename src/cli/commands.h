@@ -20,6 +20,8 @@ int cmd_data(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+// `mmgpt eval --task ...` (the standard benchmarks), reached through cmd_eval.
+int cmd_eval_task(int argc, char **argv);
 
 // Prints "mmgpt: error: <msg>" to stderr and returns 1.
 int cli_fail(const mm_err *e);
