@@ -499,7 +499,8 @@ static mm_status run_model(const task_args *a, const evalset *set, const evalset
                 mm_err_prefix(e, "%s %s %s", eval_task_name(set->task), id_field(set->task), it->key);
             }
             free(jb.pixels);
-            progress_show(&pr, j + 1, j + 1 == n_todo);
+            if (s == MM_OK)
+                progress_show(&pr, j + 1, j + 1 == n_todo);
         }
         if (started) {
             prefetch_stop(&pf_state, th);

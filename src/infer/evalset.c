@@ -357,14 +357,12 @@ static mm_status load_coco_captions(evalset *s, const evalset_paths *p, int only
     evalset_item *sorted = NULL;
     if (st == MM_OK && !(sorted = malloc(sizeof *sorted * (size_t)(s->n ? s->n : 1))))
         st = mm_errf(e, MM_ERR_NOMEM, "out of memory");
-    int *pos = NULL;
     if (st == MM_OK) {
         for (int i = 0; i < s->n; i++) {
             sorted[i] = s->items[i];
             sorted[i].n_answers = i; // the item's index
         }
         qsort(sorted, (size_t)s->n, sizeof *sorted, key_cmp);
-        (void)pos;
     }
     size_t n = st == MM_OK ? json_object_array_length(anns) : 0;
     for (size_t i = 0; st == MM_OK && i < n; i++) {
@@ -473,6 +471,10 @@ mm_status evalset_load(evalset *s, eval_task task, const evalset_paths *p, mm_er
         st = mm_errf(e, MM_ERR_FORMAT, "%s: no %s in the set%s%s", p->data ? p->data : p->questions ? p->questions : p->annotations,
                      eval_task_is_vqa(task) ? "questions" : "images", eval_task_is_vqa(task) || !p->data ? "" : " for split ",
                      eval_task_is_vqa(task) || !p->data ? "" : (p->split ? p->split : "test"));
+    for (int i = 0; st == MM_OK && !eval_task_is_vqa(task) && i < s->n; i++)
+        if (!s->items[i].n_answers && (p->annotations || strcmp(p->split ? p->split : "test", "train")))
+            st = mm_errf(e, MM_ERR_FORMAT, "%s: image %s has no reference caption", p->annotations ? p->annotations : p->data,
+                         s->items[i].key);
     if (st != MM_OK)
         evalset_free(s);
     return st;
