@@ -798,5 +798,10 @@ int main(void) {
         cmocka_unit_test(test_gpu_attention),
         cmocka_unit_test(test_gpu_cross_entropy),
     };
+    // MMGPT_TEST_FILTER=test_gpu_attention (a cmocka pattern, * and ?) runs a subset, e.g. under
+    // compute-sanitizer's slower tools.
+    const char *filter = getenv("MMGPT_TEST_FILTER");
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
     return cmocka_run_group_tests_name("cuda", tests, setup, NULL);
 }
