@@ -12,6 +12,7 @@
 #include "io/json.h"
 #include "model/flamingo.h"
 #include "testutil.h"
+#include "vision_fixture.h"
 #include "text/template.h"
 #include "vision/preprocess.h"
 
@@ -195,6 +196,53 @@ static void test_multi_turn_cached(void **s) {
     assert_non_null(strstr(js, "chelsea.jpg"));
     free(js);
     chat_free(ch);
+    free(px);
+    tok_free(tok);
+    model_free(&m);
+}
+
+// A palette PNG and a WebP through chat_add_user (file -> convert('RGB') -> transform) give PIL's tensor
+// (tests/ref/preprocess_ref.py) bit for bit, and the reply of those pixels fed directly; with the chat's exif
+// option a sideways JPEG is turned upright as ImageOps.exif_transpose does.
+static void test_formats_end_to_end(void **s) {
+    (void)s;
+    mm_model m;
+    mm_tokenizer *tok = NULL;
+    load(&m, &tok);
+    int S = m.w.cfg.vis_image_size;
+    static const struct {
+        const char *file, *expected;
+        int exif;
+    } cases[] = {{VISION_DIR "/green_palette.png", VISION_DIR "/green_palette.s224.u8z", 0},
+                 {VISION_DIR "/lossy40x30.webp", VISION_DIR "/lossy40x30.s224.u8z", 0},
+                 {VISION_DIR "/exif_o6_40x30.jpg", VISION_DIR "/exif_o6_40x30.s224.exif.u8z", 1}};
+    assert_int_equal(S, 224);
+    float *px = malloc(sizeof(float) * 3 * S * S);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        vision_fixture_tensor(cases[k].expected, S, px);
+        char replies[2][256];
+        for (int via_file = 0; via_file < 2; via_file++) {
+            mm_err e = {0};
+            mm_chat *ch = NULL;
+            mm_chat_opts o = {.exif = cases[k].exif ? 1 : 0};
+            assert_ok(chat_create(&ch, &m, tok, &o, &e), &e);
+            const char *name = cases[k].file;
+            if (via_file)
+                assert_ok(chat_add_user(ch, "What is in the image?", &name, 1, &e), &e);
+            else
+                assert_ok(chat_add_user_pixels(ch, "What is in the image?", px, 1, &name, &e), &e);
+            mm_sampling p = greedy(10);
+            const char *reply = NULL;
+            assert_ok(chat_reply(ch, &p, NULL, 0, NULL, NULL, &reply, &e), &e);
+            snprintf(replies[via_file], sizeof replies[via_file], "%s", reply);
+            // The encoder's input is PIL's tensor bit for bit.
+            assert_non_null(chat_image_pixels(ch, 0));
+            assert_true(compare_f32(cases[k].file, chat_image_pixels(ch, 0), px, (size_t)3 * S * S, 0, 0));
+            chat_free(ch);
+        }
+        printf("mmgpt-test: %s: '%s' (file) vs '%s' (PIL's pixels)\n", cases[k].file, replies[1], replies[0]);
+        assert_string_equal(replies[1], replies[0]);
+    }
     free(px);
     tok_free(tok);
     model_free(&m);
@@ -386,6 +434,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_beam_reference),
         cmocka_unit_test(test_multi_turn_cached),
+        cmocka_unit_test(test_formats_end_to_end),
         cmocka_unit_test(test_context_stop_cancel),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_terminal),

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "vision_fixture.h"
 #include "text/template.h"
 #include "train/data_stream.h"
 #include "train/trainer.h"
@@ -533,6 +534,45 @@ static void test_joint_training(void **s) {
     }
 }
 
+// Training data meets images as Multimodal-GPT's datasets opened them: a palette PNG and a WebP in one record
+// come out of data_prepare as PIL's convert("RGB") + CLIP transform, bit for bit; open_clip's order differs.
+static void test_image_formats(void **s) {
+    (void)s;
+    char cwd[200], path[512], cfg[1024];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    write_file("img.jsonl", "{\"messages\": [{\"role\": \"user\", \"content\": \"What are these?\", \"images\": "
+                            "[\"green_palette.png\", \"lossy40x30.webp\"]}, {\"role\": \"assistant\", \"content\": "
+                            "\"Two pictures.\"}]}\n");
+    snprintf(cfg, sizeof cfg, "{\"sources\": [{\"type\": \"conversation\", \"path\": \"img.jsonl\", \"image_root\": "
+             "\"%s/" VISION_DIR "\"}]}", cwd);
+    write_file("img.json", cfg);
+    snprintf(path, sizeof path, "%s/img.json", workdir);
+    mm_data d;
+    mm_err e = {0};
+    assert_ok(data_load(&d, path, &e), &e);
+    const int S = 224;
+    size_t per = (size_t)3 * S * S;
+    float *want = malloc(sizeof(float) * per);
+    const char *expected[2] = {VISION_DIR "/green_palette.s224.u8z", VISION_DIR "/lossy40x30.s224.u8z"};
+    for (int order = 0; order < 2; order++) {
+        clip_prep prep = clip_prep_default(S);
+        prep.open_clip_order = order;
+        mm_sample smp;
+        int skip;
+        assert_ok(data_prepare(&d, tok, 0, 0, 1, &prep, &smp, &skip, &e), &e);
+        assert_int_equal(skip, -1);
+        assert_int_equal(smp.n_images, 2);
+        vision_fixture_tensor(order ? VISION_DIR "/green_palette.s224.oc.u8z" : expected[0], S, want);
+        assert_true(compare_f32(order ? "data: green_palette.png, open_clip order" : "data: green_palette.png",
+                                smp.pixels, want, per, 0, 0));
+        vision_fixture_tensor(expected[1], S, want); // RGB: both orders agree
+        assert_true(compare_f32("data: lossy40x30.webp", smp.pixels + per, want, per, 0, 0));
+        sample_free(&smp);
+    }
+    free(want);
+    data_free(&d);
+}
+
 static void test_cli(void **s) {
     (void)s;
     const char *bin = getenv("MMGPT") ? getenv("MMGPT") : "build/mmgpt";
@@ -563,7 +603,7 @@ int main(void) {
         cmocka_unit_test(test_builders_exact), cmocka_unit_test(test_masks),      cmocka_unit_test(test_random_choices),
         cmocka_unit_test(test_options),        cmocka_unit_test(test_broken_records), cmocka_unit_test(test_long_text),
         cmocka_unit_test(test_mix_ratios),     cmocka_unit_test(test_determinism), cmocka_unit_test(test_joint_training),
-        cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_image_formats), cmocka_unit_test(test_cli),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     char cmd[128];

@@ -17,6 +17,7 @@
 #include "serve/api.h"
 #include "serve/server.h"
 #include "testutil.h"
+#include "vision_fixture.h"
 
 #define MODEL "models/tiny-random"
 
@@ -260,6 +261,92 @@ static void test_completions(void **s) {
     server_stop(srv);
 }
 
+// The data: URL of a file.
+static char *file_url(const char *path, const char *mime) {
+    uint8_t *d;
+    size_t n;
+    mm_err e = {0};
+    assert_ok(mm_read_file(path, &d, &n, &e), &e);
+    char *s = b64(d, n), *url = malloc(strlen(s) + 64);
+    sprintf(url, "data:%s;base64,%s", mime, s);
+    free(s);
+    free(d);
+    return url;
+}
+
+// The library's greedy reply to one question about PIL's pixels of an image (tests/ref/preprocess_ref.py).
+static char *pixels_reply(const char *q, const char *expected_u8z, int max_new) {
+    int S = model.w.cfg.vis_image_size;
+    float *px = malloc(sizeof(float) * 3 * S * S);
+    vision_fixture_tensor(expected_u8z, S, px);
+    mm_chat *ch;
+    mm_err e = {0};
+    assert_ok(chat_create(&ch, &model, tok, NULL, &e), &e);
+    const char *name = "image";
+    assert_ok(chat_add_user_pixels(ch, q, px, 1, &name, &e), &e);
+    mm_sampling p = sampling_defaults();
+    p.do_sample = 0, p.num_beams = 1, p.max_new_tokens = max_new;
+    const char *reply;
+    assert_ok(chat_reply(ch, &p, NULL, 0, NULL, NULL, &reply, &e), &e);
+    char *r = strdup(reply);
+    chat_free(ch);
+    free(px);
+    return r;
+}
+
+// A palette PNG, a WebP and (with "exif_orientation": true, as the page sends) a sideways JPEG through the API
+// give the replies of PIL's pixels; the same bytes with and without the switch are two images to the cache.
+static void test_image_formats(void **s) {
+    (void)s;
+    int port;
+    mm_server *srv = start(NULL, 1, 4, &port);
+    static const struct {
+        const char *file, *mime, *expected, *exif;
+    } cases[] = {{VISION_DIR "/green_palette.png", "image/png", VISION_DIR "/green_palette.s224.u8z", ""},
+                 {VISION_DIR "/lossy40x30.webp", "image/webp", VISION_DIR "/lossy40x30.s224.u8z", ""},
+                 {VISION_DIR "/exif_o6_40x30.jpg", "image/jpeg", VISION_DIR "/exif_o6_40x30.s224.exif.u8z",
+                  "\"exif_orientation\": true, "},
+                 {VISION_DIR "/exif_o6_40x30.jpg", "image/jpeg", VISION_DIR "/exif_o6_40x30.s224.u8z",
+                  "\"exif_orientation\": false, "}};
+    static char req[65536];
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        long encoded = metric(port, "mmgpt_images_encoded_total");
+        char *url = file_url(cases[k].file, cases[k].mime), *body;
+        snprintf(req, sizeof req, "{%s\"temperature\": 0, \"max_tokens\": 8, \"messages\": [{\"role\": \"user\", "
+                 "\"content\": [{\"type\": \"text\", \"text\": \"Describe it.\"}, {\"type\": \"image_url\", "
+                 "\"image_url\": {\"url\": \"%s\"}}]}]}", cases[k].exif, url);
+        // The request parser hands the model PIL's tensor bit for bit.
+        api_limits lim = {.prep = config_clip_prep(&model.w.cfg), .max_image_bytes = 1 << 20, .max_images = 8,
+                          .defaults = sampling_defaults()};
+        api_request r;
+        int status;
+        char param[160];
+        mm_err e = {0};
+        assert_ok(api_parse_chat(req, strlen(req), &lim, &r, &status, param, sizeof param, &e), &e);
+        assert_int_equal(r.n_msgs, 1);
+        assert_int_equal(r.msgs[0].n_images, 1);
+        size_t per = (size_t)3 * lim.prep.size * lim.prep.size;
+        float *px = malloc(sizeof(float) * per);
+        vision_fixture_tensor(cases[k].expected, lim.prep.size, px);
+        assert_true(compare_f32(cases[k].file, r.msgs[0].pixels, px, per, 0, 0));
+        free(px);
+        api_request_free(&r);
+        assert_int_equal(http(port, "POST", "/v1/chat/completions", req, NULL, &body), 200);
+        json_object *o = json_tokener_parse(body);
+        json_object *choice = json_object_array_get_idx(json_object_object_get(o, "choices"), 0);
+        const char *text = json_object_get_string(json_object_object_get(json_object_object_get(choice, "message"), "content"));
+        char *want = pixels_reply("Describe it.", cases[k].expected, 8);
+        printf("mmgpt-test: %s %s: API '%s', PIL's pixels '%s'\n", cases[k].file, cases[k].exif, text, want);
+        assert_string_equal(text, want);
+        assert_int_equal(metric(port, "mmgpt_images_encoded_total"), encoded + 1);
+        json_object_put(o);
+        free(want);
+        free(body);
+        free(url);
+    }
+    server_stop(srv);
+}
+
 static void test_bad_input(void **s) {
     (void)s;
     int port;
@@ -282,6 +369,8 @@ static void test_bad_input(void **s) {
          "\"data:image/png;base64,!!!!\"}}]}]}", 400, "broken base64"},
         {"{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": {\"url\": "
          "\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA\"}}]}]}", 400, "PNG"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"exif_orientation\": \"yes\"}", 400,
+         "exif_orientation: must be true or false"},
         {"{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"audio\"}]}]}", 400, "unsupported content part"},
         {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}, {\"role\": \"assistant\", \"content\": \"y\"}]}", 400,
          "last message must be the user's"},
@@ -427,7 +516,8 @@ static void test_cli(void **s) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_endpoints), cmocka_unit_test(test_completions), cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_endpoints), cmocka_unit_test(test_completions), cmocka_unit_test(test_image_formats),
+        cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_api_key),   cmocka_unit_test(test_queue_and_disconnect), cmocka_unit_test(test_openai_client),
         cmocka_unit_test(test_browser),   cmocka_unit_test(test_cli),
     };

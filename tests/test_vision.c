@@ -8,38 +8,18 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
-#include <zlib.h>
 
 #include "io/file.h"
 #include "io/npy.h"
 #include "testutil.h"
+#include "vision_fixture.h"
 #include "vision/image.h"
 #include "vision/preprocess.h"
 #include "vision/resample.h"
 
 #define DIR "tests/fixtures/vision"
 
-// Expected arrays are byte deltas along each row, then down each column, zlib-compressed (see the script).
-static uint8_t *load_u8z(const char *path, int S) {
-    uint8_t *z;
-    size_t zlen;
-    mm_err e = {0};
-    assert_ok(mm_read_file(path, &z, &zlen, &e), &e);
-    size_t row = (size_t)S * 3;
-    uLongf n = (uLongf)(row * S);
-    uint8_t *d = malloc(n);
-    assert_non_null(d);
-    assert_int_equal(uncompress(d, &n, z, (uLong)zlen), Z_OK);
-    assert_int_equal(n, row * S);
-    free(z);
-    for (int y = 1; y < S; y++)
-        for (size_t i = 0; i < row; i++)
-            d[y * row + i] = (uint8_t)(d[y * row + i] + d[(y - 1) * row + i]);
-    for (int y = 0; y < S; y++)
-        for (size_t i = 3; i < row; i++)
-            d[y * row + i] = (uint8_t)(d[y * row + i] + d[y * row + i - 3]);
-    return d;
-}
+static uint8_t *load_u8z(const char *path, int S) { return vision_fixture_u8(path, S); }
 
 static float lut[3][256];
 
@@ -392,6 +372,32 @@ static void test_cli(void **state) {
     assert_int_equal(got.shape[2], 224);
     mm_npy_free(&got);
     unlink(npy);
+    // --order both: Multimodal-GPT's order, then open_clip's, each equal to PIL's; the gap is printed.
+    snprintf(cmd, sizeof cmd, "%s preprocess " DIR "/green_palette.png --order both --out %s", bin(), npy);
+    assert_int_equal(run(out, sizeof out, "%s", cmd), 0);
+    printf("mmgpt-test:   cli: %s", out);
+    assert_non_null(strstr(out, "at most 102/255"));
+    assert_ok(mm_npy_read(npy, &got, &e), &e);
+    assert_int_equal(got.ndim, 4);
+    assert_int_equal(got.shape[0], 2);
+    size_t per = 3 * 224 * 224;
+    float *want2 = malloc(sizeof(float) * per);
+    vision_fixture_tensor(DIR "/green_palette.s224.u8z", 224, want2);
+    assert_true(compare_f32("preprocess --order both [0] = rgb-first", got.data, want2, per, 0, 0));
+    vision_fixture_tensor(DIR "/green_palette.s224.oc.u8z", 224, want2);
+    assert_true(compare_f32("preprocess --order both [1] = open-clip", (float *)got.data + per, want2, per, 0, 0));
+    mm_npy_free(&got);
+    // --exif turns the photo upright as ImageOps.exif_transpose does.
+    snprintf(cmd, sizeof cmd, "%s preprocess " DIR "/exif_o6_40x30.jpg --exif --size 24 --out %s", bin(), npy);
+    assert_int_equal(run(out, sizeof out, "%s", cmd), 0);
+    assert_ok(mm_npy_read(npy, &got, &e), &e);
+    vision_fixture_tensor(DIR "/exif_o6_40x30.s24.exif.u8z", 24, want2);
+    assert_true(compare_f32("preprocess --exif exif_o6_40x30.jpg", got.data, want2, 3 * 24 * 24, 0, 0));
+    mm_npy_free(&got);
+    free(want2);
+    unlink(npy);
+    snprintf(cmd, sizeof cmd, "%s preprocess " DIR "/chelsea.jpg --order sideways --out %s", bin(), npy);
+    assert_int_equal(run(out, sizeof out, "%s", cmd), 2);
     // A broken image: non-zero exit, exactly one line naming the file, no output file.
     snprintf(cmd, sizeof cmd, "%s preprocess " DIR "/bad/truncated.png --out %s", bin(), npy);
     assert_int_equal(run(out, sizeof out, "%s", cmd), 1);

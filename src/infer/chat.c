@@ -122,6 +122,10 @@ mm_status chat_add_assistant(mm_chat *ch, const char *text, mm_err *e) {
 
 void chat_cancel(mm_chat *ch) { ch->cancel = 1; }
 const mm_conversation *chat_conversation(const mm_chat *ch) { return &ch->conv; }
+
+const float *chat_image_pixels(const mm_chat *ch, int i) {
+    return i >= 0 && i < ch->n_pixels ? ch->pixels + (size_t)3 * ch->S * ch->S * (size_t)i : NULL;
+}
 mm_chat_stats chat_stats(const mm_chat *ch) { return ch->st; }
 
 const int32_t *chat_last_tokens(const mm_chat *ch, int *n) {

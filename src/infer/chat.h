@@ -68,6 +68,9 @@ mm_status chat_reply(mm_chat *ch, const mm_sampling *p, const char *const *stop_
 // Asks a running chat_reply to stop at the next token (safe from a signal handler or another thread).
 void chat_cancel(mm_chat *ch);
 const mm_conversation *chat_conversation(const mm_chat *ch);
+// The preprocessed float32 [3, S, S] pixels of the conversation's i-th image (0-based), NULL if there is none:
+// what the vision encoder is given, for checking an image path end to end.
+const float *chat_image_pixels(const mm_chat *ch, int i);
 mm_chat_stats chat_stats(const mm_chat *ch);
 // The token ids the last reply generated (including a final EOS), valid until the next chat_reply.
 const int32_t *chat_last_tokens(const mm_chat *ch, int *n);

@@ -14,6 +14,7 @@
 #include "io/file.h"
 #include "io/json.h"
 #include "train/data.h"
+#include "vision/image.h"
 
 static const char *const skip_names[MM_SKIP_N] = {
     "malformed JSON line", "missing field", "wrong field type", "empty response", "invalid UTF-8",
@@ -192,13 +193,11 @@ static void add_image(builder *b, const char *dir, const char *name, const char 
         return;
     }
     FILE *f = fopen(p, "rb");
-    unsigned char m[8] = {0};
-    size_t got = f ? fread(m, 1, 8, f) : 0;
+    uint8_t m[IMAGE_MAGIC_BYTES] = {0};
+    size_t got = f ? fread(m, 1, sizeof m, f) : 0;
     if (f)
         fclose(f);
-    int jpeg = got >= 3 && m[0] == 0xFF && m[1] == 0xD8 && m[2] == 0xFF;
-    int png = got == 8 && !memcmp(m, "\x89PNG\r\n\x1a\n", 8);
-    if (!S_ISREG(sb.st_mode) || !(jpeg || png))
+    if (!S_ISREG(sb.st_mode) || !image_format_known(m, got))
         fail(b, MM_SKIP_IMAGE_UNREADABLE);
 }
 

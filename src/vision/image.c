@@ -76,19 +76,27 @@ static int magic_prefix(const uint8_t *data, size_t len, const char *magic, size
     return 1;
 }
 
+static const struct {
+    const char *magic;
+    size_t mlen;
+    mm_status (*decode)(const uint8_t *, size_t, const char *, size_t, mm_image *, mm_err *);
+} formats[] = {
+    {"\xFF\xD8\xFF", 3, image_decode_jpeg},
+    {(const char *)png_magic, 8, image_decode_png},
+    {"RIFF????WEBP", 12, image_decode_webp},
+    {"GIF87a", 6, image_decode_gif},
+    {"GIF89a", 6, image_decode_gif},
+};
+
+int image_format_known(const uint8_t *head, size_t len) {
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
+        if (len >= formats[i].mlen && magic_prefix(head, len, formats[i].magic, formats[i].mlen))
+            return 1;
+    return 0;
+}
+
 static mm_status decode_by_magic(const uint8_t *data, size_t len, const char *name, size_t max_pixels,
                                  mm_image *out, mm_err *e) {
-    static const struct {
-        const char *magic;
-        size_t mlen;
-        mm_status (*decode)(const uint8_t *, size_t, const char *, size_t, mm_image *, mm_err *);
-    } formats[] = {
-        {"\xFF\xD8\xFF", 3, image_decode_jpeg},
-        {(const char *)png_magic, 8, image_decode_png},
-        {"RIFF????WEBP", 12, image_decode_webp},
-        {"GIF87a", 6, image_decode_gif},
-        {"GIF89a", 6, image_decode_gif},
-    };
     size_t nf = sizeof formats / sizeof formats[0];
     for (size_t i = 0; i < nf; i++)
         if (len >= formats[i].mlen && magic_prefix(data, len, formats[i].magic, formats[i].mlen))

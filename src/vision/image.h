@@ -69,6 +69,9 @@ typedef struct {
 // or "request image").
 mm_status image_decode(const uint8_t *data, size_t len, const char *name, mm_image *out, const image_opts *opts,
                        mm_err *e);
+// Whether the first bytes of a file (IMAGE_MAGIC_BYTES are enough) are those of a format image_decode reads.
+#define IMAGE_MAGIC_BYTES 12
+int image_format_known(const uint8_t *head, size_t len);
 // Reads and decodes a file into its own mode.
 mm_status image_load_file(const char *path, mm_image *out, const image_opts *opts, mm_err *e);
 

@@ -345,6 +345,7 @@ def make_small_inputs():
     # WebP as Pillow writes it (libwebp): lossy, lossless, both with alpha, one that needs downscaling, and an
     # animation whose second frame must not show.
     c.append((save(rgb, "lossy40x30.webp", quality=60), 24))
+    c.append(("lossy40x30.webp", 224))  # at the tiny test model's size: test_chat, test_serve, test_data
     c.append((save(rgb, "lossless40x30.webp", lossless=True), 24))
     c.append((save(rgba, "lossy_alpha40x30.webp", quality=60), 24))
     c.append((save(rgba, "lossless_alpha40x30.webp", lossless=True), 32))
@@ -373,6 +374,8 @@ def make_small_inputs():
         c.append((save(small, f"exif_o{o}_12x8.png", exif=exif_bytes(o)), 10, True))
     c.append(("exif_o6_12x8.png", 10, False))
     c.append((save(rgb, "exif_o6_40x30.jpg", quality=85, exif=exif_bytes(6)), 24, True))
+    c.append(("exif_o6_40x30.jpg", 224, True))  # test_serve's exif_orientation requests, on and off
+    c.append(("exif_o6_40x30.jpg", 224, False))
     c.append((save(rgb, "exif_o8_40x30.webp", quality=70, exif=exif_bytes(8)), 24, True))
     return c
 
