@@ -11,6 +11,7 @@
 
 #include "io/file.h"
 #include "io/npy.h"
+#include "model/config.h"
 #include "testutil.h"
 #include "vision_fixture.h"
 #include "vision/image.h"
@@ -345,6 +346,37 @@ static void test_prefixes_and_flips(void **state) {
 
 
 
+// The model config's switches reach clip_prep; written configs mention them only when on (so files of models
+// that keep Multimodal-GPT's defaults do not change).
+static void test_config_switches(void **state) {
+    (void)state;
+    mm_config c;
+    mm_err e = {0};
+    assert_ok(config_parse(&c, "{\"preset\": \"tiny\"}", "default", &e), &e);
+    clip_prep p = config_clip_prep(&c);
+    assert_int_equal(p.size, c.vis_image_size);
+    assert_int_equal(p.open_clip_order, 0);
+    assert_int_equal(p.exif_orientation, 0);
+    char *js = config_to_json(&c);
+    assert_null(strstr(js, "open_clip_order"));
+    assert_null(strstr(js, "exif_orientation"));
+    free(js);
+    assert_ok(config_parse(&c, "{\"preset\": \"tiny\", \"vision\": {\"open_clip_order\": true, \"exif_orientation\": true}}",
+                           "switches", &e),
+              &e);
+    p = config_clip_prep(&c);
+    assert_int_equal(p.open_clip_order, 1);
+    assert_int_equal(p.exif_orientation, 1);
+    js = config_to_json(&c);
+    mm_config back;
+    assert_ok(config_parse(&back, js, "round trip", &e), &e);
+    assert_int_equal(back.vis_open_clip_order, 1);
+    assert_int_equal(back.vis_exif, 1);
+    free(js);
+    assert_int_not_equal(config_parse(&c, "{\"vision\": {\"exif_orientation\": 2}}", "bad", &e), MM_OK);
+    assert_non_null(strstr(e.msg, "vision.exif_orientation"));
+}
+
 static void test_cli(void **state) {
     (void)state;
     char tmp[] = "/tmp/mmgpt_vision_XXXXXX";
@@ -422,7 +454,7 @@ int main(void) {
         cmocka_unit_test(test_normalize_all_values), cmocka_unit_test(test_resize_size),
         cmocka_unit_test(test_center_crop),   cmocka_unit_test(test_resize_window),
         cmocka_unit_test(test_bad_inputs),    cmocka_unit_test(test_prefixes_and_flips),
-        cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_config_switches), cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
