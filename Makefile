@@ -120,7 +120,7 @@ clean:
 # clang-14 has no _Float16 on x86, so the fuzz build maps it to __fp16 (conversions from compiler-rt).
 FUZZ_CC   ?= clang-14
 FUZZ_TIME ?= 60
-FUZZ_SRC  := tools/fuzz_pickle.c src/io/pickle.c src/io/zip.c src/io/torch_pt.c src/io/file.c src/base/err.c src/base/dtype.c
+FUZZ_SRC  := tools/fuzz_pickle.c src/io/pickle.c src/io/zip.c src/io/torch_pt.c src/io/file.c src/base/err.c src/base/dtype.c src/base/quant.c src/base/cpu.c
 .PHONY: fuzz-pickle
 fuzz-pickle: $(BUILD)/fuzz_pickle
 	@mkdir -p $(BUILD)/fuzz_pickle_corpus
@@ -131,7 +131,7 @@ $(BUILD)/fuzz_pickle: $(FUZZ_SRC) src/io/pickle.h src/io/zip.h src/io/torch_pt.h
 
 # libFuzzer run of the safetensors and GGUF header parsers: `make fuzz-weights FUZZ_TIME=180`. New inputs go to
 # build/fuzz_weights_corpus; the committed seeds in tests/fixtures/gguf/fuzz_corpus stay untouched.
-FUZZ_W_SRC := tools/fuzz_weights.c src/io/gguf.c src/io/safetensors.c src/io/file.c src/base/err.c src/base/dtype.c
+FUZZ_W_SRC := tools/fuzz_weights.c src/io/gguf.c src/io/safetensors.c src/io/file.c src/base/err.c src/base/dtype.c src/base/quant.c src/base/cpu.c
 .PHONY: fuzz-weights
 fuzz-weights: $(BUILD)/fuzz_weights
 	@mkdir -p $(BUILD)/fuzz_weights_corpus
@@ -153,7 +153,7 @@ $(BUILD)/fuzz_image: $(FUZZ_IMG_SRC) $(wildcard src/vision/*.h)
 
 # libFuzzer run of the tokenizer loaders (tokenizer.model protobuf, tokenizer.json) and of encode/decode/streaming
 # on arbitrary bytes: `make fuzz-tokenizer FUZZ_TIME=180` (from the repository root: it loads a committed model).
-FUZZ_TOK_SRC := tools/fuzz_tokenizer.c $(wildcard src/text/tok*.c) src/text/spm_proto.c src/io/json.c src/io/file.c src/io/gguf.c src/base/err.c src/base/dtype.c
+FUZZ_TOK_SRC := tools/fuzz_tokenizer.c $(wildcard src/text/tok*.c) src/text/spm_proto.c src/io/json.c src/io/file.c src/io/gguf.c src/base/err.c src/base/dtype.c src/base/quant.c src/base/cpu.c
 .PHONY: fuzz-tokenizer
 fuzz-tokenizer: $(BUILD)/fuzz_tokenizer
 	@mkdir -p $(BUILD)/fuzz_tokenizer_corpus

@@ -1,6 +1,6 @@
 // Start-up benchmark: a 7B-shaped model (OpenFlamingo-9B: LLaMA-7B, CLIP ViT-L/14, perceiver, gated
 // cross-attention; 8.2B parameters) with random bf16 weights, from process start to the logits of
-// the first token, and the peak resident memory. `--make FILE.gguf` writes the model (and, with
+// the first token, and the peak resident memory. `--make FILE.gguf [--dtype T]` writes the model (and, with
 // --dir DIR, the same weights as a safetensors model directory); `--run PATH` loads PATH (.gguf or
 // directory) and runs one token. bench/load.sh runs each load in a fresh process after dropping what
 // it can of the page cache, and prints the ratio.
@@ -61,10 +61,12 @@ static long rss_anon_kb(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *make = NULL, *dir = NULL, *run = NULL;
+    const char *make = NULL, *dir = NULL, *run = NULL, *dtype = "bf16";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--make"))
             make = argv[i + 1];
+        else if (!strcmp(argv[i], "--dtype"))
+            dtype = argv[i + 1];
         else if (!strcmp(argv[i], "--dir"))
             dir = argv[i + 1];
         else if (!strcmp(argv[i], "--run"))
@@ -74,10 +76,15 @@ int main(int argc, char **argv) {
     if (make) {
         mm_config c;
         mm_weights w;
+        mm_quant_scheme q;
+        if (quant_scheme_parse(dtype, &q) != 0) {
+            fprintf(stderr, "bench: --dtype %s is not a storage type\n", dtype);
+            return 2;
+        }
         config_preset(&c, "openflamingo-9b", &e);
         c.lora_r = 0; // adapters merged: the served model
         if (weights_init(&w, &c, &e) != MM_OK ||
-            model_gguf_write(make, &w, MM_BF16, NULL, fetch_random, NULL, progress, NULL, &e) != MM_OK) {
+            model_gguf_write(make, &w, &q, NULL, fetch_random, NULL, progress, NULL, &e) != MM_OK) {
             fprintf(stderr, "bench: %s\n", e.msg);
             return 1;
         }
@@ -93,7 +100,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!run) {
-        fprintf(stderr, "usage: bench/load --make FILE.gguf [--dir DIR] | --run PATH\n");
+        fprintf(stderr, "usage: bench/load --make FILE.gguf [--dtype f32|f16|bf16|q8_0|q4_0|q4_k|q4_k_m] [--dir DIR] | --run PATH\n");
         return 2;
     }
     double t0 = now();

@@ -98,7 +98,9 @@ static void test_gguf_hostile(void **s) {
     good_gguf(&b, 1, (uint64_t)1 << 60, 0, 0, 3);
     expect_gguf_error(&b, "cannot hold them");                 // absurd metadata count
     good_gguf(&b, 1, 1, 2, 0, 3);
-    expect_gguf_error(&b, "quantized or unknown");             // Q4_0
+    expect_gguf_error(&b, "not whole blocks of 32");           // Q4_0 rows of 3
+    good_gguf(&b, 1, 1, 3, 0, 3);
+    expect_gguf_error(&b, "unknown or a quantization");        // Q4_1, which mmgpt does not read
     good_gguf(&b, 1, 1, 0, 32, 3);
     expect_gguf_error(&b, "extends past the end");             // data offset past the end
     good_gguf(&b, 1, 1, 0, 4, 3);

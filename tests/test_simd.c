@@ -13,8 +13,6 @@
 
 static const int lengths[] = {0, 1, 7, 8, 9, 15, 31, 32, 33, 63, 100, 257, 1021, 1024, 4097};
 
-typedef float (*dot_half)(const uint16_t *, const float *, int);
-
 // Exact (double) dot product and the sum of magnitudes its error bound scales with.
 static double exact_dot(const float *w, const float *x, int n, double *mag) {
     double s = 0;
@@ -46,12 +44,12 @@ static void check_table(const cpu_kernels *kt) {
             x[k] = rng_uniform(&r) * 4 - 2;
         }
         double mag, want = exact_dot(w + 1, x, n, &mag);
-        bad += !within(kt->dot_f32(w + 1, x, n), want, mag, n);
+        bad += !within(kt->dot[MM_F32](w + 1, x, n), want, mag, n);
         // Half rows: compare against the exact product of the rounded weights.
         for (int k = 0; k < n; k++)
             h[k + 1] = mm_f32_to_f16(w[k + 1]), wq[k] = mm_f16_to_f32(h[k + 1]);
         want = exact_dot(wq, x, n, &mag);
-        float got = kt->dot_f16(h + 1, x, n);
+        float got = kt->dot[MM_F16](h + 1, x, n);
         if (!within(got, want, mag, n)) {
             printf("mmgpt-test: %s dot_f16 n=%d got %.9g want %.9g\n", kt->name, n, got, want);
             bad++;
@@ -59,7 +57,7 @@ static void check_table(const cpu_kernels *kt) {
         for (int k = 0; k < n; k++)
             b[k + 1] = mm_f32_to_bf16(w[k + 1]), wq[k] = mm_bf16_to_f32(b[k + 1]);
         want = exact_dot(wq, x, n, &mag);
-        got = kt->dot_bf16(b + 1, x, n);
+        got = kt->dot[MM_BF16](b + 1, x, n);
         if (!within(got, want, mag, n)) {
             printf("mmgpt-test: %s dot_bf16 n=%d got %.9g want %.9g\n", kt->name, n, got, want);
             bad++;
@@ -79,7 +77,10 @@ static void check_table(const cpu_kernels *kt) {
                 rows[i] = t ? mm_f32_to_bf16(v) : mm_f32_to_f16(v);
             }
             float got4[4];
-            (t ? kt->dot4_bf16 : kt->dot4_f16)(rows, (size_t)ld, x, n, got4);
+            cpu_dot4_fn d4 = kt->dot4[t ? MM_BF16 : MM_F16];
+            if (!d4)
+                continue;
+            d4(rows, (size_t)ld * 2, x, n, got4);
             for (int q = 0; q < 4; q++) {
                 for (int k = 0; k < n; k++)
                     wq[k] = t ? mm_bf16_to_f32(rows[q * ld + k]) : mm_f16_to_f32(rows[q * ld + k]);

@@ -445,7 +445,8 @@ static void test_merge_matches_adapters(void **s) {
     // The same as one GGUF file (the merged adapters' entries stay in the table but are not written).
     char gguf[64];
     snprintf(gguf, sizeof gguf, "%s/merged.gguf", dir);
-    assert_ok(model_save_gguf(&f.m, gguf, MM_F32, NULL, &e), &e);
+    mm_quant_scheme f32 = quant_scheme_float(MM_F32);
+    assert_ok(model_save_gguf(&f.m, gguf, &f32, NULL, NULL, NULL, &e), &e);
     assert_ok(model_load(&m2, gguf, NULL, &e), &e);
     assert_int_equal(m2.w.cfg.lora_r, 0);
     assert_ok(flamingo_forward(&m2, &f.b, &a, &e), &e);

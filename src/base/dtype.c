@@ -1,6 +1,7 @@
 #include "base/dtype.h"
 
 #include "base/cpu.h"
+#include "base/quant.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -51,7 +52,14 @@ static const struct {
     [MM_I16] = {"I16", 2},   [MM_I8] = {"I8", 1},     [MM_U8] = {"U8", 1},
     [MM_U16] = {"U16", 2},   [MM_U32] = {"U32", 4},   [MM_U64] = {"U64", 8},
     [MM_BOOL] = {"BOOL", 1}, [MM_F8_E4M3] = {"F8_E4M3", 1}, [MM_F8_E5M2] = {"F8_E5M2", 1},
+    [MM_Q8_0] = {"Q8_0", 0}, [MM_Q4_0] = {"Q4_0", 0}, [MM_Q4_K] = {"Q4_K", 0}, [MM_Q6_K] = {"Q6_K", 0},
 };
+
+int mm_dtype_block(mm_dtype t) { return mm_dtype_is_quant(t) ? mm_quant_block(t) : 1; }
+
+size_t mm_dtype_block_bytes(mm_dtype t) { return mm_dtype_is_quant(t) ? mm_quant_block_bytes(t) : mm_dtype_size(t); }
+
+size_t mm_dtype_nbytes(mm_dtype t, size_t n) { return n / (size_t)mm_dtype_block(t) * mm_dtype_block_bytes(t); }
 
 size_t mm_dtype_size(mm_dtype t) { return (unsigned)t < MM_DTYPE_COUNT ? dtypes[t].size : 0; }
 
@@ -102,6 +110,11 @@ int mm_convert_to_f32(float *dst, const void *src, mm_dtype t, size_t n) {
         }
         return 0;
     }
+    case MM_Q8_0:
+    case MM_Q4_0:
+    case MM_Q4_K:
+    case MM_Q6_K:
+        return mm_dequantize(t, src, dst, n);
     case MM_F64: {
         const unsigned char *s = src;
         for (size_t i = 0; i < n; i++) {
@@ -139,6 +152,11 @@ int mm_convert_from_f32(void *dst, mm_dtype t, const float *src, size_t n) {
             d[i] = mm_f32_to_bf16(src[i]);
         return 0;
     }
+    case MM_Q8_0:
+    case MM_Q4_0:
+    case MM_Q4_K:
+    case MM_Q6_K:
+        return mm_quantize(t, src, dst, n);
     default:
         return -1;
     }

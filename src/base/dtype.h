@@ -22,10 +22,22 @@ typedef enum {
     MM_BOOL,
     MM_F8_E4M3,
     MM_F8_E5M2,
+    // GGUF's block-quantized weight types (base/quant.h has the layouts); whole blocks along a row only.
+    MM_Q8_0, // 32 weights: f16 scale + 32 x int8 (8.5 bits/weight)
+    MM_Q4_0, // 32 weights: f16 scale + 32 x 4-bit (4.5 bits/weight)
+    MM_Q4_K, // 256 weights: f16 scale and min, 8 x 6-bit sub-scales and sub-mins, 256 x 4-bit (4.5)
+    MM_Q6_K, // 256 weights: 256 x 6-bit, 16 x int8 sub-scales, f16 scale (6.5625 bits/weight)
     MM_DTYPE_COUNT
 } mm_dtype;
 
+// Bytes of one element; 0 for the block-quantized types (use mm_dtype_nbytes).
 size_t mm_dtype_size(mm_dtype t);
+// Elements per block (1 for plain types, 32 or 256 for quantized ones) and the bytes of one block.
+int mm_dtype_block(mm_dtype t);
+size_t mm_dtype_block_bytes(mm_dtype t);
+// Bytes of n elements (n a multiple of the block for quantized types).
+size_t mm_dtype_nbytes(mm_dtype t, size_t n);
+static inline int mm_dtype_is_quant(mm_dtype t) { return t >= MM_Q8_0 && t <= MM_Q6_K; }
 const char *mm_dtype_name(mm_dtype t); // safetensors spelling: "F32", "BF16", ...
 // Parses a safetensors dtype string; returns 0 on success.
 int mm_dtype_parse(const char *s, mm_dtype *t);
@@ -62,9 +74,11 @@ static inline uint16_t mm_f32_to_f16(float f) {
     return h;
 }
 
-// Converts n elements of a float type (F32/F16/BF16/F64) to f32. Returns 0, or -1 for other types.
+// Converts n elements of a float type (F32/F16/BF16/F64) or a quantized type (dequantizes; n a
+// multiple of the block, src at a block boundary) to f32. Returns 0, or -1 for other types or n.
 int mm_convert_to_f32(float *dst, const void *src, mm_dtype t, size_t n);
-// Converts n f32 values to F32/F16/BF16. Returns 0, or -1 for other types.
+// Converts n f32 values to F32/F16/BF16 or quantizes them (n a multiple of the block). Returns 0, or
+// -1 for other types or n.
 int mm_convert_from_f32(void *dst, mm_dtype t, const float *src, size_t n);
 
 #endif

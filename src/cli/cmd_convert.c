@@ -16,7 +16,7 @@
 
 static const char *usage_text =
     "usage: mmgpt convert --llama DIR --clip FILE --openflamingo FILE [--lora FILE [--lora-alpha A]] [--merge-lora]\n"
-    "                     [--dtype f32|f16|bf16] [--config JSON] [--tokenizer FILE] --out MODEL.gguf\n"
+    "                     [--dtype T] [--quantize-vision] [--config JSON] [--tokenizer FILE] --out MODEL.gguf\n"
     "       mmgpt convert -m MODEL_DIR|MODEL.gguf [--adapter DIR] [--merge-lora] [--dtype ...] --out MODEL.gguf\n"
     "  --llama        a Hugging Face LLaMA directory (config.json, tokenizer.model, *.safetensors or *.bin shards)\n"
     "  --clip         open_clip ViT weights (.bin/.pt/.safetensors with visual.* names, or HF CLIP vision_model.*)\n"
@@ -24,23 +24,13 @@ static const char *usage_text =
     "  --lora         Multimodal-GPT's LoRA checkpoint (mmgpt-lora-v0-release.pt); alpha comes from its tuning_config,\n"
     "                 else --lora-alpha, else r\n"
     "  --merge-lora   fold the adapters into the weights (W += alpha/r B A) instead of keeping them\n"
-    "  --dtype        storage of the matrices (default f16); vectors are f32\n"
+    "  --dtype        storage of the matrices: f32, f16 (default), bf16, or quantized q8_0, q4_0, q4_k, q4_k_m (which\n"
+    "                 tensors: mmgpt quantize --help); vectors are f32. With -m and no --dtype, tensors keep their types\n"
+    "  --quantize-vision  quantize the vision tower's matrices too (default: f16)\n"
     "  --config       a full mmgpt config.json to use instead of inferring the sizes from the tensors\n";
 
-static void progress(void *user, size_t done, size_t total) {
-    const int *tty = user;
-    if (!*tty)
-        return;
-    int width = 40, filled = total ? (int)((double)done / (double)total * width) : width;
-    fprintf(stderr, "\rconverting [%.*s%*s] %3d%%  %.2f / %.2f GB", filled, "########################################",
-            width - filled, "", total ? (int)(100.0 * (double)done / (double)total) : 100, (double)done / 1e9,
-            (double)total / 1e9);
-    if (done == total)
-        fputc('\n', stderr);
-}
-
 static int import_and_write(const char *llama, const char *clip, const char *of, const char *lora, float alpha,
-                            int merge, const char *cfg_path, const char *tok_path, mm_dtype dt, const char *out) {
+                            int merge, const char *cfg_path, const char *tok_path, const mm_quant_scheme *q, const char *out) {
     mm_err e = {0};
     cli_tok_pack tp;
     if (cli_tok_pack_load(&tp, llama, tok_path, &e) != MM_OK)
@@ -64,8 +54,8 @@ static int import_and_write(const char *llama, const char *clip, const char *of,
     if (n_unused)
         fprintf(stderr, "mmgpt convert: %d tensor%s in the sources map to no parameter:\n%s%s", n_unused,
                 n_unused > 1 ? "s" : "", unused, n_unused > 8 ? "  ...\n" : "");
-    int tty = isatty(2);
-    mm_status s = model_gguf_write(out, import_weights(im), dt, &tp.info, import_fetch, im, progress, &tty, &e);
+    cli_progress bar = {.tty = isatty(2), .label = "converting"};
+    mm_status s = model_gguf_write(out, import_weights(im), q, &tp.info, import_fetch, im, cli_progress_bar, &bar, &e);
     const mm_config *c = &import_weights(im)->cfg;
     char lora_desc[64];
     snprintf(lora_desc, sizeof lora_desc, !lora ? "none" : merge ? "merged (alpha %g)" : "kept (alpha %g)",
@@ -74,13 +64,13 @@ static int import_and_write(const char *llama, const char *clip, const char *of,
         printf("wrote %s: %d decoder layers (dim %d), CLIP %d layers (width %d), perceiver depth %d, cross-attention "
                "every %d layers, vocab %d, LoRA %s, matrices %s\n",
                out, c->n_layers, c->dim, c->vis_layers, c->vis_width, c->perc_depth, c->xattn_every, c->vocab, lora_desc,
-               mm_dtype_name(dt));
+               q->name);
     import_close(im);
     cli_tok_pack_free(&tp);
     return s == MM_OK ? 0 : cli_fail(&e);
 }
 
-static int repack(const char *model, const char *adapter, int merge, int has_dtype, mm_dtype dt, const char *tok_path,
+static int repack(const char *model, const char *adapter, int merge, const mm_quant_scheme *q, const char *tok_path,
                   const char *out) {
     mm_err e = {0};
     cli_tok_pack tp;
@@ -94,10 +84,10 @@ static int repack(const char *model, const char *adapter, int merge, int has_dty
     }
     if (merge)
         model_merge_lora(&m);
-    mm_status s = model_save_gguf(&m, out, has_dtype ? dt : m.w.mat_dtype, &tp.info, &e);
+    cli_progress bar = {.tty = isatty(2), .label = "writing"};
+    mm_status s = model_save_gguf(&m, out, q, &tp.info, cli_progress_bar, &bar, &e);
     if (s == MM_OK)
-        printf("wrote %s (%d parameters tensors, matrices %s)\n", out, m.w.n_params,
-               mm_dtype_name(has_dtype ? dt : m.w.mat_dtype));
+        printf("wrote %s (%d parameters tensors, matrices %s)\n", out, m.w.n_params, q->name);
     model_free(&m);
     cli_tok_pack_free(&tp);
     return s == MM_OK ? 0 : cli_fail(&e);
@@ -107,7 +97,7 @@ int cmd_convert(int argc, char **argv) {
     const char *llama = NULL, *clip = NULL, *of = NULL, *lora = NULL, *model = NULL, *adapter = NULL, *out = NULL;
     const char *dtype = NULL, *cfg = NULL, *tok = NULL;
     float alpha = 0;
-    int merge = 0;
+    int merge = 0, qvision = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -128,6 +118,8 @@ int cmd_convert(int argc, char **argv) {
                 return cli_usage("convert", "--lora-alpha must be positive");
         } else if (!strcmp(a, "--merge-lora")) {
             merge = 1;
+        } else if (!strcmp(a, "--quantize-vision")) {
+            qvision = 1;
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has) {
             model = argv[++i];
         } else if (!strcmp(a, "--adapter") && has) {
@@ -145,19 +137,22 @@ int cmd_convert(int argc, char **argv) {
             return cli_usage("convert", "unknown or incomplete option '%s'", a);
         }
     }
-    mm_dtype dt = MM_F16;
-    if (dtype && cli_parse_dtype(dtype, &dt) != 0)
-        return cli_usage("convert", "--dtype must be f32, f16 or bf16, not '%s'", dtype);
+    mm_quant_scheme q = quant_scheme_float(MM_F16);
+    if (dtype && quant_scheme_parse(dtype, &q) != 0)
+        return cli_usage("convert", "--dtype must be f32, f16, bf16, q8_0, q4_0, q4_k or q4_k_m, not '%s'", dtype);
+    if (model && !dtype)
+        q = quant_scheme_keep();
+    q.vision = qvision;
     if (!out)
         return cli_usage("convert", "needs --out MODEL.gguf");
     if (model) {
         if (llama || clip || of || lora)
             return cli_usage("convert", "-m repacks an mmgpt model; --llama/--clip/--openflamingo/--lora import upstream ones");
-        return repack(model, adapter, merge, dtype != NULL, dt, tok, out);
+        return repack(model, adapter, merge, &q, tok, out);
     }
     if (!llama || !clip || !of)
         return cli_usage("convert", "needs --llama DIR, --clip FILE and --openflamingo FILE (or -m MODEL to repack)");
     if (merge && !lora)
         return cli_usage("convert", "--merge-lora needs --lora FILE");
-    return import_and_write(llama, clip, of, lora, alpha, merge, cfg, tok, dt, out);
+    return import_and_write(llama, clip, of, lora, alpha, merge, cfg, tok, &q, out);
 }

@@ -13,9 +13,9 @@
 #include "model/model_gguf.h"
 
 static const char *usage_text =
-    "usage: mmgpt merge -m MODEL [--adapter DIR] --out DIR|FILE.gguf [--dtype f32|f16|bf16]\n"
+    "usage: mmgpt merge -m MODEL [--adapter DIR] --out DIR|FILE.gguf [--dtype f32|f16|bf16|q8_0|q4_0|q4_k|q4_k_m]\n"
     "  Folds the adapters (the model's own, or --adapter's PEFT directory) into the weights: W += (alpha/r) B A,\n"
-    "  computed in f32 and stored as --dtype (default: as the model stores them).\n";
+    "  computed in f32 and stored as --dtype (default: as the model stores them; quantized types need a .gguf out).\n";
 
 int cmd_merge(int argc, char **argv) {
     const char *model_dir = NULL, *adapter = NULL, *out = NULL, *dtype = NULL;
@@ -42,9 +42,13 @@ int cmd_merge(int argc, char **argv) {
         fputs(usage_text, stderr);
         return cli_usage("merge", "needs -m MODEL_DIR and --out DIR");
     }
-    mm_dtype dt = MM_DTYPE_COUNT;
-    if (dtype && cli_parse_dtype(dtype, &dt) != 0)
-        return cli_usage("merge", "--dtype must be f32, f16 or bf16, not '%s'", dtype);
+    mm_quant_scheme q = quant_scheme_keep();
+    if (dtype && quant_scheme_parse(dtype, &q) != 0)
+        return cli_usage("merge", "--dtype must be f32, f16, bf16, q8_0, q4_0, q4_k or q4_k_m, not '%s'", dtype);
+    size_t ol = strlen(out);
+    int to_gguf = ol > 5 && !strcmp(out + ol - 5, ".gguf");
+    if (!to_gguf && mm_dtype_is_quant(q.mat))
+        return cli_usage("merge", "quantized types are stored in GGUF only: use --out FILE.gguf");
     mm_err e = {0};
     mm_model m;
     mm_load_opts lo = {.adapter = adapter};
@@ -56,12 +60,12 @@ int cmd_merge(int argc, char **argv) {
         return cli_fail(&e);
     }
     model_merge_lora(&m);
-    mm_dtype out_dt = dt == MM_DTYPE_COUNT ? m.w.mat_dtype : dt;
+    // A directory holds float types only: a quantized model merges into its float base type.
+    mm_dtype out_dt = q.keep ? m.w.mat_dtype : q.mat;
     cli_tok_pack tp;
     mm_status s = cli_tok_pack_load(&tp, model_dir, NULL, &e);
-    size_t ol = strlen(out);
-    if (s == MM_OK && ol > 5 && !strcmp(out + ol - 5, ".gguf")) {
-        s = model_save_gguf(&m, out, out_dt, &tp.info, &e);
+    if (s == MM_OK && to_gguf) {
+        s = model_save_gguf(&m, out, &q, &tp.info, NULL, NULL, &e);
     } else if (s == MM_OK) {
         s = model_save_dir(&m, out, out_dt, &e);
         char dst[4200];

@@ -19,6 +19,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 // `mmgpt eval --task ...` (the standard benchmarks), reached through cmd_eval.
 int cmd_eval_task(int argc, char **argv);

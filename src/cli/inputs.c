@@ -120,6 +120,18 @@ int cli_parse_dtype(const char *s, mm_dtype *d) {
     return mm_dtype_parse(!strcmp(s, "f32") ? "F32" : !strcmp(s, "f16") ? "F16" : !strcmp(s, "bf16") ? "BF16" : "?", d);
 }
 
+void cli_progress_bar(void *user, size_t done, size_t total) {
+    const cli_progress *p = user;
+    if (!p->tty)
+        return;
+    int width = 40, filled = total ? (int)((double)done / (double)total * width) : width;
+    fprintf(stderr, "\r%s [%.*s%*s] %3d%%  %.2f / %.2f GB", p->label, filled, "########################################",
+            width - filled, "", total ? (int)(100.0 * (double)done / (double)total) : 100, (double)done / 1e9,
+            (double)total / 1e9);
+    if (done == total)
+        fputc('\n', stderr);
+}
+
 // Finds the tokenizer file: the explicit path, else MODEL_DIR/tokenizer.model or tokenizer.json, or
 // the model itself when it is a .gguf file (which carries its tokenizer).
 static const char *find_tokenizer(const char *model_dir, const char *explicit_path, char *buf, size_t n) {

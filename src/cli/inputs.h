@@ -29,6 +29,13 @@ void cli_images_free(cli_images *im);
 mm_status cli_parse_ids(const char *s, const char *what, int allow_negative, int32_t **ids, size_t *n, mm_err *e);
 // Parses a --dtype value: "f32", "f16" or "bf16"; returns 0 on success.
 int cli_parse_dtype(const char *s, mm_dtype *d);
+// A progress bar on stderr for writing a model file ("label [####  ] 42%  1.20 / 2.85 GB"); user
+// points to an int that is non-zero when stderr is a terminal (nothing is drawn otherwise).
+typedef struct {
+    int tty;
+    const char *label;
+} cli_progress;
+void cli_progress_bar(void *user, size_t done, size_t total);
 typedef struct mm_tokenizer mm_tokenizer;
 // Loads tokenizer_path, else MODEL_DIR/tokenizer.model, else MODEL_DIR/tokenizer.json.
 mm_status cli_load_tokenizer(const char *model_dir, const char *tokenizer_path, mm_tokenizer **tok, mm_err *e);

@@ -16,6 +16,7 @@ static const command commands[] = {
     {"info", cmd_info, "print a model's config and tensor summary, or any GGUF/safetensors/.pt file's contents"},
     {"eval", cmd_eval, "score a model's answers on a question set (accuracy per kind, word F1 for captions)"},
     {"convert", cmd_convert, "pack upstream checkpoints (LLaMA, CLIP, OpenFlamingo, LoRA) or a model into one GGUF file"},
+    {"quantize", cmd_quantize, "rewrite a model with 8- or 4-bit matrices (q8_0, q4_0, q4_k, q4_k_m) as one GGUF file"},
     {"train", cmd_train, "LoRA fine-tuning from a JSON config (resumable)"},
     {"merge", cmd_merge, "fold LoRA adapters into the weights and write a new model directory"},
     {"grad", cmd_grad, "one forward + backward: write the loss and LoRA gradients (PEFT names)"},

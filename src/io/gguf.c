@@ -1,5 +1,7 @@
 #include "io/gguf.h"
 
+#include "base/quant.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -31,7 +33,7 @@ static int ggml_to_dtype(uint32_t t, mm_dtype *d) {
     case 27: *d = MM_I64; return 0;
     case 28: *d = MM_F64; return 0;
     case 30: *d = MM_BF16; return 0;
-    default: return -1;
+    default: return mm_quant_from_ggml(t, d);
     }
 }
 
@@ -43,7 +45,11 @@ static int dtype_to_ggml(mm_dtype d, uint32_t *t) {
             *t = m[i].t;
             return 0;
         }
-    return -1;
+    int q = mm_quant_ggml_type(d);
+    if (q < 0)
+        return -1;
+    *t = (uint32_t)q;
+    return 0;
 }
 
 // ---------------------------------------------------------------- reading
@@ -203,10 +209,14 @@ static mm_status rd_tensor(cursor *c, mm_gguf_tensor *t, uint64_t *offset) {
     MM_TRY(rd(c, &type, 4, "a tensor type"));
     t->ggml_type = type;
     if (ggml_to_dtype(type, &t->dtype) != 0)
-        return mm_errf(c->e, MM_ERR_UNSUPPORTED, "%s: tensor '%s' has ggml type %u (quantized or unknown); mmgpt reads "
-                                                 "F32, F16, BF16, F64 and integer tensors",
+        return mm_errf(c->e, MM_ERR_UNSUPPORTED, "%s: tensor '%s' has ggml type %u (unknown or a quantization mmgpt "
+                                                 "does not read); mmgpt reads F32, F16, BF16, F64, integer tensors, "
+                                                 "Q8_0, Q4_0, Q4_K and Q6_K",
                        c->label, t->name, type);
-    t->nbytes = (size_t)t->numel * mm_dtype_size(t->dtype);
+    if (t->shape[nd - 1] % mm_dtype_block(t->dtype) != 0)
+        return mm_errf(c->e, MM_ERR_FORMAT, "%s: tensor '%s' is %s but its rows of %" PRId64 " are not whole blocks of %d",
+                       c->label, t->name, mm_dtype_name(t->dtype), t->shape[nd - 1], mm_dtype_block(t->dtype));
+    t->nbytes = mm_dtype_nbytes(t->dtype, (size_t)t->numel);
     return rd(c, offset, 8, "a tensor offset");
 }
 
@@ -504,10 +514,10 @@ void gguf_meta_free(mm_gguf_meta *m) {
 }
 
 static size_t tensor_bytes(const mm_gguf_wtensor *t) {
-    size_t n = mm_dtype_size(t->dtype);
+    size_t n = 1;
     for (int d = 0; d < t->ndim; d++)
         n *= (size_t)t->shape[d];
-    return n;
+    return mm_dtype_nbytes(t->dtype, n);
 }
 
 static size_t pad_to(size_t x) { return (x + MM_GGUF_ALIGN - 1) / MM_GGUF_ALIGN * MM_GGUF_ALIGN; }
@@ -528,7 +538,8 @@ mm_status gguf_write(const char *path, mm_gguf_meta *meta, const mm_gguf_wtensor
     size_t off = 0, total = 0, biggest = 0;
     for (int i = 0; i < n; i++) {
         uint32_t type, nd = (uint32_t)t[i].ndim;
-        if (dtype_to_ggml(t[i].dtype, &type) != 0 || nd < 1 || nd > MM_GGUF_MAX_DIMS) {
+        if (dtype_to_ggml(t[i].dtype, &type) != 0 || nd < 1 || nd > MM_GGUF_MAX_DIMS ||
+            t[i].shape[nd - 1] % mm_dtype_block(t[i].dtype) != 0) {
             gguf_meta_free(&head);
             return mm_errf(e, MM_ERR_ARG, "%s: tensor '%s' (%s, %d dims) cannot be stored in GGUF", path, t[i].name,
                            mm_dtype_name(t[i].dtype), t[i].ndim);

@@ -69,42 +69,46 @@ mm_status model_load_tensor(mm_model *m, mm_param *p, const mm_tensor_ref *t, mm
         shape_str(got, sizeof got, t->ndim, t->shape);
         return mm_errf(e, MM_ERR_FORMAT, "%s: tensor '%s' has shape %s, expected %s", file, t->name, got, want);
     }
-    if (!(t->dtype == MM_F32 || t->dtype == MM_F16 || t->dtype == MM_BF16 || t->dtype == MM_F64))
-        return mm_errf(e, MM_ERR_FORMAT, "%s: tensor '%s' has dtype %s; weights must be F32, F16, BF16 or F64", file,
+    int quant = mm_dtype_is_quant(t->dtype);
+    if (!(t->dtype == MM_F32 || t->dtype == MM_F16 || t->dtype == MM_BF16 || t->dtype == MM_F64 || quant))
+        return mm_errf(e, MM_ERR_FORMAT, "%s: tensor '%s' has dtype %s; weights must be F32, F16, BF16, F64 or quantized "
+                                         "(Q8_0, Q4_0, Q4_K, Q6_K)",
+                       file, t->name, mm_dtype_name(t->dtype));
+    if (quant && p->kind != MM_PARAM_FROZEN_MAT)
+        return mm_errf(e, MM_ERR_FORMAT, "%s: tensor '%s' is %s, but only frozen matrices may be quantized", file,
                        t->name, mm_dtype_name(t->dtype));
     size_t total = weights_param_bytes(w, p);
-    mm_dtype dst = p->kind == MM_PARAM_FROZEN_MAT ? w->mat_dtype : MM_F32;
-    size_t esz = mm_dtype_size(dst), n = (size_t)t->numel;
+    mm_dtype dst = weights_param_dtype(w, p);
+    size_t n = (size_t)t->numel, have = mm_dtype_nbytes(dst, n);
     char *out = *p->slot;
     if (t->dtype == dst) {
-        memcpy(out, t->data, n * esz);
+        memcpy(out, t->data, mm_dtype_nbytes(dst, n));
     } else if (dst == MM_F32) {
         mm_convert_to_f32((float *)out, t->data, t->dtype, n);
     } else {
-        // Half-precision storage from another float type: widen in chunks, then narrow.
+        // Another storage type from the file's: widen in chunks (whole blocks: 4096 is a multiple of
+        // every block size), then narrow.
         float buf[4096];
-        size_t in_esz = mm_dtype_size(t->dtype);
         for (size_t i = 0; i < n; i += 4096) {
             size_t k = n - i < 4096 ? n - i : 4096;
-            mm_convert_to_f32(buf, t->data + i * in_esz, t->dtype, k);
-            mm_convert_from_f32(out + i * esz, dst, buf, k);
+            mm_convert_to_f32(buf, t->data + mm_dtype_nbytes(t->dtype, i), t->dtype, k);
+            mm_convert_from_f32(out + mm_dtype_nbytes(dst, i), dst, buf, k);
         }
     }
-    if (n * esz < total)
-        memset(out + n * esz, 0, total - n * esz); // lm_head rows of the added tokens (SPEC.md 6.5)
+    if (have < total)
+        memset(out + have, 0, total - have); // lm_head rows of the added tokens (SPEC.md 6.5)
     return MM_OK;
 }
 
 // A tensor usable in place from a mapped file: the exact shape and the dtype its view holds,
 // aligned for the kernels. Trainable tensors are always copied (they live in the trainable buffer).
-static void *mappable(const mm_param *p, const mm_tensor_ref *t, mm_dtype mat_dtype) {
+static void *mappable(const mm_weights *w, const mm_param *p, const mm_tensor_ref *t) {
     if (param_trains(p) || t->ndim != p->ndim || ((uintptr_t)t->data % 64) != 0)
         return NULL;
     for (int i = 0; i < p->ndim; i++)
         if (t->shape[i] != p->shape[i])
             return NULL;
-    mm_dtype want = p->kind == MM_PARAM_FROZEN_MAT ? mat_dtype : MM_F32;
-    return t->dtype == want ? (void *)t->data : NULL;
+    return t->dtype == weights_param_dtype(w, p) ? (void *)t->data : NULL;
 }
 
 static mm_status load_from(mm_model *m, const tensor_source *src, int skip_lora, mm_err *e) {
@@ -154,15 +158,32 @@ static mm_status load_source(mm_model *m, const mm_config *cfg, const tensor_sou
         return s;
     mm_dtype dt = opts && opts->force_dtype ? opts->mat_dtype : MM_DTYPE_COUNT;
     mm_tensor_ref t;
+    int keep_quant = dt == MM_DTYPE_COUNT;
     if (dt == MM_DTYPE_COUNT) {
-        // Keep the file's storage type for matrices (so bf16 weights stay bf16 in memory).
-        dt = find_alias(src, "lang_encoder.model.embed_tokens.weight", &t) && mm_dtype_is_weight(t.dtype) ? t.dtype : MM_F32;
+        // Keep the file's storage type for matrices (so bf16 weights stay bf16 in memory); a quantized
+        // file's unquantized matrices tell its float type.
+        dt = find_alias(src, "lang_encoder.model.embed_tokens.weight", &t) && mm_dtype_is_weight(t.dtype) ? t.dtype : MM_DTYPE_COUNT;
+        for (int i = 0; dt == MM_DTYPE_COUNT && i < m->w.n_params; i++) {
+            mm_param *p = &m->w.params[i];
+            if (p->kind == MM_PARAM_FROZEN_MAT && find_alias(src, p->name, &t) && mm_dtype_is_weight(t.dtype))
+                dt = t.dtype;
+        }
+        if (dt == MM_DTYPE_COUNT)
+            dt = MM_F32;
     }
+    // Quantized matrices stay quantized, each in its own type (unless a dtype is forced).
+    for (int i = 0; keep_quant && i < m->w.n_params; i++) {
+        mm_param *p = &m->w.params[i];
+        if (p->kind == MM_PARAM_FROZEN_MAT && find_alias(src, p->name, &t) && mm_dtype_is_quant(t.dtype) &&
+            p->ndim == t.ndim && p->shape[p->ndim - 1] % mm_dtype_block(t.dtype) == 0)
+            p->has_store = 1, p->store = t.dtype;
+    }
+    m->w.mat_dtype = dt;
     int own_lora = opts && (opts->adapter || opts->fresh_lora);
     for (int i = 0; map_in_place && i < m->w.n_params; i++) {
         mm_param *p = &m->w.params[i];
         if (!(own_lora && p->kind == MM_PARAM_LORA) && find_alias(src, p->name, &t))
-            p->external = mappable(p, &t, dt);
+            p->external = mappable(&m->w, p, &t);
     }
     s = weights_alloc(&m->w, dt, e);
     if (s == MM_OK)
@@ -220,6 +241,7 @@ mm_status model_load_gguf(mm_model *m, const char *path, const mm_load_opts *opt
 }
 
 void model_free(mm_model *m) {
+    model_device_release(m);
     weights_free(&m->w);
     if (m->gguf) {
         gguf_close(m->gguf);

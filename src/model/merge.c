@@ -13,14 +13,15 @@
 static void fold(mm_linear *l, int r, float scale) {
     if (!l->lora_a || !l->lora_b)
         return;
-    size_t esz = mm_dtype_size(l->w.dtype);
+    // Row by row in f32, back to the storage type (a quantized row is requantized).
+    size_t row_bytes = mm_dtype_nbytes(l->w.dtype, (size_t)l->in);
     float *row = malloc(sizeof(float) * (size_t)l->in);
     if (!row)
         abort(); // one row of floats; a model that loaded has far more memory in hand
     mm_linear one = *l;
     one.out = 1;
     for (int o = 0; o < l->out; o++) {
-        char *dst = (char *)l->w.data + (size_t)o * l->in * esz;
+        char *dst = (char *)l->w.data + (size_t)o * row_bytes;
         mm_convert_to_f32(row, dst, l->w.dtype, (size_t)l->in);
         one.lora_b = l->lora_b + (size_t)o * r;
         lora_merge_f32(row, &one, r, scale);
@@ -90,11 +91,11 @@ mm_status model_save_dir(const mm_model *m, const char *dir, mm_dtype dtype, mm_
         for (int d = 0; d < p->ndim; d++)
             cnt *= (size_t)(x->shape[d] = p->shape[d]);
         x->dtype = p->kind == MM_PARAM_FROZEN_MAT ? dtype : MM_F32;
-        mm_dtype have = p->kind == MM_PARAM_FROZEN_MAT ? w->mat_dtype : MM_F32;
+        mm_dtype have = weights_param_dtype(w, p);
         x->data = *p->slot;
         if (have != x->dtype) {
             float *f = malloc(sizeof(float) * cnt);
-            conv[n] = malloc(cnt * mm_dtype_size(x->dtype));
+            conv[n] = malloc(mm_dtype_nbytes(x->dtype, cnt));
             if (!f || !conv[n]) {
                 free(f);
                 s = mm_errf(e, MM_ERR_NOMEM, "out of memory converting %s", p->name);

@@ -5,7 +5,9 @@
 #include <string.h>
 
 typedef struct {
-    mm_dtype mat_dtype;
+    const mm_quant_scheme *scheme;
+    const mm_weights *w;
+    int raw_ok;              // the parameters' views hold loaded data: same-type tensors are copied as they are
     const mm_param **params; // by tensor index
     mm_param_fetch fetch;
     void *user;
@@ -21,17 +23,50 @@ static size_t numel_of(const mm_param *p) {
     return n;
 }
 
-// Matrices (the parameters with a storage dtype) in the file's matrix dtype, the rest f32.
-static mm_dtype stored_dtype(const mm_param *p, mm_dtype mat_dtype) { return p->dtype ? mat_dtype : MM_F32; }
+static mm_dtype stored_dtype(const write_ctx *c, const mm_param *p) {
+    return p->dtype ? quant_param_dtype(c->scheme, c->w, p) : MM_F32;
+}
 
 static mm_status produce(void *user, int i, void *dst, size_t nbytes, mm_err *e) {
     write_ctx *c = user;
     const mm_param *p = c->params[i];
     size_t n = numel_of(p);
+    mm_dtype to = stored_dtype(c, p);
+    if (c->raw_ok && to == weights_param_dtype(c->w, p)) {
+        memcpy(dst, *p->slot, nbytes); // already in its stored form (a quantized tensor is not requantized)
+        return MM_OK;
+    }
     MM_TRY(c->fetch(c->user, p, c->f32, e));
-    (void)nbytes; // = n * size of stored_dtype(), as gguf_write planned it
-    mm_convert_from_f32(dst, stored_dtype(p, c->mat_dtype), c->f32, n);
+    // nbytes = mm_dtype_nbytes(to, n), as gguf_write planned it; quantizing rows of parallel blocks.
+    size_t bs = (size_t)mm_dtype_block(to), nb = n / bs, chunk = 4096 / bs ? 4096 / bs : 1;
+    if (!mm_dtype_is_quant(to)) {
+        mm_convert_from_f32(dst, to, c->f32, n);
+        return MM_OK;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t b0 = 0; b0 < nb; b0 += chunk) {
+        size_t k = nb - b0 < chunk ? nb - b0 : chunk;
+        mm_convert_from_f32((char *)dst + mm_dtype_nbytes(to, b0 * bs), to, c->f32 + b0 * bs, k * bs);
+    }
     return MM_OK;
+}
+
+// llama.cpp's general.file_type: the type most matrices have.
+static uint32_t file_type(const mm_quant_scheme *q) {
+    switch (q->mat) {
+    case MM_F16:
+        return 1;
+    case MM_BF16:
+        return 32;
+    case MM_Q4_0:
+        return 2;
+    case MM_Q8_0:
+        return 7;
+    case MM_Q4_K:
+        return q->mixed ? 15 : 14;
+    default:
+        return 0;
+    }
 }
 
 static void on_progress(void *user, size_t done, size_t total) {
@@ -40,11 +75,12 @@ static void on_progress(void *user, size_t done, size_t total) {
         c->progress(c->progress_user, done, total);
 }
 
-static void standard_keys(mm_gguf_meta *meta, const mm_config *c, mm_dtype mat_dtype) {
+static void standard_keys(mm_gguf_meta *meta, const mm_config *c, const mm_quant_scheme *q) {
     gguf_meta_str(meta, "general.architecture", "mmgpt");
     gguf_meta_str(meta, "general.name", "OpenFlamingo / Multimodal-GPT");
-    // llama.cpp's file types: 0 all f32, 1 mostly f16, 32 mostly bf16.
-    gguf_meta_u32(meta, "general.file_type", mat_dtype == MM_F16 ? 1 : mat_dtype == MM_BF16 ? 32 : 0);
+    if (!q->keep)
+        gguf_meta_u32(meta, "general.file_type", file_type(q));
+    gguf_meta_str(meta, "mmgpt.storage", q->name);
     gguf_meta_u32(meta, "mmgpt.context_length", (uint32_t)c->max_seq);
     gguf_meta_u32(meta, "mmgpt.embedding_length", (uint32_t)c->dim);
     gguf_meta_u32(meta, "mmgpt.block_count", (uint32_t)c->n_layers);
@@ -74,17 +110,15 @@ static void tokenizer_keys(mm_gguf_meta *meta, const mm_gguf_tokenizer *t) {
     gguf_meta_u8_array(meta, "mmgpt.tokenizer.data", t->data, t->len);
 }
 
-mm_status model_gguf_write(const char *path, const mm_weights *w, mm_dtype mat_dtype, const mm_gguf_tokenizer *tok,
-                           mm_param_fetch fetch, void *user, mm_gguf_progress progress, void *progress_user,
-                           mm_err *e) {
-    if (!mm_dtype_is_weight(mat_dtype))
-        return mm_errf(e, MM_ERR_ARG, "matrices can be stored as F32, F16 or BF16, not %s", mm_dtype_name(mat_dtype));
+static mm_status write_file(const char *path, const mm_weights *w, const mm_quant_scheme *q, int raw_ok,
+                            const mm_gguf_tokenizer *tok, mm_param_fetch fetch, void *user, mm_gguf_progress progress,
+                            void *progress_user, mm_err *e) {
     mm_config c = w->cfg;
     c.n_unfrozen = 0; // a training setting, not part of the model
     char *js = config_to_json(&c);
     mm_gguf_meta meta = {0};
     mm_gguf_wtensor *t = calloc((size_t)w->n_params + 1, sizeof *t);
-    write_ctx ctx = {.mat_dtype = mat_dtype, .fetch = fetch, .user = user, .progress = progress, .progress_user = progress_user};
+    write_ctx ctx = {.scheme = q, .w = w, .raw_ok = raw_ok, .fetch = fetch, .user = user, .progress = progress, .progress_user = progress_user};
     ctx.params = calloc((size_t)w->n_params + 1, sizeof *ctx.params);
     size_t biggest = 1;
     for (int i = 0; i < w->n_params; i++)
@@ -94,7 +128,7 @@ mm_status model_gguf_write(const char *path, const mm_weights *w, mm_dtype mat_d
     if (!js || !t || !ctx.params || !ctx.f32)
         s = mm_errf(e, MM_ERR_NOMEM, "out of memory preparing %s", path);
     if (s == MM_OK) {
-        standard_keys(&meta, &c, mat_dtype);
+        standard_keys(&meta, &c, q);
         gguf_meta_str(&meta, "mmgpt.config", js);
         if (tok)
             tokenizer_keys(&meta, tok);
@@ -103,7 +137,7 @@ mm_status model_gguf_write(const char *path, const mm_weights *w, mm_dtype mat_d
             const mm_param *p = &w->params[i];
             if (!weights_param_has_data(w, p))
                 continue; // merged into its matrix
-            t[n] = (mm_gguf_wtensor){.name = p->name, .dtype = stored_dtype(p, mat_dtype), .ndim = p->ndim};
+            t[n] = (mm_gguf_wtensor){.name = p->name, .dtype = stored_dtype(&ctx, p), .ndim = p->ndim};
             memcpy(t[n].shape, p->shape, sizeof t[n].shape);
             ctx.params[n++] = p;
         }
@@ -123,7 +157,15 @@ static mm_status fetch_loaded(void *user, const mm_param *p, float *dst, mm_err 
     return MM_OK;
 }
 
-mm_status model_save_gguf(const mm_model *m, const char *path, mm_dtype mat_dtype, const mm_gguf_tokenizer *tok,
-                          mm_err *e) {
-    return model_gguf_write(path, &m->w, mat_dtype, tok, fetch_loaded, NULL, NULL, NULL, e);
+mm_status model_gguf_write(const char *path, const mm_weights *w, const mm_quant_scheme *q, const mm_gguf_tokenizer *tok,
+                           mm_param_fetch fetch, void *user, mm_gguf_progress progress, void *progress_user,
+                           mm_err *e) {
+    if (q->keep)
+        return mm_errf(e, MM_ERR_ARG, "%s: a model being imported has no stored types to keep", path);
+    return write_file(path, w, q, 0, tok, fetch, user, progress, progress_user, e);
+}
+
+mm_status model_save_gguf(const mm_model *m, const char *path, const mm_quant_scheme *q, const mm_gguf_tokenizer *tok,
+                          mm_gguf_progress progress, void *progress_user, mm_err *e) {
+    return write_file(path, &m->w, q, 1, tok, fetch_loaded, NULL, progress, progress_user, e);
 }

@@ -231,7 +231,13 @@ size_t weights_param_bytes(const mm_weights *w, const mm_param *p) {
     size_t n = 1;
     for (int i = 0; i < p->ndim; i++)
         n *= (size_t)p->shape[i];
-    return n * (p->kind == MM_PARAM_FROZEN_MAT ? mm_dtype_size(w->mat_dtype) : 4);
+    return mm_dtype_nbytes(weights_param_dtype(w, p), n);
+}
+
+mm_dtype weights_param_dtype(const mm_weights *w, const mm_param *p) {
+    if (p->kind != MM_PARAM_FROZEN_MAT)
+        return MM_F32;
+    return p->has_store ? p->store : w->mat_dtype;
 }
 
 #define ALIGN 64
@@ -271,7 +277,7 @@ mm_status weights_alloc(mm_weights *w, mm_dtype mat_dtype, mm_err *e) {
             fb += b;
         }
         if (p->dtype)
-            *p->dtype = p->kind == MM_PARAM_TRAIN ? MM_F32 : mat_dtype;
+            *p->dtype = weights_param_dtype(w, p);
     }
     return MM_OK;
 }

@@ -101,6 +101,8 @@ typedef struct {
     int optional;     // 1: may be absent from the file (ln_post, unused by default)
     int pad_rows_from; // lm_head: rows at or after this may be missing and are zero (SPEC 6.5); 0 = none
     void *external;   // set before weights_alloc: the view points here (a mapped file) and takes no space
+    int has_store;    // frozen matrices: 1 when store (set before weights_alloc) overrides mat_dtype,
+    mm_dtype store;   // as for a quantized file, whose matrices differ in type
 } mm_param;
 
 typedef struct {
@@ -132,6 +134,8 @@ void weights_free(mm_weights *w);
 mm_param *weights_find(mm_weights *w, const char *name);
 // Bytes a parameter occupies in its buffer.
 size_t weights_param_bytes(const mm_weights *w, const mm_param *p);
+// The storage dtype of a parameter: F32 unless a frozen matrix (its own store, else mat_dtype).
+mm_dtype weights_param_dtype(const mm_weights *w, const mm_param *p);
 
 // 0 for an adapter already folded into its matrix (model_merge_lora keeps the table entry, drops the
 // data): such entries are not written by the model writers.

@@ -28,26 +28,26 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
 // with every input row while the row is in L1: one pass over the weights, whose bytes bound decoding.
 #define SMALL_N 8
 
-// out[n, o] = beta * out[n, o] + W[o, :] . in[n, :] for half-precision W, N <= SMALL_N.
+// out[n, o] = beta * out[n, o] + W[o, :] . in[n, :] for W in a half-precision or quantized type, N <= SMALL_N.
 static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, int M, float beta) {
     const cpu_kernels *kt = cpu_kernels_get();
-    int bf = w.dtype == MM_BF16;
-    float (*dot)(const uint16_t *, const float *, int) = bf ? kt->dot_bf16 : kt->dot_f16;
-    void (*dot4)(const uint16_t *, size_t, const float *, int, float *) = bf ? kt->dot4_bf16 : kt->dot4_f16;
-    const uint16_t *wh = w.data;
+    cpu_dot_fn dot = cpu_dot_for(kt, w.dtype);
+    cpu_dot4_fn dot4 = cpu_dot4_for(kt, w.dtype);
+    size_t row_bytes = mm_dtype_nbytes(w.dtype, (size_t)K);
+    const char *wb = w.data;
     int groups = (M + 3) / 4;
 #pragma omp parallel for schedule(static) if ((long)M * K > 32768)
     for (int g = 0; g < groups; g++) {
         int o = 4 * g, nr = M - o < 4 ? M - o : 4;
-        const uint16_t *rows = wh + (size_t)o * K;
+        const char *rows = wb + (size_t)o * row_bytes;
         for (int n = 0; n < N; n++) {
             const float *x = in + (size_t)n * K;
             float d[4];
-            if (nr == 4)
-                dot4(rows, (size_t)K, x, K, d);
+            if (nr == 4 && dot4)
+                dot4(rows, row_bytes, x, K, d);
             else
                 for (int r = 0; r < nr; r++)
-                    d[r] = dot(rows + (size_t)r * K, x, K);
+                    d[r] = dot(rows + (size_t)r * row_bytes, x, K);
             float *y = out + (size_t)n * M + o;
             for (int r = 0; r < nr; r++)
                 y[r] = beta != 0.0f ? beta * y[r] + d[r] : d[r];
@@ -55,14 +55,14 @@ static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, in
     }
 }
 
-// dst[i] = f32 of the half-precision src[i], in parallel chunks for large n.
-static void widen(float *dst, const uint16_t *src, mm_dtype t, size_t n) {
-    const size_t chunk = 1 << 16;
+// dst[i] = f32 of the n half-precision or quantized values at src (whole blocks), in parallel chunks.
+static void widen(float *dst, const void *src, mm_dtype t, size_t n) {
+    const size_t chunk = 1 << 16; // a multiple of every block size
     size_t nchunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for if (nchunks > 1)
     for (size_t c = 0; c < nchunks; c++) {
         size_t a = c * chunk, cnt = n - a < chunk ? n - a : chunk;
-        mm_convert_to_f32(dst + a, src + a, t, cnt);
+        mm_convert_to_f32(dst + a, (const char *)src + mm_dtype_nbytes(t, a), t, cnt);
     }
 }
 
@@ -98,12 +98,11 @@ static void cpu_linear(float *out, const float *in, mm_wref w, const float *bias
     float *tmp = malloc(sizeof(float) * (size_t)rows * (size_t)K);
     if (!tmp)
         abort(); // bounded 4 MB scratch; the model's planned buffers dwarf it
-    const uint16_t *src = w.data;
+    const char *src = w.data;
     for (int r0 = 0; r0 < M; r0 += rows) {
         int r = M - r0 < rows ? M - r0 : rows;
         size_t cnt = (size_t)r * (size_t)K;
-        const uint16_t *s = src + (size_t)r0 * (size_t)K;
-        widen(tmp, s, w.dtype, cnt);
+        widen(tmp, src + mm_dtype_nbytes(w.dtype, (size_t)r0 * K), w.dtype, cnt);
         cpu_gemm(0, 1, N, r, K, 1.0f, in, K, tmp, K, beta, out + r0, M);
     }
     free(tmp);
@@ -187,7 +186,7 @@ static void cpu_add_scaled(float *out, const float *a, float s, size_t n) {
 static void cpu_embed(float *out, const int32_t *ids, mm_wref t, int N, int C) {
 #pragma omp parallel for if ((long)N * C > 65536)
     for (int n = 0; n < N; n++) {
-        const char *row = (const char *)t.data + (size_t)ids[n] * C * mm_dtype_size(t.dtype);
+        const char *row = (const char *)t.data + (size_t)ids[n] * mm_dtype_nbytes(t.dtype, (size_t)C);
         mm_convert_to_f32(out + (size_t)n * C, row, t.dtype, (size_t)C);
     }
 }

@@ -8,18 +8,22 @@
 #include <stdint.h>
 
 #include "base/cpu.h"
+#include "base/dtype.h"
+
+// sum over k < n of w[k] * x[k]: a weight row in its storage type (w points to the row's first byte,
+// no alignment needed; n a multiple of the type's block) times f32 activations, accumulated in f32.
+typedef float (*cpu_dot_fn)(const void *w, const float *x, int n);
+// out[r] = the dot of row r (at w + r * ld bytes, r < 4) with x: four rows in one pass over x.
+typedef void (*cpu_dot4_fn)(const void *w, size_t ld, const float *x, int n, float *out);
 
 typedef struct {
-    const char *name; // "scalar", "avx2"
-    // sum over k < n of w[k] * x[k], a weight row in its storage type times f32 activations (f32
-    // accumulation; w and x need no alignment; any n >= 0).
-    float (*dot_f32)(const float *w, const float *x, int n);
-    float (*dot_f16)(const uint16_t *w, const float *x, int n);
-    float (*dot_bf16)(const uint16_t *w, const float *x, int n);
-    // out[r] = dot of rows w + r * ld (r < 4) with x: four rows in one pass (the matrix-vector kernel).
-    void (*dot4_f16)(const uint16_t *w, size_t ld, const float *x, int n, float *out);
-    void (*dot4_bf16)(const uint16_t *w, size_t ld, const float *x, int n, float *out);
+    const char *name;                 // "scalar", "avx2"
+    cpu_dot_fn dot[MM_DTYPE_COUNT];   // for F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K (NULL for other types)
+    cpu_dot4_fn dot4[MM_DTYPE_COUNT]; // NULL where the level has none (callers then use dot row by row)
 } cpu_kernels;
+
+static inline cpu_dot_fn cpu_dot_for(const cpu_kernels *k, mm_dtype t) { return k->dot[t]; }
+static inline cpu_dot4_fn cpu_dot4_for(const cpu_kernels *k, mm_dtype t) { return k->dot4[t]; }
 
 // The table of the active SIMD level (mm_simd_active()).
 const cpu_kernels *cpu_kernels_get(void);

@@ -1,7 +1,8 @@
 // Row kernels for AVX2 + FMA + F16C (x86-64-v3). Each function carries its target attribute, so this
 // file builds with baseline flags and its code runs only after cpuid said yes (simd.c).
-// Four independent accumulators of 8 lanes hide the FMA latency: a row streams from memory at the
-// bandwidth the caller's threads can draw, which is what decoding is bound by.
+// Weights are widened to f32 in registers, never in memory: a row streams from memory once, which is
+// what decoding is bound by. Quantized blocks are unpacked to 8-lane int32, converted and multiplied
+// by the f32 activations; the block scales apply to each block's partial sum.
 #include "kernels/cpu/simd.h"
 
 #if defined(__x86_64__)
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "base/dtype.h"
+#include "base/quant.h"
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -19,88 +21,224 @@ AVX2 static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-// 8 weights of a half-precision row widened to f32.
-AVX2 static inline __m256 load_f16(const uint16_t *w) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w)); }
+// 8 weights of a row widened to f32 (p: the row's bytes, k: the element index).
+AVX2 static inline __m256 load_f16(const unsigned char *p, int k) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * k)));
+}
 
-AVX2 static inline __m256 load_bf16(const uint16_t *w) {
-    __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)w));
+AVX2 static inline __m256 load_bf16(const unsigned char *p, int k) {
+    __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + 2 * k)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
 }
 
-AVX2 static inline __m256 load_f32(const float *w) { return _mm256_loadu_ps(w); }
+AVX2 static inline __m256 load_f32(const unsigned char *p, int k) { return _mm256_loadu_ps((const float *)p + k); }
 
-// One body for the three storage types: LOAD widens 8 weights at w + k.
+AVX2 static inline float tail_f32(const unsigned char *p, int k) {
+    float f;
+    memcpy(&f, p + 4 * k, 4);
+    return f;
+}
+AVX2 static inline float tail_f16(const unsigned char *p, int k) {
+    uint16_t h;
+    memcpy(&h, p + 2 * k, 2);
+    return _cvtsh_ss(h);
+}
+AVX2 static inline float tail_bf16(const unsigned char *p, int k) {
+    uint16_t h;
+    memcpy(&h, p + 2 * k, 2);
+    return mm_bf16_to_f32(h);
+}
+
+// One row, four independent accumulators of 8 lanes (hides the FMA latency).
 #define DOT_BODY(LOAD, TAIL)                                                                                \
+    const unsigned char *w = wv;                                                                            \
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),                   \
            a3 = _mm256_setzero_ps();                                                                        \
     int k = 0;                                                                                              \
     for (; k + 32 <= n; k += 32) {                                                                          \
-        a0 = _mm256_fmadd_ps(LOAD(w + k), _mm256_loadu_ps(x + k), a0);                                      \
-        a1 = _mm256_fmadd_ps(LOAD(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);                              \
-        a2 = _mm256_fmadd_ps(LOAD(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);                            \
-        a3 = _mm256_fmadd_ps(LOAD(w + k + 24), _mm256_loadu_ps(x + k + 24), a3);                            \
+        a0 = _mm256_fmadd_ps(LOAD(w, k), _mm256_loadu_ps(x + k), a0);                                       \
+        a1 = _mm256_fmadd_ps(LOAD(w, k + 8), _mm256_loadu_ps(x + k + 8), a1);                               \
+        a2 = _mm256_fmadd_ps(LOAD(w, k + 16), _mm256_loadu_ps(x + k + 16), a2);                             \
+        a3 = _mm256_fmadd_ps(LOAD(w, k + 24), _mm256_loadu_ps(x + k + 24), a3);                             \
     }                                                                                                       \
     for (; k + 8 <= n; k += 8)                                                                              \
-        a0 = _mm256_fmadd_ps(LOAD(w + k), _mm256_loadu_ps(x + k), a0);                                      \
+        a0 = _mm256_fmadd_ps(LOAD(w, k), _mm256_loadu_ps(x + k), a0);                                       \
     float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));                            \
     for (; k < n; k++)                                                                                      \
-        s += TAIL(w + k) * x[k];                                                                            \
+        s += TAIL(w, k) * x[k];                                                                             \
     return s;
 
-AVX2 static inline float tail_f32(const float *w) { return *w; }
-AVX2 static inline float tail_f16(const uint16_t *w) {
-    uint16_t h;
-    memcpy(&h, w, 2);
-    return _cvtsh_ss(h);
-}
-AVX2 static inline float tail_bf16(const uint16_t *w) {
-    uint16_t h;
-    memcpy(&h, w, 2);
-    return mm_bf16_to_f32(h);
-}
-
-AVX2 static float dot_f32(const float *w, const float *x, int n) { DOT_BODY(load_f32, tail_f32) }
-AVX2 static float dot_f16(const uint16_t *w, const float *x, int n) { DOT_BODY(load_f16, tail_f16) }
-AVX2 static float dot_bf16(const uint16_t *w, const float *x, int n) { DOT_BODY(load_bf16, tail_bf16) }
+AVX2 static float dot_f32(const void *wv, const float *x, int n) { DOT_BODY(load_f32, tail_f32) }
+AVX2 static float dot_f16(const void *wv, const float *x, int n) { DOT_BODY(load_f16, tail_f16) }
+AVX2 static float dot_bf16(const void *wv, const float *x, int n) { DOT_BODY(load_bf16, tail_bf16) }
 
 // Four rows at once share the activation loads and keep four streams of weights in flight, which
 // draws ~1.5x the memory bandwidth of one row at a time on 2 cores (measured with a 11008x4096 f16
 // matrix: 11.4 vs 7.3 GB/s under load).
-#define DOT4_BODY(T, LOAD, TAIL)                                                                            \
+#define DOT4_BODY(LOAD, TAIL)                                                                               \
+    const unsigned char *w0 = wv, *w1 = w0 + ld, *w2 = w0 + 2 * ld, *w3 = w0 + 3 * ld;                     \
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),                   \
            a3 = _mm256_setzero_ps();                                                                        \
-    const T *w1 = w + ld, *w2 = w + 2 * ld, *w3 = w + 3 * ld;                                              \
     int k = 0;                                                                                              \
     for (; k + 8 <= n; k += 8) {                                                                            \
         __m256 xv = _mm256_loadu_ps(x + k);                                                                 \
-        a0 = _mm256_fmadd_ps(LOAD(w + k), xv, a0);                                                          \
-        a1 = _mm256_fmadd_ps(LOAD(w1 + k), xv, a1);                                                         \
-        a2 = _mm256_fmadd_ps(LOAD(w2 + k), xv, a2);                                                         \
-        a3 = _mm256_fmadd_ps(LOAD(w3 + k), xv, a3);                                                         \
+        a0 = _mm256_fmadd_ps(LOAD(w0, k), xv, a0);                                                          \
+        a1 = _mm256_fmadd_ps(LOAD(w1, k), xv, a1);                                                          \
+        a2 = _mm256_fmadd_ps(LOAD(w2, k), xv, a2);                                                          \
+        a3 = _mm256_fmadd_ps(LOAD(w3, k), xv, a3);                                                          \
     }                                                                                                       \
     float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);                                       \
     for (; k < n; k++) {                                                                                    \
-        s0 += TAIL(w + k) * x[k];                                                                           \
-        s1 += TAIL(w1 + k) * x[k];                                                                          \
-        s2 += TAIL(w2 + k) * x[k];                                                                          \
-        s3 += TAIL(w3 + k) * x[k];                                                                          \
+        s0 += TAIL(w0, k) * x[k];                                                                           \
+        s1 += TAIL(w1, k) * x[k];                                                                           \
+        s2 += TAIL(w2, k) * x[k];                                                                           \
+        s3 += TAIL(w3, k) * x[k];                                                                           \
     }                                                                                                       \
     out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
 
-AVX2 static void dot4_f16(const uint16_t *w, size_t ld, const float *x, int n, float *out) {
-    DOT4_BODY(uint16_t, load_f16, tail_f16)
+AVX2 static void dot4_f16(const void *wv, size_t ld, const float *x, int n, float *out) { DOT4_BODY(load_f16, tail_f16) }
+AVX2 static void dot4_bf16(const void *wv, size_t ld, const float *x, int n, float *out) {
+    DOT4_BODY(load_bf16, tail_bf16)
 }
-AVX2 static void dot4_bf16(const uint16_t *w, size_t ld, const float *x, int n, float *out) {
-    DOT4_BODY(uint16_t, load_bf16, tail_bf16)
+
+// ---------------------------------------------------------------- quantized rows
+
+// 8 unsigned bytes (at p) as 8 floats.
+AVX2 static inline __m256 u8x8(const uint8_t *p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+// The low or high 8 bytes of a 128-bit lane of bytes as 8 floats.
+AVX2 static inline __m256 lo8(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)); }
+AVX2 static inline __m256 hi8(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8))); }
+
+AVX2 static float dot_q8_0(const void *wv, const float *x, int n) {
+    const mm_block_q8_0 *b = wv;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / MM_QK; i++, b++, x += MM_QK) {
+        __m256 s = _mm256_setzero_ps();
+        for (int j = 0; j < 4; j++) {
+            __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + 8 * j))));
+            s = _mm256_fmadd_ps(q, _mm256_loadu_ps(x + 8 * j), s);
+        }
+        uint16_t d;
+        memcpy(&d, &b->d, 2);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(d)), s, acc);
+    }
+    return hsum(acc);
+}
+
+AVX2 static float dot_q4_0(const void *wv, const float *x, int n) {
+    const mm_block_q4_0 *b = wv;
+    const __m128i m4 = _mm_set1_epi8(0xF);
+    const __m256 eight = _mm256_set1_ps(8.0f);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / MM_QK; i++, b++, x += MM_QK) {
+        __m128i raw = _mm_loadu_si128((const __m128i *)b->qs);
+        __m128i lo = _mm_and_si128(raw, m4), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), m4);
+        // sum (q - 8) x = sum q x - 8 sum x
+        __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8), x2 = _mm256_loadu_ps(x + 16),
+               x3 = _mm256_loadu_ps(x + 24);
+        __m256 s = _mm256_mul_ps(lo8(lo), x0);
+        s = _mm256_fmadd_ps(hi8(lo), x1, s);
+        s = _mm256_fmadd_ps(lo8(hi), x2, s);
+        s = _mm256_fmadd_ps(hi8(hi), x3, s);
+        __m256 sx = _mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3));
+        s = _mm256_fnmadd_ps(eight, sx, s);
+        uint16_t d;
+        memcpy(&d, &b->d, 2);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(d)), s, acc);
+    }
+    return hsum(acc);
+}
+
+AVX2 static float dot_q4_k(const void *wv, const float *x, int n) {
+    const mm_block_q4_k *b = wv;
+    const __m128i m4 = _mm_set1_epi8(0xF);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / MM_QK_K; i++, b++) {
+        uint16_t dh, mh;
+        memcpy(&dh, &b->d, 2);
+        memcpy(&mh, &b->dmin, 2);
+        float d = _cvtsh_ss(dh), dmin = _cvtsh_ss(mh);
+        for (int c = 0; c < 4; c++, x += 64) {
+            uint8_t sc0, m0, sc1, m1;
+            mm_q4k_scale_min(b->scales, 2 * c, &sc0, &m0);
+            mm_q4k_scale_min(b->scales, 2 * c + 1, &sc1, &m1);
+            // 32 bytes: the low nibbles are weights 0..31 of this 64, the high nibbles 32..63.
+            __m128i r0 = _mm_loadu_si128((const __m128i *)(b->qs + 32 * c)),
+                    r1 = _mm_loadu_si128((const __m128i *)(b->qs + 32 * c + 16));
+            __m128i l0 = _mm_and_si128(r0, m4), l1 = _mm_and_si128(r1, m4);
+            __m128i h0 = _mm_and_si128(_mm_srli_epi16(r0, 4), m4), h1 = _mm_and_si128(_mm_srli_epi16(r1, 4), m4);
+            __m256 xa = _mm256_loadu_ps(x), xb = _mm256_loadu_ps(x + 8), xc = _mm256_loadu_ps(x + 16),
+                   xd = _mm256_loadu_ps(x + 24);
+            __m256 ya = _mm256_loadu_ps(x + 32), yb = _mm256_loadu_ps(x + 40), yc = _mm256_loadu_ps(x + 48),
+                   yd = _mm256_loadu_ps(x + 56);
+            __m256 s0 = _mm256_mul_ps(lo8(l0), xa);
+            s0 = _mm256_fmadd_ps(hi8(l0), xb, s0);
+            s0 = _mm256_fmadd_ps(lo8(l1), xc, s0);
+            s0 = _mm256_fmadd_ps(hi8(l1), xd, s0);
+            __m256 s1 = _mm256_mul_ps(lo8(h0), ya);
+            s1 = _mm256_fmadd_ps(hi8(h0), yb, s1);
+            s1 = _mm256_fmadd_ps(lo8(h1), yc, s1);
+            s1 = _mm256_fmadd_ps(hi8(h1), yd, s1);
+            __m256 sx0 = _mm256_add_ps(_mm256_add_ps(xa, xb), _mm256_add_ps(xc, xd));
+            __m256 sx1 = _mm256_add_ps(_mm256_add_ps(ya, yb), _mm256_add_ps(yc, yd));
+            // x = d sc q - dmin m: the block's part is d sc (q . x) - dmin m (sum x)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc0), s0, acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc1), s1, acc);
+            acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * m0), sx0, acc);
+            acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * m1), sx1, acc);
+        }
+    }
+    return hsum(acc);
+}
+
+AVX2 static float dot_q6_k(const void *wv, const float *x, int n) {
+    const mm_block_q6_k *b = wv;
+    const __m256i m4 = _mm256_set1_epi32(0xF), m2 = _mm256_set1_epi32(3), off = _mm256_set1_epi32(32);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / MM_QK_K; i++, b++) {
+        uint16_t dh;
+        memcpy(&dh, &b->d, 2);
+        float d = _cvtsh_ss(dh);
+        for (int h = 0; h < 2; h++, x += 128) {
+            const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+            const int8_t *sc = b->scales + 8 * h;
+            // 8 weights l..l+7 of each of the four quarters (l, l+32, l+64, l+96) per step.
+            for (int l = 0; l < 32; l += 8) {
+                __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(ql + l)));
+                __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(ql + l + 32)));
+                __m256i hb = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qh + l)));
+                __m256i q1 = _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi32(_mm256_and_si256(hb, m2), 4));
+                __m256i q2 = _mm256_or_si256(_mm256_and_si256(c, m4),
+                                             _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 2), m2), 4));
+                __m256i q3 = _mm256_or_si256(_mm256_srli_epi32(a, 4),
+                                             _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 4), m2), 4));
+                __m256i q4 = _mm256_or_si256(_mm256_srli_epi32(c, 4), _mm256_slli_epi32(_mm256_srli_epi32(hb, 6), 4));
+                int is = l / 16;
+                __m256 f1 = _mm256_cvtepi32_ps(_mm256_sub_epi32(q1, off));
+                __m256 f2 = _mm256_cvtepi32_ps(_mm256_sub_epi32(q2, off));
+                __m256 f3 = _mm256_cvtepi32_ps(_mm256_sub_epi32(q3, off));
+                __m256 f4 = _mm256_cvtepi32_ps(_mm256_sub_epi32(q4, off));
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[is]), _mm256_mul_ps(f1, _mm256_loadu_ps(x + l)), acc);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[is + 2]), _mm256_mul_ps(f2, _mm256_loadu_ps(x + l + 32)),
+                                      acc);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[is + 4]), _mm256_mul_ps(f3, _mm256_loadu_ps(x + l + 64)),
+                                      acc);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[is + 6]), _mm256_mul_ps(f4, _mm256_loadu_ps(x + l + 96)),
+                                      acc);
+            }
+        }
+    }
+    return hsum(acc);
 }
 
 static const cpu_kernels avx2 = {
     .name = "avx2",
-    .dot_f32 = dot_f32,
-    .dot_f16 = dot_f16,
-    .dot_bf16 = dot_bf16,
-    .dot4_f16 = dot4_f16,
-    .dot4_bf16 = dot4_bf16,
+    .dot = {[MM_F32] = dot_f32, [MM_F16] = dot_f16, [MM_BF16] = dot_bf16, [MM_Q8_0] = dot_q8_0, [MM_Q4_0] = dot_q4_0,
+            [MM_Q4_K] = dot_q4_k, [MM_Q6_K] = dot_q6_k},
+    .dot4 = {[MM_F16] = dot4_f16, [MM_BF16] = dot4_bf16},
 };
 
 const cpu_kernels *cpu_kernels_avx2(void) { return mm_simd_supported() >= MM_SIMD_AVX2 ? &avx2 : NULL; }
