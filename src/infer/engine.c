@@ -10,19 +10,25 @@
 // Prompt rows evaluated per pass: bounds the layer buffers whatever the prompt length.
 #define CHUNK 256
 
+// Buffers in the model's ops memory (a device's when the model was moved there) are marked [ops];
+// the rest is host bookkeeping. The caller gets the logits on the host.
 struct mm_engine {
     const mm_model *m;
+    const mm_ops *ops;
     int max_ctx, max_images, n_images, n;
     int32_t *tokens, *q_media; // [max_ctx]: the cached sequence and each position's media index
     int cached_with_images;    // the cache was computed with the gated blocks on
-    float *latents;            // [max_images * nl, W]
-    float **xkv;               // per layer with a gated block: [max_images * nl, 2 * inner]
-    float **k, **v;            // per layer: [max_ctx, dim]
-    float *x, *work, *logits;
+    float *latents;            // [ops] [max_images * nl, W]
+    float **xkv;               // [ops] per layer with a gated block: [max_images * nl, 2 * inner]
+    float **k, **v;            // [ops] per layer: [max_ctx, dim]
+    float *x, *work;           // [ops]
+    float *logits;             // host [vocab]
+    float *d_logits;           // [ops] [vocab]
     llama_saved ls;
     xattn_saved xs;
     size_t saved_floats;       // the front of work holds a chunk's saved intermediates
-    int32_t *pos, *chunk_media;
+    int32_t *pos, *chunk_media; // host staging of a chunk's positions and media indices ...
+    int32_t *d_ints;            // [ops] ... and their copies: pos, media, ids [rows each], kv_start, kv_len
     mm_engine_stats stats;
 };
 
@@ -43,6 +49,7 @@ mm_status engine_create(mm_engine **out, const mm_model *m, int max_ctx, int max
     if (!en)
         return mm_errf(e, MM_ERR_NOMEM, "out of memory");
     en->m = m;
+    en->ops = m->ops;
     en->max_ctx = max_ctx;
     en->max_images = max_images;
     int L = c->n_layers, D = c->dim, nl = c->perc_latents, W = c->vis_width;
@@ -62,20 +69,23 @@ mm_status engine_create(mm_engine **out, const mm_model *m, int max_ctx, int max
     en->q_media = malloc(sizeof(int32_t) * (size_t)max_ctx);
     en->pos = malloc(sizeof(int32_t) * (size_t)rows);
     en->chunk_media = malloc(sizeof(int32_t) * (size_t)rows);
-    en->latents = malloc(sizeof(float) * (lat_rows ? lat_rows : 1) * W);
+    const mm_ops *ops = m->ops;
+    en->latents = ops->alloc(sizeof(float) * (lat_rows ? lat_rows : 1) * W);
     en->xkv = calloc((size_t)L, sizeof(float *));
     en->k = calloc((size_t)L, sizeof(float *));
     en->v = calloc((size_t)L, sizeof(float *));
-    en->x = malloc(sizeof(float) * (size_t)rows * D);
-    en->work = malloc(sizeof(float) * big);
+    en->x = ops->alloc(sizeof(float) * (size_t)rows * D);
+    en->work = ops->alloc(sizeof(float) * big);
     en->logits = malloc(sizeof(float) * (size_t)c->vocab);
+    en->d_logits = ops->alloc(sizeof(float) * (size_t)c->vocab);
+    en->d_ints = ops->alloc(sizeof(int32_t) * (3 * (size_t)rows + 2));
     int ok = en->tokens && en->q_media && en->pos && en->chunk_media && en->latents && en->xkv && en->k && en->v &&
-             en->x && en->work && en->logits;
+             en->x && en->work && en->logits && en->d_logits && en->d_ints;
     for (int l = 0; ok && l < L; l++) {
-        en->k[l] = malloc(sizeof(float) * (size_t)max_ctx * D);
-        en->v[l] = malloc(sizeof(float) * (size_t)max_ctx * D);
+        en->k[l] = ops->alloc(sizeof(float) * (size_t)max_ctx * D);
+        en->v[l] = ops->alloc(sizeof(float) * (size_t)max_ctx * D);
         if (m->w.llm.layers[l].xattn)
-            en->xkv[l] = malloc(sizeof(float) * (lat_rows ? lat_rows : 1) * 2 * inner);
+            en->xkv[l] = ops->alloc(sizeof(float) * (lat_rows ? lat_rows : 1) * 2 * inner);
         ok = en->k[l] && en->v[l] && (!m->w.llm.layers[l].xattn || en->xkv[l]);
     }
     if (!ok) {
@@ -90,13 +100,14 @@ mm_status engine_create(mm_engine **out, const mm_model *m, int max_ctx, int max
 void engine_free(mm_engine *en) {
     if (!en)
         return;
+    const mm_ops *ops = en->ops;
     for (int l = 0; l < en->m->w.cfg.n_layers; l++) {
         if (en->k)
-            free(en->k[l]);
+            ops->free(en->k[l]);
         if (en->v)
-            free(en->v[l]);
+            ops->free(en->v[l]);
         if (en->xkv)
-            free(en->xkv[l]);
+            ops->free(en->xkv[l]);
     }
     free(en->k);
     free(en->v);
@@ -105,9 +116,11 @@ void engine_free(mm_engine *en) {
     free(en->q_media);
     free(en->pos);
     free(en->chunk_media);
-    free(en->latents);
-    free(en->x);
-    free(en->work);
+    ops->free(en->latents);
+    ops->free(en->x);
+    ops->free(en->work);
+    ops->free(en->d_logits);
+    ops->free(en->d_ints);
     free(en->logits);
     free(en);
 }
@@ -149,22 +162,30 @@ mm_status engine_add_image(mm_engine *en, const float *pixels, mm_err *e) {
                             scratch);
     en->n_images++;
     en->stats.vision_s += now_s() - t0;
-    return MM_OK;
+    return m->ops->status(e);
 }
 
 // Evaluates positions [p0, p1) of tokens against the cache, writing their keys and values.
 static void eval_rows(mm_engine *en, const int32_t *tokens, const int32_t *q_media, int p0, int p1, int with_images) {
     const mm_model *m = en->m;
     const mm_config *c = &m->w.cfg;
+    const mm_ops *ops = en->ops;
     int T = p1 - p0, D = c->dim, nl = c->perc_latents;
     for (int i = 0; i < T; i++) {
         en->pos[i] = p0 + i;
         en->chunk_media[i] = q_media[p0 + i];
     }
-    m->ops->embed(en->x, tokens + p0, m->w.llm.embed, T, D);
-    int32_t kv_start = 0, kv_len = en->n_images * nl;
+    // The chunk's positions, media indices, ids and the latent range, in the ops' memory.
+    int32_t kv[2] = {0, en->n_images * nl};
+    int32_t *d_pos = en->d_ints, *d_media = d_pos + T, *d_ids = d_media + T, *d_kv = d_ids + T;
+    ops->upload(d_pos, en->pos, sizeof(int32_t) * (size_t)T);
+    ops->upload(d_media, en->chunk_media, sizeof(int32_t) * (size_t)T);
+    ops->upload(d_ids, tokens + p0, sizeof(int32_t) * (size_t)T);
+    ops->upload(d_kv, kv, sizeof kv);
+    ops->embed(en->x, d_ids, m->w.llm.embed, T, D);
+    int kv_len = kv[1];
     uint8_t on = 1;
-    xattn_rows rows = {1, T, en->chunk_media, &kv_start, &kv_len};
+    xattn_rows rows = {1, T, d_media, d_kv, d_kv + 1};
     float *work = en->work + en->saved_floats;
     // The two blocks run one after the other, so their saved sets share the front of work.
     llama_saved_views(&en->ls, en->work, c, T);
@@ -174,12 +195,13 @@ static void eval_rows(mm_engine *en, const int32_t *tokens, const int32_t *q_med
         if (L->xattn && with_images)
             xattn_forward(m, L->xattn, en->x, en->latents, kv_len, &rows, &on, &en->xs, work, en->xkv[l]);
         llama_kv cache = {en->k[l], en->v[l], p0};
-        llama_layer_forward(m, L, en->x, 1, T, en->pos, NULL, &cache, &en->ls, work);
+        llama_layer_forward(m, L, en->x, 1, T, d_pos, NULL, &cache, &en->ls, work);
     }
     if (p1 == en->n) {
         float *h = work;
-        m->ops->rmsnorm(h, en->x + (size_t)(T - 1) * D, m->w.llm.norm, 1, D, c->norm_eps);
-        m->ops->linear(en->logits, h, m->w.llm.lm_head, NULL, 1, D, c->vocab, 0);
+        ops->rmsnorm(h, en->x + (size_t)(T - 1) * D, m->w.llm.norm, 1, D, c->norm_eps);
+        ops->linear(en->d_logits, h, m->w.llm.lm_head, NULL, 1, D, c->vocab, 0);
+        ops->download(en->logits, en->d_logits, sizeof(float) * (size_t)c->vocab);
     }
 }
 
@@ -223,5 +245,5 @@ mm_status engine_eval(mm_engine *en, const int32_t *tokens, int n, const float *
     free(q_media);
     en->stats.eval_s += now_s() - t0;
     *logits = en->logits;
-    return MM_OK;
+    return en->ops->status(e);
 }

@@ -4,6 +4,7 @@
 // The backward (only when the tower has trainable tensors: upstream always freezes it, a model
 // trained from scratch does not) recomputes each block from its saved input.
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model/flamingo.h"
@@ -58,20 +59,30 @@ static void patches(const mm_config *c, float *cols, const float *pixels, int n)
 }
 
 // x[n*T, W] = [class + pos_0; patch embeddings + pos] (before ln_pre); work holds cols and emb.
+// pixels are host memory: the patches are cut on the host and uploaded into the ops' memory.
 static void embed(const mm_model *m, float *x, const float *pixels, int n, float *work) {
     const mm_config *c = &m->w.cfg;
     const clip_weights *v = &m->w.clip;
+    const mm_ops *ops = m->ops;
     int np = n_patches(c), W = c->vis_width, T = np + 1, K = 3 * c->vis_patch * c->vis_patch;
     float *cols = work, *emb = cols + (size_t)n * np * K;
-    patches(c, cols, pixels, n);
-    m->ops->linear(emb, cols, v->patch.w, NULL, n * np, K, W, 0);
+    size_t col_bytes = sizeof(float) * (size_t)n * np * K;
+    float *host_cols = ops->on_device ? malloc(col_bytes) : cols;
+    if (!host_cols)
+        abort(); // n images' patches, a fraction of the planned activations
+    patches(c, host_cols, pixels, n);
+    if (host_cols != cols) {
+        ops->upload(cols, host_cols, col_bytes);
+        free(host_cols);
+    }
+    ops->linear(emb, cols, v->patch.w, NULL, n * np, K, W, 0);
+    // Row 0 the class embedding, rows 1.. the patches; then the positions over all T rows (the same
+    // sums, class + pos and patch + pos, as one add per element).
     for (int i = 0; i < n; i++) {
         float *xi = x + (size_t)i * T * W;
-        for (int d = 0; d < W; d++)
-            xi[d] = v->class_emb[d] + v->pos_emb[d];
-        for (int p = 0; p < np; p++)
-            for (int d = 0; d < W; d++)
-                xi[(size_t)(p + 1) * W + d] = emb[((size_t)i * np + p) * W + d] + v->pos_emb[(size_t)(p + 1) * W + d];
+        ops->copy(xi, v->class_emb, sizeof(float) * (size_t)W);
+        ops->copy(xi + W, emb + (size_t)i * np * W, sizeof(float) * (size_t)np * W);
+        ops->add_scaled(xi, v->pos_emb, 1.0f, (size_t)T * W);
     }
 }
 
@@ -84,7 +95,7 @@ static void block_forward(const mm_model *m, const clip_block *blk, float *x, co
     int N = n * T;
     float *xm = b->x_mid ? b->x_mid : x;
     if (xm != x)
-        memcpy(xm, x, sizeof(float) * (size_t)N * W);
+        ops->copy(xm, x, sizeof(float) * (size_t)N * W);
     ops->layernorm(b->h1, xm, blk->ln1_w, blk->ln1_b, N, W, c->vis_eps);
     linear_forward(ops, b->qkv, b->h1, &blk->qkv, N, lc, b->lora, 0);
     ops->attention(b->att, W, b->qkv, 3 * W, b->qkv + W, b->qkv + 2 * W, 3 * W, NULL, n, T, T, H, Dh,
@@ -94,7 +105,7 @@ static void block_forward(const mm_model *m, const clip_block *blk, float *x, co
     linear_forward(ops, b->f_pre, b->h2, &blk->fc, N, lc, b->lora, 0);
     float *fp = b->f_post ? b->f_post : b->f_pre;
     if (fp != b->f_pre)
-        memcpy(fp, b->f_pre, sizeof(float) * (size_t)N * c->vis_mlp);
+        ops->copy(fp, b->f_pre, sizeof(float) * (size_t)N * c->vis_mlp);
     ops->quick_gelu(fp, (size_t)N * c->vis_mlp);
     if (xm == x)
         linear_forward(ops, x, fp, &blk->proj, N, lc, b->lora, 1);
@@ -110,22 +121,23 @@ void clip_forward(const mm_model *m, float *vis_tokens, const float *pixels, int
     float *x = scratch; // (n*T, W) residual stream
     embed(m, x, pixels, n, x + N * W);
     if (saved)
-        memcpy(saved, x, sizeof(float) * N * W);
+        ops->copy(saved, x, sizeof(float) * N * W);
     ops->layernorm(x, x, v->ln_pre_w, v->ln_pre_b, (int)N, W, c->vis_eps);
     block_bufs b;
     block_layout(&b, x + N * W, c, N, 0);
     b.x_mid = NULL, b.f_post = NULL;
     for (int l = 0; l < c->vis_layers; l++) {
         if (saved)
-            memcpy(saved + (size_t)(l + 1) * N * W, x, sizeof(float) * N * W);
+            ops->copy(saved + (size_t)(l + 1) * N * W, x, sizeof(float) * N * W);
         block_forward(m, &v->blocks[l], x, &b, n, &lc);
     }
     if (saved)
-        memcpy(saved + (size_t)(c->vis_layers + 1) * N * W, x, sizeof(float) * N * W);
+        ops->copy(saved + (size_t)(c->vis_layers + 1) * N * W, x, sizeof(float) * N * W);
     if (c->vis_ln_post)
         ops->layernorm(x, x, v->ln_post_w, v->ln_post_b, (int)N, W, c->vis_eps);
-    for (int i = 0; i < n; i++)
-        memcpy(vis_tokens + (size_t)i * np * W, x + ((size_t)i * T + 1) * W, sizeof(float) * (size_t)np * W);
+    // Each image's patch rows, without its class row.
+    ops->copy_rows(vis_tokens, sizeof(float) * (size_t)np * W, x + W, sizeof(float) * (size_t)T * W,
+                   sizeof(float) * (size_t)np * W, (size_t)n);
 }
 
 size_t clip_saved_floats(const mm_config *c, int n) {

@@ -42,21 +42,24 @@ static size_t acts_layout(mm_acts *a, const mm_config *c, int B, int T, int n_im
     size_t floats[] = {vis, lat, ((size_t)c->n_layers + 1) * BT * c->dim, BT * (size_t)c->vocab,
                        scratch, tr * ((size_t)c->perc_depth + 1) * lat, tr * lat,
                        vision ? clip_saved_floats(c, n_images) : 0, vision ? vis : 0};
-    size_t ints[] = {BT, BT, (size_t)B, (size_t)B};
+    size_t ints[] = {BT, BT, (size_t)B, (size_t)B, BT};
     float **fv[] = {&a->vis_tokens, &a->latents, &a->layer_out, &a->logits, &a->scratch, &a->perc_saved, &a->dlatents,
                     &a->vis_saved, &a->dvis};
-    int32_t **iv[] = {&a->q_media, &a->pos, &a->kv_start, &a->kv_len};
+    int32_t **iv[] = {&a->q_media, &a->pos, &a->kv_start, &a->kv_len, &a->tokens};
     size_t off = 0;
     for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
         if (mem)
             *fv[i] = (float *)(mem + off);
         off += (floats[i] * 4 + 63) / 64 * 64;
     }
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (mem)
             *iv[i] = (int32_t *)(mem + off);
         off += (ints[i] * 4 + 63) / 64 * 64;
     }
+    if (mem)
+        a->key_valid = (uint8_t *)(mem + off);
+    off += (BT + 63) / 64 * 64;
     if (mem) {
         a->B = B, a->T = T, a->n_images = n_images, a->training = training, a->vision = vision;
         a->scratch_floats = scratch;
@@ -65,11 +68,17 @@ static size_t acts_layout(mm_acts *a, const mm_config *c, int B, int T, int n_im
 }
 
 mm_status acts_alloc(mm_acts *a, const mm_config *c, int B, int T, int n_images, int training, mm_err *e) {
+    return acts_alloc_on(a, ops_cpu(), c, B, T, n_images, training, e);
+}
+
+mm_status acts_alloc_on(mm_acts *a, const mm_ops *ops, const mm_config *c, int B, int T, int n_images, int training,
+                        mm_err *e) {
     memset(a, 0, sizeof *a);
     if (B <= 0 || T <= 0 || n_images < 0)
         return mm_errf(e, MM_ERR_ARG, "batch shape B=%d T=%d images=%d is invalid", B, T, n_images);
     size_t total = acts_layout(a, c, B, T, n_images, training, NULL);
-    a->mem = aligned_alloc(64, total);
+    a->ops = ops;
+    a->mem = ops->alloc(total);
     if (!a->mem)
         return mm_errf(e, MM_ERR_NOMEM, "out of memory planning activations (%.1f MB for B=%d T=%d images=%d)",
                        (double)total / 1e6, B, T, n_images);
@@ -91,7 +100,8 @@ mm_status acts_reshape(mm_acts *a, const mm_config *c, int B, int T, int n_image
 }
 
 void acts_free(mm_acts *a) {
-    free(a->mem);
+    if (a->ops)
+        a->ops->free(a->mem);
     memset(a, 0, sizeof *a);
 }
 
@@ -120,25 +130,40 @@ static mm_status check_batch(const mm_config *c, const mm_batch *b, const mm_act
 }
 
 // Per-sequence bookkeeping shared by forward and backward: which sequences have images, where
-// their latents start, each token's media index and rotary position.
-static void plan_batch(const mm_config *c, const mm_batch *b, mm_acts *a, uint8_t *seq_on, int32_t *media_index) {
+// their latents start, each token's media index and rotary position. Computed on the host (in
+// stage: q_media [BT], pos [BT], kv_start [B], kv_len [B]) and uploaded with the batch's ids and
+// mask into the activations, which may live in a device's memory.
+static void plan_batch(const mm_ops *ops, const mm_config *c, const mm_batch *b, mm_acts *a, uint8_t *seq_on,
+                       int32_t *media_index, int32_t *stage) {
     int B = b->B, T = b->T, nl = c->perc_latents;
+    size_t BT = (size_t)B * T;
+    int32_t *q_media = stage, *pos = q_media + BT, *kv_start = pos + BT, *kv_len = kv_start + B;
     for (int s = 0, img = 0; s < B; s++) {
         seq_on[s] = b->images_per_seq[s] > 0;
-        a->kv_start[s] = img * nl;
-        a->kv_len[s] = b->images_per_seq[s] * nl;
+        kv_start[s] = img * nl;
+        kv_len[s] = b->images_per_seq[s] * nl;
         for (int j = 0; j < b->images_per_seq[s]; j++)
             media_index[img++] = j;
     }
-    media_index_compute(a->q_media, b->tokens, B, T, c->media_id, c->media_rule, b->images_per_seq);
+    media_index_compute(q_media, b->tokens, B, T, c->media_id, c->media_rule, b->images_per_seq);
     // Positions as HF computes them with an attention mask: cumsum(mask) - 1, and 1 at padding.
     for (int s = 0; s < B; s++)
         for (int i = 0, p = 0; i < T; i++) {
             int valid = !b->attn_mask || b->attn_mask[(size_t)s * T + i];
-            a->pos[(size_t)s * T + i] = valid ? p : 1;
+            pos[(size_t)s * T + i] = valid ? p : 1;
             p += valid;
         }
+    ops->upload(a->q_media, q_media, sizeof(int32_t) * BT);
+    ops->upload(a->pos, pos, sizeof(int32_t) * BT);
+    ops->upload(a->kv_start, kv_start, sizeof(int32_t) * (size_t)B);
+    ops->upload(a->kv_len, kv_len, sizeof(int32_t) * (size_t)B);
+    ops->upload(a->tokens, b->tokens, sizeof(int32_t) * BT);
+    if (b->attn_mask)
+        ops->upload(a->key_valid, b->attn_mask, BT);
 }
+
+// The self-attention's padding mask in the activations' memory, or NULL when the batch has none.
+static const uint8_t *key_valid_of(const mm_batch *b, const mm_acts *a) { return b->attn_mask ? a->key_valid : NULL; }
 
 // One Flamingo layer (gated block, then LLaMA layer) in place on x, keeping intermediates in the
 // given saved sets.
@@ -148,7 +173,7 @@ static void flamingo_layer_forward(const mm_model *m, int l, float *x, const mm_
     xattn_rows rows = {b->B, b->T, a->q_media, a->kv_start, a->kv_len};
     if (L->xattn && b->n_images)
         xattn_forward(m, L->xattn, x, a->latents, b->n_images * m->w.cfg.perc_latents, &rows, seq_on, xs, work, NULL);
-    llama_layer_forward(m, L, x, b->B, b->T, a->pos, b->attn_mask, NULL, ls, work);
+    llama_layer_forward(m, L, x, b->B, b->T, a->pos, key_valid_of(b, a), NULL, ls, work);
 }
 
 typedef struct {
@@ -190,26 +215,34 @@ static void layer_bufs_select(layer_bufs *lb, const mm_config *c, int l) {
 typedef struct {
     uint8_t *seq_on;       // [B] sequence has images
     int32_t *media_index;  // [n_images] each image's index within its sequence
+    int32_t *stage;        // host staging of plan_batch's arrays (2 BT + 2 B)
 } batch_plan;
 
 static void batch_plan_free(batch_plan *p) {
     free(p->seq_on);
     free(p->media_index);
+    free(p->stage);
 }
 
 static mm_status forward_common(const mm_model *m, const mm_batch *b, mm_acts *a, batch_plan *bp, layer_bufs *lb,
                                 mm_err *e) {
     const mm_config *c = &m->w.cfg;
+    const mm_ops *ops = m->ops;
+    memset(bp, 0, sizeof *bp);
     MM_TRY(check_batch(c, b, a, e));
+    if (a->ops->on_device != ops->on_device)
+        return mm_errf(e, MM_ERR_ARG, "the activations were planned for the %s backend but the model runs on %s",
+                       a->ops->name, ops->name);
     int BT = b->B * b->T, D = c->dim, nl = c->perc_latents;
     bp->seq_on = calloc((size_t)b->B, 1);
     bp->media_index = malloc(sizeof(int32_t) * (size_t)(b->n_images ? b->n_images : 1));
-    if (!bp->seq_on || !bp->media_index) {
+    bp->stage = malloc(sizeof(int32_t) * (2 * (size_t)BT + 2 * (size_t)b->B));
+    if (!bp->seq_on || !bp->media_index || !bp->stage) {
         batch_plan_free(bp);
         return mm_errf(e, MM_ERR_NOMEM, "out of memory");
     }
     uint8_t *seq_on = bp->seq_on;
-    plan_batch(c, b, a, seq_on, bp->media_index);
+    plan_batch(ops, c, b, a, seq_on, bp->media_index, bp->stage);
     if (b->n_images) {
         clip_forward(m, a->vis_tokens, b->pixels, b->n_images, a->vision ? a->vis_saved : NULL, a->scratch);
         perceiver_forward(m, a->latents, a->vis_tokens, bp->media_index, b->n_images, a->training ? a->perc_saved : NULL,
@@ -217,10 +250,10 @@ static mm_status forward_common(const mm_model *m, const mm_batch *b, mm_acts *a
     }
     layer_bufs_plan(lb, c, a->scratch, BT, b->n_images * nl, a->training);
     float *x = a->layer_out;
-    m->ops->embed(x, b->tokens, m->w.llm.embed, BT, D);
+    ops->embed(x, a->tokens, m->w.llm.embed, BT, D);
     for (int l = 0; l < c->n_layers; l++) {
         float *next = x + (size_t)BT * D;
-        memcpy(next, x, sizeof(float) * (size_t)BT * D);
+        ops->copy(next, x, sizeof(float) * (size_t)BT * D);
         layer_bufs_select(lb, c, l);
         flamingo_layer_forward(m, l, next, b, a, seq_on, &lb->xs, &lb->ls, lb->work);
         x = next;
@@ -236,7 +269,7 @@ mm_status flamingo_forward(const mm_model *m, const mm_batch *b, mm_acts *a, mm_
     layer_bufs lb;
     MM_TRY(forward_common(m, b, a, &bp, &lb, e));
     batch_plan_free(&bp);
-    return MM_OK;
+    return m->ops->status(e); // a device's failures surface here, not inside its asynchronous ops
 }
 
 long flamingo_count_targets(const int32_t *labels, int B, int T) {
@@ -273,11 +306,14 @@ mm_status flamingo_loss(const mm_model *m, const mm_batch *b, const int32_t *lab
     batch_plan bp;
     layer_bufs lb;
     MM_TRY(forward_common(m, b, a, &bp, &lb, e));
-    batch_plan_free(&bp);
-    int32_t *target = a->pos; // positions are no longer needed once the logits exist
+    // Positions are no longer needed once the logits exist: the targets take their place (staged
+    // on the host, where plan_batch kept them, then uploaded).
+    int32_t *target = bp.stage + (size_t)b->B * b->T;
     *n_tokens = shift_targets(target, labels, b->B, b->T);
-    *loss_sum = m->ops->cross_entropy(a->logits, target, b->B * b->T, m->w.cfg.vocab, 0.0f);
-    return MM_OK;
+    m->ops->upload(a->pos, target, sizeof(int32_t) * (size_t)b->B * b->T);
+    *loss_sum = m->ops->cross_entropy(a->logits, a->pos, b->B * b->T, m->w.cfg.vocab, 0.0f);
+    batch_plan_free(&bp);
+    return m->ops->status(e);
 }
 
 mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int32_t *labels, mm_acts *a,
@@ -286,6 +322,11 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
     const mm_ops *ops = m->ops;
     if (!a->training)
         return mm_errf(e, MM_ERR_ARG, "activations were planned for inference; plan them for training");
+    // The backward still reads activations on the host (gate gradients, LoRA dropout, the vision
+    // stages): training runs on host backends only until those become ops.
+    if (ops->on_device)
+        return mm_errf(e, MM_ERR_UNSUPPORTED, "training on the %s backend is not available yet (use --device cpu)",
+                       ops->name);
     if (m->w.vision_trains && b->n_images && !a->vision)
         return mm_errf(e, MM_ERR_ARG, "the vision tower has trainable tensors: plan the activations with MM_ACTS_VISION");
     int B = b->B, T = b->T, BT = B * T, D = c->dim;
@@ -313,17 +354,17 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
     int vis_trains = m->w.vision_trains && b->n_images;
     float *dlat = (m->w.perceiver_trains || vis_trains) && b->n_images ? a->dlatents : NULL;
     if (dlat)
-        memset(dlat, 0, sizeof(float) * (size_t)b->n_images * c->perc_latents * c->vis_width);
+        ops->zero(dlat, sizeof(float) * (size_t)b->n_images * c->perc_latents * c->vis_width);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const llama_layer *L = &m->w.llm.layers[l];
         layer_bufs_select(&lb, c, l);
         if (!lb.keep) {
             // Recompute this layer's intermediates from its saved input, then go back through it.
             float *x = lb.work;
-            memcpy(x, a->layer_out + (size_t)l * BT * D, sizeof(float) * (size_t)BT * D);
+            ops->copy(x, a->layer_out + (size_t)l * BT * D, sizeof(float) * (size_t)BT * D);
             flamingo_layer_forward(m, l, x, b, a, bp.seq_on, &lb.xs, &lb.ls, lb.work + (size_t)BT * D);
         }
-        llama_layer_backward(m, L, lb.dx, B, T, a->pos, b->attn_mask, &lb.ls, grads, lb.work);
+        llama_layer_backward(m, L, lb.dx, B, T, a->pos, key_valid_of(b, a), &lb.ls, grads, lb.work);
         xattn_rows rows = {B, T, a->q_media, a->kv_start, a->kv_len};
         if (L->xattn && b->n_images)
             xattn_backward(m, L->xattn, lb.dx, dlat, a->latents, b->n_images * c->perc_latents, &rows, bp.seq_on, &lb.xs,
@@ -331,7 +372,7 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
     }
     float *dembed = param_grad(&lc, m->w.llm.embed.data);
     if (dembed)
-        ops->embed_backward(dembed, b->tokens, lb.dx, BT, D);
+        ops->embed_backward(dembed, a->tokens, lb.dx, BT, D);
     // The layer buffers are done with; the perceiver's backward re-uses the scratch.
     if (dlat)
         perceiver_backward(m, dlat, a->vis_tokens, bp.media_index, b->n_images, a->perc_saved, grads,

@@ -20,6 +20,13 @@ typedef struct {
         float p;
         uint64_t seed;
     } dropout;
+    // The weights' copies in a device backend's memory (model_to_device), or NULL: every view then
+    // points into them, and the LoRA context's trainable range is dev.trainable.
+    struct {
+        void *frozen;
+        float *trainable;
+        void **host; // [n_params] each view's host pointer, restored by model_device_release
+    } dev;
 } mm_model;
 
 typedef struct {
@@ -36,7 +43,8 @@ typedef struct {
 static inline mm_lora_ctx model_lora_ctx(const mm_model *m, float *grads) {
     const mm_config *c = &m->w.cfg;
     return (mm_lora_ctx){.r = c->lora_r, .scale = c->lora_r ? c->lora_alpha / (float)c->lora_r : 0.0f,
-                         .dropout = m->dropout.p, .seed = m->dropout.seed, .params = m->w.trainable,
+                         .dropout = m->dropout.p, .seed = m->dropout.seed,
+                         .params = m->dev.trainable ? m->dev.trainable : m->w.trainable,
                          .n_params = m->w.n_trainable, .grads = grads};
 }
 
@@ -67,8 +75,15 @@ mm_status model_load_config(mm_model *m, const char *path, const mm_config *cfg,
 // final dtype are used in place from the copy-on-write mapping, so start-up does not grow with them.
 mm_status model_load_gguf(mm_model *m, const char *path, const mm_load_opts *opts, mm_err *e);
 void model_free(mm_model *m);
+// Moves the weights into ops' memory (a device backend; nothing moves for a host one) and makes ops
+// the model's backend. Frozen matrices must be f32, f16 or bf16 there. The host copies stay (the
+// model writers read them); model_free releases both.
+mm_status model_to_device(mm_model *m, const mm_ops *ops, mm_err *e);
+// Releases the device copies (model_free calls it) and points the views back at the host weights.
+void model_device_release(mm_model *m);
 
-// A batch: B sequences of T tokens (pad as needed), and the images of all sequences in order.
+// A batch: B sequences of T tokens (pad as needed), and the images of all sequences in order. All in
+// host memory, whatever the backend: the forward uploads what the ops need.
 typedef struct {
     int B, T;
     const int32_t *tokens;          // [B, T]
@@ -95,10 +110,13 @@ typedef struct {
     int32_t *q_media;    // (B*T): image index each token attends (media rule), 0 none, -1 all
     int32_t *pos;        // (B*T): rotary positions
     int32_t *kv_start, *kv_len; // (B): latent rows of each sequence
+    int32_t *tokens;     // (B*T): the batch's ids, in the ops' memory (embedding lookups)
+    uint8_t *key_valid;  // (B*T): the batch's attention mask, in the ops' memory
     float *scratch;      // per-stage work buffers, sized to the largest stage (and the backward's)
     size_t scratch_floats;
     int training;        // an mm_acts_mode (without the flag)
     int vision;          // MM_ACTS_VISION was given
+    const mm_ops *ops;   // whose memory mem is (acts_alloc: the CPU's)
 } mm_acts;
 
 typedef enum {
@@ -110,6 +128,9 @@ typedef enum {
 
 // Plans and allocates the activations for a batch shape; training is an mm_acts_mode.
 mm_status acts_alloc(mm_acts *a, const mm_config *cfg, int B, int T, int n_images, int training, mm_err *e);
+// Same in ops' memory (a device backend's for a model moved there by model_to_device).
+mm_status acts_alloc_on(mm_acts *a, const mm_ops *ops, const mm_config *cfg, int B, int T, int n_images, int training,
+                        mm_err *e);
 // Re-plans planned activations for a smaller or equal batch shape (no allocation).
 mm_status acts_reshape(mm_acts *a, const mm_config *cfg, int B, int T, int n_images, mm_err *e);
 void acts_free(mm_acts *a);

@@ -71,6 +71,13 @@ static void gated_add(const mm_ops *ops, float *x, const float *y, float gate, c
             ops->add_scaled(x + (size_t)b * T * D, y + (size_t)b * T * D, gate, (size_t)T * D);
 }
 
+// tanh of a gate, read from the weights' memory (a device's: one small download per block).
+static float gate_tanh(const mm_ops *ops, const float *gate) {
+    float g;
+    ops->download(&g, gate, sizeof g);
+    return tanhf(g);
+}
+
 static mm_attn_mask media_mask(const xattn_rows *a, const mm_config *c) {
     return (mm_attn_mask){.q_media = a->q_media, .kv_start = a->kv_start, .kv_len = a->kv_len, .media_len = c->perc_latents};
 }
@@ -101,7 +108,7 @@ void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const fl
     int ffd = D * c->xattn_ff_mult;
     mm_lora_ctx lc = model_lora_ctx(m, NULL);
     float *y = work, *lw = y + (size_t)BT * D;
-    memcpy(sv->x_in, x, sizeof(float) * (size_t)BT * D);
+    ops->copy(sv->x_in, x, sizeof(float) * (size_t)BT * D);
     ops->layernorm(sv->xn, x, g->norm_w, g->norm_b, BT, D, c->xattn_eps);
     linear_forward(ops, sv->q, sv->xn, &g->to_q, BT, &lc, lw, 0);
     const float *kv = kv_cached;
@@ -112,14 +119,14 @@ void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const fl
     mm_attn_mask mask = media_mask(a, c);
     ops->attention(sv->att, inner, sv->q, inner, kv, kv + inner, 2 * inner, &mask, B, T, 0, H, Dh, 1.0f / sqrtf((float)Dh));
     linear_forward(ops, y, sv->att, &g->to_out, BT, &lc, lw, 0);
-    gated_add(ops, x, y, tanhf(g->attn_gate[0]), seq_on, B, T, D);
-    memcpy(sv->x_mid, x, sizeof(float) * (size_t)BT * D);
+    gated_add(ops, x, y, gate_tanh(ops, g->attn_gate), seq_on, B, T, D);
+    ops->copy(sv->x_mid, x, sizeof(float) * (size_t)BT * D);
     ops->layernorm(sv->hn, x, g->ff_ln_w, g->ff_ln_b, BT, D, c->xattn_eps);
     linear_forward(ops, sv->f_pre, sv->hn, &g->ff1, BT, &lc, lw, 0);
-    memcpy(sv->f_post, sv->f_pre, sizeof(float) * (size_t)BT * ffd);
+    ops->copy(sv->f_post, sv->f_pre, sizeof(float) * (size_t)BT * ffd);
     ops->gelu(sv->f_post, (size_t)BT * ffd);
     linear_forward(ops, y, sv->f_post, &g->ff2, BT, &lc, lw, 0);
-    gated_add(ops, x, y, tanhf(g->ff_gate[0]), seq_on, B, T, D);
+    gated_add(ops, x, y, gate_tanh(ops, g->ff_gate), seq_on, B, T, D);
 }
 
 void xattn_backward(const mm_model *m, const xattn_weights *g, float *dx, float *dlatents, const float *latents,

@@ -26,7 +26,7 @@ void llama_layer_forward(const mm_model *m, const llama_layer *L, float *x, int 
     const mm_ops *ops = m->ops;
     int BT = B * T, D = c->dim, H = c->n_heads, Dh = D / H, F = c->ffn;
     mm_lora_ctx lc = model_lora_ctx(m, NULL);
-    memcpy(sv->x_in, x, sizeof(float) * (size_t)BT * D);
+    ops->copy(sv->x_in, x, sizeof(float) * (size_t)BT * D);
     ops->rmsnorm(sv->h1, x, L->in_norm, BT, D, c->norm_eps);
     linear_forward(ops, sv->q, sv->h1, &L->q, BT, &lc, work, 0);
     linear_forward(ops, sv->k, sv->h1, &L->k, BT, &lc, work, 0);
@@ -35,8 +35,8 @@ void llama_layer_forward(const mm_model *m, const llama_layer *L, float *x, int 
     ops->rope(sv->k, D, pos, BT, H, Dh, c->rope_theta, 0);
     mm_attn_mask mask = {.causal = 1, .key_valid = key_valid};
     if (cache) {
-        memcpy(cache->k + (size_t)cache->pos0 * D, sv->k, sizeof(float) * (size_t)T * D);
-        memcpy(cache->v + (size_t)cache->pos0 * D, sv->v, sizeof(float) * (size_t)T * D);
+        ops->copy(cache->k + (size_t)cache->pos0 * D, sv->k, sizeof(float) * (size_t)T * D);
+        ops->copy(cache->v + (size_t)cache->pos0 * D, sv->v, sizeof(float) * (size_t)T * D);
         mask.q_offset = cache->pos0;
         ops->attention(sv->att, D, sv->q, D, cache->k, cache->v, D, &mask, 1, T, cache->pos0 + T, H, Dh,
                        1.0f / sqrtf((float)Dh));
@@ -44,7 +44,7 @@ void llama_layer_forward(const mm_model *m, const llama_layer *L, float *x, int 
         ops->attention(sv->att, D, sv->q, D, sv->k, sv->v, D, &mask, B, T, T, H, Dh, 1.0f / sqrtf((float)Dh));
     }
     linear_forward(ops, x, sv->att, &L->o, BT, &lc, work, 1);
-    memcpy(sv->x_mid, x, sizeof(float) * (size_t)BT * D);
+    ops->copy(sv->x_mid, x, sizeof(float) * (size_t)BT * D);
     ops->rmsnorm(sv->h2, x, L->post_norm, BT, D, c->norm_eps);
     linear_forward(ops, sv->g, sv->h2, &L->gate, BT, &lc, work, 0);
     linear_forward(ops, sv->u, sv->h2, &L->up, BT, &lc, work, 0);

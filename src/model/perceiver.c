@@ -58,20 +58,21 @@ static size_t perc_layout(perc_bufs *b, float *p, const mm_config *c, int n, int
 size_t perceiver_scratch_floats(const mm_config *c, int n) { return perc_layout(&(perc_bufs){0}, NULL, c, n, 0); }
 
 // x = media tokens + frame embedding 0 + each image's media-time embedding (single-frame images).
+// media_index is host memory (it picks rows); the adds go through the ops, one per token row, in the
+// order the sums were always taken (frame, then media time).
 static void media_input(const mm_model *m, float *x, const float *vis_tokens, const int32_t *media_index, int n) {
     const perceiver_weights *p = &m->w.perc;
+    const mm_ops *ops = m->ops;
     int np = n_patches(&m->w.cfg), D = m->w.cfg.vis_width;
-    memcpy(x, vis_tokens, sizeof(float) * (size_t)n * np * D);
-    for (int i = 0; i < n; i++) {
-        float *xi = x + (size_t)i * np * D;
-        for (int t = 0; t < np; t++)
-            for (int d = 0; d < D; d++) {
-                if (p->frame_embs)
-                    xi[(size_t)t * D + d] += p->frame_embs[d];
-                if (p->media_time_embs)
-                    xi[(size_t)t * D + d] += p->media_time_embs[(size_t)media_index[i] * D + d];
-            }
-    }
+    ops->copy(x, vis_tokens, sizeof(float) * (size_t)n * np * D);
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < np; t++) {
+            float *row = x + ((size_t)i * np + t) * D;
+            if (p->frame_embs)
+                ops->add_scaled(row, p->frame_embs, 1.0f, (size_t)D);
+            if (p->media_time_embs)
+                ops->add_scaled(row, p->media_time_embs + (size_t)media_index[i] * D, 1.0f, (size_t)D);
+        }
 }
 
 // One layer from b->lat (and b->x); with update, lat_mid += FF(lat_mid) gives the layer's output.
@@ -86,19 +87,19 @@ static void layer_forward(const mm_model *m, const perceiver_layer *L, const per
     linear_forward(ops, b->q, b->ln, &L->to_q, NL, lc, b->lora, 0);
     // Keys and values come from the image's tokens followed by its latents (np + nl rows per image).
     for (int i = 0; i < n; i++) {
-        memcpy(b->kvin + (size_t)i * (np + nl) * D, b->xn + (size_t)i * np * D, sizeof(float) * (size_t)np * D);
-        memcpy(b->kvin + ((size_t)i * (np + nl) + np) * D, b->ln + (size_t)i * nl * D, sizeof(float) * (size_t)nl * D);
+        ops->copy(b->kvin + (size_t)i * (np + nl) * D, b->xn + (size_t)i * np * D, sizeof(float) * (size_t)np * D);
+        ops->copy(b->kvin + ((size_t)i * (np + nl) + np) * D, b->ln + (size_t)i * nl * D, sizeof(float) * (size_t)nl * D);
     }
     linear_forward(ops, b->kv, b->kvin, &L->to_kv, NK, lc, b->lora, 0);
     ops->attention(b->att, inner, b->q, inner, b->kv, b->kv + inner, 2 * inner, NULL, n, nl, np + nl, H, Dh,
                    1.0f / sqrtf((float)Dh));
     if (b->lat_mid != b->lat)
-        memcpy(b->lat_mid, b->lat, sizeof(float) * (size_t)NL * D);
+        ops->copy(b->lat_mid, b->lat, sizeof(float) * (size_t)NL * D);
     linear_forward(ops, b->lat_mid, b->att, &L->to_out, NL, lc, b->lora, 1);
     ops->layernorm(b->ln2, b->lat_mid, L->ff_ln_w, L->ff_ln_b, NL, D, c->perc_eps);
     linear_forward(ops, b->f_pre, b->ln2, &L->ff1, NL, lc, b->lora, 0);
     if (b->f_post != b->f_pre)
-        memcpy(b->f_post, b->f_pre, sizeof(float) * (size_t)NL * ff);
+        ops->copy(b->f_post, b->f_pre, sizeof(float) * (size_t)NL * ff);
     ops->gelu(b->f_post, (size_t)NL * ff);
     if (update)
         linear_forward(ops, b->lat_mid, b->f_post, &L->ff2, NL, lc, b->lora, 1);
@@ -114,14 +115,14 @@ void perceiver_forward(const mm_model *m, float *out, const float *vis_tokens, c
     mm_lora_ctx lc = model_lora_ctx(m, NULL);
     media_input(m, b.x, vis_tokens, media_index, n);
     for (int i = 0; i < n; i++)
-        memcpy(b.lat + (size_t)i * c->perc_latents * D, p->latents, sizeof(float) * (size_t)c->perc_latents * D);
+        m->ops->copy(b.lat + (size_t)i * c->perc_latents * D, p->latents, sizeof(float) * (size_t)c->perc_latents * D);
     for (int l = 0; l < c->perc_depth; l++) {
         if (saved)
-            memcpy(saved + (size_t)l * NL * D, b.lat, sizeof(float) * NL * D);
+            m->ops->copy(saved + (size_t)l * NL * D, b.lat, sizeof(float) * NL * D);
         layer_forward(m, &p->layers[l], &b, n, &lc, 1);
     }
     if (saved)
-        memcpy(saved + (size_t)c->perc_depth * NL * D, b.lat, sizeof(float) * NL * D);
+        m->ops->copy(saved + (size_t)c->perc_depth * NL * D, b.lat, sizeof(float) * NL * D);
     m->ops->layernorm(out, b.lat, p->norm_w, p->norm_b, (int)NL, (int)D, c->perc_eps);
 }
 
