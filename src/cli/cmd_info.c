@@ -9,6 +9,7 @@
 
 #include "base/str.h"
 #include "cli/commands.h"
+#include "cli/inputs.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "io/torch_pt.h"
@@ -49,6 +50,7 @@ static int info_file(const char *path) {
         }
         for (int i = 0; i < g.n_tensors; i++)
             print_tensor(g.tensors[i].name, g.tensors[i].dtype, g.tensors[i].ndim, g.tensors[i].shape, "");
+        cli_print_bits(&g);
         gguf_close(&g);
         return 0;
     }

@@ -22,22 +22,6 @@ static const char *usage_text =
     "  vision tower stays f16 unless --quantize-vision; norms, biases, gates, latents and the patch embedding\n"
     "  are never quantized.\n";
 
-// Bits per weight of the matrices of a GGUF file (2-D and larger tensors), and its total size.
-static void print_bits(const char *path) {
-    mm_gguf g;
-    mm_err e = {0};
-    if (gguf_open(&g, path, &e) != MM_OK)
-        return;
-    double bytes = 0, n = 0, all = 0;
-    for (int i = 0; i < g.n_tensors; i++) {
-        all += (double)g.tensors[i].nbytes;
-        if (g.tensors[i].ndim >= 2)
-            bytes += (double)g.tensors[i].nbytes, n += (double)g.tensors[i].numel;
-    }
-    printf("matrices: %.3f bits per weight; tensors: %.1f MB\n", n > 0 ? 8 * bytes / n : 0.0, all / 1e6);
-    gguf_close(&g);
-}
-
 int cmd_quantize(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *type = NULL, *adapter = NULL;
     int vision = 0;
@@ -91,6 +75,10 @@ int cmd_quantize(int argc, char **argv) {
     if (s != MM_OK)
         return cli_fail(&e);
     printf("wrote %s (%s%s)\n", out, q.name, merged ? ", adapters merged" : "");
-    print_bits(out);
+    mm_gguf g;
+    if (gguf_open(&g, out, &e) == MM_OK) {
+        cli_print_bits(&g);
+        gguf_close(&g);
+    }
     return 0;
 }

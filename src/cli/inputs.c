@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/gguf.h"
 #include "io/npy.h"
 #include "text/tokenizer.h"
 #include "vision/image.h"
@@ -130,6 +131,24 @@ void cli_progress_bar(void *user, size_t done, size_t total) {
             (double)total / 1e9);
     if (done == total)
         fputc('\n', stderr);
+}
+
+void cli_print_bits(const mm_gguf *g) {
+    double bytes = 0, n = 0, all = 0;
+    int count[MM_DTYPE_COUNT] = {0};
+    for (int i = 0; i < g->n_tensors; i++) {
+        all += (double)g->tensors[i].nbytes;
+        if (g->tensors[i].ndim >= 2) {
+            bytes += (double)g->tensors[i].nbytes, n += (double)g->tensors[i].numel;
+            count[g->tensors[i].dtype]++;
+        }
+    }
+    char types[256] = "";
+    for (int t = 0; t < MM_DTYPE_COUNT; t++)
+        if (count[t])
+            snprintf(types + strlen(types), sizeof types - strlen(types), "%s%s x%d", types[0] ? ", " : "",
+                     mm_dtype_name((mm_dtype)t), count[t]);
+    printf("matrices: %.3f bits per weight (%s); tensors: %.1f MB\n", n > 0 ? 8 * bytes / n : 0.0, types, all / 1e6);
 }
 
 // Finds the tokenizer file: the explicit path, else MODEL_DIR/tokenizer.model or tokenizer.json, or

@@ -36,6 +36,10 @@ typedef struct {
     const char *label;
 } cli_progress;
 void cli_progress_bar(void *user, size_t done, size_t total);
+struct mm_gguf_file;
+// Prints "matrices: B bits per weight (T), tensors: N MB" for a GGUF file: the bytes of its 2-D and larger
+// tensors over their element count, and the types they are stored in.
+void cli_print_bits(const struct mm_gguf_file *g);
 typedef struct mm_tokenizer mm_tokenizer;
 // Loads tokenizer_path, else MODEL_DIR/tokenizer.model, else MODEL_DIR/tokenizer.json.
 mm_status cli_load_tokenizer(const char *model_dir, const char *tokenizer_path, mm_tokenizer **tok, mm_err *e);

@@ -1,0 +1,315 @@
+// Block quantization (Q8_0, Q4_0, Q4_K, Q6_K) against the independent numpy reference
+// (tests/ref/quant_ref.py): our quantizer gives its bytes exactly and the format's decoding its floats
+// exactly; the row kernels of every SIMD level against the exact dot of the decoded rows; the linear
+// op on quantized weights (decode and prompt paths) against f32 weights; a quantized model against the
+// same file dequantized at load; and the demo model quantized against its f32 self (top-1 agreement
+// and KL of the next-token distributions over text-and-image prompts: the accuracy floors).
+#include "base/dtype.h"
+#include "base/quant.h"
+#include "base/rng.h"
+#include "io/npy.h"
+#include "io/safetensors.h"
+#include "kernels/cpu/simd.h"
+#include "kernels/ops.h"
+#include "testutil.h"
+
+static const mm_dtype types[] = {MM_Q8_0, MM_Q4_0, MM_Q4_K, MM_Q6_K};
+#define NTYPES (int)(sizeof types / sizeof types[0])
+
+static const void *tensor(mm_st *st, const char *name, mm_dtype dt, int64_t *rows, int64_t *cols) {
+    const mm_st_tensor *t = st_find(st, name);
+    assert_non_null(t);
+    assert_int_equal(t->dtype, dt);
+    assert_int_equal(t->ndim, 2);
+    *rows = t->shape[0], *cols = t->shape[1];
+    return t->data;
+}
+
+static void test_reference_bytes(void **state) {
+    (void)state;
+    mm_st st;
+    mm_err e = {0};
+    assert_ok(st_open(&st, "tests/fixtures/quant/quant.safetensors", &e), &e);
+    int64_t R, N, r2, c2;
+    const void *xs = tensor(&st, "x", MM_F32, &R, &N);
+    float *x = malloc(sizeof(float) * (size_t)(R * N)), *y = malloc(sizeof(float) * (size_t)(R * N));
+    memcpy(x, xs, sizeof(float) * (size_t)(R * N)); // safetensors data need not be aligned
+    for (int ti = 0; ti < NTYPES; ti++) {
+        mm_dtype t = types[ti];
+        char name[32];
+        snprintf(name, sizeof name, "%s.blocks", mm_dtype_name(t));
+        const uint8_t *want = tensor(&st, name, MM_U8, &r2, &c2);
+        assert_int_equal(r2, R);
+        assert_int_equal((size_t)c2, mm_dtype_nbytes(t, (size_t)N));
+        snprintf(name, sizeof name, "%s.y", mm_dtype_name(t));
+        int64_t yr, yc;
+        const uint8_t *ywant = tensor(&st, name, MM_F32, &yr, &yc);
+        assert_true(yr == R && yc == N);
+        uint8_t *got = malloc((size_t)c2 * (size_t)R + 1);
+        int bad_bytes = 0, bad_floats = 0;
+        for (int64_t r = 0; r < R; r++) {
+            assert_int_equal(mm_convert_from_f32(got + r * c2, t, x + r * N, (size_t)N), 0);
+            assert_int_equal(mm_convert_to_f32(y + r * N, want + r * c2, t, (size_t)N), 0);
+        }
+        for (int64_t i = 0; i < R * c2; i++)
+            bad_bytes += got[i] != want[i];
+        bad_floats = memcmp(y, ywant, sizeof(float) * (size_t)(R * N)) != 0;
+        printf("mmgpt-test: %-5s %d rows of %d: %d bytes differ from the reference, decoding %s\n", mm_dtype_name(t),
+               (int)R, (int)N, bad_bytes, bad_floats ? "DIFFERS" : "equal");
+        assert_int_equal(bad_bytes, 0);
+        assert_int_equal(bad_floats, 0);
+        free(got);
+    }
+    // Not whole blocks: refused, not truncated.
+    assert_int_equal(mm_convert_from_f32(y, MM_Q4_K, x, 100), -1);
+    assert_int_equal(mm_convert_to_f32(y, xs, MM_Q8_0, 33), -1);
+    free(x), free(y);
+    st_close(&st);
+}
+
+// Quantization error on weight-like (Gaussian) rows, relative to their RMS: what each format costs.
+static void test_error_by_type(void **state) {
+    (void)state;
+    static const double bound[] = {0.01, 0.12, 0.10, 0.03}; // Q8_0, Q4_0, Q4_K, Q6_K
+    int n = 4096;
+    float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+    void *b = malloc(mm_dtype_nbytes(MM_Q8_0, (size_t)n));
+    mm_rng r;
+    rng_seed(&r, 5);
+    for (int i = 0; i < n; i += 2) {
+        float u = rng_uniform(&r) + 1e-7f, v = rng_uniform(&r);
+        x[i] = sqrtf(-2 * logf(u)) * cosf(6.2831853f * v) * 0.02f;
+        x[i + 1] = sqrtf(-2 * logf(u)) * sinf(6.2831853f * v) * 0.02f;
+    }
+    for (int ti = 0; ti < NTYPES; ti++) {
+        mm_convert_from_f32(b, types[ti], x, (size_t)n);
+        mm_convert_to_f32(y, b, types[ti], (size_t)n);
+        double se = 0, ss = 0;
+        for (int i = 0; i < n; i++)
+            se += (double)(y[i] - x[i]) * (y[i] - x[i]), ss += (double)x[i] * x[i];
+        double rel = sqrt(se / ss);
+        printf("mmgpt-test: %-5s %.3f bits/weight, relative RMS error %.4f (bound %.3f)\n", mm_dtype_name(types[ti]),
+               8.0 * (double)mm_dtype_nbytes(types[ti], (size_t)n) / n, rel, bound[ti]);
+        assert_true(rel < bound[ti]);
+    }
+    free(x), free(y), free(b);
+}
+
+static int within(double got, double want, double mag, int n) {
+    return fabs(got - want) <= 4.0 * (n + 1) * 1.19e-7 * mag + 1e-30;
+}
+
+// Every level's quantized dot kernels against the exact dot of the decoded rows (rows start at an odd
+// address: kernels must not assume alignment).
+static void check_dots(const cpu_kernels *kt) {
+    static const int lengths[] = {256, 512, 4096};
+    mm_rng r;
+    rng_seed(&r, 9);
+    int maxn = 4096, bad = 0;
+    float *w = malloc(sizeof(float) * maxn), *x = malloc(sizeof(float) * maxn), *wq = malloc(sizeof(float) * maxn);
+    char *blocks = malloc(mm_dtype_nbytes(MM_Q8_0, (size_t)maxn) + 1);
+    for (int ti = 0; ti < NTYPES; ti++)
+        for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+            int n = lengths[li];
+            for (int k = 0; k < n; k++)
+                w[k] = (rng_uniform(&r) * 2 - 1) * (k % 97 == 0 ? 4.0f : 0.1f), x[k] = rng_uniform(&r) * 4 - 2;
+            mm_convert_from_f32(blocks + 1, types[ti], w, (size_t)n);
+            mm_convert_to_f32(wq, blocks + 1, types[ti], (size_t)n);
+            double want = 0, mag = 0;
+            for (int k = 0; k < n; k++)
+                want += (double)wq[k] * x[k], mag += fabs((double)wq[k] * x[k]);
+            float got = kt->dot[types[ti]](blocks + 1, x, n);
+            if (!within(got, want, mag, n)) {
+                printf("mmgpt-test: %s dot %s n=%d got %.9g want %.9g\n", kt->name, mm_dtype_name(types[ti]), n, got, want);
+                bad++;
+            }
+        }
+    printf("mmgpt-test: %-8s quantized dot kernels: %s\n", kt->name, bad ? "MISMATCH" : "ok");
+    assert_int_equal(bad, 0);
+    free(w), free(x), free(wq), free(blocks);
+}
+
+static void test_dot_scalar(void **state) {
+    (void)state;
+    check_dots(cpu_kernels_scalar());
+}
+
+static void test_dot_avx2(void **state) {
+    (void)state;
+    if (!cpu_kernels_avx2()) {
+        printf("mmgpt-test: this processor has no AVX2+FMA+F16C: avx2 kernels not run\n");
+        skip();
+    }
+    check_dots(cpu_kernels_avx2());
+}
+
+// ops->linear on quantized weights against the decoded weights in f32 through BLAS: the row kernels
+// (N <= 8), the dequantized-tile path (N > 8), with bias and accumulation; and the embedding rows.
+static void test_linear_quant(void **state) {
+    (void)state;
+    const mm_ops *ops = ops_cpu();
+    int K = 512, M = 37, NMAX = 20;
+    mm_rng r;
+    rng_seed(&r, 13);
+    float *w = malloc(sizeof(float) * K * M), *wq = malloc(sizeof(float) * K * M), *bias = malloc(sizeof(float) * M);
+    float *in = malloc(sizeof(float) * NMAX * K), *got = malloc(sizeof(float) * NMAX * (K > M ? K : M)),
+          *want = malloc(sizeof(float) * NMAX * (K > M ? K : M));
+    void *q = malloc(mm_dtype_nbytes(MM_Q8_0, (size_t)K * M));
+    for (int i = 0; i < K * M; i++)
+        w[i] = (rng_uniform(&r) * 2 - 1) * 0.1f;
+    for (int i = 0; i < M; i++)
+        bias[i] = rng_uniform(&r);
+    for (int i = 0; i < NMAX * K; i++)
+        in[i] = rng_uniform(&r) * 2 - 1;
+    const int Ns[] = {1, 3, 8, 9, 20};
+    for (int ti = 0; ti < NTYPES; ti++) {
+        mm_dtype t = types[ti];
+        mm_convert_from_f32(q, t, w, (size_t)K * M);
+        mm_convert_to_f32(wq, q, t, (size_t)K * M);
+        for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0]; ni++) {
+            int N = Ns[ni];
+            for (int acc = 0; acc < 2; acc++) {
+                for (int i = 0; i < N * M; i++)
+                    got[i] = want[i] = acc ? 0.25f : NAN;
+                ops->linear(want, in, (mm_wref){wq, MM_F32}, bias, N, K, M, acc);
+                ops->linear(got, in, (mm_wref){q, t}, bias, N, K, M, acc);
+                char what[64];
+                snprintf(what, sizeof what, "linear %s N=%d acc=%d", mm_dtype_name(t), N, acc);
+                assert_true(compare_f32(what, got, want, (size_t)N * M, 1e-5f, 1e-5f));
+            }
+        }
+        // dx = dy @ W through the quantized matrix (training on a quantized base).
+        ops->linear_backward_input(want, in, (mm_wref){wq, MM_F32}, NMAX, M, K, 0);
+        ops->linear_backward_input(got, in, (mm_wref){q, t}, NMAX, M, K, 0);
+        assert_true(compare_f32("linear_backward_input", got, want, (size_t)NMAX * M, 1e-5f, 1e-5f));
+        int32_t ids[3] = {36, 0, 17};
+        ops->embed(got, ids, (mm_wref){q, t}, 3, K);
+        for (int i = 0; i < 3; i++)
+            assert_memory_equal(got + (size_t)i * K, wq + (size_t)ids[i] * K, sizeof(float) * K);
+    }
+    free(w), free(wq), free(bias), free(in), free(got), free(want), free(q);
+}
+
+// Top-1 agreement and mean KL(f32 || quantized) of next-token distributions over the positions of
+// logits files a (reference) and b.
+static void compare_logits(const char *fa, const char *fb, long *agree, long *total, double *kl) {
+    mm_npy A, B;
+    mm_err e = {0};
+    assert_ok(mm_npy_read(fa, &A, &e), &e);
+    assert_ok(mm_npy_read(fb, &B, &e), &e);
+    assert_int_equal(A.count, B.count);
+    int64_t T = A.shape[0], V = A.shape[1];
+    const float *a = A.data, *b = B.data;
+    for (int64_t t = 0; t < T; t++) {
+        const float *x = a + t * V, *y = b + t * V;
+        int64_t ia = 0, ib = 0;
+        double ma = x[0], mb = y[0];
+        for (int64_t v = 1; v < V; v++) {
+            if (x[v] > ma)
+                ma = x[v], ia = v;
+            if (y[v] > mb)
+                mb = y[v], ib = v;
+        }
+        double za = 0, zb = 0;
+        for (int64_t v = 0; v < V; v++)
+            za += exp(x[v] - ma), zb += exp(y[v] - mb);
+        double k = 0;
+        for (int64_t v = 0; v < V; v++) {
+            double lp = x[v] - ma - log(za), lq = y[v] - mb - log(zb);
+            k += exp(lp) * (lp - lq);
+        }
+        *kl += k;
+        *agree += ia == ib;
+        (*total)++;
+    }
+    mm_npy_free(&A);
+    mm_npy_free(&B);
+}
+
+// The demo model quantized, against itself in f32, on prompts with and without the example image.
+static void test_demo_agreement(void **state) {
+    (void)state;
+    static char out[1 << 14];
+    const char *dir = "/tmp/mmgpt-test-quant";
+    assert_int_equal(run(out, sizeof out, "rm -rf %s && mkdir -p %s", dir, dir), 0);
+    static const char *prompts[] = {
+        "Below is an instruction that describes a task. Write a response that appropriately completes the "
+        "request.\n\n### Image:\n<image>\n\n### Instruction:\nDescribe the image in detail.\n\n### Response:\n"
+        "There are three red circles, a big orange circle and a big yellow triangle on a gray background. The text "
+        "says 723.",
+        "Below is an instruction that describes a task. Write a response that appropriately completes the "
+        "request.\n\n### Image:\n<image>\n\n### Instruction:\nHow many circles are there?\n\n### Response:\nThere are "
+        "four circles.",
+        "Below is an instruction that describes a task. Write a response that appropriately completes the "
+        "request.\n\n### Instruction:\nWhat is 3 plus 4?\n\n### Response:\n7",
+    };
+    // The f32 logits once, then each quantized type.
+    for (int p = 0; p < 3; p++)
+        assert_int_equal(run(out, sizeof out, "%s logits -m models/demo.gguf --prompt '%s' %s --out %s/f32_%d.npy", bin(),
+                             prompts[p], strstr(prompts[p], "<image>") ? "--image examples/demo.png" : "", dir, p),
+                         0);
+    static const struct {
+        const char *type;
+        double min_agree, max_kl;
+    } floors[] = {{"q8_0", 0.99, 0.01}, {"q4_0", 0.90, 0.10}, {"q4_k_m", 0.99, 0.01}};
+    for (size_t f = 0; f < sizeof floors / sizeof floors[0]; f++) {
+        int rc = run(out, sizeof out, "%s quantize models/demo.gguf %s/%s.gguf --type %s", bin(), dir, floors[f].type,
+                     floors[f].type);
+        printf("%s", out);
+        assert_int_equal(rc, 0);
+        long agree = 0, total = 0;
+        double kl = 0;
+        for (int p = 0; p < 3; p++) {
+            assert_int_equal(run(out, sizeof out, "%s logits -m %s/%s.gguf --prompt '%s' %s --out %s/q_%d.npy", bin(), dir,
+                                 floors[f].type, prompts[p],
+                                 strstr(prompts[p], "<image>") ? "--image examples/demo.png" : "", dir, p),
+                             0);
+            char fa[128], fb[128];
+            snprintf(fa, sizeof fa, "%s/f32_%d.npy", dir, p);
+            snprintf(fb, sizeof fb, "%s/q_%d.npy", dir, p);
+            compare_logits(fa, fb, &agree, &total, &kl);
+        }
+        double a = (double)agree / (double)total, k = kl / (double)total;
+        printf("mmgpt-test: demo %-7s top-1 agreement %.4f (%ld/%ld positions, floor %.2f), mean KL %.5f (ceiling %.2f)\n",
+               floors[f].type, a, agree, total, floors[f].min_agree, k, floors[f].max_kl);
+        assert_true(a >= floors[f].min_agree);
+        assert_true(k <= floors[f].max_kl);
+    }
+    assert_int_equal(run(out, sizeof out, "rm -rf %s", dir), 0);
+}
+
+// A quantized file reads back as the same model whether its matrices stay quantized or are decoded
+// to f32 at load (same numbers through two code paths), and info reports the types and bits.
+static void test_quantized_file(void **state) {
+    (void)state;
+    static char out[1 << 16];
+    const char *f = "/tmp/mmgpt-test-quant-file.gguf";
+    assert_int_equal(run(out, sizeof out, "%s quantize models/demo.gguf %s --type q4_0", bin(), f), 0);
+    assert_non_null(strstr(out, "bits per weight"));
+    assert_int_equal(run(out, sizeof out, "%s info %s", bin(), f), 0);
+    assert_non_null(strstr(out, "Q4_0  [128, 128]"));
+    assert_non_null(strstr(out, "Q8_0  [323, 128]")); // embeddings: Q6_K does not fit rows of 128, Q8_0 does
+    assert_non_null(strstr(out, "F16   [288, 96]"));  // the vision tower stays f16
+    assert_non_null(strstr(out, "F32   [128]"));      // vectors never quantized
+    // Repacking (convert -m without --dtype) keeps the quantized bytes as they are: the same logits.
+    assert_int_equal(run(out, sizeof out,
+                         "%s convert -m %s --out %s.2.gguf && %s logits -m %s --prompt 'a red circle' --out %s.a.npy && "
+                         "%s logits -m %s.2.gguf --prompt 'a red circle' --out %s.b.npy && cmp %s.a.npy %s.b.npy",
+                         bin(), f, f, bin(), f, f, bin(), f, f, f, f),
+                     0);
+    // Hostile type requests are refused with the choices named.
+    assert_int_equal(run(out, sizeof out, "%s quantize models/demo.gguf %s --type q3_k", bin(), f), 2);
+    assert_non_null(strstr(out, "q4_k_m"));
+    assert_int_equal(run(out, sizeof out, "%s merge -m %s --out /tmp/mmgpt-test-quant-dir --dtype q4_0", bin(), f), 2);
+    assert_int_equal(run(out, sizeof out, "rm -f %s %s.2.gguf %s.a.npy %s.b.npy", f, f, f, f), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reference_bytes), cmocka_unit_test(test_error_by_type),
+        cmocka_unit_test(test_dot_scalar),      cmocka_unit_test(test_dot_avx2),
+        cmocka_unit_test(test_linear_quant),    cmocka_unit_test(test_quantized_file),
+        cmocka_unit_test(test_demo_agreement),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
