@@ -5,6 +5,7 @@
 #include <json-c/json.h>
 #include <unistd.h>
 
+#include "infer/beam.h"
 #include "infer/eval_prompt.h"
 #include "infer/evalset.h"
 #include "testutil.h"
@@ -79,6 +80,41 @@ static void test_load_and_prompts(void **s) {
     a = eval_postprocess(EVAL_VQAV2, EVAL_TEMPLATE_MMGPT, "  2### End.");
     assert_string_equal(a, "2");
     free(a);
+}
+
+// A three-token vocabulary (0 = EOS) whose next-token probabilities depend on the sequence: closing at once
+// sums log 0.5 over 1 token; "1 1 EOS" sums log(0.3 * 0.8 * 0.9) over 3 tokens. Length penalty 1 ranks by the
+// mean (the longer one wins, -0.511 vs -0.693); 0 ranks by the sum (EOS at once wins, and the search stops early).
+static mm_status toy_logits(void *ctx, int beam, const int32_t *seq, int n, const float **logits, mm_err *e) {
+    (void)beam, (void)e;
+    static float row[3];
+    float *r = ctx ? ctx : row;
+    const float *p;
+    static const float first[3] = {0.5f, 0.3f, 0.2f}, after1[3] = {0.1f, 0.8f, 0.1f}, after2[3] = {0.1f, 0.1f, 0.8f},
+                       late[3] = {0.9f, 0.05f, 0.05f};
+    p = n == 1 ? first : n == 2 ? (seq[1] == 1 ? after1 : after2) : late;
+    for (int i = 0; i < 3; i++)
+        r[i] = logf(p[i]);
+    *logits = r;
+    return MM_OK;
+}
+
+static void test_beam_length_penalty(void **s) {
+    (void)s;
+    mm_beam_model bm = {toy_logits, NULL, 3};
+    mm_sampling p = {.do_sample = 0, .temperature = 1, .top_p = 1, .repetition_penalty = 1, .max_new_tokens = 3,
+                     .num_beams = 2};
+    int32_t prompt[1] = {1}, out[3];
+    int n = 0;
+    mm_err e = {0};
+    assert_ok(beam_generate_lp(&bm, prompt, 1, &p, 1.0, 0, NULL, 0, NULL, out, &n, &e), &e);
+    assert_int_equal(n, 3);
+    assert_true(out[0] == 1 && out[1] == 1 && out[2] == 0);
+    assert_ok(beam_generate(&bm, prompt, 1, &p, 0, NULL, 0, NULL, out, &n, &e), &e); // the same: penalty 1
+    assert_true(n == 3 && out[0] == 1 && out[1] == 1 && out[2] == 0);
+    assert_ok(beam_generate_lp(&bm, prompt, 1, &p, 0.0, 0, NULL, 0, NULL, out, &n, &e), &e);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0], 0);
 }
 
 static json_object *expected(const char *task) {
@@ -289,7 +325,8 @@ static void test_bad_input(void **s) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load_and_prompts), cmocka_unit_test(test_score_submissions),
+        cmocka_unit_test(test_load_and_prompts), cmocka_unit_test(test_beam_length_penalty),
+        cmocka_unit_test(test_score_submissions),
         cmocka_unit_test(test_run_every_task),   cmocka_unit_test(test_resume),
         cmocka_unit_test(test_bad_input),
     };

@@ -34,14 +34,15 @@ static const char *usage_text =
     "                  (--questions Q.json [--annotations A.json] | --data FILE.json [--annotations A.json] [--split S])\n"
     "                  [--shots N] [--train-questions Q.json --train-annotations A.json | --train-data FILE.json]\n"
     "                  [--train-images DIR] [--template openflamingo|mmgpt] [--instruction TEXT] [--num-beams N]\n"
-    "                  [--max-new-tokens N] [--limit N] [--seed N] [--out PREDICTIONS.json] [--json] [--quiet]\n"
+    "                  [--length-penalty F] [--max-new-tokens N] [--limit N] [--seed N] [--out PREDICTIONS.json]\n"
+    "                  [--json] [--quiet]\n"
     "       mmgpt eval --task TASK --predictions PREDICTIONS.json (--questions ... | --data ...): score a file\n"
     "  vqav2/okvqa: the official questions + annotations files, images COCO_<subtype>_<id>.jpg in --images;\n"
     "  textvqa: TextVQA_0.5.1_val.json; vizwiz: val.json; coco: Karpathy's dataset_coco.json (split \"test\") and/or\n"
     "  captions_val2014.json (--annotations, references); flickr30k: Karpathy's dataset_flickr30k.json.\n"
     "  Prompts as OpenFlamingo's evaluate.py: N in-context examples (default 0: two text-only ones) drawn with the\n"
-    "  seed (default 42) from the training files, else from the set itself; 3 beams, 5 new tokens (VQA) or 20\n"
-    "  (captions). --template mmgpt asks zero-shot with Multimodal-GPT's instruction template. Prints VQA\n"
+    "  seed (default 42) from the training files, else from the set itself; 3 beams with length penalty 0, 5 new\n"
+    "  tokens (VQA) or 20 (captions). --template mmgpt asks zero-shot with Multimodal-GPT's instruction template. Prints VQA\n"
     "  accuracy (per answer type) or CIDEr and BLEU (x100, as papers print them); --out (default\n"
     "  TASK-predictions.json) gets the official submission format, OUT.partial the answers as they come.\n";
 
@@ -51,6 +52,7 @@ typedef struct {
     const char *predictions, *out, *instruction;
     eval_template tpl;
     int shots, num_beams, max_new, json, quiet;
+    double length_penalty; // < -1e8: the template's default (0 as OpenFlamingo, 1 with mmgpt)
     long limit;
     uint64_t seed;
 } task_args;
@@ -411,7 +413,8 @@ static mm_status answer(runner *r, const job *jb, char **pred, mm_err *e) {
     int openflamingo = r->a->tpl == EVAL_TEMPLATE_OPENFLAMINGO;
     int32_t stops[2] = {openflamingo ? c->eoc_id : c->eos_id, c->eos_id};
     int32_t banned[3] = {c->media_id, c->pad_id, c->eoc_id};
-    mm_promptgen_opts o = {.num_beams = r->a->num_beams, .max_new_tokens = r->a->max_new, .stop_ids = stops,
+    mm_promptgen_opts o = {.num_beams = r->a->num_beams, .length_penalty = r->a->length_penalty,
+                           .max_new_tokens = r->a->max_new, .stop_ids = stops,
                            .n_stop_ids = openflamingo ? 2 : 1, .banned = banned, .n_banned = openflamingo ? 2 : 3};
     if (s == MM_OK && !(out = malloc(sizeof(int32_t) * (size_t)(o.max_new_tokens > 0 ? o.max_new_tokens : 1))))
         s = mm_errf(e, MM_ERR_NOMEM, "out of memory");
@@ -439,10 +442,10 @@ static mm_status run_model(const task_args *a, const evalset *set, const evalset
                            pred_map *pm, long *n_resumed, mm_err *e) {
     runner r = {.a = a, .set = set, .pool = pool};
     char settings[2048];
-    snprintf(settings, sizeof settings, "task=%s model=%s lora=%s template=%s shots=%d seed=%llu beams=%d max_new=%d%s%s",
+    snprintf(settings, sizeof settings, "task=%s model=%s lora=%s template=%s shots=%d seed=%llu beams=%d length_penalty=%g max_new=%d%s%s",
              eval_task_name(set->task), ma->model, ma->lora ? ma->lora : "-",
              a->tpl == EVAL_TEMPLATE_MMGPT ? "mmgpt" : "openflamingo", a->shots, (unsigned long long)a->seed,
-             a->num_beams, a->max_new, a->instruction ? " instruction=" : "", a->instruction ? a->instruction : "");
+             a->num_beams, a->length_penalty, a->max_new, a->instruction ? " instruction=" : "", a->instruction ? a->instruction : "");
     char *ppath = partial_path(a->out);
     if (!ppath)
         return mm_errf(e, MM_ERR_NOMEM, "out of memory");
@@ -655,7 +658,7 @@ static int parse_int(const char *flag, const char *v, long lo, long hi, long *ou
 
 int cmd_eval_task(int argc, char **argv) {
     cli_model_args ma = {0};
-    task_args a = {.shots = 0, .num_beams = 3, .max_new = -1, .limit = -1, .seed = 42};
+    task_args a = {.shots = 0, .num_beams = 3, .max_new = -1, .limit = -1, .seed = 42, .length_penalty = -1e9};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **str = !v                                   ? NULL
@@ -704,6 +707,12 @@ int cmd_eval_task(int argc, char **argv) {
             else
                 a.seed = (uint64_t)x;
             i++;
+        } else if (v && !strcmp(f, "--length-penalty")) {
+            char *end;
+            a.length_penalty = strtod(v, &end);
+            if (!*v || *end || a.length_penalty < -100 || a.length_penalty > 100)
+                return cli_usage("eval", "--length-penalty needs a number in [-100, 100], not '%s'", v);
+            i++;
         } else if (!strcmp(f, "--json")) {
             a.json = 1;
         } else if (!strcmp(f, "--quiet")) {
@@ -724,6 +733,8 @@ int cmd_eval_task(int argc, char **argv) {
     if (a.max_new < 0)
         a.max_new = eval_task_is_vqa(task) ? (a.tpl == EVAL_TEMPLATE_MMGPT ? 16 : 5)
                                            : (a.tpl == EVAL_TEMPLATE_MMGPT ? 48 : 20);
+    if (a.length_penalty < -1e8)
+        a.length_penalty = a.tpl == EVAL_TEMPLATE_MMGPT ? 1.0 : 0.0;
     char outbuf[512];
     if (!a.out && !a.predictions) {
         snprintf(outbuf, sizeof outbuf, "%s-predictions.json", eval_task_name(task));

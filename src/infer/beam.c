@@ -18,7 +18,12 @@ typedef struct {
     hyp *h;
     int n, cap;
     double worst;
+    double length_penalty; // score = sum of log-probs / length^length_penalty
 } hyp_set;
+
+static double length_norm(const hyp_set *s, int len) {
+    return s->length_penalty == 1.0 ? (double)len : pow((double)len, s->length_penalty);
+}
 
 typedef struct {
     float score;
@@ -28,7 +33,7 @@ typedef struct {
 
 // BeamHypotheses.add: keeps the best `cap` hypotheses by length-normalised score.
 static int hyps_add(hyp_set *s, const int32_t *seq, int len, double sum_logprobs, int closed) {
-    double score = sum_logprobs / (double)len;
+    double score = sum_logprobs / length_norm(s, len);
     if (s->n < s->cap || score > s->worst) {
         int32_t *copy = malloc(sizeof(int32_t) * (size_t)(len > 0 ? len : 1));
         if (!copy)
@@ -55,7 +60,7 @@ static int hyps_add(hyp_set *s, const int32_t *seq, int len, double sum_logprobs
 }
 
 static int hyps_done(const hyp_set *s, double best_sum_logprobs, int cur_len) {
-    return s->n >= s->cap && s->worst >= best_sum_logprobs / (double)cur_len;
+    return s->n >= s->cap && s->worst >= best_sum_logprobs / length_norm(s, cur_len);
 }
 
 static int cand_desc(const void *a, const void *b) {
@@ -128,6 +133,12 @@ static int sample_candidates(const float *rows, int nb, int V, cand *c, int k, m
 mm_status beam_generate(const mm_beam_model *m, const int32_t *prompt, int n, const mm_sampling *p, int32_t eos,
                         const int32_t *banned, int n_banned, const volatile int *cancel, int32_t *out, int *n_out,
                         mm_err *e) {
+    return beam_generate_lp(m, prompt, n, p, 1.0, eos, banned, n_banned, cancel, out, n_out, e);
+}
+
+mm_status beam_generate_lp(const mm_beam_model *m, const int32_t *prompt, int n, const mm_sampling *p,
+                           double length_penalty, int32_t eos, const int32_t *banned, int n_banned,
+                           const volatile int *cancel, int32_t *out, int *n_out, mm_err *e) {
     int nb = p->num_beams, V = m->vocab, max_len = n + p->max_new_tokens, k = 2 * nb;
     *n_out = 0;
     if (nb < 1 || nb > 64)
@@ -138,7 +149,7 @@ mm_status beam_generate(const mm_beam_model *m, const int32_t *prompt, int n, co
     float *rows = malloc(sizeof(float) * (size_t)nb * V);
     double *scores = malloc(sizeof(double) * nb), *next_scores = malloc(sizeof(double) * nb);
     cand *c = malloc(sizeof(cand) * (size_t)k);
-    hyp_set hs = {calloc((size_t)nb + 1, sizeof(hyp)), 0, nb, 1e9};
+    hyp_set hs = {calloc((size_t)nb + 1, sizeof(hyp)), 0, nb, 1e9, length_penalty};
     mm_status s = MM_OK;
     if (!seqs || !next || !rows || !scores || !next_scores || !c || !hs.h)
         s = mm_errf(e, MM_ERR_NOMEM, "out of memory for %d beams", nb);

@@ -1,5 +1,5 @@
 // Beam search and beam-sample as Hugging Face transformers (4.28, the original demo's era) runs them for
-// num_beams > 1, num_return_sequences 1, length_penalty 1, early_stopping off:
+// num_beams > 1, num_return_sequences 1, length_penalty 1 (beam_generate_lp: any), early_stopping off:
 //  - each step: log_softmax of every beam's logits (banned tokens at -inf), plus the beam's score;
 //    beam search keeps the top 2*beams candidates over beams x vocab; beam-sample first applies the
 //    warpers (temperature, top-k with at least 2 kept, top-p) to those cumulative scores, then draws
@@ -33,5 +33,10 @@ typedef struct {
 mm_status beam_generate(const mm_beam_model *m, const int32_t *prompt, int n, const mm_sampling *p, int32_t eos,
                         const int32_t *banned, int n_banned, const volatile int *cancel, int32_t *out, int *n_out,
                         mm_err *e);
+// The same with Hugging Face's length_penalty other than 1: a hypothesis scores sum of log-probs / length^lp
+// (length including the prompt), in the ranking and in the stopping test (OpenFlamingo's evaluation passes 0).
+mm_status beam_generate_lp(const mm_beam_model *m, const int32_t *prompt, int n, const mm_sampling *p,
+                           double length_penalty, int32_t eos, const int32_t *banned, int n_banned,
+                           const volatile int *cancel, int32_t *out, int *n_out, mm_err *e);
 
 #endif

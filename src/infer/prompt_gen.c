@@ -92,8 +92,8 @@ mm_status promptgen_run(mm_promptgen *g, const int32_t *ids, int n, const float 
         s = generate(g->eng[0], ids, n, &p, &lim, NULL, NULL, out, n_out, &why, e);
     } else {
         mm_beam_model bm = {beam_logits, g, engine_vocab(g->eng[0])};
-        s = beam_generate(&bm, ids, n, &p, o->n_stop_ids ? o->stop_ids[0] : -1, o->banned, o->n_banned, NULL, out,
-                          n_out, e);
+        s = beam_generate_lp(&bm, ids, n, &p, o->length_penalty, o->n_stop_ids ? o->stop_ids[0] : -1, o->banned,
+                             o->n_banned, NULL, out, n_out, e);
     }
     g->pixels = NULL;
     return s;

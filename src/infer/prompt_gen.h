@@ -13,6 +13,7 @@ typedef struct mm_promptgen mm_promptgen;
 
 typedef struct {
     int num_beams;           // <= 1: greedy
+    double length_penalty;   // beam search: hypotheses score sum of log-probs / length^this (HF; 1 = mean)
     int max_new_tokens;
     const int32_t *stop_ids; // greedy stops after any of these; beam search closes hypotheses on stop_ids[0]
     int n_stop_ids;
