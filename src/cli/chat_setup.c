@@ -1,8 +1,10 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/chat_setup.h"
 #include "cli/inputs.h"
+#include "kernels/device.h"
 
 int cli_model_flag(cli_model_args *a, int argc, char **argv, int *i) {
     const char *f = argv[*i];
@@ -11,6 +13,8 @@ int cli_model_flag(cli_model_args *a, int argc, char **argv, int *i) {
     const char **slot = !strcmp(f, "-m") || !strcmp(f, "--model") ? &a->model
                         : !strcmp(f, "--lora") || !strcmp(f, "--adapter") ? &a->lora
                         : !strcmp(f, "--tokenizer") ? &a->tokenizer
+                        : !strcmp(f, "--device") ? &a->device
+                        : !strcmp(f, "--precision") ? &a->precision
                                                     : NULL;
     if (slot) {
         *slot = argv[++*i];
@@ -23,10 +27,31 @@ int cli_model_flag(cli_model_args *a, int argc, char **argv, int *i) {
     return 0;
 }
 
+mm_status cli_device_open(const char *device, const char *precision, const mm_ops **ops, mm_load_opts *lo, mm_err *e) {
+    char desc[400];
+    mm_precision prec;
+    MM_TRY(mm_precision_parse(precision, &prec, e));
+    MM_TRY(mm_device_open(device, ops, desc, sizeof desc, e));
+    if (prec == MM_PREC_BF16 || (prec == MM_PREC_DEFAULT && (*ops)->on_device))
+        lo->force_dtype = 1, lo->mat_dtype = MM_BF16;
+    else if (prec == MM_PREC_F32)
+        lo->force_dtype = 1, lo->mat_dtype = MM_F32;
+    // A CUDA build on a machine without a GPU runs as before, silently; a GPU, or an explicit choice,
+    // is said (on stderr, so that --json and piped output stay clean).
+    if ((*ops)->on_device || device || getenv("MMGPT_DEVICE"))
+        fprintf(stderr, "device: %s, %s weights\n", desc,
+                lo->force_dtype ? (lo->mat_dtype == MM_BF16 ? "bf16" : "f32") : "stored");
+    return MM_OK;
+}
+
 mm_status cli_model_open(const cli_model_args *a, mm_model *m, mm_tokenizer **tok, mm_err *e) {
     mm_load_opts lo = {.adapter = a->lora};
+    const mm_ops *ops;
+    MM_TRY(cli_device_open(a->device, a->precision, &ops, &lo, e));
     MM_TRY(model_load(m, a->model, &lo, e));
-    mm_status s = cli_load_tokenizer(a->model, a->tokenizer, tok, e);
+    mm_status s = model_to_device(m, ops, e);
+    if (s == MM_OK)
+        s = cli_load_tokenizer(a->model, a->tokenizer, tok, e);
     if (s != MM_OK)
         model_free(m);
     return s;

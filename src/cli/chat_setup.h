@@ -9,10 +9,17 @@
 typedef struct {
     const char *model, *lora, *tokenizer;
     int max_ctx;
+    const char *device, *precision; // --device cpu|cuda[:N]|auto (NULL: $MMGPT_DEVICE, else auto), --precision
 } cli_model_args;
 
-// Consumes -m/--model, --lora/--adapter, --tokenizer, --ctx at argv[*i]: 1 consumed, 0 not one of them.
+// Consumes -m/--model, --lora/--adapter, --tokenizer, --ctx, --device, --precision at argv[*i]: 1
+// consumed, 0 not one of them.
 int cli_model_flag(cli_model_args *a, int argc, char **argv, int *i);
+// Loads the model and tokenizer onto the chosen device (the model's weights move there).
 mm_status cli_model_open(const cli_model_args *a, mm_model *m, mm_tokenizer **tok, mm_err *e);
+// Opens --device (NULL: $MMGPT_DEVICE, else auto) and fills the load options that --precision
+// implies: on a GPU bf16 frozen weights unless f32 is asked for; on the CPU the file's types unless
+// a precision is given. Says on stderr which device runs the model when it is a GPU or was asked for.
+mm_status cli_device_open(const char *device, const char *precision, const mm_ops **ops, mm_load_opts *lo, mm_err *e);
 
 #endif

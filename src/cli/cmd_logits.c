@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/chat_setup.h"
 #include "cli/commands.h"
 #include "cli/inputs.h"
 #include "io/npy.h"
@@ -17,10 +18,13 @@ static const char *usage_text =
     "  --prompt is encoded with BOS by the model's tokenizer (MODEL_DIR/tokenizer.model or .json unless\n"
     "  --tokenizer); each <image> marker takes the next --image/--pixels in order. --pixels takes an\n"
     "  already preprocessed float32 [n, 3, S, S] (or [3, S, S]) array. Prints the top K (default 5)\n"
-    "  next tokens after the last position.\n";
+    "  next tokens after the last position.\n"
+    "  --device cpu|cuda[:N]|auto (default: $MMGPT_DEVICE, else the GPU when one answers) and --precision\n"
+    "  f32|bf16 (default on a GPU: bf16 frozen weights) choose where and how the forward runs.\n";
 
 int cmd_logits(int argc, char **argv) {
     const char *model_dir = NULL, *out = NULL, *prompt = NULL, *tokens_arg = NULL, *tokenizer = NULL;
+    const char *device = NULL, *precision = NULL;
     int top = 5, keep_ws = 0;
     cli_images imgs = {0};
     mm_err e = {0};
@@ -40,6 +44,10 @@ int cmd_logits(int argc, char **argv) {
             tokens_arg = argv[++i];
         } else if (!strcmp(a, "--tokenizer") && has) {
             tokenizer = argv[++i];
+        } else if (!strcmp(a, "--device") && has) {
+            device = argv[++i];
+        } else if (!strcmp(a, "--precision") && has) {
+            precision = argv[++i];
         } else if (!strcmp(a, "--keep-whitespace")) {
             keep_ws = 1;
         } else if (!strcmp(a, "--top") && has) {
@@ -66,7 +74,11 @@ int cmd_logits(int argc, char **argv) {
     int32_t *ids = NULL;
     float *pixels = NULL;
     size_t n_ids = 0;
-    if (model_load(&m, model_dir, NULL, &e) != MM_OK)
+    float *host_logits = NULL;
+    mm_load_opts lo = {0};
+    const mm_ops *ops;
+    if (cli_device_open(device, precision, &ops, &lo, &e) != MM_OK ||
+        model_load(&m, model_dir, lo.force_dtype ? &lo : NULL, &e) != MM_OK || model_to_device(&m, ops, &e) != MM_OK)
         goto done;
     const mm_config *c = &m.w.cfg;
     if (tokens_arg) {
@@ -97,20 +109,32 @@ int cmd_logits(int argc, char **argv) {
     int32_t ips = imgs.count;
     mm_batch b = {.B = 1, .T = (int)n_ids, .tokens = ids, .n_images = imgs.count, .pixels = pixels,
                   .images_per_seq = &ips};
-    if (acts_alloc(&acts, c, 1, (int)n_ids, imgs.count, 0, &e) != MM_OK || flamingo_forward(&m, &b, &acts, &e) != MM_OK)
+    if (acts_alloc_on(&acts, ops, c, 1, (int)n_ids, imgs.count, 0, &e) != MM_OK ||
+        flamingo_forward(&m, &b, &acts, &e) != MM_OK)
         goto done;
+    const float *logits = acts.logits;
+    if (ops->on_device) { // the logits come back to the host for the file and the top tokens
+        size_t bytes = sizeof(float) * n_ids * (size_t)c->vocab;
+        if (!(host_logits = malloc(bytes))) {
+            mm_errf(&e, MM_ERR_NOMEM, "out of memory for the logits");
+            goto done;
+        }
+        ops->download(host_logits, acts.logits, bytes);
+        logits = host_logits;
+    }
     if (out) {
         int64_t shape[2] = {(int64_t)n_ids, c->vocab};
-        if (mm_npy_write(out, MM_NPY_F32, acts.logits, 2, shape, &e) != MM_OK)
+        if (mm_npy_write(out, MM_NPY_F32, logits, 2, shape, &e) != MM_OK)
             goto done;
     }
-    cli_print_top(model_dir, tokenizer, acts.logits + (n_ids - 1) * (size_t)c->vocab, c->vocab, top);
+    cli_print_top(model_dir, tokenizer, logits + (n_ids - 1) * (size_t)c->vocab, c->vocab, top);
     rc = 0;
 done:
     if (rc)
         cli_fail(&e);
     acts_free(&acts);
     model_free(&m);
+    free(host_logits);
     free(ids);
     free(pixels);
     cli_images_free(&imgs);

@@ -24,7 +24,7 @@ mm_status model_to_device(mm_model *m, const mm_ops *ops, mm_err *e) {
         mm_param *p = &w->params[i];
         if (!weights_param_has_data(w, p) || !*p->slot || param_trains(p))
             continue;
-        mm_dtype t = p->dtype ? *p->dtype : MM_F32;
+        mm_dtype t = weights_param_dtype(w, p);
         if (t != MM_F32 && t != MM_F16 && t != MM_BF16)
             return mm_errf(e, MM_ERR_UNSUPPORTED, "%s is stored as %s; the %s backend multiplies f32, f16 and bf16 weights",
                            p->name, mm_dtype_name(t), ops->name);

@@ -122,6 +122,7 @@ __global__ void attn_fwd_k(float *out, int out_stride, const float *q, int q_str
 
 void cu_attention(float *out, int out_stride, const float *q, int q_stride, const float *k, const float *v,
                   int kv_stride, const mm_attn_mask *mask, int B, int Tq, int Tk, int H, int Dh, float scale) {
+    CU_LOCK();
     if (B <= 0 || Tq <= 0 || H <= 0 || Dh <= 0)
         return;
     if (Dh > 32 * MAXT) {
@@ -267,6 +268,7 @@ __global__ void attn_bwd_kv_k(float *dk, float *dv, const float *stats, const fl
 void cu_attention_backward(float *dq, float *dk, float *dv, const float *dout, int out_stride, const float *q,
                            int q_stride, const float *k, const float *v, int kv_stride, const mm_attn_mask *mask, int B,
                            int Tq, int Tk, int H, int Dh, float scale) {
+    CU_LOCK();
     if (B <= 0 || H <= 0 || Dh <= 0)
         return;
     if (Dh > 32 * MAXT) {

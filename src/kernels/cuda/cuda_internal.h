@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <mutex>
+
 extern "C" {
 #include "kernels/ops.h"
 }
@@ -46,6 +48,10 @@ void cuda_fail(const char *file, int line, const char *what, const char *why);
     } while (0)
 // After a kernel launch: a bad configuration shows here, a fault only at a later call.
 #define CU_LAUNCHED() CU_CHECK(cudaGetLastError())
+// Every entry point takes this lock: the serve command's slots call the ops from several threads,
+// and an op's scratch buffers and cached plans are shared. Recursive, since ops call each other.
+extern std::recursive_mutex g_cu_mutex;
+#define CU_LOCK() std::lock_guard<std::recursive_mutex> cu_lock_(g_cu_mutex)
 // A scratch buffer of at least bytes in slot (grow-only; growing waits for the device).
 void *cuda_scratch(int slot, size_t bytes);
 

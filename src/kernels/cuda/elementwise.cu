@@ -28,6 +28,7 @@ __global__ void swiglu_bw_k(float *dg, float *du, const float *d, const float *g
 
 #define LAUNCH_N(kernel, n, ...)                                                       \
     do {                                                                               \
+        CU_LOCK();                                                                     \
         if ((n) == 0)                                                                  \
             return;                                                                    \
         kernel<<<cuda_blocks((n), THREADS), THREADS, 0, g_cu.stream>>>(__VA_ARGS__); \
@@ -40,9 +41,11 @@ void cu_swiglu(float *out, const float *gate, const float *up, size_t n) { LAUNC
 void cu_add_scaled(float *out, const float *a, float s, size_t n) { LAUNCH_N(add_scaled_k, n, out, a, s, n); }
 void cu_gelu_backward(float *dx, const float *x, const float *dout, size_t n) { LAUNCH_N(gelu_bw_k, n, dx, x, dout, n); }
 void cu_quick_gelu_backward(float *dx, const float *x, const float *dout, size_t n) {
+    CU_LOCK();
     LAUNCH_N(quick_gelu_bw_k, n, dx, x, dout, n);
 }
 void cu_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n) {
+    CU_LOCK();
     LAUNCH_N(swiglu_bw_k, n, dgate, dup, dout, gate, up, n);
 }
 
@@ -63,6 +66,7 @@ __global__ void rope_k(float *x, int stride, const int32_t *pos, int N, int H, i
 }
 
 void cu_rope(float *x, int stride, const int32_t *pos, int N, int H, int Dh, float theta, int inverse) {
+    CU_LOCK();
     size_t n = (size_t)N * (Dh / 2) * H;
     LAUNCH_N(rope_k, n, x, stride, pos, N, H, Dh, theta, inverse);
 }
@@ -85,6 +89,7 @@ __global__ void embed_k(float *out, const int32_t *ids, const void *table, int d
 }
 
 void cu_embed(float *out, const int32_t *ids, mm_wref t, int N, int C) {
+    CU_LOCK();
     size_t n = (size_t)N * C;
     LAUNCH_N(embed_k, n, out, ids, t.data, (int)t.dtype, N, C);
 }
@@ -100,6 +105,7 @@ __global__ void embed_bw_k(float *dtable, const int32_t *ids, const float *dout,
 }
 
 void cu_embed_backward(float *dtable, const int32_t *ids, const float *dout, int N, int C) {
+    CU_LOCK();
     if (N <= 0 || C <= 0)
         return;
     embed_bw_k<<<(C + THREADS - 1) / THREADS, THREADS, 0, g_cu.stream>>>(dtable, ids, dout, N, C);
@@ -142,6 +148,7 @@ __global__ void colsum_finish_k(float *dw, float *db, const double *pw, const do
 // Sums over rows into dw (of dout * x_hat, when x is given) and db (of dout); either may be NULL.
 void cu_colsums(float *dw, float *db, const float *dout, const float *x, const float *mean, const float *rstd, int N,
                 int C) {
+    CU_LOCK();
     if (N <= 0 || C <= 0)
         return;
     // Enough chunks to fill the GPU when C is small; at least 64 rows per chunk.
@@ -166,6 +173,7 @@ __global__ void round_bf16_k(__nv_bfloat16 *d, const float *s, size_t n) { GRID_
 __global__ void round_f16_k(__half *d, const float *s, size_t n) { GRID_STRIDE(i, n) d[i] = __float2half_rn(s[i]); }
 
 void cu_round_half(void *dst, const float *src, size_t n, int bf16) {
+    CU_LOCK();
     if (bf16)
         LAUNCH_N(round_bf16_k, n, (__nv_bfloat16 *)dst, src, n);
     else
@@ -182,6 +190,7 @@ __global__ void bias_rows_k(float *C, const float *bias, int rows, int cols, int
 }
 
 void cu_bias_rows(float *C, const float *bias, int rows, int cols, int ld, int acc) {
+    CU_LOCK();
     size_t n = (size_t)rows * cols;
     LAUNCH_N(bias_rows_k, n, C, bias, rows, cols, ld, acc);
 }
@@ -195,6 +204,7 @@ __global__ void scale_rows_k(float *x, float s, int rows, int cols, int ld) {
 }
 
 void cu_scale_rows(float *x, float s, int rows, int cols, int ld) {
+    CU_LOCK();
     size_t n = (size_t)rows * cols;
     LAUNCH_N(scale_rows_k, n, x, s, rows, cols, ld);
 }

@@ -146,6 +146,7 @@ static void lt_run(const mm_lt_plan *p, float alpha, const void *A, const void *
 
 void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
              float beta, float *C, int ldc) {
+    CU_LOCK();
     mm_lt_plan p;
     if (mm_lt_plan_rowmajor(&p, ta, tb, M, N, K, lda, ldb, ldc) != 0) {
         cuda_fail(__FILE__, __LINE__, "gemm", "leading dimension smaller than its matrix");
@@ -157,6 +158,7 @@ void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
 static cudaDataType_t half_type(mm_dtype t) { return t == MM_BF16 ? CUDA_R_16BF : CUDA_R_16F; }
 
 void cu_linear(float *out, const float *in, mm_wref w, const float *bias, int N, int K, int M, int acc) {
+    CU_LOCK();
     float beta = acc ? 1.0f : 0.0f;
     if (bias) {
         cu_bias_rows(out, bias, N, M, M, acc);
@@ -179,6 +181,7 @@ void cu_linear(float *out, const float *in, mm_wref w, const float *bias, int N,
 }
 
 void cu_linear_backward_input(float *dx, const float *dy, mm_wref w, int N, int in, int out, int acc) {
+    CU_LOCK();
     // dx[N,in] = dy[N,out] @ W[out,in]
     mm_lt_plan p;
     if (mm_lt_plan_rowmajor(&p, 0, 0, N, in, out, out, in, in) != 0) {
@@ -198,6 +201,7 @@ void cu_linear_backward_input(float *dx, const float *dy, mm_wref w, int N, int 
 }
 
 void cu_gemm_shutdown(void) {
+    CU_LOCK();
     for (int i = 0; i < LT_CACHE; i++)
         lt_release(&g_lt[i]);
 }

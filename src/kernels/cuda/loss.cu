@@ -53,6 +53,7 @@ __global__ void sum_ordered_k(double *out, const double *v, int n) {
 }
 
 double cu_cross_entropy(float *logits, const int32_t *target, int N, int V, float scale) {
+    CU_LOCK();
     if (N <= 0 || V <= 0)
         return 0.0;
     double *rows = (double *)cuda_scratch(SCR_ROWSTATS, sizeof(double) * (size_t)N);

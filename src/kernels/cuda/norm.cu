@@ -48,6 +48,7 @@ __global__ void rmsnorm_k(float *out, const float *in, const float *w, int C, fl
 }
 
 void cu_layernorm(float *out, const float *in, const float *w, const float *b, int N, int C, float eps) {
+    CU_LOCK();
     if (N <= 0 || C <= 0)
         return;
     layernorm_k<<<N, THREADS, 0, g_cu.stream>>>(out, in, w, b, C, eps);
@@ -55,6 +56,7 @@ void cu_layernorm(float *out, const float *in, const float *w, const float *b, i
 }
 
 void cu_rmsnorm(float *out, const float *in, const float *w, int N, int C, float eps) {
+    CU_LOCK();
     if (N <= 0 || C <= 0)
         return;
     rmsnorm_k<<<N, THREADS, 0, g_cu.stream>>>(out, in, w, C, eps);
@@ -106,6 +108,7 @@ __global__ void rmsnorm_bw_k(float *dx, const float *dout, const float *x, const
 
 void cu_layernorm_backward(float *dx, const float *dout, const float *x, const float *w, int N, int C, float eps,
                            int acc) {
+    CU_LOCK();
     if (N <= 0 || C <= 0)
         return;
     layernorm_bw_k<<<N, THREADS, 0, g_cu.stream>>>(dx, dout, x, w, C, eps, acc);
@@ -114,6 +117,7 @@ void cu_layernorm_backward(float *dx, const float *dout, const float *x, const f
 
 void cu_rmsnorm_backward(float *dx, const float *dout, const float *x, const float *w, int N, int C, float eps,
                          int acc) {
+    CU_LOCK();
     if (N <= 0 || C <= 0)
         return;
     rmsnorm_bw_k<<<N, THREADS, 0, g_cu.stream>>>(dx, dout, x, w, C, eps, acc);
@@ -130,6 +134,7 @@ __global__ void norm_stats_k(float *mean, float *rstd, const float *x, int C, fl
 }
 
 void cu_norm_backward_params(float *dw, float *db, const float *dout, const float *x, int N, int C, float eps, int rms) {
+    CU_LOCK();
     if (N <= 0 || C <= 0 || (!dw && !db))
         return;
     float *mean = (float *)cuda_scratch(SCR_ROWSTATS, sizeof(float) * 2 * (size_t)N);

@@ -10,6 +10,7 @@ extern "C" {
 }
 
 cuda_state g_cu;
+std::recursive_mutex g_cu_mutex;
 static int g_open = -1; // the opened ordinal, -1 before
 static char g_desc[320];
 
@@ -46,6 +47,7 @@ void *cuda_scratch(int slot, size_t bytes) {
 }
 
 static void *cu_alloc(size_t bytes) {
+    CU_LOCK();
     void *p = NULL;
     // cudaMalloc's pointers are 256-byte aligned, as ops.h promises; 0 bytes still yields a pointer.
     if (cudaMalloc(&p, bytes ? bytes : 256) != cudaSuccess) {
@@ -56,17 +58,20 @@ static void *cu_alloc(size_t bytes) {
 }
 
 static void cu_free(void *p) {
+    CU_LOCK();
     if (p)
         CU_CHECK(cudaFree(p));
 }
 
 static void cu_upload(void *dst, const void *src, size_t bytes) {
+    CU_LOCK();
     // From pageable memory the call returns once the source is staged, so the caller may reuse it.
     if (bytes)
         CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_cu.stream));
 }
 
 static void cu_download(void *dst, const void *src, size_t bytes) {
+    CU_LOCK();
     if (!bytes)
         return;
     CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g_cu.stream));
@@ -74,23 +79,30 @@ static void cu_download(void *dst, const void *src, size_t bytes) {
 }
 
 static void cu_copy(void *dst, const void *src, size_t bytes) {
+    CU_LOCK();
     if (bytes)
         CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_cu.stream));
 }
 
 static void cu_copy_rows(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t rows) {
+    CU_LOCK();
     if (width && rows)
         CU_CHECK(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, cudaMemcpyDeviceToDevice, g_cu.stream));
 }
 
 static void cu_zero(void *p, size_t bytes) {
+    CU_LOCK();
     if (bytes)
         CU_CHECK(cudaMemsetAsync(p, 0, bytes, g_cu.stream));
 }
 
-static void cu_sync(void) { CU_CHECK(cudaStreamSynchronize(g_cu.stream)); }
+static void cu_sync(void) {
+    CU_LOCK();
+    CU_CHECK(cudaStreamSynchronize(g_cu.stream));
+}
 
 static mm_status cu_status(mm_err *e) {
+    CU_LOCK();
     // A fault inside a kernel surfaces at the next synchronising call; look for it here too.
     cudaError_t k = cudaStreamSynchronize(g_cu.stream);
     if (k != cudaSuccess)
