@@ -1,5 +1,6 @@
 // PIL's Image.resize(size, Image.BICUBIC) (reducing_gap=None), reproduced bit for bit for every mode image.h
-// decodes. PIL's choices per mode, which the CLIP transform inherits because it resizes before convert('RGB'):
+// decodes. Multimodal-GPT's order resizes RGB only; open_clip's order (preprocess.h) resizes the file's own mode
+// and inherits PIL's choices per mode:
 //   "1", "P":           nearest neighbour (PIL ignores the filter for these modes);
 //   "LA", "RGBA":       colours premultiplied by alpha, resized, then divided back (so fully transparent
 //                       pixels come out black and bleed nothing);
