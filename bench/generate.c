@@ -1,6 +1,9 @@
 // Generation benchmark on the mid-sized Flamingo of bench/forward.c: time to first token (image +
 // prompt), prompt tokens/s, generated tokens/s with the K/V cache, and the memory-bandwidth floor
 // for a generated token (bytes of weights read per token / measured copy bandwidth).
+// --device cuda runs it on the GPU (the model moved there; the floor measured with the device's own
+// matrix-vector product); --shape 9b uses OpenFlamingo-9B's shapes (LLaMA-7B, ViT-L/14) instead of
+// the mid-sized model, with weights filled in parallel (random values do not change the speed).
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -11,6 +14,7 @@
 #include "base/rng.h"
 #include "infer/engine.h"
 #include "infer/generate.h"
+#include "kernels/device.h"
 
 static double now(void) {
     struct timespec t;
@@ -28,7 +32,7 @@ static int count_tokens(int32_t t, void *user) {
 
 int main(int argc, char **argv) {
     int P = 128, G = 64;
-    const char *dtype = "f32";
+    const char *dtype = "f32", *device = "cpu", *shape = "mid";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--prompt") && i + 1 < argc)
             P = atoi(argv[++i]);
@@ -36,12 +40,25 @@ int main(int argc, char **argv) {
             G = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc)
             dtype = argv[++i];
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
+            device = argv[++i];
+        else if (!strcmp(argv[i], "--shape") && i + 1 < argc)
+            shape = argv[++i];
     }
+    const mm_ops *ops;
+    char desc[400];
     mm_err e = {0};
     mm_config c;
     config_preset(&c, "openflamingo-9b", &e);
-    c.vis_image_size = 224, c.vis_patch = 16, c.vis_width = 768, c.vis_layers = 12, c.vis_heads = 12, c.vis_mlp = 3072;
-    c.dim = 1024, c.n_layers = 8, c.n_heads = 16, c.ffn = 2816, c.vocab = 32003;
+    int big = !strcmp(shape, "9b");
+    if (!big) {
+        c.vis_image_size = 224, c.vis_patch = 16, c.vis_width = 768, c.vis_layers = 12, c.vis_heads = 12, c.vis_mlp = 3072;
+        c.dim = 1024, c.n_layers = 8, c.n_heads = 16, c.ffn = 2816, c.vocab = 32003;
+    }
+    if (mm_device_open(device, &ops, desc, sizeof desc, &e) != MM_OK) {
+        fprintf(stderr, "bench: %s\n", e.msg);
+        return 1;
+    }
     mm_dtype dt = !strcmp(dtype, "bf16") ? MM_BF16 : !strcmp(dtype, "f16") ? MM_F16 : MM_F32;
     mm_model m = {.ops = ops_cpu()};
     if (weights_init(&m.w, &c, &e) != MM_OK || weights_alloc(&m.w, dt, &e) != MM_OK) {
@@ -57,6 +74,24 @@ int main(int argc, char **argv) {
         for (int d = 0; d < p->ndim; d++)
             n *= (size_t)p->shape[d];
         float s = p->ndim > 1 ? 1.7f / sqrtf((float)p->shape[p->ndim - 1]) : 0.1f;
+        if (big) { // 9B values: a hash per element, in parallel (the speed does not depend on them)
+            float off = p->ndim == 1 && strstr(p->name, "norm") ? 1.0f : 0.0f;
+            char *base = *p->slot;
+            int mat = p->kind == MM_PARAM_FROZEN_MAT;
+#pragma omp parallel for schedule(static)
+            for (size_t k = 0; k < n; k++) {
+                uint64_t h = (k + 1) * 0x9E3779B97F4A7C15ull ^ (uint64_t)i << 40;
+                h ^= h >> 29, h *= 0xBF58476D1CE4E5B9ull, h ^= h >> 32;
+                float v = ((float)(h >> 40) * (1.0f / 16777216.0f) * 2 - 1) * s + off;
+                if (mat)
+                    mm_convert_from_f32(base + k * mm_dtype_size(dt), dt, &v, 1);
+                else
+                    ((float *)(void *)base)[k] = v;
+            }
+            if (!strncmp(p->name, "lang_encoder.", 13) && strcmp(p->name, "lang_encoder.model.embed_tokens.weight"))
+                mat_bytes += weights_param_bytes(&m.w, p);
+            continue;
+        }
         for (size_t k = 0; k < n; k++) {
             float v = (rng_uniform(&r) * 2 - 1) * s + (p->ndim == 1 && strstr(p->name, "norm") ? 1.0f : 0.0f);
             if (p->kind == MM_PARAM_FROZEN_MAT)
@@ -67,6 +102,10 @@ int main(int argc, char **argv) {
         // Bytes a generated token reads: the decoder's matrices (not the vision tower or perceiver).
         if (!strncmp(p->name, "lang_encoder.", 13) && strcmp(p->name, "lang_encoder.model.embed_tokens.weight"))
             mat_bytes += weights_param_bytes(&m.w, p);
+    }
+    if (model_to_device(&m, ops, &e) != MM_OK) {
+        fprintf(stderr, "bench: %s\n", e.msg);
+        return 1;
     }
     int S = c.vis_image_size;
     float *pixels = malloc(sizeof(float) * 3 * (size_t)S * S);
@@ -85,21 +124,30 @@ int main(int argc, char **argv) {
     // Achievable read bandwidth: an f32 matrix-vector product over 256 MB (the access pattern of a
     // generated token's weights), best of three.
     int R = 16384, Ccols = 4096;
-    float *a = malloc(sizeof(float) * (size_t)R * Ccols), *xv = malloc(sizeof(float) * Ccols), *yv = malloc(sizeof(float) * R);
+    float *ha = malloc(sizeof(float) * (size_t)R * Ccols), *hx = malloc(sizeof(float) * Ccols);
     for (size_t i = 0; i < (size_t)R * Ccols; i++)
-        a[i] = 1e-3f;
+        ha[i] = 1e-3f;
     for (int i = 0; i < Ccols; i++)
-        xv[i] = 1.0f;
+        hx[i] = 1.0f;
+    // In the backend's memory (a device's own bandwidth for a GPU run).
+    float *a = ops->alloc(sizeof(float) * (size_t)R * Ccols), *xv = ops->alloc(sizeof(float) * Ccols);
+    float *yv = ops->alloc(sizeof(float) * R);
+    ops->upload(a, ha, sizeof(float) * (size_t)R * Ccols);
+    ops->upload(xv, hx, sizeof(float) * Ccols);
+    free(ha);
+    free(hx);
     double best_bw = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
+        ops->sync();
         double t0 = now();
         m.ops->gemm(0, 1, 1, R, Ccols, 1.0f, xv, Ccols, a, Ccols, 0.0f, yv, R);
+        ops->sync();
         double bw = (double)R * Ccols * sizeof(float) / (now() - t0);
         best_bw = bw > best_bw ? bw : best_bw;
     }
-    free(a);
-    free(xv);
-    free(yv);
+    ops->free(a);
+    ops->free(xv);
+    ops->free(yv);
     double ttft = 1e9, gen_tps = 0, prompt_tps = 0;
     for (int rep = 0; rep < 2; rep++) {
         engine_reset(en);
@@ -123,8 +171,8 @@ int main(int argc, char **argv) {
             gen_tps = (n_out - 1) / (t2 - first);
         }
     }
-    printf("config: as bench/forward, weights %s, prompt %d tokens + 1 image, %d generated, threads %d\n", dtype, P, G,
-           omp_get_max_threads());
+    printf("config: %s, weights %s, prompt %d tokens + 1 image, %d generated, threads %d, device %s\n",
+           big ? "OpenFlamingo-9B shapes" : "as bench/forward", dtype, P, G, omp_get_max_threads(), desc);
     printf("c_ttft_s %.4f\nc_prompt_tps %.1f\nc_gen_tps %.2f\n", ttft, prompt_tps, gen_tps);
     printf("floor: %.1f MB of decoder weights per token / %.1f GB/s read bandwidth = %.2f ms/token (%.1f tokens/s)\n",
            (double)mat_bytes / 1e6, best_bw / 1e9, 1e3 * (double)mat_bytes / best_bw, best_bw / (double)mat_bytes);

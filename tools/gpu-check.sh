@@ -86,6 +86,12 @@ else
 fi
 
 [ -x "$B/bench/cuda_ops" ] && step bench_cuda_ops 120 "$B/bench/cuda_ops" --reps 10
+# Decode on the GPU: the mid-sized model in f32, then OpenFlamingo-9B's shapes in bf16 (tokens/s against
+# the bandwidth floor the bench measures on the device).
+if [ -x "$B/bench/generate" ]; then
+  step bench_generate_mid 60 "$B/bench/generate" --device cuda --prompt 128 --gen 64
+  step bench_generate_9b 180 "$B/bench/generate" --device cuda --shape 9b --dtype bf16 --prompt 128 --gen 64
+fi
 if [ -x "$B/mmgpt" ]; then
   step mmgpt_starts 30 "$B/mmgpt" --help
   # The CLI end to end: the tiny fixture model's logits on the GPU in f32 against the CPU's.
@@ -107,5 +113,5 @@ say ""
 say "==== gpu-check summary ($(date +%T), log $LOG)"
 for s in "${summary[@]}"; do say "$s"; done
 grep -E '^cuda_ops|^(linear|gemm|attention|rmsnorm|swiglu|cross_entropy)' "$LOG" | tee -a "$LOG.short" >/dev/null
-grep -E '^[a-z_]+ .* ms ' "$LOG" | head -30
+grep -E '^[a-z_]+ .* ms |^c_|^floor|^config' "$LOG" | head -40
 ! printf '%s\n' "${summary[@]}" | grep -q FAIL
