@@ -759,6 +759,32 @@ static void test_gpu_cross_entropy(void **st) {
     }
 }
 
+static void test_gpu_training_helpers(void **st) {
+    (void)st;
+    NEED_GPU();
+    size_t sizes[] = {1, 1000, 300001};
+    for (int k = 0; k < 3; k++) {
+        size_t n = sizes[k];
+        float *a = rand_vec(n, 1), *b = rand_vec(n, 1), *o = malloc(4 * n);
+        float *da = up(a, 4 * n), *db = up(b, 4 * n), *dov = gpu->alloc(4 * n);
+        double want = cpu->dot(a, b, n), got = gpu->dot(da, db, n);
+        gpu_ok();
+        assert_true(fabs(got - want) <= 1e-12 * (1 + fabs(want)));
+        // The dropout mask is a hash of the index: the same on both, so the values are equal.
+        cpu->lora_dropout(o, a, n, 99, 7, 0.3f);
+        gpu->lora_dropout(dov, da, n, 99, 7, 0.3f);
+        float *g = down(dov, n);
+        gpu_ok();
+        near("lora_dropout", g, o, n, 0);
+        gpu->lora_dropout(da, da, n, 5, 0, 0.5f); // in place
+        cpu->lora_dropout(a, a, n, 5, 0, 0.5f);
+        free(g);
+        g = down(da, n);
+        near("lora_dropout in place", g, a, n, 0);
+        free(a), free(b), free(o), free(g), gpu->free(da), gpu->free(db), gpu->free(dov);
+    }
+}
+
 static int setup(void **st) {
     (void)st;
     cpu = ops_cpu();
@@ -797,6 +823,7 @@ int main(void) {
         cmocka_unit_test(test_gpu_embed_and_sums),
         cmocka_unit_test(test_gpu_attention),
         cmocka_unit_test(test_gpu_cross_entropy),
+        cmocka_unit_test(test_gpu_training_helpers),
     };
     // MMGPT_TEST_FILTER=test_gpu_attention (a cmocka pattern, * and ?) runs a subset, e.g. under
     // compute-sanitizer's slower tools.

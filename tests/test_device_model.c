@@ -9,6 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "infer/engine.h"
 #include "io/safetensors.h"
 #include "kernels/ops_cuda.h"
@@ -145,12 +147,71 @@ static double g_cross_entropy(float *l, const int32_t *t, int N, int V, float s)
     return r;
 }
 
+static void g_linear_bw(float *dx, const float *dy, mm_wref w, int N, int in, int out, int acc) {
+    in_arena(dx), in_arena(dy), in_arena(w.data);
+    WRAP(cpu->linear_backward_input(dx, dy, w, N, in, out, acc))
+}
+static void g_layernorm_bw(float *dx, const float *d, const float *x, const float *w, int N, int C, float eps, int acc) {
+    in_arena(dx), in_arena(d), in_arena(x), in_arena(w);
+    WRAP(cpu->layernorm_backward(dx, d, x, w, N, C, eps, acc))
+}
+static void g_rmsnorm_bw(float *dx, const float *d, const float *x, const float *w, int N, int C, float eps, int acc) {
+    in_arena(dx), in_arena(d), in_arena(x), in_arena(w);
+    WRAP(cpu->rmsnorm_backward(dx, d, x, w, N, C, eps, acc))
+}
+static void g_attention_bw(float *dq, float *dk, float *dv, const float *d, int os, const float *q, int qs, const float *k,
+                           const float *v, int ks, const mm_attn_mask *m, int B, int Tq, int Tk, int H, int Dh,
+                           float sc) {
+    in_arena(dq), in_arena(dk), in_arena(dv), in_arena(d), in_arena(q), in_arena(k), in_arena(v), mask_in_arena(m);
+    WRAP(cpu->attention_backward(dq, dk, dv, d, os, q, qs, k, v, ks, m, B, Tq, Tk, H, Dh, sc))
+}
+static void g_gelu_bw(float *dx, const float *x, const float *d, size_t n) {
+    in_arena(dx), in_arena(x), in_arena(d);
+    WRAP(cpu->gelu_backward(dx, x, d, n))
+}
+static void g_quick_gelu_bw(float *dx, const float *x, const float *d, size_t n) {
+    in_arena(dx), in_arena(x), in_arena(d);
+    WRAP(cpu->quick_gelu_backward(dx, x, d, n))
+}
+static void g_sum_rows(float *o, const float *i, int N, int C) {
+    in_arena(o), in_arena(i);
+    WRAP(cpu->sum_rows(o, i, N, C))
+}
+static void g_swiglu_bw(float *dg, float *du, const float *d, const float *g, const float *u, size_t n) {
+    in_arena(dg), in_arena(du), in_arena(d), in_arena(g), in_arena(u);
+    WRAP(cpu->swiglu_backward(dg, du, d, g, u, n))
+}
+static void g_norm_bw_params(float *dw, float *db, const float *d, const float *x, int N, int C, float eps, int rms) {
+    in_arena(dw), in_arena(db), in_arena(d), in_arena(x);
+    WRAP(cpu->norm_backward_params(dw, db, d, x, N, C, eps, rms))
+}
+static void g_embed_bw(float *dt, const int32_t *ids, const float *d, int N, int C) {
+    in_arena(dt), in_arena(ids), in_arena(d);
+    WRAP(cpu->embed_backward(dt, ids, d, N, C))
+}
+static double g_dot(const float *a, const float *b, size_t n) {
+    in_arena(a), in_arena(b);
+    arena_open();
+    double r = cpu->dot(a, b, n);
+    arena_close();
+    return r;
+}
+static void g_lora_dropout(float *o, const float *x, size_t n, uint64_t seed, size_t module, float p) {
+    in_arena(o), in_arena(x);
+    WRAP(cpu->lora_dropout(o, x, n, seed, module, p))
+}
+
 static void guarded_init(void) {
     cpu = ops_cpu();
     arena = mmap(NULL, ARENA_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     assert_true(arena != MAP_FAILED);
-    guarded = *cpu; // the backward entries are not wrapped: training refuses device backends
+    guarded = *cpu;
     guarded.name = "guarded";
+    guarded.linear_backward_input = g_linear_bw, guarded.layernorm_backward = g_layernorm_bw;
+    guarded.rmsnorm_backward = g_rmsnorm_bw, guarded.attention_backward = g_attention_bw;
+    guarded.gelu_backward = g_gelu_bw, guarded.quick_gelu_backward = g_quick_gelu_bw, guarded.sum_rows = g_sum_rows;
+    guarded.swiglu_backward = g_swiglu_bw, guarded.norm_backward_params = g_norm_bw_params;
+    guarded.embed_backward = g_embed_bw, guarded.dot = g_dot, guarded.lora_dropout = g_lora_dropout;
     guarded.linear = g_linear, guarded.gemm = g_gemm, guarded.layernorm = g_layernorm, guarded.rmsnorm = g_rmsnorm;
     guarded.rope = g_rope, guarded.attention = g_attention, guarded.gelu = g_gelu, guarded.quick_gelu = g_quick_gelu;
     guarded.swiglu = g_swiglu, guarded.add_scaled = g_add_scaled, guarded.embed = g_embed;
@@ -352,21 +413,106 @@ static void test_guard_catches_host_access(void **st) {
     assert_true(back == 1.0f);
 }
 
-static void test_training_refuses_device_backends(void **st) {
-    (void)st;
-    mm_model m;
-    load(&m, FX "/tiny/config.json", FX "/tiny/model.safetensors");
+// The training cases of flamingo_ref.py (test_train.c): the adapters; LoRA on the perceiver and whole
+// tensors unfrozen; the vision tower trained. The JSON's LoRA scope/targets and unfrozen names go into cfg.
+static void case_config(mm_config *cfg, const char *json) {
+    json_object *root = json_object_from_file(json), *lora, *v;
+    assert_non_null(root);
+    assert_true(json_object_object_get_ex(root, "lora", &lora));
+    assert_true(json_object_object_get_ex(lora, "scope", &v));
+    cfg->n_lora_scopes = (int)json_object_array_length(v);
+    for (int i = 0; i < cfg->n_lora_scopes; i++)
+        snprintf(cfg->lora_scopes[i], sizeof cfg->lora_scopes[i], "%s", json_object_get_string(json_object_array_get_idx(v, i)));
+    assert_true(json_object_object_get_ex(lora, "targets", &v));
+    cfg->n_lora_targets = (int)json_object_array_length(v);
+    for (int i = 0; i < cfg->n_lora_targets; i++)
+        snprintf(cfg->lora_targets[i], sizeof cfg->lora_targets[i], "%s", json_object_get_string(json_object_array_get_idx(v, i)));
+    assert_true(json_object_object_get_ex(root, "unfrozen", &v));
+    cfg->n_unfrozen = (int)json_object_array_length(v);
+    for (int i = 0; i < cfg->n_unfrozen; i++)
+        snprintf(cfg->unfrozen[i], sizeof cfg->unfrozen[i], "%s", json_object_get_string(json_object_array_get_idx(v, i)));
+    if (json_object_object_get_ex(root, "ln_post", &v))
+        cfg->vis_ln_post = json_object_get_boolean(v);
+    json_object_put(root);
+}
+
+enum { CASE_ADAPTERS, CASE_UNFROZEN, CASE_VISION };
+
+// Loss and gradients of a training case on backend ops (the model moved there), gradients in host
+// memory (n floats). dropout > 0 draws LoRA dropout masks; keep plans MM_ACTS_TRAIN_KEEP.
+static float *grads_on(const mm_ops *ops, int which, float dropout, int keep, double *loss, size_t *n) {
     mm_err e = {0};
-    assert_ok(model_to_device(&m, &guarded, &e), &e);
+    mm_config cfg;
+    assert_ok(config_load(&cfg, FX "/tiny/config.json", &e), &e);
+    if (which != CASE_ADAPTERS)
+        case_config(&cfg, which == CASE_VISION ? FX "/vision.json" : FX "/unfrozen.json");
+    cfg.lora_dropout = dropout; // the scratch is planned for it
+    mm_load_opts lo = {.fresh_lora = 1, .seed = 11};
+    mm_model m;
+    assert_ok(model_load_st(&m, &cfg, FX "/tiny/model.safetensors", &lo, &e), &e);
+    // PEFT starts B at zero (A's gradient would be zero): give every adapter small values.
+    for (int i = 0; i < m.w.n_params; i++) {
+        mm_param *p = &m.w.params[i];
+        if (p->kind != MM_PARAM_LORA)
+            continue;
+        size_t cnt = weights_param_bytes(&m.w, p) / sizeof(float);
+        for (size_t k = 0; k < cnt; k++)
+            ((float *)*p->slot)[k] = 0.05f * sinf((float)(k * 7 + (size_t)i * 13));
+    }
+    assert_ok(model_to_device(&m, ops, &e), &e);
+    static const char *files[] = {FX "/train.safetensors", FX "/train_unfrozen.safetensors", FX "/train_vision.safetensors"};
+    mm_st st;
+    assert_ok(st_open(&st, files[which], &e), &e);
+    const mm_st_tensor *tk = st_find(&st, "tokens"), *px = st_find(&st, "pixels");
+    int32_t *tokens = dup_tensor(tk), *ips = dup_tensor(st_find(&st, "images_per_seq"));
+    int32_t *labels = dup_tensor(st_find(&st, "labels"));
+    uint8_t *mask = dup_tensor(st_find(&st, "attn_mask"));
+    float *pixels = dup_tensor(px);
+    mm_batch b = {.B = (int)tk->shape[0], .T = (int)tk->shape[1], .tokens = tokens, .attn_mask = mask,
+                  .n_images = (int)px->shape[0], .pixels = pixels, .images_per_seq = ips};
     mm_acts a;
-    assert_ok(acts_alloc_on(&a, &guarded, &m.w.cfg, 1, 4, 0, MM_ACTS_TRAIN_RECOMPUTE, &e), &e);
-    int32_t tokens[4] = {1, 5, 6, 7}, labels[4] = {1, 5, 6, 7}, ips = 0;
-    mm_batch b = {.B = 1, .T = 4, .tokens = tokens, .images_per_seq = &ips};
-    double loss;
-    long cnt;
-    assert_int_equal(flamingo_loss_backward(&m, &b, labels, &a, NULL, 1.0f, &loss, &cnt, &e), MM_ERR_UNSUPPORTED);
+    int mode = (keep ? MM_ACTS_TRAIN_KEEP : MM_ACTS_TRAIN_RECOMPUTE) | (m.w.vision_trains ? MM_ACTS_VISION : 0);
+    assert_ok(acts_alloc_on(&a, ops, &m.w.cfg, b.B, b.T, b.n_images, mode, &e), &e);
+    *n = m.w.n_trainable;
+    float *dg = ops->alloc(sizeof(float) * *n);
+    assert_non_null(dg);
+    ops->zero(dg, sizeof(float) * *n);
+    m.dropout.p = dropout, m.dropout.seed = 1234;
+    long counted;
+    assert_ok(flamingo_loss_backward(&m, &b, labels, &a, dg, 0.125f, loss, &counted, &e), &e);
+    float *g = malloc(sizeof(float) * *n);
+    ops->download(g, dg, sizeof(float) * *n);
+    ops->free(dg);
     acts_free(&a);
     model_free(&m);
+    st_close(&st);
+    free(tokens), free(ips), free(labels), free(mask), free(pixels);
+    return g;
+}
+
+static void test_guarded_gradients_equal_cpu(void **st) {
+    (void)st;
+    struct {
+        int which;
+        float dropout;
+        int keep;
+    } cases[] = {{CASE_ADAPTERS, 0, 0}, {CASE_ADAPTERS, 0.3f, 0}, {CASE_ADAPTERS, 0, 1}, {CASE_UNFROZEN, 0, 0},
+                 {CASE_VISION, 0.2f, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        double l0, l1;
+        size_t n0, n1;
+        float *g0 = grads_on(cpu, cases[c].which, cases[c].dropout, cases[c].keep, &l0, &n0);
+        float *g1 = grads_on(&guarded, cases[c].which, cases[c].dropout, cases[c].keep, &l1, &n1);
+        assert_int_equal(n0, n1);
+        assert_true(l0 == l1);
+        assert_memory_equal(g0, g1, sizeof(float) * n0);
+        double ss = 0;
+        for (size_t i = 0; i < n0; i++)
+            ss += (double)g0[i] * g0[i];
+        printf("mmgpt-test: case %zu: %zu gradients equal, norm %.4g, loss %.6f\n", c, n0, sqrt(ss), l0);
+        assert_true(ss > 0);
+        free(g0), free(g1);
+    }
 }
 
 static void test_gpu_forward_matches_pytorch(void **st) {
@@ -415,6 +561,29 @@ static void test_gpu_engine_matches_cpu(void **st) {
     free(a), free(b);
 }
 
+// f32 gradients on the GPU against the CPU's: 1e-3 of the largest, and the cosine printed.
+static void test_gpu_gradients_match_cpu(void **st) {
+    (void)st;
+    if (!gpu)
+        skip();
+    for (int which = CASE_ADAPTERS; which <= CASE_VISION; which++) {
+        double l0, l1;
+        size_t n0, n1;
+        float *g0 = grads_on(cpu, which, which == CASE_ADAPTERS ? 0.3f : 0.0f, 0, &l0, &n0);
+        float *g1 = grads_on(gpu, which, which == CASE_ADAPTERS ? 0.3f : 0.0f, 0, &l1, &n1);
+        double dot = 0, a2 = 0, b2 = 0, mx = 0;
+        for (size_t i = 0; i < n0; i++) {
+            dot += (double)g0[i] * g1[i], a2 += (double)g0[i] * g0[i], b2 += (double)g1[i] * g1[i];
+            mx = fabs(g0[i]) > mx ? fabs(g0[i]) : mx;
+        }
+        printf("mmgpt-test: case %d: loss cpu %.7f cuda %.7f, gradient cosine %.8f\n", which, l0, l1,
+               dot / sqrt(a2 * b2 + 1e-300));
+        assert_true(fabs(l0 - l1) <= 1e-4 * fabs(l0));
+        assert_true(compare_f32("gradients cuda vs cpu", g1, g0, n0, (float)(1e-3 * mx), 0));
+        free(g0), free(g1);
+    }
+}
+
 static int setup(void **st) {
     (void)st;
     guarded_init();
@@ -436,7 +605,8 @@ int main(void) {
         cmocka_unit_test(test_guarded_forward_equals_cpu),
         cmocka_unit_test(test_guarded_loss_equals_cpu),
         cmocka_unit_test(test_guarded_engine_equals_cpu),
-        cmocka_unit_test(test_training_refuses_device_backends),
+        cmocka_unit_test(test_guarded_gradients_equal_cpu),
+        cmocka_unit_test(test_gpu_gradients_match_cpu),
         cmocka_unit_test(test_gpu_forward_matches_pytorch),
         cmocka_unit_test(test_gpu_engine_matches_cpu),
     };

@@ -89,6 +89,11 @@ typedef struct mm_ops {
     // Masked next-token cross-entropy, in place: rows of logits[N,V] become dlogits = scale *
     // (softmax - onehot(target)) where target[i] >= 0, zeros elsewhere. Returns the summed loss.
     double (*cross_entropy)(float *logits, const int32_t *target, int N, int V, float scale);
+    // sum of a[i] * b[i], accumulated in f64 in index order (gate gradients).
+    double (*dot)(const float *a, const float *b, size_t n);
+    // out[i] = x[i] / (1 - p) where mm_lora_dropout_keeps(seed, module, i, p) (rowmath.h), else 0; out may
+    // equal x. The LoRA dropout mask of one module, the same on every backend.
+    void (*lora_dropout)(float *out, const float *x, size_t n, uint64_t seed, size_t module, float p);
 
     // The memory the ops work on. The CPU backend works on ordinary memory (these are malloc, memcpy
     // and memset there); a device backend on its own memory, and then every pointer an op takes (the

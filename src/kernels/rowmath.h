@@ -7,6 +7,7 @@
 #define MM_ROWMATH_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __CUDACC__
@@ -74,6 +75,18 @@ static inline MM_HD void mm_attn_row_range(int has_media, int32_t qm, int media_
         *hi = i + q_offset + 1;
     if (*hi < *lo) // a causal cut below the media's first key: nothing visible
         *hi = *lo;
+}
+
+// LoRA dropout's mask: 1 keeps element index of the module whose A lives at offset module in the
+// trainable buffer, for the micro-step's seed (a counter-based hash, so any backend draws the same).
+static inline MM_HD uint64_t mm_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static inline MM_HD int mm_lora_dropout_keeps(uint64_t seed, size_t module, size_t index, float p) {
+    uint64_t h = mm_mix64(mm_mix64(seed + 0x9e3779b97f4a7c15ULL * (module + 1)) ^ (uint64_t)index);
+    return (double)(h >> 11) * 0x1.0p-53 >= (double)p;
 }
 
 #endif

@@ -58,14 +58,9 @@ static void patches(const mm_config *c, float *cols, const float *pixels, int n)
             }
 }
 
-// x[n*T, W] = [class + pos_0; patch embeddings + pos] (before ln_pre); work holds cols and emb.
-// pixels are host memory: the patches are cut on the host and uploaded into the ops' memory.
-static void embed(const mm_model *m, float *x, const float *pixels, int n, float *work) {
-    const mm_config *c = &m->w.cfg;
-    const clip_weights *v = &m->w.clip;
-    const mm_ops *ops = m->ops;
-    int np = n_patches(c), W = c->vis_width, T = np + 1, K = 3 * c->vis_patch * c->vis_patch;
-    float *cols = work, *emb = cols + (size_t)n * np * K;
+// The patches of host pixels into cols in the ops' memory (cut on the host, then uploaded).
+static void patches_to(const mm_ops *ops, const mm_config *c, float *cols, const float *pixels, int n) {
+    int np = n_patches(c), K = 3 * c->vis_patch * c->vis_patch;
     size_t col_bytes = sizeof(float) * (size_t)n * np * K;
     float *host_cols = ops->on_device ? malloc(col_bytes) : cols;
     if (!host_cols)
@@ -75,6 +70,17 @@ static void embed(const mm_model *m, float *x, const float *pixels, int n, float
         ops->upload(cols, host_cols, col_bytes);
         free(host_cols);
     }
+}
+
+// x[n*T, W] = [class + pos_0; patch embeddings + pos] (before ln_pre); work holds cols and emb.
+// pixels are host memory: the patches are cut on the host and uploaded into the ops' memory.
+static void embed(const mm_model *m, float *x, const float *pixels, int n, float *work) {
+    const mm_config *c = &m->w.cfg;
+    const clip_weights *v = &m->w.clip;
+    const mm_ops *ops = m->ops;
+    int np = n_patches(c), W = c->vis_width, T = np + 1, K = 3 * c->vis_patch * c->vis_patch;
+    float *cols = work, *emb = cols + (size_t)n * np * K;
+    patches_to(ops, c, cols, pixels, n);
     ops->linear(emb, cols, v->patch.w, NULL, n * np, K, W, 0);
     // Row 0 the class embedding, rows 1.. the patches; then the positions over all T rows (the same
     // sums, class + pos and patch + pos, as one add per element).
@@ -164,13 +170,13 @@ void clip_backward(const mm_model *m, const float *dvis, const float *pixels, in
     float *dx = scratch + off, *dh = dx + (size_t)N * W, *dqkv = dh + (size_t)N * W, *datt = dqkv + 3 * (size_t)N * W;
     float *df = datt + (size_t)N * W, *cols = df + (size_t)N * F, *demb = cols + (size_t)n * np * K;
     // The tap: patch rows get the output's gradient, class rows none.
-    memset(dx, 0, sizeof(float) * (size_t)N * W);
-    for (int i = 0; i < n; i++)
-        memcpy(dx + ((size_t)i * T + 1) * W, dvis + (size_t)i * np * W, sizeof(float) * (size_t)np * W);
+    ops->zero(dx, sizeof(float) * (size_t)N * W);
+    ops->copy_rows(dx + W, sizeof(float) * (size_t)T * W, dvis, sizeof(float) * (size_t)np * W,
+                   sizeof(float) * (size_t)np * W, (size_t)n);
     const float *last = saved + (size_t)(c->vis_layers + 1) * N * W;
     if (c->vis_ln_post) {
         norm_params_backward(ops, &lc, v->ln_post_w, v->ln_post_b, dx, last, N, W, eps, 0);
-        memcpy(dh, dx, sizeof(float) * (size_t)N * W);
+        ops->copy(dh, dx, sizeof(float) * (size_t)N * W);
         ops->layernorm_backward(dx, dh, last, v->ln_post_w, N, W, eps, 0);
     }
     for (int l = c->vis_layers - 1; l >= 0; l--) {
@@ -193,7 +199,7 @@ void clip_backward(const mm_model *m, const float *dvis, const float *pixels, in
     }
     // ln_pre, then the embedding sums.
     norm_params_backward(ops, &lc, v->ln_pre_w, v->ln_pre_b, dx, saved, N, W, eps, 0);
-    memcpy(dh, dx, sizeof(float) * (size_t)N * W);
+    ops->copy(dh, dx, sizeof(float) * (size_t)N * W);
     ops->layernorm_backward(dx, dh, saved, v->ln_pre_w, N, W, eps, 0);
     float *dcls = param_grad(&lc, v->class_emb), *dpos = param_grad(&lc, v->pos_emb);
     for (int i = 0; i < n; i++) {
@@ -202,10 +208,10 @@ void clip_backward(const mm_model *m, const float *dvis, const float *pixels, in
             ops->add_scaled(dcls, di, 1.0f, (size_t)W);
         if (dpos)
             ops->add_scaled(dpos, di, 1.0f, (size_t)T * W);
-        memcpy(demb + (size_t)i * np * W, di + W, sizeof(float) * (size_t)np * W);
+        ops->copy(demb + (size_t)i * np * W, di + W, sizeof(float) * (size_t)np * W);
     }
     if (param_grad(&lc, v->patch.w.data)) {
-        patches(c, cols, pixels, n);
+        patches_to(ops, c, cols, pixels, n);
         linear_backward(ops, NULL, demb, cols, &v->patch, n * np, &lc, b.lora, 0);
     }
 }

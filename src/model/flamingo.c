@@ -322,11 +322,6 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
     const mm_ops *ops = m->ops;
     if (!a->training)
         return mm_errf(e, MM_ERR_ARG, "activations were planned for inference; plan them for training");
-    // The backward still reads activations on the host (gate gradients, LoRA dropout, the vision
-    // stages): training runs on host backends only until those become ops.
-    if (ops->on_device)
-        return mm_errf(e, MM_ERR_UNSUPPORTED, "training on the %s backend is not available yet (use --device cpu)",
-                       ops->name);
     if (m->w.vision_trains && b->n_images && !a->vision)
         return mm_errf(e, MM_ERR_ARG, "the vision tower has trainable tensors: plan the activations with MM_ACTS_VISION");
     int B = b->B, T = b->T, BT = B * T, D = c->dim;
@@ -335,9 +330,12 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
     layer_bufs lb;
     MM_TRY(forward_common(m, b, a, &bp, &lb, e));
     mm_lora_ctx lc = model_lora_ctx(m, grads);
-    // Targets: position t predicts labels[t+1]; the last position predicts nothing.
-    int32_t *target = (int32_t *)lb.dx; // borrowed until the head's backward fills dx
-    long count = shift_targets(target, labels, B, T);
+    // Targets: position t predicts labels[t+1]; the last position predicts nothing. Staged on the
+    // host (where plan_batch's positions were) and uploaded into dx, borrowed until the head's
+    // backward fills it.
+    int32_t *target = (int32_t *)lb.dx, *staged = bp.stage + BT;
+    long count = shift_targets(staged, labels, B, T);
+    ops->upload(target, staged, sizeof(int32_t) * (size_t)BT);
     *loss_sum = ops->cross_entropy(a->logits, target, BT, c->vocab, scale);
     *n_tokens = count;
     // Head: logits = RMSNorm(x_L) @ lm_head^T.
@@ -380,5 +378,5 @@ mm_status flamingo_loss_backward(const mm_model *m, const mm_batch *b, const int
     if (vis_trains)
         clip_backward(m, a->dvis, b->pixels, b->n_images, a->vis_saved, grads, a->scratch);
     batch_plan_free(&bp);
-    return MM_OK;
+    return ops->status(e);
 }

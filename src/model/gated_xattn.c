@@ -89,15 +89,19 @@ void xattn_latent_kv(const mm_model *m, const xattn_weights *g, float *kv, const
 }
 
 // d tanh(gate) contribution: (1 - tanh^2) * sum over the rows of sequences with images of dx . y.
-static void gate_grad(float *dgate, float gate, const float *dx, const float *y, const uint8_t *seq_on, int B, int T,
-                      int D) {
+// The gate and its gradient are single floats in the ops' memory: read, updated on the host, written.
+static void gate_grad(const mm_ops *ops, float *dgate, const float *gate, const float *dx, const float *y,
+                      const uint8_t *seq_on, int B, int T, int D) {
     double s = 0;
     for (int b = 0; b < B; b++)
         if (seq_on[b])
-            for (size_t i = (size_t)b * T * D; i < (size_t)(b + 1) * T * D; i++)
-                s += (double)dx[i] * y[i];
-    float t = tanhf(gate);
-    dgate[0] += (float)(s * (1.0 - (double)t * t));
+            s += ops->dot(dx + (size_t)b * T * D, y + (size_t)b * T * D, (size_t)T * D);
+    float g, dg;
+    ops->download(&g, gate, sizeof g);
+    ops->download(&dg, dgate, sizeof dg);
+    float t = tanhf(g);
+    dg += (float)(s * (1.0 - (double)t * t));
+    ops->upload(dgate, &dg, sizeof dg);
 }
 
 void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const float *latents, int n_lat_rows,
@@ -145,10 +149,10 @@ void xattn_backward(const mm_model *m, const xattn_weights *g, float *dx, float 
     // zero, so nothing below adds to them.
     if ((dg = param_grad(&lc, g->ff_gate))) { // the branch's output is recomputed (same dropout mask)
         linear_forward(ops, dh, sv->f_post, &g->ff2, BT, &lc, lw, 0);
-        gate_grad(dg, g->ff_gate[0], dx, dh, seq_on, B, T, D);
+        gate_grad(ops, dg, g->ff_gate, dx, dh, seq_on, B, T, D);
     }
-    memset(dy, 0, sizeof(float) * nD);
-    gated_add(ops, dy, dx, tanhf(g->ff_gate[0]), seq_on, B, T, D); // d y_ff = tanh(ff_gate) * dx
+    ops->zero(dy, sizeof(float) * nD);
+    gated_add(ops, dy, dx, gate_tanh(ops, g->ff_gate), seq_on, B, T, D); // d y_ff = tanh(ff_gate) * dx
     linear_backward(ops, dff, dy, sv->f_post, &g->ff2, BT, &lc, lw, 0);
     ops->gelu_backward(dff, sv->f_pre, dff, (size_t)BT * ffd);
     linear_backward(ops, dh, dff, sv->hn, &g->ff1, BT, &lc, lw, 0);
@@ -156,10 +160,10 @@ void xattn_backward(const mm_model *m, const xattn_weights *g, float *dx, float 
     ops->layernorm_backward(dx, dh, sv->x_mid, g->ff_ln_w, BT, D, c->xattn_eps, 1);
     if ((dg = param_grad(&lc, g->attn_gate))) {
         linear_forward(ops, dh, sv->att, &g->to_out, BT, &lc, lw, 0);
-        gate_grad(dg, g->attn_gate[0], dx, dh, seq_on, B, T, D);
+        gate_grad(ops, dg, g->attn_gate, dx, dh, seq_on, B, T, D);
     }
-    memset(dy, 0, sizeof(float) * nD);
-    gated_add(ops, dy, dx, tanhf(g->attn_gate[0]), seq_on, B, T, D); // d y_attn
+    ops->zero(dy, sizeof(float) * nD);
+    gated_add(ops, dy, dx, gate_tanh(ops, g->attn_gate), seq_on, B, T, D); // d y_attn
     linear_backward(ops, datt, dy, sv->att, &g->to_out, BT, &lc, lw, 0);
     mm_attn_mask mask = media_mask(a, c);
     ops->attention_backward(dq, dkv, dkv + inner, datt, inner, sv->q, inner, sv->kv, sv->kv + inner, 2 * inner, &mask, B,

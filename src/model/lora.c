@@ -2,29 +2,22 @@
 
 #include <string.h>
 
+#include "kernels/rowmath.h"
+
 size_t lora_scratch_floats(const mm_config *cfg, size_t N, size_t max_in) {
     size_t r = (size_t)(cfg->lora_r > 0 ? cfg->lora_r : 1);
     return 2 * N * r + (cfg->lora_dropout > 0 ? N * max_in : 0);
 }
 
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 int lora_dropout_keeps(uint64_t seed, size_t module, size_t index, float p) {
-    uint64_t h = mix64(mix64(seed + 0x9e3779b97f4a7c15ULL * (module + 1)) ^ (uint64_t)index);
-    return (double)(h >> 11) * 0x1.0p-53 >= (double)p;
+    return mm_lora_dropout_keeps(seed, module, index, p);
 }
 
 // xd = dropout(x) / (1 - p) for this module's mask (or, applied to a gradient, the same masking).
-static void dropout_apply(float *out, const float *x, const mm_linear *l, int N, const mm_lora_ctx *c) {
-    size_t module = (size_t)(l->lora_a - c->params), n = (size_t)N * l->in;
-    float keep_scale = 1.0f / (1.0f - c->dropout);
-#pragma omp parallel for if (n > 65536)
-    for (size_t i = 0; i < n; i++)
-        out[i] = lora_dropout_keeps(c->seed, module, i, c->dropout) ? x[i] * keep_scale : 0.0f;
+static void dropout_apply(const mm_ops *ops, float *out, const float *x, const mm_linear *l, int N,
+                          const mm_lora_ctx *c) {
+    size_t module = (size_t)(l->lora_a - c->params);
+    ops->lora_dropout(out, x, (size_t)N * l->in, c->seed, module, c->dropout);
 }
 
 static int has_lora(const mm_linear *l, const mm_lora_ctx *c) { return l->lora_a && l->lora_b && c->r > 0; }
@@ -37,7 +30,7 @@ void linear_forward(const mm_ops *ops, float *out, const float *in, const mm_lin
     const float *xa = in;
     if (c->dropout > 0) {
         float *xd = scratch + (size_t)N * c->r;
-        dropout_apply(xd, in, l, N, c);
+        dropout_apply(ops, xd, in, l, N, c);
         xa = xd;
     }
     mm_wref a = {l->lora_a, MM_F32};
@@ -61,7 +54,7 @@ void linear_backward(const mm_ops *ops, float *dx, const float *dy, const float 
     float *u = scratch, *du = scratch + (size_t)N * r, *xd = du + (size_t)N * r;
     const float *xa = x;
     if (c->dropout > 0) {
-        dropout_apply(xd, x, l, N, c);
+        dropout_apply(ops, xd, x, l, N, c);
         xa = xd;
     }
     mm_wref a = {l->lora_a, MM_F32};
@@ -76,7 +69,7 @@ void linear_backward(const mm_ops *ops, float *dx, const float *dy, const float 
         return;
     if (c->dropout > 0) {
         ops->gemm(0, 0, N, l->in, r, 1.0f, du, r, l->lora_a, l->in, 0.0f, xd, l->in); // through the mask
-        dropout_apply(xd, xd, l, N, c);
+        dropout_apply(ops, xd, xd, l, N, c);
         ops->add_scaled(dx, xd, 1.0f, (size_t)N * l->in);
     } else {
         ops->gemm(0, 0, N, l->in, r, 1.0f, du, r, l->lora_a, l->in, 1.0f, dx, l->in); // dx += du A

@@ -172,7 +172,7 @@ static void layer_backward(const mm_model *m, const perceiver_layer *L, const pe
     linear_backward(ops, g->dkvin, g->dkv, b->kvin, &L->to_kv, NK, lc, b->lora, 0);
     linear_backward(ops, g->dln, g->dq, b->ln, &L->to_q, NL, lc, b->lora, 0);
     for (int i = 0; i < n; i++) {
-        memcpy(g->dxn + (size_t)i * np * D, g->dkvin + (size_t)i * (np + nl) * D, sizeof(float) * (size_t)np * D);
+        ops->copy(g->dxn + (size_t)i * np * D, g->dkvin + (size_t)i * (np + nl) * D, sizeof(float) * (size_t)np * D);
         ops->add_scaled(g->dln + (size_t)i * nl * D, g->dkvin + ((size_t)i * (np + nl) + np) * D, 1.0f, (size_t)nl * D);
     }
     norm_params_backward(ops, lc, L->norm_latents_w, L->norm_latents_b, g->dln, b->lat, NL, D, eps, 0);
@@ -196,17 +196,17 @@ void perceiver_backward(const mm_model *m, const float *dout, const float *vis_t
     int want_dx = dframe || dtime || dvis;
     media_input(m, b.x, vis_tokens, media_index, n);
     if (want_dx)
-        memset(g.dx, 0, sizeof(float) * (size_t)NX * D);
+        m->ops->zero(g.dx, sizeof(float) * (size_t)NX * D);
     const float *last = saved + (size_t)c->perc_depth * NL * D;
     norm_params_backward(m->ops, &lc, p->norm_w, p->norm_b, dout, last, NL, D, c->perc_eps, 0);
     m->ops->layernorm_backward(g.dlat, dout, last, p->norm_w, NL, D, c->perc_eps, 0);
     for (int l = c->perc_depth - 1; l >= 0; l--) {
-        memcpy(b.lat, saved + (size_t)l * NL * D, sizeof(float) * (size_t)NL * D);
+        m->ops->copy(b.lat, saved + (size_t)l * NL * D, sizeof(float) * (size_t)NL * D);
         layer_forward(m, &p->layers[l], &b, n, &lc, 0);
         layer_backward(m, &p->layers[l], &b, &g, n, &lc, want_dx);
     }
     if (dvis) // x = vis_tokens + embeddings: the same gradient
-        memcpy(dvis, g.dx, sizeof(float) * (size_t)NX * D);
+        m->ops->copy(dvis, g.dx, sizeof(float) * (size_t)NX * D);
     float *dlatents = param_grad(&lc, p->latents);
     for (int i = 0; dlatents && i < n; i++)
         m->ops->add_scaled(dlatents, g.dlat + (size_t)i * nl * D, 1.0f, (size_t)nl * D);

@@ -17,5 +17,8 @@ void cpu_copy_rows(void *dst, size_t dst_pitch, const void *src, size_t src_pitc
 void cpu_zero(void *p, size_t bytes);
 void cpu_sync(void);
 mm_status cpu_status(mm_err *e);
+// Training helpers (train_cpu.c).
+double cpu_dot(const float *a, const float *b, size_t n);
+void cpu_lora_dropout(float *out, const float *x, size_t n, uint64_t seed, size_t module, float p);
 
 #endif

@@ -106,5 +106,7 @@ void cu_attention_backward(float *dq, float *dk, float *dv, const float *dout, i
                            int Tq, int Tk, int H, int Dh, float scale);
 
 double cu_cross_entropy(float *logits, const int32_t *target, int N, int V, float scale);
+double cu_dot(const float *a, const float *b, size_t n);
+void cu_lora_dropout(float *out, const float *x, size_t n, uint64_t seed, size_t module, float p);
 
 #endif

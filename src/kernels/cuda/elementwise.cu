@@ -208,3 +208,13 @@ void cu_scale_rows(float *x, float s, int rows, int cols, int ld) {
     size_t n = (size_t)rows * cols;
     LAUNCH_N(scale_rows_k, n, x, s, rows, cols, ld);
 }
+
+__global__ void lora_dropout_k(float *out, const float *x, size_t n, uint64_t seed, size_t module, float p,
+                               float keep_scale) {
+    GRID_STRIDE(i, n) out[i] = mm_lora_dropout_keeps(seed, module, i, p) ? x[i] * keep_scale : 0.0f;
+}
+
+void cu_lora_dropout(float *out, const float *x, size_t n, uint64_t seed, size_t module, float p) {
+    float keep_scale = 1.0f / (1.0f - p);
+    LAUNCH_N(lora_dropout_k, n, out, x, n, seed, module, p, keep_scale);
+}

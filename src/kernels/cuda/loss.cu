@@ -68,3 +68,36 @@ double cu_cross_entropy(float *logits, const int32_t *target, int N, int V, floa
     CU_CHECK(cudaStreamSynchronize(g_cu.stream));
     return total;
 }
+
+// dot: fixed blocks of contiguous ranges, each summed by a block reduction, then the block sums in
+// order: the same f64 sum on every run (not the CPU's sequential rounding, to ~1e-16 relative).
+#define DOT_BLOCKS 256
+
+__global__ void dot_partial_k(double *part, const float *a, const float *b, size_t n) {
+    __shared__ double sh[32];
+    size_t chunk = (n + gridDim.x - 1) / gridDim.x, lo = (size_t)blockIdx.x * chunk;
+    size_t hi = lo + chunk < n ? lo + chunk : n;
+    double s = 0;
+    for (size_t i = lo + threadIdx.x; i < hi; i += blockDim.x)
+        s += (double)a[i] * b[i];
+    s = block_sum(s, sh);
+    if (threadIdx.x == 0)
+        part[blockIdx.x] = s;
+}
+
+double cu_dot(const float *a, const float *b, size_t n) {
+    CU_LOCK();
+    if (n == 0)
+        return 0.0;
+    double *part = (double *)cuda_scratch(SCR_ROWSTATS, sizeof(double) * DOT_BLOCKS);
+    if (!part)
+        return NAN;
+    dot_partial_k<<<DOT_BLOCKS, 256, 0, g_cu.stream>>>(part, a, b, n);
+    CU_LAUNCHED();
+    sum_ordered_k<<<1, 1024, 0, g_cu.stream>>>(g_cu.loss, part, DOT_BLOCKS);
+    CU_LAUNCHED();
+    double total = NAN;
+    CU_CHECK(cudaMemcpyAsync(&total, g_cu.loss, sizeof total, cudaMemcpyDeviceToHost, g_cu.stream));
+    CU_CHECK(cudaStreamSynchronize(g_cu.stream));
+    return total;
+}

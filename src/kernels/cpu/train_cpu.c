@@ -1,0 +1,19 @@
+// CPU ops used by training beyond the layers': the f64 dot product of gate gradients and LoRA's
+// dropout mask (whose hash is rowmath.h's, shared with the CUDA backend).
+#include "kernels/cpu/cpu_internal.h"
+#include "kernels/rowmath.h"
+
+// In index order, single-threaded: the gate gradient's sum must not depend on the thread count.
+double cpu_dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)a[i] * b[i];
+    return s;
+}
+
+void cpu_lora_dropout(float *out, const float *x, size_t n, uint64_t seed, size_t module, float p) {
+    float keep_scale = 1.0f / (1.0f - p);
+#pragma omp parallel for if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        out[i] = mm_lora_dropout_keeps(seed, module, i, p) ? x[i] * keep_scale : 0.0f;
+}
