@@ -134,6 +134,7 @@ int main(int argc, char **argv) {
     g->zero(tgt, sizeof(int32_t) * 1024);
     bytes_now = 2.0 * 1024 * V * 4;
     TIME("cross_entropy 1024x32000", gbps, (void)g->cross_entropy(y, tgt, 1024, V, 1.0f));
+    printf("fallback products (no cuBLASLt algorithm): %llu\n", ops_cuda_fallback_gemms());
     if (g->status(&e) != MM_OK) {
         fprintf(stderr, "cuda_ops: %s\n", e.msg);
         return 1;

@@ -17,5 +17,7 @@ int ops_cuda_device_count(char *why, size_t why_len);
 const mm_ops *ops_cuda(int index, mm_err *e);
 // "NVIDIA H200, sm_90, 139.8 GiB" for the opened device ("" before one is opened).
 const char *ops_cuda_describe(void);
+// Products that cuBLASLt had no algorithm for and that ran on the slow fallback kernel.
+unsigned long long ops_cuda_fallback_gemms(void);
 
 #endif

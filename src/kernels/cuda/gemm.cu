@@ -4,6 +4,8 @@
 // multiplies like types) and the products accumulate in f32 into an f32 output.
 // Descriptors and the heuristic's choice are cached per shape: a decode step re-issues the same few
 // hundred products every token, and asking the heuristic costs more than a small product.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <string.h>
 
 #include "kernels/cuda/cuda_internal.h"
@@ -105,16 +107,60 @@ static lt_entry *lt_get(const lt_entry *key) {
     cublasStatus_t s =
         cublasLtMatmulAlgoGetHeuristic(g_cu.lt, x->desc, x->la, x->lb, x->lc, x->lc, pref, 1, &res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (s != CUBLAS_STATUS_SUCCESS || found < 1) {
-        cuda_fail(__FILE__, __LINE__, "cublasLtMatmulAlgoGetHeuristic",
-                  s != CUBLAS_STATUS_SUCCESS ? cublasLtGetStatusString(s) : "no algorithm for this shape");
-        lt_release(x);
-        return NULL;
-    }
-    x->algo = res.algo;
-    x->ok = 1;
+    // No algorithm (e.g. half-precision operands whose leading dimension breaks the tensor cores'
+    // alignment): the entry stays cached with ok = 0 and the product runs on the fallback kernel.
+    x->ok = s == CUBLAS_STATUS_SUCCESS && found >= 1;
+    if (x->ok)
+        x->algo = res.algo;
     return x;
 }
+
+// The fallback product: one thread per output element, f32 accumulation, the plan's column-major
+// layouts. Slow, but any shape, type and alignment; counted so that a benchmark can say it ran.
+static unsigned long long g_fallbacks;
+
+template <typename T> __device__ __forceinline__ float to_f32(T v) { return (float)v; }
+template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <> __device__ __forceinline__ float to_f32<__half>(__half v) { return __half2float(v); }
+
+template <typename T>
+__global__ void naive_gemm_k(int op_a, int op_b, int64_t m, int64_t n, int64_t k, float alpha, const T *A, int64_t lda,
+                             const T *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (idx >= m * n)
+        return;
+    int64_t i = idx % m, j = idx / m;
+    float acc = 0;
+    for (int64_t l = 0; l < k; l++) {
+        float a = to_f32(op_a ? A[l + i * lda] : A[i + l * lda]);
+        float b = to_f32(op_b ? B[j + l * ldb] : B[l + j * ldb]);
+        acc += a * b;
+    }
+    float *d = C + i + j * ldc;
+    *d = alpha * acc + (beta != 0.0f ? beta * *d : 0.0f);
+}
+
+static void naive_gemm(const mm_lt_plan *p, float alpha, const void *A, const void *B, float beta, float *C,
+                       cudaDataType_t t) {
+    g_fallbacks++;
+    int64_t total = p->m * p->n;
+    unsigned blocks = (unsigned)((total + 255) / 256);
+    if (t == CUDA_R_32F)
+        naive_gemm_k<float><<<blocks, 256, 0, g_cu.stream>>>(p->op_a, p->op_b, p->m, p->n, p->k, alpha,
+                                                             (const float *)A, p->a.ld, (const float *)B, p->b.ld, beta,
+                                                             C, p->c.ld);
+    else if (t == CUDA_R_16BF)
+        naive_gemm_k<__nv_bfloat16><<<blocks, 256, 0, g_cu.stream>>>(
+            p->op_a, p->op_b, p->m, p->n, p->k, alpha, (const __nv_bfloat16 *)A, p->a.ld, (const __nv_bfloat16 *)B,
+            p->b.ld, beta, C, p->c.ld);
+    else
+        naive_gemm_k<__half><<<blocks, 256, 0, g_cu.stream>>>(p->op_a, p->op_b, p->m, p->n, p->k, alpha,
+                                                              (const __half *)A, p->a.ld, (const __half *)B, p->b.ld,
+                                                              beta, C, p->c.ld);
+    CU_LAUNCHED();
+}
+
+extern "C" unsigned long long ops_cuda_fallback_gemms(void) { return g_fallbacks; }
 
 // Column-major D = alpha op(A) op(B) + beta D per a plan; A and B of type t (f32, bf16 or f16).
 static void lt_run(const mm_lt_plan *p, float alpha, const void *A, const void *B, float beta, float *C,
@@ -138,6 +184,10 @@ static void lt_run(const mm_lt_plan *p, float alpha, const void *A, const void *
     lt_entry *x = lt_get(&key);
     if (!x)
         return;
+    if (!x->ok) {
+        naive_gemm(p, alpha, A, B, beta, C, t);
+        return;
+    }
     cublasStatus_t s = cublasLtMatmul(g_cu.lt, x->desc, &alpha, A, x->la, B, x->lb, &beta, C, x->lc, C, x->lc,
                                       &x->algo, g_cu.lt_ws, g_cu.lt_ws_bytes, g_cu.stream);
     if (s != CUBLAS_STATUS_SUCCESS)
