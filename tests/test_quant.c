@@ -99,8 +99,8 @@ static int within(double got, double want, double mag, int n) {
     return fabs(got - want) <= 4.0 * (n + 1) * 1.19e-7 * mag + 1e-30;
 }
 
-// Every level's quantized dot kernels against the exact dot of the decoded rows (rows start at an odd
-// address: kernels must not assume alignment).
+// Every level's quantized dot kernels (f32 activations, and int8 activations) against the exact dots
+// of the decoded rows (rows start at an odd address: kernels must not assume alignment).
 static void check_dots(const cpu_kernels *kt) {
     static const int lengths[] = {256, 512, 4096};
     mm_rng r;
@@ -123,6 +123,27 @@ static void check_dots(const cpu_kernels *kt) {
                 printf("mmgpt-test: %s dot %s n=%d got %.9g want %.9g\n", kt->name, mm_dtype_name(types[ti]), n, got, want);
                 bad++;
             }
+            // Integer products against activations quantized in the type's block: equal (to f32 rounding)
+            // to the exact dot of the decoded weights with the decoded activations, and within the
+            // activations' rounding (half a step of their block's scale per element) of the f32 dot.
+            int qb = cpu_xq_block(types[ti]);
+            int8_t xq8[4096];
+            float xd[4096 / 32];
+            int16_t xs[4096 / 16];
+            cpu_xq xq = {.q = xq8, .d = xd, .s16 = xs};
+            cpu_quantize_x(x, n, qb, &xq);
+            double wantq = 0, magq = 0, slack = 0;
+            for (int k = 0; k < n; k++) {
+                double xv = (double)xq8[k] * xd[k / qb];
+                wantq += (double)wq[k] * xv, magq += fabs((double)wq[k] * xv);
+                slack += fabs((double)wq[k]) * xd[k / qb] * 0.5;
+            }
+            float gq = kt->dotq[types[ti]](blocks + 1, &xq, n);
+            if (!within(gq, wantq, magq, n) || !(fabs(gq - want) <= slack + 4.0 * (n + 1) * 1.19e-7 * magq)) {
+                printf("mmgpt-test: %s dotq %s n=%d got %.9g want %.9g (f32 %.9g, slack %.3g)\n", kt->name,
+                       mm_dtype_name(types[ti]), n, gq, wantq, want, slack);
+                bad++;
+            }
         }
     printf("mmgpt-test: %-8s quantized dot kernels: %s\n", kt->name, bad ? "MISMATCH" : "ok");
     assert_int_equal(bad, 0);
@@ -143,8 +164,9 @@ static void test_dot_avx2(void **state) {
     check_dots(cpu_kernels_avx2());
 }
 
-// ops->linear on quantized weights against the decoded weights in f32 through BLAS: the row kernels
-// (N <= 8), the dequantized-tile path (N > 8), with bias and accumulation; and the embedding rows.
+// ops->linear on quantized weights against the decoded weights in f32 through BLAS: the integer row
+// kernels (N <= 8, int8 activations), the dequantized-tile path (N > 8), with bias and accumulation;
+// the input gradient; and the embedding rows.
 static void test_linear_quant(void **state) {
     (void)state;
     const mm_ops *ops = ops_cpu();
@@ -162,16 +184,29 @@ static void test_linear_quant(void **state) {
     for (int i = 0; i < NMAX * K; i++)
         in[i] = rng_uniform(&r) * 2 - 1;
     const int Ns[] = {1, 3, 8, 9, 20};
+    float *inq = malloc(sizeof(float) * NMAX * K);
     for (int ti = 0; ti < NTYPES; ti++) {
         mm_dtype t = types[ti];
         mm_convert_from_f32(q, t, w, (size_t)K * M);
         mm_convert_to_f32(wq, q, t, (size_t)K * M);
+        // Decode steps (N <= 8) take integer products with int8 activations: their reference is the f32
+        // product with the activations as quantized (checked against the exact dot in check_dots).
+        int qb = cpu_xq_block(t);
+        for (int n = 0; n < NMAX; n++) {
+            int8_t c[512];
+            float d[512 / 32];
+            int16_t s16[512 / 16];
+            cpu_xq xq = {.q = c, .d = d, .s16 = s16};
+            cpu_quantize_x(in + (size_t)n * K, K, qb, &xq);
+            for (int k = 0; k < K; k++)
+                inq[(size_t)n * K + k] = (float)c[k] * d[k / qb];
+        }
         for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0]; ni++) {
             int N = Ns[ni];
             for (int acc = 0; acc < 2; acc++) {
                 for (int i = 0; i < N * M; i++)
                     got[i] = want[i] = acc ? 0.25f : NAN;
-                ops->linear(want, in, (mm_wref){wq, MM_F32}, bias, N, K, M, acc);
+                ops->linear(want, N <= 8 ? inq : in, (mm_wref){wq, MM_F32}, bias, N, K, M, acc);
                 ops->linear(got, in, (mm_wref){q, t}, bias, N, K, M, acc);
                 char what[64];
                 snprintf(what, sizeof what, "linear %s N=%d acc=%d", mm_dtype_name(t), N, acc);
@@ -187,7 +222,7 @@ static void test_linear_quant(void **state) {
         for (int i = 0; i < 3; i++)
             assert_memory_equal(got + (size_t)i * K, wq + (size_t)ids[i] * K, sizeof(float) * K);
     }
-    free(w), free(wq), free(bias), free(in), free(got), free(want), free(q);
+    free(w), free(wq), free(bias), free(in), free(inq), free(got), free(want), free(q);
 }
 
 // Top-1 agreement and mean KL(f32 || quantized) of next-token distributions over the positions of

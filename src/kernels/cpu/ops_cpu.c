@@ -33,8 +33,25 @@ static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, in
     const cpu_kernels *kt = cpu_kernels_get();
     cpu_dot_fn dot = cpu_dot_for(kt, w.dtype);
     cpu_dot4_fn dot4 = cpu_dot4_for(kt, w.dtype);
+    cpu_dotq_fn dotq = kt->dotq[w.dtype];
     size_t row_bytes = mm_dtype_nbytes(w.dtype, (size_t)K);
     const char *wb = w.data;
+    // Quantized weights take integer dot products: the activations are quantized once per row here.
+    cpu_xq xq[SMALL_N];
+    int8_t *qbuf = NULL;
+    if (dotq) {
+        int qb = cpu_xq_block(w.dtype);
+        size_t per = (size_t)K + sizeof(float) * (size_t)(K / 32) + sizeof(int16_t) * (size_t)(K / 16);
+        qbuf = malloc(per * (size_t)N);
+        if (!qbuf)
+            abort(); // N * K bytes; the model's activations are far larger
+        for (int n = 0; n < N; n++) {
+            char *p = (char *)qbuf + per * (size_t)n;
+            xq[n] = (cpu_xq){.d = (float *)p, .s16 = (int16_t *)(p + sizeof(float) * (size_t)(K / 32)),
+                             .q = (int8_t *)(p + sizeof(float) * (size_t)(K / 32) + sizeof(int16_t) * (size_t)(K / 16))};
+            cpu_quantize_x(in + (size_t)n * K, K, qb, &xq[n]);
+        }
+    }
     int groups = (M + 3) / 4;
 #pragma omp parallel for schedule(static) if ((long)M * K > 32768)
     for (int g = 0; g < groups; g++) {
@@ -43,7 +60,10 @@ static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, in
         for (int n = 0; n < N; n++) {
             const float *x = in + (size_t)n * K;
             float d[4];
-            if (nr == 4 && dot4)
+            if (dotq)
+                for (int r = 0; r < nr; r++)
+                    d[r] = dotq(rows + (size_t)r * row_bytes, &xq[n], K);
+            else if (nr == 4 && dot4)
                 dot4(rows, row_bytes, x, K, d);
             else
                 for (int r = 0; r < nr; r++)
@@ -53,6 +73,7 @@ static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, in
                 y[r] = beta != 0.0f ? beta * y[r] + d[r] : d[r];
         }
     }
+    free(qbuf);
 }
 
 // dst[i] = f32 of the n half-precision or quantized values at src (whole blocks), in parallel chunks.
@@ -219,6 +240,8 @@ static const mm_ops cpu_ops = {
     .cross_entropy = cpu_cross_entropy,
     .dot = cpu_dot,
     .lora_dropout = cpu_lora_dropout,
+    .scale = cpu_scale,
+    .adamw = cpu_adamw,
     .on_device = 0,
     .alloc = cpu_alloc,
     .free = cpu_free,

@@ -2,6 +2,29 @@
 // AVX-512 kernels exist (`mmgpt info --cpu` says so).
 #include "kernels/cpu/simd.h"
 
+#include <math.h>
+
+void cpu_quantize_x(const float *x, int n, int block, const cpu_xq *xq) {
+    for (int b = 0; b < n / block; b++) {
+        const float *v = x + (size_t)block * b;
+        float am = 0;
+        for (int i = 0; i < block; i++)
+            am = fabsf(v[i]) > am ? fabsf(v[i]) : am;
+        float d = am / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        xq->d[b] = d;
+        for (int h = 0; h < block / 16; h++) {
+            int32_t s = 0;
+            for (int i = 16 * h; i < 16 * h + 16; i++) {
+                int q = (int)rintf(v[i] * id);
+                q = q > 127 ? 127 : q < -127 ? -127 : q;
+                xq->q[(size_t)block * b + i] = (int8_t)q;
+                s += q;
+            }
+            xq->s16[b * (block / 16) + h] = (int16_t)s;
+        }
+    }
+}
+
 const cpu_kernels *cpu_kernels_at(mm_simd_level level) {
     switch (level) {
     case MM_SIMD_SCALAR:

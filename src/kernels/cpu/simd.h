@@ -16,10 +16,31 @@ typedef float (*cpu_dot_fn)(const void *w, const float *x, int n);
 // out[r] = the dot of row r (at w + r * ld bytes, r < 4) with x: four rows in one pass over x.
 typedef void (*cpu_dot4_fn)(const void *w, size_t ld, const float *x, int n, float *out);
 
+// Activations quantized for integer dot products with quantized weights (llama.cpp's way): per block
+// of `block` values (32 for Q8_0/Q4_0, 256 for the K-quants, whose sub-block scales are integers
+// relative to one scale per 256), int8 codes q = rint(x / d) with d = max|x| / 127, the f32 scale d,
+// and the integer sum of each 16 codes (the offsets of Q4_0's -8, Q4_K's mins and Q6_K's -32 are
+// taken off through these sums).
+typedef struct {
+    int8_t *q;    // [n]
+    float *d;     // [n / block]
+    int16_t *s16; // [n / 16] (|sum| <= 16 * 127)
+} cpu_xq;
+// Quantizes x[n] (n a multiple of block, block 32 or 256) into xq (arrays sized as above).
+void cpu_quantize_x(const float *x, int n, int block, const cpu_xq *xq);
+// The activation block a weight type's integer dot product needs (0: none).
+static inline int cpu_xq_block(mm_dtype t) {
+    return t == MM_Q8_0 || t == MM_Q4_0 ? 32 : t == MM_Q4_K || t == MM_Q6_K ? 256 : 0;
+}
+// sum over k < n of w[k] * x[k] with x quantized by cpu_quantize_x in the type's block (w a row of
+// whole blocks).
+typedef float (*cpu_dotq_fn)(const void *w, const cpu_xq *x, int n);
+
 typedef struct {
     const char *name;                 // "scalar", "avx2"
     cpu_dot_fn dot[MM_DTYPE_COUNT];   // for F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K (NULL for other types)
     cpu_dot4_fn dot4[MM_DTYPE_COUNT]; // NULL where the level has none (callers then use dot row by row)
+    cpu_dotq_fn dotq[MM_DTYPE_COUNT]; // Q8_0, Q4_0, Q4_K, Q6_K against quantized activations
 } cpu_kernels;
 
 static inline cpu_dot_fn cpu_dot_for(const cpu_kernels *k, mm_dtype t) { return k->dot[t]; }

@@ -234,11 +234,146 @@ AVX2 static float dot_q6_k(const void *wv, const float *x, int n) {
     return hsum(acc);
 }
 
+// ---------------------------------------------------------------- integer dot products
+// Weight codes times activation codes in int8 lanes (vpmaddubsw: unsigned x signed byte pairs summed
+// to int16, then vpmaddwd to int32): a quarter of the instructions of widening weights to f32. The
+// offsets of the unsigned codes (Q4_0's 8, Q4_K's mins, Q6_K's 32) are taken off through the
+// activations' block sums.
+
+AVX2 static inline __m256i maddubs_sum(__m256i u8, __m256i s8) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u8, s8), _mm256_set1_epi16(1));
+}
+
+// 32 nibbles of 16 bytes: low nibbles in bytes 0..15, high nibbles in bytes 16..31.
+AVX2 static inline __m256i nibbles(const uint8_t *p) {
+    __m128i raw = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0xF));
+}
+
+AVX2 static inline float half_at(const uint16_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+AVX2 static float dotq_q8_0(const void *wv, const cpu_xq *x, int n) {
+    const mm_block_q8_0 *b = wv;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / MM_QK; i++) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)b[i].qs), xv = _mm256_loadu_si256((const __m256i *)(x->q + 32 * i));
+        // signed x signed as |w| x (x with w's sign)
+        __m256i p = maddubs_sum(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xv, w));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(&b[i].d) * x->d[i]), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum(acc);
+}
+
+AVX2 static float dotq_q4_0(const void *wv, const cpu_xq *x, int n) {
+    const mm_block_q4_0 *b = wv;
+    __m256 acc = _mm256_setzero_ps();
+    float off = 0;
+    for (int i = 0; i < n / MM_QK; i++) {
+        __m256i p = maddubs_sum(nibbles(b[i].qs), _mm256_loadu_si256((const __m256i *)(x->q + 32 * i)));
+        float dd = half_at(&b[i].d) * x->d[i];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(p), acc);
+        off += dd * (float)(x->s16[2 * i] + x->s16[2 * i + 1]);
+    }
+    return hsum(acc) - 8.0f * off;
+}
+
+// The 8 sub-scales (bytes of sc[0..1]) and 8 sub-mins (bytes of mn[0..1]) of a Q4_K block, unpacked
+// from the 12 packed bytes a 32-bit word at a time (the layout of mm_q4k_scale_min).
+static inline void q4k_unpack(const uint8_t *scales, uint32_t sc[2], uint32_t mn[2]) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, scales, 4), memcpy(&u1, scales + 4, 4), memcpy(&u2, scales + 8, 4);
+    sc[0] = u0 & 0x3f3f3f3fu;
+    mn[0] = u1 & 0x3f3f3f3fu;
+    sc[1] = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
+    mn[1] = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
+}
+
+// Q4_K against activations quantized per 256: the integer sub-scales multiply int16 pair sums
+// (vpmaddwd), so a super-block accumulates in int32 and is scaled once; the mins meet the
+// activations' 16-sums in one vpmaddwd too, into a second vector accumulator.
+AVX2 static float dotq_q4_k(const void *wv, const cpu_xq *x, int n) {
+    const mm_block_q4_k *b = wv;
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int i = 0; i < n / MM_QK_K; i++) {
+        uint32_t sc[2], mn[2];
+        q4k_unpack(b[i].scales, sc, mn);
+        const uint8_t *s8 = (const uint8_t *)sc;
+        const int8_t *xq = x->q + 256 * i;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * c));
+            __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * c)));
+            __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * c + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(s8[2 * c])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(s8[2 * c + 1])));
+        }
+        // mins m_j, each twice (one per 16-sum of its sub-block of 32), times the 16 sums.
+        __m128i m = _mm_cvtsi64_si128((long long)((uint64_t)mn[0] | (uint64_t)mn[1] << 32));
+        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+        __m256i mins = _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)(x->s16 + 16 * i)));
+        float dx = x->d[i];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(&b[i].d) * dx), _mm256_cvtepi32_ps(sumi), acc);
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(half_at(&b[i].dmin) * dx), _mm256_cvtepi32_ps(mins), accm);
+    }
+    return hsum(_mm256_sub_ps(acc, accm));
+}
+
+AVX2 static float dotq_q6_k(const void *wv, const cpu_xq *x, int n) {
+    const mm_block_q6_k *b = wv;
+    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
+    // Byte patterns that spread sub-scales 2k (8 times) and 2k + 1 (8 times) over 16 int16 lanes.
+    static const int8_t spread[4][16] = {{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
+                                         {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+                                         {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},
+                                         {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};
+    __m256 acc = _mm256_setzero_ps(), acco = _mm256_setzero_ps();
+    for (int i = 0; i < n / MM_QK_K; i++) {
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = b[i].ql + 64 * h, *qh = b[i].qh + 32 * h;
+            __m128i sc = _mm_loadl_epi64((const __m128i *)(b[i].scales + 8 * h));
+            const int8_t *xq = x->q + 256 * i + 128 * h;
+            __m256i a = _mm256_loadu_si256((const __m256i *)ql), c = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+            // The four quarters of 32 codes (0..63): 4 low bits from ql, 2 high bits from qh.
+            __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(c, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4)),
+            };
+            for (int k = 0; k < 4; k++) {
+                __m256i p16 = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(xq + 32 * k)));
+                // int16 lanes 0..7 hold codes 0..15 (sub-block scale 2k), lanes 8..15 codes 16..31 (2k + 1).
+                __m256i scl = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, _mm_loadu_si128((const __m128i *)spread[k])));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, scl));
+            }
+        }
+        // The codes' offset 32 through the activations' 16-sums, weighted by the 16 sub-scales.
+        __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b[i].scales));
+        __m256i offs = _mm256_madd_epi16(s16, _mm256_loadu_si256((const __m256i *)(x->s16 + 16 * i)));
+        float dx = half_at(&b[i].d) * x->d[i];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx), _mm256_cvtepi32_ps(sumi), acc);
+        acco = _mm256_fmadd_ps(_mm256_set1_ps(32.0f * dx), _mm256_cvtepi32_ps(offs), acco);
+    }
+    return hsum(_mm256_sub_ps(acc, acco));
+}
+
 static const cpu_kernels avx2 = {
     .name = "avx2",
     .dot = {[MM_F32] = dot_f32, [MM_F16] = dot_f16, [MM_BF16] = dot_bf16, [MM_Q8_0] = dot_q8_0, [MM_Q4_0] = dot_q4_0,
             [MM_Q4_K] = dot_q4_k, [MM_Q6_K] = dot_q6_k},
     .dot4 = {[MM_F16] = dot4_f16, [MM_BF16] = dot4_bf16},
+    .dotq = {[MM_Q8_0] = dotq_q8_0, [MM_Q4_0] = dotq_q4_0, [MM_Q4_K] = dotq_q4_k, [MM_Q6_K] = dotq_q6_k},
 };
 
 const cpu_kernels *cpu_kernels_avx2(void) { return mm_simd_supported() >= MM_SIMD_AVX2 ? &avx2 : NULL; }

@@ -54,10 +54,90 @@ static float dot_q4_0(const void *w, const float *x, int n) { return dot_quant(M
 static float dot_q4_k(const void *w, const float *x, int n) { return dot_quant(MM_Q4_K, w, x, n); }
 static float dot_q6_k(const void *w, const float *x, int n) { return dot_quant(MM_Q6_K, w, x, n); }
 
+// Integer dot products of quantized rows with quantized activations: per block, the exact integer
+// sum of weight codes times activation codes, scaled by the weight's and the activation's scales.
+static float dotq_q8_0(const void *wv, const cpu_xq *x, int n) {
+    const mm_block_q8_0 *b = wv;
+    float s = 0;
+    for (int i = 0; i < n / MM_QK; i++) {
+        int32_t t = 0;
+        for (int k = 0; k < 32; k++)
+            t += b[i].qs[k] * x->q[32 * i + k];
+        s += mm_f16_to_f32(b[i].d) * x->d[i] * (float)t;
+    }
+    return s;
+}
+
+static float dotq_q4_0(const void *wv, const cpu_xq *x, int n) {
+    const mm_block_q4_0 *b = wv;
+    float s = 0;
+    for (int i = 0; i < n / MM_QK; i++) {
+        int32_t t = 0;
+        for (int k = 0; k < 16; k++)
+            t += ((b[i].qs[k] & 0xF) - 8) * x->q[32 * i + k] + ((b[i].qs[k] >> 4) - 8) * x->q[32 * i + 16 + k];
+        s += mm_f16_to_f32(b[i].d) * x->d[i] * (float)t;
+    }
+    return s;
+}
+
+static float dotq_q4_k(const void *wv, const cpu_xq *x, int n) {
+    const mm_block_q4_k *b = wv;
+    float s = 0;
+    for (int i = 0; i < n / MM_QK_K; i++) {
+        float d = mm_f16_to_f32(b[i].d), dmin = mm_f16_to_f32(b[i].dmin);
+        int32_t t = 0, mins = 0;
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, m;
+            mm_q4k_scale_min(b[i].scales, j, &sc, &m);
+            int c = j / 2, hi = j % 2;
+            int32_t u = 0;
+            for (int l = 0; l < 32; l++) {
+                int q = hi ? b[i].qs[32 * c + l] >> 4 : b[i].qs[32 * c + l] & 0xF;
+                u += q * x->q[256 * i + 32 * j + l];
+            }
+            t += sc * u;
+            mins += m * (x->s16[16 * i + 2 * j] + x->s16[16 * i + 2 * j + 1]);
+        }
+        s += d * x->d[i] * (float)t - dmin * x->d[i] * (float)mins;
+    }
+    return s;
+}
+
+// The 256 codes (-32..31) of a Q6_K block, in element order.
+static void q6k_codes(const mm_block_q6_k *b, int *q) {
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            int a = b->ql[64 * h + l], c = b->ql[64 * h + l + 32], hb = b->qh[32 * h + l], *o = q + 128 * h + l;
+            o[0] = ((a & 0xF) | ((hb & 3) << 4)) - 32;
+            o[32] = ((c & 0xF) | (((hb >> 2) & 3) << 4)) - 32;
+            o[64] = ((a >> 4) | (((hb >> 4) & 3) << 4)) - 32;
+            o[96] = ((c >> 4) | (((hb >> 6) & 3) << 4)) - 32;
+        }
+}
+
+static float dotq_q6_k(const void *wv, const cpu_xq *x, int n) {
+    const mm_block_q6_k *b = wv;
+    float s = 0;
+    for (int i = 0; i < n / MM_QK_K; i++) {
+        int q[MM_QK_K];
+        q6k_codes(&b[i], q);
+        int32_t t = 0;
+        for (int j = 0; j < 16; j++) {
+            int32_t u = 0;
+            for (int l = 0; l < 16; l++)
+                u += q[16 * j + l] * x->q[256 * i + 16 * j + l];
+            t += b[i].scales[j] * u;
+        }
+        s += mm_f16_to_f32(b[i].d) * x->d[i] * (float)t;
+    }
+    return s;
+}
+
 static const cpu_kernels scalar = {
     .name = "scalar",
     .dot = {[MM_F32] = dot_f32, [MM_F16] = dot_f16, [MM_BF16] = dot_bf16, [MM_Q8_0] = dot_q8_0, [MM_Q4_0] = dot_q4_0,
             [MM_Q4_K] = dot_q4_k, [MM_Q6_K] = dot_q6_k},
+    .dotq = {[MM_Q8_0] = dotq_q8_0, [MM_Q4_0] = dotq_q4_0, [MM_Q4_K] = dotq_q4_k, [MM_Q6_K] = dotq_q6_k},
 };
 
 const cpu_kernels *cpu_kernels_scalar(void) { return &scalar; }
