@@ -15,6 +15,7 @@
 #include "infer/engine.h"
 #include "infer/generate.h"
 #include "kernels/device.h"
+#include "model/quant_rule.h"
 
 static double now(void) {
     struct timespec t;
@@ -59,50 +60,63 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench: %s\n", e.msg);
         return 1;
     }
-    mm_dtype dt = !strcmp(dtype, "bf16") ? MM_BF16 : !strcmp(dtype, "f16") ? MM_F16 : MM_F32;
+    // --dtype: a storage scheme (model/quant_rule.h): f32, f16, bf16, q8_0, q4_0, q4_k, q4_k_m.
+    mm_quant_scheme qs;
+    if (quant_scheme_parse(dtype, &qs) != 0) {
+        fprintf(stderr, "bench: --dtype %s is not f32, f16, bf16, q8_0, q4_0, q4_k or q4_k_m\n", dtype);
+        return 2;
+    }
     mm_model m = {.ops = ops_cpu()};
-    if (weights_init(&m.w, &c, &e) != MM_OK || weights_alloc(&m.w, dt, &e) != MM_OK) {
+    if (weights_init(&m.w, &c, &e) != MM_OK) {
+        fprintf(stderr, "bench: %s\n", e.msg);
+        return 1;
+    }
+    for (int i = 0; i < m.w.n_params; i++) {
+        mm_param *p = &m.w.params[i];
+        if (p->kind == MM_PARAM_FROZEN_MAT)
+            p->has_store = 1, p->store = quant_param_dtype(&qs, &m.w, p);
+    }
+    if (weights_alloc(&m.w, qs.base, &e) != MM_OK) {
         fprintf(stderr, "bench: %s\n", e.msg);
         return 1;
     }
     mm_rng r;
     rng_seed(&r, 1);
     size_t mat_bytes = 0;
+    float *vals = NULL;
     for (int i = 0; i < m.w.n_params; i++) {
         mm_param *p = &m.w.params[i];
         size_t n = 1;
         for (int d = 0; d < p->ndim; d++)
             n *= (size_t)p->shape[d];
-        float s = p->ndim > 1 ? 1.7f / sqrtf((float)p->shape[p->ndim - 1]) : 0.1f;
-        if (big) { // 9B values: a hash per element, in parallel (the speed does not depend on them)
-            float off = p->ndim == 1 && strstr(p->name, "norm") ? 1.0f : 0.0f;
-            char *base = *p->slot;
-            int mat = p->kind == MM_PARAM_FROZEN_MAT;
-#pragma omp parallel for schedule(static)
-            for (size_t k = 0; k < n; k++) {
-                uint64_t h = (k + 1) * 0x9E3779B97F4A7C15ull ^ (uint64_t)i << 40;
-                h ^= h >> 29, h *= 0xBF58476D1CE4E5B9ull, h ^= h >> 32;
-                float v = ((float)(h >> 40) * (1.0f / 16777216.0f) * 2 - 1) * s + off;
-                if (mat)
-                    mm_convert_from_f32(base + k * mm_dtype_size(dt), dt, &v, 1);
-                else
-                    ((float *)(void *)base)[k] = v;
-            }
-            if (!strncmp(p->name, "lang_encoder.", 13) && strcmp(p->name, "lang_encoder.model.embed_tokens.weight"))
-                mat_bytes += weights_param_bytes(&m.w, p);
-            continue;
+        float *nv = realloc(vals, sizeof(float) * n);
+        if (!nv) {
+            fprintf(stderr, "bench: out of memory\n");
+            return 1;
         }
+        vals = nv;
+        // Values: a hash per element, in parallel (the speed does not depend on them), then stored in
+        // the parameter's type in parallel chunks of whole blocks.
+        float s = p->ndim > 1 ? 1.7f / sqrtf((float)p->shape[p->ndim - 1]) : 0.1f;
+        float off = p->ndim == 1 && strstr(p->name, "norm") ? 1.0f : 0.0f;
+#pragma omp parallel for schedule(static)
         for (size_t k = 0; k < n; k++) {
-            float v = (rng_uniform(&r) * 2 - 1) * s + (p->ndim == 1 && strstr(p->name, "norm") ? 1.0f : 0.0f);
-            if (p->kind == MM_PARAM_FROZEN_MAT)
-                mm_convert_from_f32((char *)*p->slot + k * mm_dtype_size(dt), dt, &v, 1);
-            else
-                ((float *)*p->slot)[k] = v;
+            uint64_t h = (k + 1) * 0x9E3779B97F4A7C15ull ^ (uint64_t)i << 40;
+            h ^= h >> 29, h *= 0xBF58476D1CE4E5B9ull, h ^= h >> 32;
+            vals[k] = ((float)(h >> 40) * (1.0f / 16777216.0f) * 2 - 1) * s + off;
+        }
+        mm_dtype pt = weights_param_dtype(&m.w, p);
+        size_t chunk = 4096, nchunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 16)
+        for (size_t ci = 0; ci < nchunks; ci++) {
+            size_t a = ci * chunk, cnt = n - a < chunk ? n - a : chunk;
+            mm_convert_from_f32((char *)*p->slot + mm_dtype_nbytes(pt, a), pt, vals + a, cnt);
         }
         // Bytes a generated token reads: the decoder's matrices (not the vision tower or perceiver).
         if (!strncmp(p->name, "lang_encoder.", 13) && strcmp(p->name, "lang_encoder.model.embed_tokens.weight"))
             mat_bytes += weights_param_bytes(&m.w, p);
     }
+    free(vals);
     if (model_to_device(&m, ops, &e) != MM_OK) {
         fprintf(stderr, "bench: %s\n", e.msg);
         return 1;
