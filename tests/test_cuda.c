@@ -786,6 +786,28 @@ static void test_gpu_training_helpers(void **st) {
         near("lora_dropout in place", g, a, n, 0);
         free(a), free(b), free(o), free(g), gpu->free(da), gpu->free(db), gpu->free(dov);
     }
+    // scale and AdamW: every product and sum rounded as on the CPU (no fused multiply-adds), so equal.
+    size_t n = 5000;
+    float *p = rand_vec(n, 1), *m = rand_vec(n, 0.1f), *v = rand_vec(n, 0.1f), *g = rand_vec(n, 1);
+    uint8_t *dec = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        v[i] = fabsf(v[i]), dec[i] = i % 3 == 0;
+    float *dp = up(p, 4 * n), *dm = up(m, 4 * n), *dv = up(v, 4 * n), *dg = up(g, 4 * n);
+    uint8_t *dd = up(dec, n);
+    for (int step = 0; step < 3; step++) {
+        cpu->adamw(p, m, v, g, dec, n, 0.9f, 0.999f, 1e-8f, 0.01f / 0.1f, 0.0316f, 0.999f);
+        gpu->adamw(dp, dm, dv, dg, dd, n, 0.9f, 0.999f, 1e-8f, 0.01f / 0.1f, 0.0316f, 0.999f);
+    }
+    cpu->scale(g, 0.37f, n);
+    gpu->scale(dg, 0.37f, n);
+    float *rp = down(dp, n), *rm = down(dm, n), *rv = down(dv, n), *rg = down(dg, n);
+    gpu_ok();
+    near("adamw p", rp, p, n, 0);
+    near("adamw m", rm, m, n, 0);
+    near("adamw v", rv, v, n, 0);
+    near("scale", rg, g, n, 0);
+    free(p), free(m), free(v), free(g), free(dec), free(rp), free(rm), free(rv), free(rg);
+    gpu->free(dp), gpu->free(dm), gpu->free(dv), gpu->free(dg), gpu->free(dd);
 }
 
 static int setup(void **st) {

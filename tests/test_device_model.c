@@ -11,7 +11,11 @@
 
 #include <json-c/json.h>
 
+#include <sys/stat.h>
+
 #include "infer/engine.h"
+#include "io/npy.h"
+#include "train/trainer.h"
 #include "io/safetensors.h"
 #include "kernels/ops_cuda.h"
 #include "model/flamingo.h"
@@ -201,6 +205,16 @@ static void g_lora_dropout(float *o, const float *x, size_t n, uint64_t seed, si
     WRAP(cpu->lora_dropout(o, x, n, seed, module, p))
 }
 
+static void g_scale(float *x, float s, size_t n) {
+    in_arena(x);
+    WRAP(cpu->scale(x, s, n))
+}
+static void g_adamw(float *p, float *m, float *v, const float *g, const uint8_t *d, size_t n, float b1, float b2,
+                    float eps, float ss, float bc2, float keep) {
+    in_arena(p), in_arena(m), in_arena(v), in_arena(g), in_arena(d);
+    WRAP(cpu->adamw(p, m, v, g, d, n, b1, b2, eps, ss, bc2, keep))
+}
+
 static void guarded_init(void) {
     cpu = ops_cpu();
     arena = mmap(NULL, ARENA_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -212,6 +226,7 @@ static void guarded_init(void) {
     guarded.gelu_backward = g_gelu_bw, guarded.quick_gelu_backward = g_quick_gelu_bw, guarded.sum_rows = g_sum_rows;
     guarded.swiglu_backward = g_swiglu_bw, guarded.norm_backward_params = g_norm_bw_params;
     guarded.embed_backward = g_embed_bw, guarded.dot = g_dot, guarded.lora_dropout = g_lora_dropout;
+    guarded.scale = g_scale, guarded.adamw = g_adamw;
     guarded.linear = g_linear, guarded.gemm = g_gemm, guarded.layernorm = g_layernorm, guarded.rmsnorm = g_rmsnorm;
     guarded.rope = g_rope, guarded.attention = g_attention, guarded.gelu = g_gelu, guarded.quick_gelu = g_quick_gelu;
     guarded.swiglu = g_swiglu, guarded.add_scaled = g_add_scaled, guarded.embed = g_embed;
@@ -584,6 +599,135 @@ static void test_gpu_gradients_match_cpu(void **st) {
     }
 }
 
+// ---- the trainer ------------------------------------------------------------------------------
+
+static char workdir[64];
+
+// The training fixture's sequences as token records (+ pixels) in workdir (as test_trainer.c does).
+static void write_data(void) {
+    strcpy(workdir, "/tmp/mmgpt-test-devtrain-XXXXXX");
+    assert_non_null(mkdtemp(workdir));
+    mm_st st;
+    mm_err e = {0};
+    assert_ok(st_open(&st, FX "/train.safetensors", &e), &e);
+    const mm_st_tensor *tk = st_find(&st, "tokens"), *lb = st_find(&st, "labels"), *mk = st_find(&st, "attn_mask");
+    const mm_st_tensor *px = st_find(&st, "pixels"), *ip = st_find(&st, "images_per_seq");
+    int B = (int)tk->shape[0], T = (int)tk->shape[1], S = (int)px->shape[2];
+    char path[256];
+    snprintf(path, sizeof path, "%s/train.jsonl", workdir);
+    FILE *f = fopen(path, "w");
+    size_t per = (size_t)3 * S * S;
+    for (int rep = 0, img = 0; rep < 2; rep++, img = 0)
+        for (int b = 0; b < B; b++) {
+            int32_t n_img, v;
+            memcpy(&n_img, ip->data + 4 * b, 4);
+            const mm_st_tensor *cols[2] = {tk, lb};
+            for (int k = 0; k < 2; k++) {
+                fprintf(f, k ? "], \"labels\": [" : "{\"tokens\": [");
+                for (int t = 0, first = 1; t < T; t++) {
+                    if (!mk->data[b * T + t])
+                        continue;
+                    memcpy(&v, cols[k]->data + 4 * (b * T + t), 4);
+                    fprintf(f, "%s%d", first ? "" : ", ", v);
+                    first = 0;
+                }
+            }
+            fprintf(f, "]");
+            if (n_img) {
+                char npy[256];
+                snprintf(npy, sizeof npy, "%s/px%d.npy", workdir, b);
+                int64_t shape[4] = {n_img, 3, S, S};
+                float *buf = malloc(sizeof(float) * per * (size_t)n_img);
+                memcpy(buf, px->data + sizeof(float) * per * (size_t)img, sizeof(float) * per * (size_t)n_img);
+                assert_ok(mm_npy_write(npy, MM_NPY_F32, buf, 4, shape, &e), &e);
+                free(buf);
+                fprintf(f, ", \"pixels\": \"px%d.npy\"", b);
+            }
+            img += n_img;
+            fprintf(f, "}\n");
+        }
+    fclose(f);
+    st_close(&st);
+}
+
+static void train_config(mm_train_config *c, const char *out) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s.json", workdir, out);
+    FILE *f = fopen(path, "w");
+    fprintf(f,
+            "{\"model\": \"" FX "/tiny\", \"train_data\": \"%s/train.jsonl\", \"eval_data\": \"%s/train.jsonl\", "
+            "\"out_dir\": \"%s/%s\", \"batch_size\": 2, \"grad_accum\": 2, \"lr\": 0.01, \"warmup_steps\": 1, "
+            "\"schedule\": \"cosine\", \"steps\": 4, \"seed\": 7, \"eval_every\": 2, \"max_grad_norm\": 0.5, "
+            "\"unfrozen\": [\"_gate\", \"perceiver.latents\"], \"lora\": {\"r\": 4, \"alpha\": 8, \"dropout\": 0.1, "
+            "\"scope\": [\"lang_encoder\", \"perceiver\"], \"targets\": [\"q_proj\", \"to_q\", \"to_kv\", \"ff.1\"]}}",
+            workdir, workdir, workdir, out);
+    fclose(f);
+    mm_err e = {0};
+    assert_ok(train_config_load(c, path, &e), &e);
+}
+
+static double tlosses[3][8];
+static void record(const mm_train_report *r, void *user) { ((double *)user)[r->step] = r->loss + r->eval_loss; }
+
+// A run on the CPU, and the same run on the guarded backend stopped after 2 steps, saved and resumed:
+// the same losses and the same trained values, bit for bit (optimizer, clipping, dropout, checkpoints).
+static void run_trainer_pair(const mm_ops *dev, float rel) {
+    write_data();
+    mm_err e = {0};
+    mm_train_config ca, cb, cr;
+    train_config(&ca, "a");
+    train_config(&cb, "b");
+    mm_trainer *ta, *tb;
+    memset(tlosses, 0, sizeof tlosses);
+    assert_ok(trainer_open(&ta, &ca, NULL, &e), &e);
+    assert_ok(trainer_run(ta, 0, record, tlosses[0], &e), &e);
+    assert_ok(trainer_open_on(&tb, &cb, NULL, dev, NULL, &e), &e);
+    assert_ok(trainer_run(tb, 2, record, tlosses[1], &e), &e);
+    char ck[256];
+    snprintf(ck, sizeof ck, "%s/b/checkpoint-2", workdir);
+    assert_ok(trainer_save(tb, ck, &e), &e);
+    trainer_close(tb);
+    assert_ok(trainer_checkpoint_config(&cr, ck, &e), &e);
+    assert_ok(trainer_open_on(&tb, &cr, ck, dev, NULL, &e), &e);
+    assert_ok(trainer_run(tb, 0, record, tlosses[1], &e), &e);
+    for (int i = 1; i <= 4; i++) {
+        printf("mmgpt-test: step %d loss cpu %.9f %s %.9f\n", i, tlosses[0][i], dev->name, tlosses[1][i]);
+        if (rel == 0)
+            assert_memory_equal(&tlosses[0][i], &tlosses[1][i], sizeof(double));
+        else
+            assert_true(fabs(tlosses[0][i] - tlosses[1][i]) <= rel * fabs(tlosses[0][i]));
+    }
+    trainer_sync_host(tb);
+    const mm_model *ma = trainer_model(ta), *mb = trainer_model(tb);
+    assert_int_equal(ma->w.n_trainable, mb->w.n_trainable);
+    if (rel == 0) {
+        assert_memory_equal(ma->w.trainable, mb->w.trainable, sizeof(float) * ma->w.n_trainable);
+    } else {
+        float mx = 0;
+        for (size_t i = 0; i < ma->w.n_trainable; i++)
+            mx = fabsf(ma->w.trainable[i]) > mx ? fabsf(ma->w.trainable[i]) : mx;
+        assert_true(compare_f32("trained values", mb->w.trainable, ma->w.trainable, ma->w.n_trainable, rel * mx, 0));
+    }
+    trainer_close(ta);
+    trainer_close(tb);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", workdir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_guarded_trainer_equals_cpu(void **st) {
+    (void)st;
+    run_trainer_pair(&guarded, 0);
+}
+
+// 4 steps on the GPU in f32 against the CPU (losses and trained values within 1e-3).
+static void test_gpu_trainer_matches_cpu(void **st) {
+    (void)st;
+    if (!gpu)
+        skip();
+    run_trainer_pair(gpu, 1e-3f);
+}
+
 static int setup(void **st) {
     (void)st;
     guarded_init();
@@ -607,6 +751,8 @@ int main(void) {
         cmocka_unit_test(test_guarded_engine_equals_cpu),
         cmocka_unit_test(test_guarded_gradients_equal_cpu),
         cmocka_unit_test(test_gpu_gradients_match_cpu),
+        cmocka_unit_test(test_guarded_trainer_equals_cpu),
+        cmocka_unit_test(test_gpu_trainer_matches_cpu),
         cmocka_unit_test(test_gpu_forward_matches_pytorch),
         cmocka_unit_test(test_gpu_engine_matches_cpu),
     };

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/chat_setup.h"
 #include "cli/commands.h"
 #include "train/trainer.h"
 
@@ -13,6 +14,8 @@ static const char *usage_text =
     "usage: mmgpt train --config TRAIN.json\n"
     "       mmgpt train --resume DIR        (a checkpoint-N directory, or an out_dir: its latest checkpoint)\n"
     "       [--stop-after N]                run N steps now, save a checkpoint, and stop (resume later)\n"
+    "       [--device cpu|cuda[:N]|auto] [--precision f32|bf16]  where to train (default: $MMGPT_DEVICE, else\n"
+    "                                       the GPU when one answers; bf16 frozen weights there unless f32)\n"
     "  Fine-tunes LoRA adapters. The config's keys are documented in src/train/train_config.h; defaults\n"
     "  are Multimodal-GPT's. Writes out_dir/log.jsonl (one line per step) and out_dir/checkpoint-STEP/\n"
     "  (adapter_model.safetensors + adapter_config.json in PEFT's format, and the optimizer state).\n";
@@ -64,7 +67,7 @@ static int latest_checkpoint(const char *dir, char *out, size_t n) {
 }
 
 int cmd_train(int argc, char **argv) {
-    const char *config = NULL, *resume = NULL;
+    const char *config = NULL, *resume = NULL, *device = NULL, *precision = NULL;
     long stop_after = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -74,6 +77,10 @@ int cmd_train(int argc, char **argv) {
             config = argv[++i];
         } else if (!strcmp(argv[i], "--resume") && i + 1 < argc) {
             resume = argv[++i];
+        } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            device = argv[++i];
+        } else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            precision = argv[++i];
         } else if (!strcmp(argv[i], "--stop-after") && i + 1 < argc) {
             char *end;
             stop_after = strtol(argv[++i], &end, 10);
@@ -106,7 +113,10 @@ int cmd_train(int argc, char **argv) {
         return cli_fail(&e);
     }
     mm_trainer *t;
-    if (trainer_open(&t, &cfg, resume ? ckpt : NULL, &e) != MM_OK)
+    const mm_ops *ops;
+    mm_load_opts prec = {0};
+    if (cli_device_open(device, precision, &ops, &prec, &e) != MM_OK ||
+        trainer_open_on(&t, &cfg, resume ? ckpt : NULL, ops, &prec, &e) != MM_OK)
         return cli_fail(&e);
     const mm_model *m = trainer_model(t);
     int n_unfrozen = 0;

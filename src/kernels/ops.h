@@ -94,6 +94,12 @@ typedef struct mm_ops {
     // out[i] = x[i] / (1 - p) where mm_lora_dropout_keeps(seed, module, i, p) (rowmath.h), else 0; out may
     // equal x. The LoRA dropout mask of one module, the same on every backend.
     void (*lora_dropout)(float *out, const float *x, size_t n, uint64_t seed, size_t module, float p);
+    // x[i] *= s (gradient clipping).
+    void (*scale)(float *x, float s, size_t n);
+    // One AdamW step over n floats, torch.optim.AdamW's arithmetic: where decay[i], p *= keep; then
+    // m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, p -= step_size m / (sqrt(v) / bc2_sqrt + eps).
+    void (*adamw)(float *p, float *m, float *v, const float *g, const uint8_t *decay, size_t n, float b1, float b2,
+                  float eps, float step_size, float bc2_sqrt, float keep);
 
     // The memory the ops work on. The CPU backend works on ordinary memory (these are malloc, memcpy
     // and memset there); a device backend on its own memory, and then every pointer an op takes (the

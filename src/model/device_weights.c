@@ -81,10 +81,20 @@ mm_status model_to_device(mm_model *m, const mm_ops *ops, mm_err *e) {
             off += aligned_size(weights_param_bytes(w, p));
         }
     }
+    void **devp = malloc(sizeof(void *) * (size_t)(w->n_params ? w->n_params : 1));
+    if (!devp) {
+        for (int i = 0; i < w->n_params; i++)
+            *w->params[i].slot = host[i];
+        free(host), ops->free(df), ops->free(dt);
+        return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < w->n_params; i++)
+        devp[i] = *w->params[i].slot;
     mm_status s = ops->status(e);
     m->dev.frozen = df;
     m->dev.trainable = dt;
     m->dev.host = host;
+    m->dev.devp = devp;
     m->ops = ops;
     if (s != MM_OK)
         model_device_release(m);
@@ -100,6 +110,17 @@ void model_device_release(mm_model *m) {
     m->ops->free(m->dev.frozen);
     m->ops->free(m->dev.trainable);
     free(m->dev.host);
+    free(m->dev.devp);
     memset(&m->dev, 0, sizeof m->dev);
     m->ops = ops_cpu();
+}
+
+void model_device_views(mm_model *m, int host) {
+    if (!m->dev.frozen)
+        return;
+    mm_weights *w = &m->w;
+    if (host && w->n_trainable)
+        m->ops->download(w->trainable, m->dev.trainable, sizeof(float) * w->n_trainable);
+    for (int i = 0; i < w->n_params; i++)
+        *w->params[i].slot = host ? m->dev.host[i] : m->dev.devp[i];
 }

@@ -26,6 +26,7 @@ typedef struct {
         void *frozen;
         float *trainable;
         void **host; // [n_params] each view's host pointer, restored by model_device_release
+        void **devp; // [n_params] each view's device pointer (model_device_views)
     } dev;
 } mm_model;
 
@@ -81,6 +82,10 @@ void model_free(mm_model *m);
 mm_status model_to_device(mm_model *m, const mm_ops *ops, mm_err *e);
 // Releases the device copies (model_free calls it) and points the views back at the host weights.
 void model_device_release(mm_model *m);
+// host = 1: copies the trainable values back to the host buffer and points the views at the host
+// copies (for the writers: checkpoints, adapters); host = 0: points them at the device copies again.
+// Nothing happens for a model that is not on a device.
+void model_device_views(mm_model *m, int host);
 
 // A batch: B sequences of T tokens (pad as needed), and the images of all sequences in order. All in
 // host memory, whatever the backend: the forward uploads what the ops need.

@@ -19,6 +19,7 @@
 
 struct mm_trainer {
     mm_train_config cfg;
+    const mm_ops *ops;       // where the model, gradients, optimizer state and activations live
     mm_model m;
     mm_token_data train, eval;
     mm_adamw opt;
@@ -197,11 +198,17 @@ static mm_status load_state(mm_trainer *t, const char *dir, mm_err *e) {
 }
 
 mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char *resume_dir, mm_err *e) {
+    return trainer_open_on(out, cfg, resume_dir, ops_cpu(), NULL, e);
+}
+
+mm_status trainer_open_on(mm_trainer **out, const mm_train_config *cfg, const char *resume_dir, const mm_ops *ops,
+                          const mm_load_opts *prec, mm_err *e) {
     *out = NULL;
     mm_trainer *t = calloc(1, sizeof *t);
     if (!t)
         return mm_errf(e, MM_ERR_NOMEM, "out of memory");
     t->cfg = *cfg;
+    t->ops = ops;
     mm_config mc;
     mm_status s = model_read_config(cfg->model, &mc, e);
     if (s == MM_OK) {
@@ -210,6 +217,8 @@ mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char 
         for (int i = 0; i < cfg->n_unfrozen; i++)
             unfrozen[i] = cfg->unfrozen[i];
         mm_load_opts lo = {.seed = cfg->seed, .n_unfrozen = cfg->n_unfrozen, .unfrozen = unfrozen};
+        if (prec)
+            lo.force_dtype = prec->force_dtype, lo.mat_dtype = prec->mat_dtype;
         if (resume_dir)
             lo.adapter = resume_dir;
         else if (cfg->adapter[0])
@@ -246,7 +255,9 @@ mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char 
         int B = cfg->batch_size;
         t->max_images = maxi * B;
         size_t BT = (size_t)B * maxlen;
-        t->grads = calloc(t->m.w.n_trainable, sizeof(float));
+        t->grads = ops->alloc(sizeof(float) * t->m.w.n_trainable);
+        if (t->grads)
+            ops->zero(t->grads, sizeof(float) * t->m.w.n_trainable);
         t->pixels = malloc(sizeof(float) * 3 * (size_t)c->vis_image_size * c->vis_image_size * (size_t)(t->max_images + 1));
         t->tokens = malloc(sizeof(int32_t) * BT);
         t->labels = malloc(sizeof(int32_t) * BT);
@@ -256,7 +267,7 @@ mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char 
         if (!t->grads || !t->pixels || !t->tokens || !t->labels || !t->mask || !t->ips || !t->perm)
             s = mm_errf(e, MM_ERR_NOMEM, "out of memory for training buffers");
         if (s == MM_OK)
-            s = acts_alloc(&t->acts, c, B, maxlen, t->max_images,
+            s = acts_alloc_on(&t->acts, ops, c, B, maxlen, t->max_images,
                            (cfg->recompute ? MM_ACTS_TRAIN_RECOMPUTE : MM_ACTS_TRAIN_KEEP) |
                                (t->m.w.vision_trains ? MM_ACTS_VISION : 0),
                            e);
@@ -268,6 +279,11 @@ mm_status trainer_open(mm_trainer **out, const mm_train_config *cfg, const char 
         make_perm(t);
     if (s == MM_OK && mkdir(cfg->out_dir, 0755) != 0 && errno != EEXIST)
         s = mm_errf(e, MM_ERR_IO, "%s: cannot create the output directory: %s", cfg->out_dir, strerror(errno));
+    // Everything read on the host is in place (weights, optimizer state, a resumed state): move it.
+    if (s == MM_OK)
+        s = model_to_device(&t->m, ops, e);
+    if (s == MM_OK)
+        s = adamw_to_device(&t->opt, ops, e);
     if (s != MM_OK) {
         trainer_close(t);
         return s;
@@ -284,7 +300,8 @@ void trainer_close(mm_trainer *t) {
     token_data_free(&t->eval);
     adamw_free(&t->opt);
     acts_free(&t->acts);
-    free(t->grads);
+    if (t->ops)
+        t->ops->free(t->grads);
     free(t->pixels);
     free(t->tokens);
     free(t->labels);
@@ -301,6 +318,11 @@ void trainer_close(mm_trainer *t) {
 }
 
 const mm_model *trainer_model(const mm_trainer *t) { return &t->m; }
+
+void trainer_sync_host(mm_trainer *t) {
+    model_device_views(&t->m, 1);
+    model_device_views(&t->m, 0);
+}
 long trainer_step(const mm_trainer *t) { return t->step; }
 
 char *trainer_data_report(const mm_trainer *t) {
@@ -483,19 +505,32 @@ static mm_status write_config_json(const mm_train_config *c, const char *path, m
 mm_status trainer_save(mm_trainer *t, const char *dir, mm_err *e) {
     char tmp[4096], path[4400];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
-    MM_TRY(adapter_save(&t->m, tmp, e));
+    // The writers read the host copies: bring the trained values back for them.
+    model_device_views(&t->m, 1);
+    mm_status ws = adapter_save(&t->m, tmp, e);
+    model_device_views(&t->m, 0);
+    MM_TRY(ws);
+    float *om = t->opt.m, *ov = t->opt.v, *hm = NULL;
+    if (t->opt.ops->on_device) {
+        if (!(hm = malloc(sizeof(float) * 2 * (t->opt.n ? t->opt.n : 1))))
+            return mm_errf(e, MM_ERR_NOMEM, "out of memory for the optimizer state");
+        om = hm, ov = hm + t->opt.n;
+        adamw_download(&t->opt, om, ov);
+    }
     int64_t state[6] = {t->step, t->epoch, t->pos, t->opt.step, t->use_data ? data_stream_position(t->vis) : 0,
                         t->use_data ? data_stream_position(t->lang) : 0};
     int n_state = t->use_data ? 6 : 4;
     mm_st_write_tensor st[] = {
-        {.name = "adamw.m", .dtype = MM_F32, .ndim = 1, .shape = {(int64_t)t->opt.n}, .data = t->opt.m},
-        {.name = "adamw.v", .dtype = MM_F32, .ndim = 1, .shape = {(int64_t)t->opt.n}, .data = t->opt.v},
+        {.name = "adamw.m", .dtype = MM_F32, .ndim = 1, .shape = {(int64_t)t->opt.n}, .data = om},
+        {.name = "adamw.v", .dtype = MM_F32, .ndim = 1, .shape = {(int64_t)t->opt.n}, .data = ov},
         {.name = "state", .dtype = MM_I64, .ndim = 1, .shape = {n_state}, .data = state},
     };
     static const char *meta[] = {"format", "mmgpt trainer state: state = [step, epoch, position in epoch, adamw step"
                                            "(, vision draws, language draws with instruction data)]"};
     snprintf(path, sizeof path, "%s/trainer_state.safetensors", tmp);
-    MM_TRY(st_write(path, st, 3, meta, 1, e));
+    ws = st_write(path, st, 3, meta, 1, e);
+    free(hm);
+    MM_TRY(ws);
     snprintf(path, sizeof path, "%s/train_config.json", tmp);
     MM_TRY(write_config_json(&t->cfg, path, e));
     // Replace an older checkpoint of the same name only once the new one is complete.
@@ -545,7 +580,7 @@ mm_status trainer_run(mm_trainer *t, long max_steps, mm_train_cb cb, void *user,
     while (t->step < t->total && (max_steps <= 0 || done < max_steps)) {
         double t0 = now_s(), loss = 0, norm = 0;
         long tokens = 0;
-        memset(t->grads, 0, sizeof(float) * t->m.w.n_trainable);
+        t->ops->zero(t->grads, sizeof(float) * t->m.w.n_trainable);
         t->micro = 0;
         for (int micro = 0; t->use_data && micro < c->grad_accum; micro++) {
             // One vision micro-batch, then one language micro-batch (upstream's joint step), clipped after each.
@@ -555,7 +590,7 @@ mm_status trainer_run(mm_trainer *t, long max_steps, mm_train_cb cb, void *user,
                     continue;
                 MM_TRY(data_micro_step(t, sts[k], &loss, &tokens, e));
                 if (c->clip_each_micro && c->max_grad_norm > 0)
-                    norm = grad_clip_norm(t->grads, t->m.w.n_trainable, c->max_grad_norm);
+                    norm = grad_clip_norm_on(t->ops, t->grads, t->m.w.n_trainable, c->max_grad_norm);
             }
             t->epoch = (int)((data_stream_epoch_len(t->vis) ? data_stream_position(t->vis) : data_stream_position(t->lang)) /
                              data_epoch_len(t));
@@ -571,12 +606,13 @@ mm_status trainer_run(mm_trainer *t, long max_steps, mm_train_cb cb, void *user,
             t->pos += c->batch_size;
             MM_TRY(backward_batch(t, &b, &loss, &tokens, e));
             if (c->clip_each_micro && c->max_grad_norm > 0)
-                norm = grad_clip_norm(t->grads, t->m.w.n_trainable, c->max_grad_norm);
+                norm = grad_clip_norm_on(t->ops, t->grads, t->m.w.n_trainable, c->max_grad_norm);
         }
         if (!c->clip_each_micro && c->max_grad_norm > 0)
-            norm = grad_clip_norm(t->grads, t->m.w.n_trainable, c->max_grad_norm);
+            norm = grad_clip_norm_on(t->ops, t->grads, t->m.w.n_trainable, c->max_grad_norm);
         float lr = schedule_lr(c->schedule, c->lr, t->step, c->warmup, t->total);
-        adamw_step(&t->opt, t->m.w.trainable, t->grads, lr);
+        adamw_step(&t->opt, t->m.dev.trainable ? t->m.dev.trainable : t->m.w.trainable, t->grads, lr);
+        MM_TRY(t->ops->status(e));
         t->step++;
         done++;
         double t1 = now_s();

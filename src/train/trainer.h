@@ -29,6 +29,13 @@ typedef struct mm_trainer mm_trainer;
 // Loads the model (fresh adapters from the config's "lora" or the model's, or "adapter"), the data
 // and the optimizer. resume_dir (a checkpoint directory) restores everything a run had.
 mm_status trainer_open(mm_trainer **t, const mm_train_config *cfg, const char *resume_dir, mm_err *e);
+// The same on backend ops (a GPU's: the model, gradients, optimizer state and activations live there);
+// prec (NULL: none) gives the frozen matrices' forced type (force_dtype, mat_dtype) as --precision chose.
+mm_status trainer_open_on(mm_trainer **t, const mm_train_config *cfg, const char *resume_dir, const mm_ops *ops,
+                          const mm_load_opts *prec, mm_err *e);
+// Brings the trained values back to the model's host buffer (trainer_model(t)->w.trainable); a no-op
+// on the CPU, where they always are.
+void trainer_sync_host(mm_trainer *t);
 // Runs until the planned steps are done, or until max_steps more steps when max_steps > 0.
 mm_status trainer_run(mm_trainer *t, long max_steps, mm_train_cb cb, void *user, mm_err *e);
 // Writes a checkpoint into dir (atomically: a temporary directory renamed into place).

@@ -20,5 +20,8 @@ mm_status cpu_status(mm_err *e);
 // Training helpers (train_cpu.c).
 double cpu_dot(const float *a, const float *b, size_t n);
 void cpu_lora_dropout(float *out, const float *x, size_t n, uint64_t seed, size_t module, float p);
+void cpu_scale(float *x, float s, size_t n);
+void cpu_adamw(float *p, float *m, float *v, const float *g, const uint8_t *decay, size_t n, float b1, float b2, float eps,
+               float step_size, float bc2_sqrt, float keep);
 
 #endif

@@ -108,5 +108,8 @@ void cu_attention_backward(float *dq, float *dk, float *dv, const float *dout, i
 double cu_cross_entropy(float *logits, const int32_t *target, int N, int V, float scale);
 double cu_dot(const float *a, const float *b, size_t n);
 void cu_lora_dropout(float *out, const float *x, size_t n, uint64_t seed, size_t module, float p);
+void cu_scale(float *x, float s, size_t n);
+void cu_adamw(float *p, float *m, float *v, const float *g, const uint8_t *decay, size_t n, float b1, float b2, float eps,
+              float step_size, float bc2_sqrt, float keep);
 
 #endif

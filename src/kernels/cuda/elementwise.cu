@@ -218,3 +218,28 @@ void cu_lora_dropout(float *out, const float *x, size_t n, uint64_t seed, size_t
     float keep_scale = 1.0f / (1.0f - p);
     LAUNCH_N(lora_dropout_k, n, out, x, n, seed, module, p, keep_scale);
 }
+
+__global__ void scale_k(float *x, float s, size_t n) { GRID_STRIDE(i, n) x[i] *= s; }
+
+void cu_scale(float *x, float s, size_t n) { LAUNCH_N(scale_k, n, x, s, n); }
+
+// AdamW as the CPU writes it; products and sums rounded one by one (__fmul_rn/__fadd_rn) so that no
+// multiply-add is fused: the GPU's optimizer then follows the CPU's arithmetic step for step.
+__global__ void adamw_k(float *p, float *m, float *v, const float *g, const uint8_t *decay, size_t n, float b1, float b2,
+                        float eps, float step_size, float bc2_sqrt, float keep) {
+    GRID_STRIDE(i, n) {
+        float pi = p[i], gi = g[i];
+        if (decay[i])
+            pi = __fmul_rn(pi, keep);
+        float mi = __fadd_rn(__fmul_rn(m[i], b1), __fmul_rn(gi, 1.0f - b1));
+        float vi = __fadd_rn(__fmul_rn(v[i], b2), __fmul_rn(__fmul_rn(gi, gi), 1.0f - b2));
+        float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), bc2_sqrt), eps);
+        p[i] = __fsub_rn(pi, __fdiv_rn(__fmul_rn(step_size, mi), denom));
+        m[i] = mi, v[i] = vi;
+    }
+}
+
+void cu_adamw(float *p, float *m, float *v, const float *g, const uint8_t *decay, size_t n, float b1, float b2, float eps,
+              float step_size, float bc2_sqrt, float keep) {
+    LAUNCH_N(adamw_k, n, p, m, v, g, decay, n, b1, b2, eps, step_size, bc2_sqrt, keep);
+}
