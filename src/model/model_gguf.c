@@ -51,9 +51,9 @@ static mm_status produce(void *user, int i, void *dst, size_t nbytes, mm_err *e)
     return MM_OK;
 }
 
-// llama.cpp's general.file_type: the type most matrices have.
-static uint32_t file_type(const mm_quant_scheme *q) {
-    switch (q->mat) {
+// llama.cpp's general.file_type for a matrix type (q4_k_m: mixed with Q6_K).
+static uint32_t ftype_of(mm_dtype t, int mixed) {
+    switch (t) {
     case MM_F16:
         return 1;
     case MM_BF16:
@@ -63,10 +63,27 @@ static uint32_t file_type(const mm_quant_scheme *q) {
     case MM_Q8_0:
         return 7;
     case MM_Q4_K:
-        return q->mixed ? 15 : 14;
+        return mixed ? 15 : 14;
     default:
         return 0;
     }
+}
+
+// The type most matrices have: the scheme's, or for a repack the loaded model's (its most common
+// quantized type, else its float type), so repacking a file writes the same key.
+static uint32_t file_type(const mm_quant_scheme *q, const mm_weights *w) {
+    if (!q->keep)
+        return ftype_of(q->mat, q->mixed);
+    int count[MM_DTYPE_COUNT] = {0}, best = -1;
+    for (int i = 0; i < w->n_params; i++)
+        if (w->params[i].kind == MM_PARAM_FROZEN_MAT)
+            count[weights_param_dtype(w, &w->params[i])]++;
+    for (int t = 0; t < MM_DTYPE_COUNT; t++)
+        if (mm_dtype_is_quant((mm_dtype)t) && t != MM_Q6_K && count[t] && (best < 0 || count[t] > count[best]))
+            best = t;
+    if (best < 0)
+        return ftype_of(w->mat_dtype, 0);
+    return ftype_of((mm_dtype)best, count[MM_Q6_K] > 0);
 }
 
 static void on_progress(void *user, size_t done, size_t total) {
@@ -75,12 +92,10 @@ static void on_progress(void *user, size_t done, size_t total) {
         c->progress(c->progress_user, done, total);
 }
 
-static void standard_keys(mm_gguf_meta *meta, const mm_config *c, const mm_quant_scheme *q) {
+static void standard_keys(mm_gguf_meta *meta, const mm_config *c, const mm_quant_scheme *q, const mm_weights *w) {
     gguf_meta_str(meta, "general.architecture", "mmgpt");
     gguf_meta_str(meta, "general.name", "OpenFlamingo / Multimodal-GPT");
-    if (!q->keep)
-        gguf_meta_u32(meta, "general.file_type", file_type(q));
-    gguf_meta_str(meta, "mmgpt.storage", q->name);
+    gguf_meta_u32(meta, "general.file_type", file_type(q, w));
     gguf_meta_u32(meta, "mmgpt.context_length", (uint32_t)c->max_seq);
     gguf_meta_u32(meta, "mmgpt.embedding_length", (uint32_t)c->dim);
     gguf_meta_u32(meta, "mmgpt.block_count", (uint32_t)c->n_layers);
@@ -128,7 +143,7 @@ static mm_status write_file(const char *path, const mm_weights *w, const mm_quan
     if (!js || !t || !ctx.params || !ctx.f32)
         s = mm_errf(e, MM_ERR_NOMEM, "out of memory preparing %s", path);
     if (s == MM_OK) {
-        standard_keys(&meta, &c, q);
+        standard_keys(&meta, &c, q, w);
         gguf_meta_str(&meta, "mmgpt.config", js);
         if (tok)
             tokenizer_keys(&meta, tok);
