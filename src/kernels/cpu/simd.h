@@ -10,8 +10,9 @@
 #include "base/cpu.h"
 #include "base/dtype.h"
 
-// sum over k < n of w[k] * x[k]: a weight row in its storage type (w points to the row's first byte,
-// no alignment needed; n a multiple of the type's block) times f32 activations, accumulated in f32.
+// sum over k < n of w[k] * x[k]: a weight row in its storage type (w points to the row's first byte:
+// no alignment needed beyond 2 bytes for the quantized types' f16 scales, which GGUF data always has;
+// n a multiple of the type's block) times f32 activations, accumulated in f32.
 typedef float (*cpu_dot_fn)(const void *w, const float *x, int n);
 // out[r] = the dot of row r (at w + r * ld bytes, r < 4) with x: four rows in one pass over x.
 typedef void (*cpu_dot4_fn)(const void *w, size_t ld, const float *x, int n, float *out);
