@@ -6,7 +6,7 @@ CC       ?= cc
 BUILD    ?= build
 OPT      ?= -O2
 SAN      ?=
-CFLAGS   := -std=c17 $(OPT) -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Isrc -MMD -MP $(SAN) $(EXTRA_CFLAGS)
+CFLAGS   := -std=c17 $(OPT) -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Isrc -Iinclude -MMD -MP $(SAN) $(EXTRA_CFLAGS)
 # OpenBLAS built for OpenMP (Debian's openblas-openmp) shares our OpenMP thread pool; the pthread
 # build spins its own threads against ours and ran the forward pass 1.7x slower (bench/forward).
 ARCH     := $(shell gcc -print-multiarch 2>/dev/null)
@@ -48,12 +48,22 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
-# Tests too slow for the sanitizer build (list by name without .c).
-SLOW_TESTS ?= test_demo
+# Tests too slow for the sanitizer build (list by name without .c); test_install links the installed
+# shared library into a program built without the sanitizers, so it runs in the plain build only.
+SLOW_TESTS ?= test_demo test_install
 FAST_BIN := $(filter-out $(SLOW_TESTS:%=$(BUILD)/tests/%),$(TEST_BIN))
 
-.PHONY: all setup run test test-asan bench fixtures clean
-all: $(BUILD)/mmgpt $(BUILD)/synth $(TEST_BIN) $(BENCH_BIN)
+# What `make install` installs besides the binary and libmmgpt.a (see install below).
+PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
+VERSION  := $(shell sed -n 's/.*MMGPT_VERSION_STRING "\(.*\)"/\1/p' include/mmgpt.h)
+SO_MAJOR := $(firstword $(subst ., ,$(VERSION)))
+SO_NAME  := libmmgpt.so.$(SO_MAJOR)
+PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(CUDA_SRC:%.cu=$(BUILD)/pic/%.o)
+INSTALL_BUILT := $(BUILD)/libmmgpt.so.$(VERSION) $(BUILD)/mmgpt.1 $(BUILD)/mmgpt.bash
+
+.PHONY: all setup run test test-asan bench fixtures clean install uninstall
+all: $(BUILD)/mmgpt $(BUILD)/synth $(TEST_BIN) $(BENCH_BIN) $(INSTALL_BUILT)
 
 setup:
 	@bash tools/setup.sh
@@ -90,13 +100,62 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libmmgpt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libmmgpt.a $(LDLIBS)
 
+# The public API's example (examples/chat_image.c), built against the static library; test_api runs it.
+EXAMPLE_BIN := $(BUILD)/examples/chat_image
+$(EXAMPLE_BIN): examples/chat_image.c $(BUILD)/libmmgpt.a include/mmgpt.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libmmgpt.a $(LDLIBS)
+$(BUILD)/tests/test_api: $(EXAMPLE_BIN)
+
+# `make install PREFIX=/usr/local DESTDIR=`: the binary, libmmgpt.so (soname libmmgpt.so.MAJOR) and libmmgpt.a,
+# include/mmgpt.h, mmgpt.pc, the man page and bash completion (both generated from the --help texts by
+# tools/gen-docs.sh, so they say what the binary says). The shared library is built from a second set of
+# objects compiled with -fPIC ($(BUILD)/pic), so the static library and the binary stay as they are; a version
+# script exports only the API's mmgpt_* symbols from it.
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+$(BUILD)/pic/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -Xcompiler -fPIC -c $< -o $@
+$(BUILD)/pic/src/serve/server.o: web/index.html
+$(BUILD)/libmmgpt.so.$(VERSION): $(PIC_OBJ) src/api/mmgpt.map
+	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SO_NAME) -Wl,--version-script=src/api/mmgpt.map -o $@ $(PIC_OBJ) $(LDLIBS)
+$(BUILD)/mmgpt.1: $(BUILD)/mmgpt tools/gen-docs.sh
+	bash tools/gen-docs.sh man $(BUILD)/mmgpt $(VERSION) > $@.tmp && mv $@.tmp $@
+$(BUILD)/mmgpt.bash: $(BUILD)/mmgpt tools/gen-docs.sh
+	bash tools/gen-docs.sh completion $(BUILD)/mmgpt $(VERSION) > $@.tmp && mv $@.tmp $@
+
+install: $(BUILD)/mmgpt $(BUILD)/libmmgpt.a $(INSTALL_BUILT)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 755 $(BUILD)/mmgpt $(DESTDIR)$(PREFIX)/bin/mmgpt
+	install -m 755 $(BUILD)/libmmgpt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmmgpt.so.$(VERSION)
+	ln -sf libmmgpt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SO_NAME)
+	ln -sf $(SO_NAME) $(DESTDIR)$(LIBDIR)/libmmgpt.so
+	install -m 644 $(BUILD)/libmmgpt.a $(DESTDIR)$(LIBDIR)/libmmgpt.a
+	install -m 644 include/mmgpt.h $(DESTDIR)$(PREFIX)/include/mmgpt.h
+	@# mmgpt.pc is written here, as it names the PREFIX and LIBDIR of this install.
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$${prefix}/include' '' 'Name: mmgpt' \
+	  'Description: Multimodal-GPT (OpenFlamingo + LoRA) in C: chat about images, fine-tune' 'Version: $(VERSION)' \
+	  'Libs: -L$${libdir} -lmmgpt' 'Libs.private: $(strip $(LDLIBS))' 'Cflags: -I$${includedir}' \
+	  > $(DESTDIR)$(LIBDIR)/pkgconfig/mmgpt.pc
+	install -m 644 $(BUILD)/mmgpt.1 $(DESTDIR)$(PREFIX)/share/man/man1/mmgpt.1
+	install -m 644 $(BUILD)/mmgpt.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/mmgpt
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/mmgpt $(DESTDIR)$(LIBDIR)/libmmgpt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SO_NAME) \
+	  $(DESTDIR)$(LIBDIR)/libmmgpt.so $(DESTDIR)$(LIBDIR)/libmmgpt.a $(DESTDIR)$(PREFIX)/include/mmgpt.h \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/mmgpt.pc $(DESTDIR)$(PREFIX)/share/man/man1/mmgpt.1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/mmgpt
+
 run: setup
 	@$(MAKE) --no-print-directory $(BUILD)/mmgpt
 	@bash tools/run-demo.sh $(BUILD)/mmgpt
 
 test:
 	@bash tools/setup.sh --test
-	@$(MAKE) --no-print-directory $(BUILD)/mmgpt $(BUILD)/synth $(TEST_BIN)
+	@$(MAKE) --no-print-directory $(BUILD)/mmgpt $(BUILD)/synth $(TEST_BIN) $(INSTALL_BUILT)
 	@MMGPT=$(BUILD)/mmgpt bash tests/run.sh $(TEST_BIN)
 
 test-asan: setup

@@ -2,7 +2,8 @@
 # Installs the Debian packages mmgpt needs, only if some are missing. `--fixtures` adds the Python
 # reference stack (python3-torch and friends) used to regenerate tests/fixtures.
 set -euo pipefail
-pkgs=(gcc make libopenblas-dev libopenblas-openmp-dev libcmocka-dev libjson-c-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev zlib1g-dev libedit-dev libmicrohttpd-dev tmux)
+# pkg-config and man-db: test_install builds the example with pkg-config and renders the installed man page.
+pkgs=(gcc make libopenblas-dev libopenblas-openmp-dev libcmocka-dev libjson-c-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev zlib1g-dev libedit-dev libmicrohttpd-dev tmux pkg-config man-db)
 # --test: what the browser and OpenAI-client tests of `mmgpt serve` need (chromium, node and their npm packages).
 # They are optional: if they cannot be installed the tests that need them say so and skip. node/npm count as
 # present when the commands exist (e.g. from NodeSource, whose nodejs conflicts with Debian's npm).

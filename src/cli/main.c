@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "mmgpt.h"
 
 typedef struct {
     const char *name;
@@ -46,19 +47,42 @@ int cli_usage(const char *cmd, const char *fmt, ...) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: mmgpt COMMAND [options]   (mmgpt COMMAND --help for its options)\n\ncommands:\n");
+    fprintf(f, "usage: mmgpt COMMAND [options]   (mmgpt COMMAND --help or mmgpt help COMMAND for its options)\n"
+               "       mmgpt --version\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nexit status: 0 success, 1 runtime error (a file, model or image that could not be used; the\n"
+               "message says which), 2 usage error (unknown command or option, missing or bad value).\n");
+}
+
+static const command *find(const char *name) {
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(name, commands[i].name))
+            return &commands[i];
+    return NULL;
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || (!strcmp(argv[1], "help") && argc == 2)) {
         usage(stdout);
         return argc < 2 ? 2 : 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("mmgpt %s\n", mmgpt_version());
+        return 0;
+    }
+    if (!strcmp(argv[1], "help")) { // `mmgpt help COMMAND` is `mmgpt COMMAND --help`
+        const command *c = find(argv[2]);
+        if (!c || argc > 3) {
+            usage(stderr);
+            return cli_usage("help", c ? "takes one command name" : "unknown command '%s'", argv[2]);
+        }
+        char *args[] = {argv[2], "--help", NULL};
+        return c->fn(2, args);
+    }
+    const command *c = find(argv[1]);
+    if (c)
+        return c->fn(argc - 1, argv + 1);
     fprintf(stderr, "mmgpt: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
