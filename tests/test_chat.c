@@ -321,6 +321,11 @@ static void test_context_stop_cancel(void **s) {
             snprintf(first, sizeof first, "%s", reply);
         else
             assert_string_equal(first, reply);
+        // The prompt is evaluated once for the three beams (the others copy its K/V and recompute only
+        // the last position's logits), not once per beam.
+        mm_chat_stats st = chat_stats(ch);
+        printf("mmgpt-test: 3 beams: %ld prompt tokens, %ld evaluated\n", st.prompt_tokens, st.evaluated_tokens);
+        assert_true(st.evaluated_tokens <= st.prompt_tokens + 2);
     }
     printf("mmgpt-test: 3-beam reply: '%s'\n", first);
     chat_free(ch);

@@ -204,13 +204,46 @@ static void test_greedy_matches_reference(void **s) {
     unload();
 }
 
+// A copied engine holds the source's sequence and images: continuing it evaluates only the new tokens
+// and gives the source's own results bit for bit (the same cached numbers, the same computation).
+static void test_copy(void **s) {
+    (void)s;
+    load(FX "/tiny/config.json");
+    mm_err e = {0};
+    mm_engine *a, *b, *small;
+    assert_ok(engine_create(&a, &model, 64, 3, &e), &e);
+    assert_ok(engine_create(&b, &model, 64, 3, &e), &e);
+    assert_ok(engine_create(&small, &model, 4, 3, &e), &e);
+    assert_ok(engine_add_image(a, pixels, &e), &e);
+    int32_t seq[] = {1, 5, M, 6, 7, 8, 9};
+    const float *lg;
+    int V = model.w.cfg.vocab;
+    assert_ok(engine_eval(a, seq, 5, &lg, &e), &e);
+    assert_ok(engine_copy(b, a, &e), &e);
+    assert_int_equal(engine_n_images(b), 1);
+    assert_ok(engine_eval(b, seq, 7, &lg, &e), &e);
+    assert_int_equal(engine_stats(b).prompt_tokens, 2); // only the two new tokens
+    float *got = malloc(sizeof(float) * (size_t)V);
+    memcpy(got, lg, sizeof(float) * (size_t)V);
+    assert_ok(engine_eval(a, seq, 7, &lg, &e), &e);
+    assert_memory_equal(got, lg, sizeof(float) * (size_t)V);
+    // An engine too small for the source's sequence refuses the copy.
+    assert_int_not_equal(engine_copy(small, a, &e), MM_OK);
+    printf("mmgpt-test: refused: %s\n", e.msg);
+    free(got);
+    engine_free(a);
+    engine_free(b);
+    engine_free(small);
+    unload();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_next),
         cmocka_unit_test(test_rule_previous),
         cmocka_unit_test(test_first_image_recomputes_all),
         cmocka_unit_test(test_greedy_generation),
-        cmocka_unit_test(test_greedy_matches_reference),
+        cmocka_unit_test(test_greedy_matches_reference), cmocka_unit_test(test_copy),
     };
     return cmocka_run_group_tests_name("engine", tests, setup, NULL);
 }

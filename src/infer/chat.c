@@ -331,11 +331,52 @@ static int on_token(int32_t token, void *user) {
 typedef struct {
     mm_chat *ch;
     int prompt_len;
+    int beams;
 } beam_ctx;
+
+// How many leading tokens of seq[0..n) engine slot i already holds (0 for a slot not yet made).
+static int cached_prefix(const mm_chat *ch, int i, const int32_t *seq, int n) {
+    if (!ch->eng[i])
+        return 0;
+    int have, p = 0;
+    const int32_t *t = engine_tokens(ch->eng[i], &have);
+    while (p < have && p < n && t[p] == seq[p])
+        p++;
+    return p;
+}
+
+// Whether slot i holds exactly the conversation's kept images (then its caches may be shared).
+static int images_synced(const mm_chat *ch, int i) {
+    int first, count;
+    kept_images(ch, &first, &count);
+    if (!ch->eng[i] || !ch->eng_hash[i] || ch->eng_first_image[i] != first || ch->eng_n_images[i] != count)
+        return 0;
+    for (int k = 0; k < count; k++)
+        if (ch->eng_hash[i][k] != ch->img_hash[first + k])
+            return 0;
+    return 1;
+}
 
 static mm_status beam_logits(void *ctx, int beam, const int32_t *seq, int n, const float **logits, mm_err *e) {
     beam_ctx *bc = ctx;
     mm_chat *ch = bc->ch;
+    // Take the caches of the slot that holds the longest prefix of seq when it beats this slot's own:
+    // the prompt and images are evaluated once for all beams, and a beam that continues another beam's
+    // history copies that history's K/V instead of recomputing it (the numbers are the same either way).
+    int own = images_synced(ch, beam) ? cached_prefix(ch, beam, seq, n) : 0, from = -1, best = own;
+    for (int o = 0; o < bc->beams; o++)
+        if (o != beam && images_synced(ch, o) && cached_prefix(ch, o, seq, n) > best)
+            best = cached_prefix(ch, o, seq, n), from = o;
+    if (from >= 0) {
+        if (!ch->eng[beam])
+            MM_TRY(engine_create(&ch->eng[beam], ch->m, ch->max_ctx, ch->max_images, e));
+        if (!ch->eng_hash[beam] && !(ch->eng_hash[beam] = calloc((size_t)ch->max_images + 1, sizeof(uint64_t))))
+            return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+        MM_TRY(engine_copy(ch->eng[beam], ch->eng[from], e));
+        ch->eng_first_image[beam] = ch->eng_first_image[from];
+        ch->eng_n_images[beam] = ch->eng_n_images[from];
+        memcpy(ch->eng_hash[beam], ch->eng_hash[from], sizeof(uint64_t) * (size_t)(ch->max_images + 1));
+    }
     MM_TRY(sync_images(ch, beam, e));
     MM_TRY(engine_eval(ch->eng[beam], seq, n, logits, e));
     if (n == bc->prompt_len) // each beam's engine evaluates the prompt once (what its cache lacked)
@@ -402,7 +443,7 @@ mm_status chat_reply(mm_chat *ch, const mm_sampling *p, const char *const *stop_
         s = generate(ch->eng[0], t.ids, (int)t.n, &q, &lim, on_token, &r, out, &n_out, &why, e);
     } else if (s == MM_OK) {
         r.t_first = t0; // the search yields its reply at the end: all of it counts as generation
-        beam_ctx bc = {ch, (int)t.n};
+        beam_ctx bc = {ch, (int)t.n, q.num_beams};
         mm_beam_model bm = {beam_logits, &bc, engine_vocab(ch->eng[0])};
         s = beam_generate(&bm, t.ids, (int)t.n, &q, eos, banned, 3, &ch->cancel, out, &n_out, e);
         why = n_out && out[n_out - 1] == eos ? MM_STOP_EOS : MM_STOP_LENGTH;

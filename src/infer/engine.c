@@ -131,6 +131,34 @@ void engine_reset(mm_engine *en) {
     en->cached_with_images = 0;
 }
 
+mm_status engine_copy(mm_engine *dst, const mm_engine *src, mm_err *e) {
+    const mm_config *c = &src->m->w.cfg;
+    if (dst->m != src->m)
+        return mm_errf(e, MM_ERR_ARG, "engine_copy: the engines belong to different models");
+    if (src->n > dst->max_ctx || src->n_images > dst->max_images)
+        return mm_errf(e, MM_ERR_ARG, "engine_copy: %d tokens and %d images do not fit a %d-token, %d-image engine",
+                       src->n, src->n_images, dst->max_ctx, dst->max_images);
+    const mm_ops *ops = dst->ops;
+    size_t D = (size_t)c->dim, nl = (size_t)c->perc_latents, W = (size_t)c->vis_width;
+    size_t inner = (size_t)c->xattn_heads * c->xattn_dim_head, lat = (size_t)src->n_images * nl;
+    memcpy(dst->tokens, src->tokens, sizeof(int32_t) * (size_t)src->n);
+    memcpy(dst->q_media, src->q_media, sizeof(int32_t) * (size_t)src->n);
+    if (lat)
+        ops->copy(dst->latents, src->latents, sizeof(float) * lat * W);
+    for (int l = 0; l < c->n_layers; l++) {
+        if (src->n) {
+            ops->copy(dst->k[l], src->k[l], sizeof(float) * (size_t)src->n * D);
+            ops->copy(dst->v[l], src->v[l], sizeof(float) * (size_t)src->n * D);
+        }
+        if (lat && src->xkv[l])
+            ops->copy(dst->xkv[l], src->xkv[l], sizeof(float) * lat * 2 * inner);
+    }
+    dst->n = src->n;
+    dst->n_images = src->n_images;
+    dst->cached_with_images = src->cached_with_images;
+    return ops->status(e);
+}
+
 int engine_n_images(const mm_engine *en) { return en->n_images; }
 
 const int32_t *engine_tokens(const mm_engine *en, int *n) {

@@ -32,6 +32,11 @@ int engine_n_images(const mm_engine *en);
 // Makes tokens[0..n) the sequence (its <image> markers refer to the added images in order) and
 // computes the logits after its last token (returned pointer valid until the next call).
 mm_status engine_eval(mm_engine *en, const int32_t *tokens, int n, const float **logits, mm_err *e);
+// Makes dst hold src's cached sequence and images by copying src's caches (nothing is recomputed), so
+// that a sequence sharing src's prefix evaluates only what follows: beams share the prompt's K/V and
+// image latents, and a beam that continues another's history takes its K/V. Both engines belong to
+// the same model; dst's context and image capacity must hold src's contents.
+mm_status engine_copy(mm_engine *dst, const mm_engine *src, mm_err *e);
 // The sequence currently cached.
 const int32_t *engine_tokens(const mm_engine *en, int *n);
 mm_engine_stats engine_stats(const mm_engine *en);
