@@ -142,6 +142,14 @@ static void check_dots(const cpu_kernels *kt) {
                 wantq += (double)wq[k] * xv, magq += fabs((double)wq[k] * xv);
                 slack += fabs((double)wq[k]) * xd[k / qb] * 0.5;
             }
+            if (kt->dequant[types[ti]]) { // the prompt path's tiles: the reference's values exactly
+                float tile[4096];
+                kt->dequant[types[ti]](blocks + 2, tile, (size_t)n);
+                if (memcmp(tile, wq, sizeof(float) * (size_t)n)) {
+                    printf("mmgpt-test: %s dequant %s n=%d differs from the reference\n", kt->name, mm_dtype_name(types[ti]), n);
+                    bad++;
+                }
+            }
             float gq = kt->dotq[types[ti]](blocks + 2, &xq, n);
             if (!within(gq, wantq, magq, n) || !(fabs(gq - want) <= slack + 4.0 * (n + 1) * 1.19e-7 * magq)) {
                 printf("mmgpt-test: %s dotq %s n=%d got %.9g want %.9g (f32 %.9g, slack %.3g)\n", kt->name,

@@ -80,10 +80,15 @@ static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, in
 static void widen(float *dst, const void *src, mm_dtype t, size_t n) {
     const size_t chunk = 1 << 16; // a multiple of every block size
     size_t nchunks = (n + chunk - 1) / chunk;
+    void (*dq)(const void *, float *, size_t) = cpu_kernels_get()->dequant[t];
 #pragma omp parallel for if (nchunks > 1)
     for (size_t c = 0; c < nchunks; c++) {
         size_t a = c * chunk, cnt = n - a < chunk ? n - a : chunk;
-        mm_convert_to_f32(dst + a, (const char *)src + mm_dtype_nbytes(t, a), t, cnt);
+        const char *s = (const char *)src + mm_dtype_nbytes(t, a);
+        if (dq)
+            dq(s, dst + a, cnt);
+        else
+            mm_convert_to_f32(dst + a, s, t, cnt);
     }
 }
 

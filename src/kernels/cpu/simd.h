@@ -42,6 +42,9 @@ typedef struct {
     cpu_dot_fn dot[MM_DTYPE_COUNT];   // for F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K (NULL for other types)
     cpu_dot4_fn dot4[MM_DTYPE_COUNT]; // NULL where the level has none (callers then use dot row by row)
     cpu_dotq_fn dotq[MM_DTYPE_COUNT]; // Q8_0, Q4_0, Q4_K, Q6_K against quantized activations
+    // y[0..n) = the decoded values of n quantized weights (whole blocks), bit for bit as
+    // mm_dequantize: the prompt path's tiles. NULL: mm_convert_to_f32.
+    void (*dequant[MM_DTYPE_COUNT])(const void *blocks, float *y, size_t n);
 } cpu_kernels;
 
 static inline cpu_dot_fn cpu_dot_for(const cpu_kernels *k, mm_dtype t) { return k->dot[t]; }

@@ -368,12 +368,73 @@ AVX2 static float dotq_q6_k(const void *wv, const cpu_xq *x, int n) {
     return hsum(_mm256_sub_ps(acc, acco));
 }
 
+// ---------------------------------------------------------------- decoding tiles (prompts)
+// The same products as base/quant.c's definition, in the same order and without fused multiply-adds,
+// so the values are bit for bit the reference's.
+
+// 8 bytes at p widened to 8 floats, signed or unsigned.
+AVX2 static inline __m256 i8x8(const void *p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+AVX2 static void dequant_q8_0(const void *blocks, float *y, size_t n) {
+    const mm_block_q8_0 *b = blocks;
+    for (size_t i = 0; i < n / MM_QK; i++, y += MM_QK) {
+        __m256 d = _mm256_set1_ps(half_at(&b[i].d));
+        for (int j = 0; j < 4; j++)
+            _mm256_storeu_ps(y + 8 * j, _mm256_mul_ps(d, i8x8(b[i].qs + 8 * j)));
+    }
+}
+
+AVX2 static void dequant_q4_0(const void *blocks, float *y, size_t n) {
+    const mm_block_q4_0 *b = blocks;
+    const __m256i eight = _mm256_set1_epi32(8);
+    for (size_t i = 0; i < n / MM_QK; i++, y += MM_QK) {
+        __m256 d = _mm256_set1_ps(half_at(&b[i].d));
+        __m256i q = nibbles(b[i].qs); // bytes 0..15: weights 0..15, bytes 16..31: weights 16..31
+        __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+        for (int j = 0; j < 4; j++) {
+            __m256i v = _mm256_sub_epi32(_mm256_cvtepu8_epi32(parts[j]), eight);
+            _mm256_storeu_ps(y + 8 * j, _mm256_mul_ps(d, _mm256_cvtepi32_ps(v)));
+        }
+    }
+}
+
+AVX2 static void dequant_q4_k(const void *blocks, float *y, size_t n) {
+    const mm_block_q4_k *b = blocks;
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    for (size_t i = 0; i < n / MM_QK_K; i++) {
+        float d = half_at(&b[i].d), dmin = half_at(&b[i].dmin);
+        for (int c = 0; c < 4; c++, y += 64) {
+            uint8_t sc0, m0, sc1, m1;
+            mm_q4k_scale_min(b[i].scales, 2 * c, &sc0, &m0);
+            mm_q4k_scale_min(b[i].scales, 2 * c + 1, &sc1, &m1);
+            __m256 d0 = _mm256_set1_ps(d * sc0), d1 = _mm256_set1_ps(d * sc1);
+            __m256 n0 = _mm256_set1_ps(dmin * m0), n1 = _mm256_set1_ps(dmin * m1);
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * c));
+            __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            __m128i l0 = _mm256_castsi256_si128(lo), l1 = _mm256_extracti128_si256(lo, 1);
+            __m128i h0 = _mm256_castsi256_si128(hi), h1 = _mm256_extracti128_si256(hi, 1);
+            _mm256_storeu_ps(y, _mm256_sub_ps(_mm256_mul_ps(d0, lo8(l0)), n0));
+            _mm256_storeu_ps(y + 8, _mm256_sub_ps(_mm256_mul_ps(d0, hi8(l0)), n0));
+            _mm256_storeu_ps(y + 16, _mm256_sub_ps(_mm256_mul_ps(d0, lo8(l1)), n0));
+            _mm256_storeu_ps(y + 24, _mm256_sub_ps(_mm256_mul_ps(d0, hi8(l1)), n0));
+            _mm256_storeu_ps(y + 32, _mm256_sub_ps(_mm256_mul_ps(d1, lo8(h0)), n1));
+            _mm256_storeu_ps(y + 40, _mm256_sub_ps(_mm256_mul_ps(d1, hi8(h0)), n1));
+            _mm256_storeu_ps(y + 48, _mm256_sub_ps(_mm256_mul_ps(d1, lo8(h1)), n1));
+            _mm256_storeu_ps(y + 56, _mm256_sub_ps(_mm256_mul_ps(d1, hi8(h1)), n1));
+        }
+    }
+}
+
 static const cpu_kernels avx2 = {
     .name = "avx2",
     .dot = {[MM_F32] = dot_f32, [MM_F16] = dot_f16, [MM_BF16] = dot_bf16, [MM_Q8_0] = dot_q8_0, [MM_Q4_0] = dot_q4_0,
             [MM_Q4_K] = dot_q4_k, [MM_Q6_K] = dot_q6_k},
     .dot4 = {[MM_F16] = dot4_f16, [MM_BF16] = dot4_bf16},
     .dotq = {[MM_Q8_0] = dotq_q8_0, [MM_Q4_0] = dotq_q4_0, [MM_Q4_K] = dotq_q4_k, [MM_Q6_K] = dotq_q6_k},
+    .dequant = {[MM_Q8_0] = dequant_q8_0, [MM_Q4_0] = dequant_q4_0, [MM_Q4_K] = dequant_q4_k},
 };
 
 const cpu_kernels *cpu_kernels_avx2(void) { return mm_simd_supported() >= MM_SIMD_AVX2 ? &avx2 : NULL; }
