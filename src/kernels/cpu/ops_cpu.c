@@ -9,9 +9,10 @@
 #include "kernels/cpu/simd.h"
 #include "kernels/ops.h"
 
-// Rows of a half-precision weight widened per sgemm call: bounded scratch (4 MB), large enough
-// that the product stays BLAS-bound.
-#define WIDEN_ELEMS (1 << 20)
+// Elements of a half-precision or quantized weight decoded per sgemm call: bounded scratch (16 MB).
+// 1M (4 MB) ran a 128-token prompt through a 4096x4096 f16 matrix 2x slower than 4M; 16M and 4M
+// were alike (2 cores, /tmp microbenchmark, this session).
+#define WIDEN_ELEMS (1 << 22)
 
 static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc) {
@@ -123,7 +124,7 @@ static void cpu_linear(float *out, const float *in, mm_wref w, const float *bias
         rows = M;
     float *tmp = malloc(sizeof(float) * (size_t)rows * (size_t)K);
     if (!tmp)
-        abort(); // bounded 4 MB scratch; the model's planned buffers dwarf it
+        abort(); // bounded 16 MB scratch; the model's planned buffers dwarf it
     const char *src = w.data;
     for (int r0 = 0; r0 < M; r0 += rows) {
         int r = M - r0 < rows ? M - r0 : rows;
