@@ -280,11 +280,41 @@ static void test_cli_basics(void **s) {
     assert_int_equal(run(a, sizeof a, "%s generate -m /nonexistent.gguf --prompt hi", bin()), 1);
 }
 
+// Options through getopt_long: --opt=value equals --opt value; a missing value, an unknown option or a stray
+// operand is refused with the command's usage and exit 2.
+static void test_cli_options(void **s) {
+    (void)s;
+    static char a[1 << 14], b[1 << 14];
+    assert_int_equal(run(a, sizeof a, "%s generate --model=%s --image=%s --prompt='%s' --greedy --max-new-tokens=8 "
+                                      "2>/dev/null", bin(), MODEL, IMAGE, ASK), 0);
+    assert_int_equal(run(b, sizeof b, "%s generate -m %s --image %s --prompt '%s' --greedy --max-new-tokens 8 "
+                                      "2>/dev/null", bin(), MODEL, IMAGE, ASK), 0);
+    assert_string_equal(a, b);
+    assert_true(strlen(a) > 5);
+    static const struct {
+        const char *cmd, *args, *says;
+    } bad[] = {
+        {"generate", "-m " MODEL " --prompt", "option '--prompt' needs a value"},
+        {"generate", "-m " MODEL " --prompt hi --bogus", "unknown or ambiguous option '--bogus'"},
+        {"generate", "-m " MODEL " --prompt hi --json=yes", "option '--json' takes no value"},
+        {"generate", "-m " MODEL " --prompt hi -- --greedy", "unexpected argument '--greedy'"},
+        {"generate", "-m " MODEL " --prompt hi --top-k=-1", "--top-k: bad or missing value -1"},
+        {"chat", "-m " MODEL " --ask", "option '--ask' needs a value"},
+        {"chat", "-m " MODEL " -x", "unknown or ambiguous option '-x'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = run(a, sizeof a, "%s %s %s </dev/null", bin(), bad[i].cmd, bad[i].args);
+        if (rc != 2 || !strstr(a, bad[i].says) || (!strstr(a, "usage: mmgpt") && !strstr(bad[i].says, "bad or")))
+            fail_msg("mmgpt %s %s: rc %d, said:\n%s", bad[i].cmd, bad[i].args, rc, a);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_matches_cli), cmocka_unit_test(test_image_inputs_agree),
         cmocka_unit_test(test_tokens),              cmocka_unit_test(test_cancel_and_misuse),
         cmocka_unit_test(test_train),               cmocka_unit_test(test_cli_basics),
+        cmocka_unit_test(test_cli_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

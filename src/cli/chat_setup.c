@@ -27,6 +27,29 @@ int cli_model_flag(cli_model_args *a, int argc, char **argv, int *i) {
     return 0;
 }
 
+const cli_opt cli_model_opts[] = {
+    {"model", 'm', 1},
+    {"lora", CLI_KEY_MODEL + 0, 1},
+    {"adapter", CLI_KEY_MODEL + 0, 1},
+    {"tokenizer", CLI_KEY_MODEL + 1, 1},
+    {"device", CLI_KEY_MODEL + 2, 1},
+    {"precision", CLI_KEY_MODEL + 3, 1},
+    {"ctx", CLI_KEY_MODEL + 4, 1},
+    {NULL, 0, 0},
+};
+
+int cli_model_opt(cli_model_args *a, int key, const char *v) {
+    switch (key) {
+    case 'm': a->model = v; return 1;
+    case CLI_KEY_MODEL + 0: a->lora = v; return 1;
+    case CLI_KEY_MODEL + 1: a->tokenizer = v; return 1;
+    case CLI_KEY_MODEL + 2: a->device = v; return 1;
+    case CLI_KEY_MODEL + 3: a->precision = v; return 1;
+    case CLI_KEY_MODEL + 4: a->max_ctx = atoi(v); return 1; // as before: not a number means the model's
+    }
+    return 0;
+}
+
 mm_status cli_device_open(const char *device, const char *precision, const mm_ops **ops, mm_load_opts *lo, mm_err *e) {
     char desc[400];
     mm_precision prec;

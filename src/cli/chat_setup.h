@@ -3,6 +3,7 @@
 #ifndef MM_CLI_CHAT_SETUP_H
 #define MM_CLI_CHAT_SETUP_H
 
+#include "cli/opts.h"
 #include "model/flamingo.h"
 #include "text/tokenizer.h"
 
@@ -15,6 +16,11 @@ typedef struct {
 // Consumes -m/--model, --lora/--adapter, --tokenizer, --ctx, --device, --precision at argv[*i]: 1
 // consumed, 0 not one of them.
 int cli_model_flag(cli_model_args *a, int argc, char **argv, int *i);
+// The same flags as an option table for cli_opts (keys 'm' and CLI_KEY_MODEL + n), and what one of them sets:
+// 1 when key is one of them.
+#define CLI_KEY_MODEL 300
+extern const cli_opt cli_model_opts[];
+int cli_model_opt(cli_model_args *a, int key, const char *value);
 // Loads the model and tokenizer onto the chosen device (the model's weights move there).
 mm_status cli_model_open(const cli_model_args *a, mm_model *m, mm_tokenizer **tok, mm_err *e);
 // Opens --device (NULL: $MMGPT_DEVICE, else auto) and fills the load options that --precision

@@ -11,6 +11,7 @@
 #include "cli/chat_setup.h"
 #include "cli/commands.h"
 #include "cli/gen_args.h"
+#include "cli/opts.h"
 #include "infer/chat.h"
 #include "io/file.h"
 
@@ -135,31 +136,50 @@ int cmd_chat(int argc, char **argv) {
     cli_gen_init(&r.g);
     const char *ask = NULL;
     int exif = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int k;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { KEY_IMAGE = CLI_KEY_LONG, KEY_ASK, KEY_EXIF, KEY_NO_EXIF };
+    static const cli_opt own[] = {{"image", KEY_IMAGE, 1}, {"ask", KEY_ASK, 1}, {"exif", KEY_EXIF, 0},
+                                  {"no-exif", KEY_NO_EXIF, 0}, {NULL, 0, 0}};
+    cli_opts p;
+    cli_opts_init(&p, "chat", usage_text, argc, argv);
+    cli_opts_add(&p, own);
+    cli_opts_add(&p, cli_model_opts);
+    cli_opts_add(&p, cli_gen_opts);
+    const char *v;
+    int rc = -1; // set when parsing ends the command
+    for (int k, g; rc < 0 && (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR) {
+            rc = 2;
+        } else if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             fputs(cli_gen_help, stdout);
-            return 0;
-        } else if (cli_model_flag(&ma, argc, argv, &i)) {
-        } else if ((k = cli_gen_flag(&r.g, "chat", argc, argv, &i)) != 0) {
-            if (k < 0)
-                return 2;
-        } else if (!strcmp(a, "--image") && i + 1 < argc && r.n_pending < 64) {
-            r.pending[r.n_pending++] = strdup(argv[++i]);
-        } else if (!strcmp(a, "--ask") && i + 1 < argc) {
-            ask = argv[++i];
-        } else if (!strcmp(a, "--exif") || !strcmp(a, "--no-exif")) {
-            exif = a[2] == 'e' ? 1 : -1;
+            rc = 0;
+        } else if (cli_model_opt(&ma, k, v)) {
+        } else if ((g = cli_gen_opt(&r.g, "chat", k, v)) != 0) {
+            if (g < 0)
+                rc = 2;
+        } else if (k == KEY_IMAGE) {
+            if (r.n_pending == 64)
+                rc = cli_usage("chat", "at most 64 --image");
+            else
+                r.pending[r.n_pending++] = strdup(v);
+        } else if (k == KEY_ASK) {
+            ask = v;
         } else {
-            fputs(usage_text, stderr);
-            return cli_usage("chat", "unknown or incomplete option '%s'", a);
+            exif = k == KEY_EXIF ? 1 : -1;
         }
     }
-    if (!ma.model) {
+    if (rc < 0 && p.next < argc) {
         fputs(usage_text, stderr);
-        return cli_usage("chat", "needs -m MODEL");
+        rc = cli_usage("chat", "unexpected argument '%s'", argv[p.next]);
+    }
+    if (rc < 0 && !ma.model) {
+        fputs(usage_text, stderr);
+        rc = cli_usage("chat", "needs -m MODEL");
+    }
+    if (rc >= 0) {
+        for (int i = 0; i < r.n_pending; i++)
+            free((char *)r.pending[i]);
+        return rc;
     }
     mm_err e = {0};
     mm_model m;

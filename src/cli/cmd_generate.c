@@ -9,6 +9,7 @@
 #include "cli/chat_setup.h"
 #include "cli/commands.h"
 #include "cli/gen_args.h"
+#include "cli/opts.h"
 #include "infer/chat.h"
 
 static const char *usage_text =
@@ -33,29 +34,39 @@ int cmd_generate(int argc, char **argv) {
     cli_gen_init(&g);
     const char *prompt = NULL, *images[64];
     int n_images = 0, json = 0, exif = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { KEY_PROMPT = CLI_KEY_LONG, KEY_IMAGE, KEY_JSON, KEY_EXIF, KEY_NO_EXIF };
+    static const cli_opt own[] = {{"prompt", KEY_PROMPT, 1}, {"image", KEY_IMAGE, 1}, {"json", KEY_JSON, 0},
+                                  {"exif", KEY_EXIF, 0},     {"no-exif", KEY_NO_EXIF, 0}, {NULL, 0, 0}};
+    cli_opts p;
+    cli_opts_init(&p, "generate", usage_text, argc, argv);
+    cli_opts_add(&p, own);
+    cli_opts_add(&p, cli_model_opts);
+    cli_opts_add(&p, cli_gen_opts);
+    const char *v;
+    for (int k, r; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR)
+            return 2;
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             fputs(cli_gen_help, stdout);
             return 0;
-        } else if (cli_model_flag(&ma, argc, argv, &i)) {
-        } else if ((r = cli_gen_flag(&g, "generate", argc, argv, &i)) != 0) {
+        } else if (cli_model_opt(&ma, k, v)) {
+        } else if ((r = cli_gen_opt(&g, "generate", k, v)) != 0) {
             if (r < 0)
                 return 2;
-        } else if (!strcmp(a, "--prompt") && i + 1 < argc) {
-            prompt = argv[++i];
-        } else if (!strcmp(a, "--image") && i + 1 < argc && n_images < 64) {
-            images[n_images++] = argv[++i];
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--exif") || !strcmp(a, "--no-exif")) {
-            exif = a[2] == 'e' ? 1 : -1;
+        } else if (k == KEY_PROMPT) {
+            prompt = v;
+        } else if (k == KEY_IMAGE) {
+            if (n_images == 64)
+                return cli_usage("generate", "at most 64 --image");
+            images[n_images++] = v;
         } else {
-            fputs(usage_text, stderr);
-            return cli_usage("generate", "unknown or incomplete option '%s'", a);
+            exif = k == KEY_EXIF ? 1 : -1;
         }
+    }
+    if (p.next < argc) {
+        fputs(usage_text, stderr);
+        return cli_usage("generate", "unexpected argument '%s'", argv[p.next]);
     }
     if (!ma.model || !prompt) {
         fputs(usage_text, stderr);

@@ -93,6 +93,48 @@ int cli_gen_flag(cli_gen *g, const char *cmd, int argc, char **argv, int *i) {
     return 0;
 }
 
+// The valued flags first, in the order of their parameter names below.
+const cli_opt cli_gen_opts[] = {
+    {"max-new-tokens", CLI_KEY_GEN + 0, 1},
+    {"temperature", CLI_KEY_GEN + 1, 1},
+    {"top-k", CLI_KEY_GEN + 2, 1},
+    {"top-p", CLI_KEY_GEN + 3, 1},
+    {"num-beams", CLI_KEY_GEN + 4, 1},
+    {"repetition-penalty", CLI_KEY_GEN + 5, 1},
+    {"seed", CLI_KEY_GEN + 6, 1},
+    {"stop", CLI_KEY_GEN + 7, 1},
+    {"greedy", CLI_KEY_GEN + 8, 0},
+    {"sample", CLI_KEY_GEN + 9, 0},
+    {"no-sample", CLI_KEY_GEN + 10, 0},
+    {NULL, 0, 0},
+};
+
+int cli_gen_opt(cli_gen *g, const char *cmd, int key, const char *v) {
+    static const char *params[] = {"max_new_tokens", "temperature", "top_k", "top_p", "num_beams",
+                                   "repetition_penalty", "seed"};
+    int k = key - CLI_KEY_GEN;
+    if (k < 0 || k > 10)
+        return 0;
+    if (k < 7) {
+        if (cli_gen_set(g, params[k], v) != 0) {
+            cli_usage(cmd, "--%s: bad or missing value %s", cli_gen_opts[k].name, v);
+            return -1;
+        }
+    } else if (k == 7) {
+        if (g->n_stops == CLI_MAX_STOPS) {
+            cli_usage(cmd, "--stop takes a string (at most %d)", CLI_MAX_STOPS);
+            return -1;
+        }
+        g->stops[g->n_stops++] = v;
+    } else if (k == 8) {
+        g->p.do_sample = 0;
+        g->p.num_beams = 1;
+    } else {
+        g->p.do_sample = k == 9;
+    }
+    return 1;
+}
+
 void cli_gen_print(const cli_gen *g, FILE *f) {
     fprintf(f, "max_new_tokens=%d do_sample=%d num_beams=%d temperature=%g top_k=%d top_p=%g repetition_penalty=%g "
                "seed=%llu\n",
