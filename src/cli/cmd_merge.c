@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "cli/inputs.h"
 #include "cli/tok_pack.h"
 #include "io/file.h"
@@ -19,24 +20,32 @@ static const char *usage_text =
 
 int cmd_merge(int argc, char **argv) {
     const char *model_dir = NULL, *adapter = NULL, *out = NULL, *dtype = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { KEY_ADAPTER = CLI_KEY_LONG, KEY_OUT, KEY_DTYPE };
+    static const cli_opt own[] = {{"model", 'm', 1},      {"adapter", KEY_ADAPTER, 1}, {"lora", KEY_ADAPTER, 1},
+                                  {"out", KEY_OUT, 1},    {"dtype", KEY_DTYPE, 1},     {NULL, 0, 0}};
+    cli_opts p;
+    cli_opts_init(&p, "merge", usage_text, argc, argv);
+    cli_opts_add(&p, own);
+    const char *v;
+    for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR)
+            return 2;
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             return 0;
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has) {
-            model_dir = argv[++i];
-        } else if ((!strcmp(a, "--adapter") || !strcmp(a, "--lora")) && has) {
-            adapter = argv[++i];
-        } else if (!strcmp(a, "--out") && has) {
-            out = argv[++i];
-        } else if (!strcmp(a, "--dtype") && has) {
-            dtype = argv[++i];
-        } else {
-            fputs(usage_text, stderr);
-            return cli_usage("merge", "unknown or incomplete option '%s'", a);
         }
+        if (k == 'm')
+            model_dir = v;
+        else if (k == KEY_ADAPTER)
+            adapter = v;
+        else if (k == KEY_OUT)
+            out = v;
+        else
+            dtype = v;
+    }
+    if (p.next < argc) {
+        fputs(usage_text, stderr);
+        return cli_usage("merge", "unexpected argument '%s'", argv[p.next]);
     }
     if (!model_dir || !out) {
         fputs(usage_text, stderr);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "cli/inputs.h"
 #include "cli/tok_pack.h"
 #include "io/gguf.h"
@@ -25,26 +26,38 @@ static const char *usage_text =
 int cmd_quantize(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *type = NULL, *adapter = NULL;
     int vision = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { KEY_TYPE = CLI_KEY_LONG, KEY_ADAPTER, KEY_VISION };
+    static const cli_opt own[] = {{"type", KEY_TYPE, 1},
+                                  {"adapter", KEY_ADAPTER, 1},
+                                  {"lora", KEY_ADAPTER, 1},
+                                  {"quantize-vision", KEY_VISION, 0},
+                                  {NULL, 0, 0}};
+    cli_opts p;
+    cli_opts_init(&p, "quantize", usage_text, argc, argv);
+    cli_opts_add(&p, own);
+    const char *v;
+    for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR)
+            return 2;
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             return 0;
-        } else if (!strcmp(a, "--type") && has) {
-            type = argv[++i];
-        } else if ((!strcmp(a, "--adapter") || !strcmp(a, "--lora")) && has) {
-            adapter = argv[++i];
-        } else if (!strcmp(a, "--quantize-vision")) {
-            vision = 1;
-        } else if (a[0] != '-' && !in) {
-            in = a;
-        } else if (a[0] != '-' && !out) {
-            out = a;
-        } else {
-            fputs(usage_text, stderr);
-            return cli_usage("quantize", "unknown or incomplete option '%s'", a);
         }
+        if (k == KEY_TYPE)
+            type = v;
+        else if (k == KEY_ADAPTER)
+            adapter = v;
+        else
+            vision = 1;
+    }
+    // The operands IN and OUT (getopt has moved them after the options).
+    if (p.next < argc)
+        in = argv[p.next++];
+    if (p.next < argc)
+        out = argv[p.next++];
+    if (p.next < argc) {
+        fputs(usage_text, stderr);
+        return cli_usage("quantize", "unexpected argument '%s'", argv[p.next]);
     }
     if (!in || !out || !type) {
         fputs(usage_text, stderr);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "text/template.h"
 
 static const char *usage_text =
@@ -19,32 +20,40 @@ int cmd_template(int argc, char **argv) {
     const char *conv_path = NULL, *tok_path = NULL;
     int chat = 0, keep = 0;
     long max_turn = 512;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { KEY_CONV = CLI_KEY_LONG, KEY_TOK, KEY_STYLE, KEY_MAX_TURN, KEY_KEEP };
+    static const cli_opt own[] = {{"conversation", KEY_CONV, 1}, {"tokenizer", KEY_TOK, 1}, {"style", KEY_STYLE, 1},
+                                  {"max-turn-tokens", KEY_MAX_TURN, 1}, {"keep-whitespace", KEY_KEEP, 0}, {NULL, 0, 0}};
+    cli_opts p;
+    cli_opts_init(&p, "template", usage_text, argc, argv);
+    cli_opts_add(&p, own);
+    const char *v;
+    for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR)
+            return 2;
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             return 0;
-        } else if (!strcmp(a, "--conversation") && has) {
-            conv_path = argv[++i];
-        } else if (!strcmp(a, "--tokenizer") && has) {
-            tok_path = argv[++i];
-        } else if (!strcmp(a, "--style") && has) {
-            const char *v = argv[++i];
+        }
+        if (k == KEY_CONV) {
+            conv_path = v;
+        } else if (k == KEY_TOK) {
+            tok_path = v;
+        } else if (k == KEY_STYLE) {
             if (strcmp(v, "train") && strcmp(v, "chat"))
                 return cli_usage("template", "--style must be train or chat, not '%s'", v);
             chat = !strcmp(v, "chat");
-        } else if (!strcmp(a, "--max-turn-tokens") && has) {
+        } else if (k == KEY_MAX_TURN) {
             char *end;
-            max_turn = strtol(argv[++i], &end, 10);
+            max_turn = strtol(v, &end, 10);
             if (*end || max_turn < 0 || max_turn > 1 << 24)
-                return cli_usage("template", "--max-turn-tokens takes a count >= 0, not '%s'", argv[i]);
-        } else if (!strcmp(a, "--keep-whitespace")) {
-            keep = 1;
+                return cli_usage("template", "--max-turn-tokens takes a count >= 0, not '%s'", v);
         } else {
-            fputs(usage_text, stderr);
-            return cli_usage("template", "unknown or incomplete option '%s'", a);
+            keep = 1;
         }
+    }
+    if (p.next < argc) {
+        fputs(usage_text, stderr);
+        return cli_usage("template", "unexpected argument '%s'", argv[p.next]);
     }
     if (!conv_path || !tok_path) {
         fputs(usage_text, stderr);

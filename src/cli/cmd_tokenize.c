@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "text/tokenizer.h"
 
 static const char *usage_text =
@@ -101,21 +102,30 @@ static int decode_lines(const mm_tokenizer *t) {
 int cmd_tokenize(int argc, char **argv) {
     const char *path = NULL;
     int decode = 0, keep = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { KEY_TOKENIZER = CLI_KEY_LONG, KEY_DECODE, KEY_KEEP };
+    static const cli_opt own[] = {
+        {"tokenizer", KEY_TOKENIZER, 1}, {"decode", KEY_DECODE, 0}, {"keep-whitespace", KEY_KEEP, 0}, {NULL, 0, 0}};
+    cli_opts p;
+    cli_opts_init(&p, "tokenize", usage_text, argc, argv);
+    cli_opts_add(&p, own);
+    const char *a;
+    for (int k; (k = cli_opts_next(&p, &a)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR)
+            return 2;
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             return 0;
-        } else if (!strcmp(a, "--tokenizer") && i + 1 < argc) {
-            path = argv[++i];
-        } else if (!strcmp(a, "--decode")) {
-            decode = 1;
-        } else if (!strcmp(a, "--keep-whitespace")) {
-            keep = 1;
-        } else {
-            fputs(usage_text, stderr);
-            return cli_usage("tokenize", "unknown or incomplete option '%s'", a);
         }
+        if (k == KEY_TOKENIZER)
+            path = a;
+        else if (k == KEY_DECODE)
+            decode = 1;
+        else
+            keep = 1;
+    }
+    if (p.next < argc) {
+        fputs(usage_text, stderr);
+        return cli_usage("tokenize", "unexpected argument '%s'", argv[p.next]);
     }
     if (!path) {
         fputs(usage_text, stderr);
