@@ -6,7 +6,8 @@
 # PyTorch but no Debian packages, so it cannot build mmgpt itself). Without DIR's binaries it tries
 # `make BUILD=build-cuda` (works where the -dev packages exist). Steps, each with its own timeout so
 # that one hang cannot eat the session: the device, ldd, test_cuda (every op against the CPU),
-# compute-sanitizer memcheck and racecheck on test_cuda (small shapes), the op benchmark, the
+# the op, decode and LoRA-step benchmarks, compute-sanitizer memcheck/racecheck/initcheck on
+# test_cuda (small shapes; last, as the slowest: the budget may cut them), the
 # CPU-side test suite's GPU-relevant binaries. Writes the log to $OUT/gpu-check.log (or
 # /tmp/gpu-check) and ends with one summary; exit 0 only when every step passed.
 set -u
@@ -62,7 +63,7 @@ B=$DIR
 if [ ! -x "$B/tests/test_cuda" ]; then
   say "no carried binaries in $DIR: building build-cuda here"
   step build 420 make BUILD=build-cuda -j"$(nproc)" build-cuda/mmgpt build-cuda/tests/test_cuda \
-    build-cuda/tests/test_device_model build-cuda/bench/cuda_ops build-cuda/bench/generate
+    build-cuda/tests/test_device_model build-cuda/bench/cuda_ops build-cuda/bench/generate build-cuda/bench/train
   B=build-cuda
 fi
 
@@ -81,15 +82,6 @@ step gpu_tests_not_skipped 10 bash -c "! grep -q '^\[  SKIPPED \] test_' '$LOG'"
 grep -E '^\[  FAILED  \] test_|MISMATCH|element [0-9]+ got|out of tolerance|CUDA device|tensor cores' "$LOG" | sort -u |
   head -40 | tee -a "$LOG.short"
 
-if command -v compute-sanitizer >/dev/null; then
-  # memcheck over every GPU test (small shapes); racecheck over the kernels that share memory.
-  step memcheck 120 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 "$B/tests/test_cuda"
-  step racecheck 60 env MMGPT_TEST_FILTER='test_gpu_[ancr]*' compute-sanitizer --tool racecheck --error-exitcode 9 \
-    --print-limit 20 "$B/tests/test_cuda"
-  step initcheck 45 compute-sanitizer --tool initcheck --error-exitcode 9 --print-limit 20 "$B/tests/test_cuda"
-else
-  summary+=("compute-sanitizer          not installed")
-fi
 
 if [ -x "$B/mmgpt" ]; then
   step mmgpt_starts 30 "$B/mmgpt" --help
@@ -105,7 +97,23 @@ fi
 # the bandwidth floor the bench measures on the device).
 if [ -x "$B/bench/generate" ]; then
   step bench_generate_mid 60 "$B/bench/generate" --device cuda --prompt 128 --gen 64
-  step bench_generate_9b 180 "$B/bench/generate" --device cuda --shape 9b --dtype bf16 --prompt 128 --gen 64
+  step bench_generate_9b 150 "$B/bench/generate" --device cuda --shape 9b --dtype bf16 --prompt 128 --gen 64
+fi
+# A LoRA step on the GPU: the mid-sized model (f32), then OpenFlamingo-9B's shapes (bf16, T=512, B=1,
+# recomputing each layer): the issue's first row.
+if [ -x "$B/bench/train" ] && [ "${GPU_CHECK_SKIP_TRAIN:-0}" != 1 ]; then
+  step bench_train_mid 60 "$B/bench/train" --device cuda --tokens 256 --reps 3
+  step bench_train_9b 150 "$B/bench/train" --device cuda --shape 9b --dtype bf16 --tokens 512 --reps 2 --recompute
+fi
+
+if command -v compute-sanitizer >/dev/null; then
+  # memcheck over every GPU test (small shapes); racecheck over the kernels that share memory.
+  step memcheck 120 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 "$B/tests/test_cuda"
+  step racecheck 60 env MMGPT_TEST_FILTER='test_gpu_[ancr]*' compute-sanitizer --tool racecheck --error-exitcode 9 \
+    --print-limit 20 "$B/tests/test_cuda"
+  step initcheck 45 compute-sanitizer --tool initcheck --error-exitcode 9 --print-limit 20 "$B/tests/test_cuda"
+else
+  summary+=("compute-sanitizer          not installed")
 fi
 
 # The PyTorch anchors (issue 16's bar), when carried in DIR/anchors and asked for (GPU_CHECK_ANCHORS=1:
@@ -119,5 +127,5 @@ say ""
 say "==== gpu-check summary ($(date +%T), log $LOG)"
 for s in "${summary[@]}"; do say "$s"; done
 grep -E '^cuda_ops|^(linear|gemm|attention|rmsnorm|swiglu|cross_entropy)' "$LOG" | tee -a "$LOG.short" >/dev/null
-grep -E '^[a-z_]+ .* ms |^c_|^floor|^config' "$LOG" | head -40
+grep -E '^[a-z_]+ .* ms |^c_|^floor|^config|^fallback' "$LOG" | head -40
 ! printf '%s\n' "${summary[@]}" | grep -q FAIL

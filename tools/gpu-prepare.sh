@@ -9,13 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BUILD:-build-cuda}
-make BUILD="$B" -j"$(nproc)" "$B/mmgpt" "$B/tests/test_cuda" "$B/tests/test_device_model" "$B/bench/cuda_ops" "$B/bench/generate"
+make BUILD="$B" -j"$(nproc)" "$B/mmgpt" "$B/tests/test_cuda" "$B/tests/test_device_model" "$B/bench/cuda_ops" "$B/bench/generate" "$B/bench/train"
 C=.gpu-carry
 rm -rf "$C"
 mkdir -p "$C/tests" "$C/bench" "$C/debs"
 cp "$B/mmgpt" "$C/"
 cp "$B/tests/test_cuda" "$B/tests/test_device_model" "$C/tests/"
-cp "$B/bench/cuda_ops" "$B/bench/generate" "$C/bench/"
+cp "$B/bench/cuda_ops" "$B/bench/generate" "$B/bench/train" "$C/bench/"
 # The packages that own the libraries the binaries load, less those every Linux with CUDA has.
 pkgs=$(ldd "$C/mmgpt" "$C/tests/test_cuda" | awk '/=> \// {print $3}' | sort -u | while read -r l; do
   dpkg -S "$(readlink -f "$l")" 2>/dev/null | cut -d: -f1 | head -1
