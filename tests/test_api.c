@@ -291,6 +291,14 @@ static void test_cli_options(void **s) {
                                       "2>/dev/null", bin(), MODEL, IMAGE, ASK), 0);
     assert_string_equal(a, b);
     assert_true(strlen(a) > 5);
+    assert_int_equal(run(a, sizeof a, "%s generate --model=%s --prompt=hi --max-new-tokens=2 --json 2>/dev/null", bin(),
+                         MODEL), 0);
+    assert_non_null(strstr(a, "\"generated_tokens\":"));
+    assert_int_equal(run(a, sizeof a, "echo 'three red circles' | %s tokenize --tokenizer=%s", bin(), MODEL), 0);
+    assert_int_equal(run(b, sizeof b, "echo 'three red circles' | %s tokenize --tokenizer %s", bin(), MODEL), 0);
+    assert_string_equal(a, b);
+    assert_int_equal(run(a, sizeof a, "%s preprocess --out=/tmp/mmgpt-test-api.npy --size=32 -- %s && rm "
+                                      "/tmp/mmgpt-test-api.npy", bin(), IMAGE), 0);
     static const struct {
         const char *cmd, *args, *says;
     } bad[] = {
@@ -301,10 +309,19 @@ static void test_cli_options(void **s) {
         {"generate", "-m " MODEL " --prompt hi --top-k=-1", "--top-k: bad or missing value -1"},
         {"chat", "-m " MODEL " --ask", "option '--ask' needs a value"},
         {"chat", "-m " MODEL " -x", "unknown or ambiguous option '-x'"},
+        {"serve", "--model=" MODEL " --port=99999", "--port takes 0..65535, not '99999'"},
+        {"train", "--config=x.json --stop-after=0", "--stop-after takes a number of steps >= 1, not '0'"},
+        {"init", "--seed=abc", "--seed takes a non-negative integer, not 'abc'"},
+        {"merge", "--bogus", "unknown or ambiguous option '--bogus'"},
+        {"quantize", MODEL " /tmp/x.gguf --type", "option '--type' needs a value"},
+        {"info", MODEL " extra", "unexpected argument 'extra'"},
+        {"preprocess", IMAGE " --order=sideways", "--order wants rgb-first, open-clip or both, got 'sideways'"},
+        {"template", "--style=poem", "--style must be train or chat, not 'poem'"},
+        {"tokenize", "--tokenizer", "option '--tokenizer' needs a value"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = run(a, sizeof a, "%s %s %s </dev/null", bin(), bad[i].cmd, bad[i].args);
-        if (rc != 2 || !strstr(a, bad[i].says) || (!strstr(a, "usage: mmgpt") && !strstr(bad[i].says, "bad or")))
+        if (rc != 2 || !strstr(a, bad[i].says) || (!strstr(a, "usage: mmgpt") && strstr(bad[i].says, "option '")))
             fail_msg("mmgpt %s %s: rc %d, said:\n%s", bad[i].cmd, bad[i].args, rc, a);
     }
 }

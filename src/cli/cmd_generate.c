@@ -60,6 +60,8 @@ int cmd_generate(int argc, char **argv) {
             if (n_images == 64)
                 return cli_usage("generate", "at most 64 --image");
             images[n_images++] = v;
+        } else if (k == KEY_JSON) {
+            json = 1;
         } else {
             exif = k == KEY_EXIF ? 1 : -1;
         }

@@ -9,6 +9,7 @@
 
 #include "base/str.h"
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "cli/inputs.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
@@ -116,23 +117,33 @@ static int component(const mm_param *p) {
 
 int cmd_info(int argc, char **argv) {
     const char *dir = NULL, *file = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    enum { KEY_CPU = CLI_KEY_LONG };
+    static const cli_opt own[] = {{"model", 'm', 1}, {"cpu", KEY_CPU, 0}, {NULL, 0, 0}};
+    cli_opts p;
+    cli_opts_init(&p, "info", usage_text, argc, argv);
+    cli_opts_add(&p, own);
+    const char *v;
+    for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR)
+            return 2;
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             return 0;
-        } else if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (!strcmp(argv[i], "--cpu")) {
+        }
+        if (k == 'm') {
+            dir = v;
+        } else {
             char buf[1024];
             cpu_describe(buf, sizeof buf);
             fputs(buf, stdout);
             return 0;
-        } else if (argv[i][0] != '-' && !file) {
-            file = argv[i];
-        } else {
-            fputs(usage_text, stderr);
-            return cli_usage("info", "unknown or incomplete option '%s'", argv[i]);
         }
+    }
+    if (p.next < argc) // FILE, the one operand
+        file = argv[p.next++];
+    if (p.next < argc) {
+        fputs(usage_text, stderr);
+        return cli_usage("info", "unexpected argument '%s'", argv[p.next]);
     }
     if (file && !dir)
         return info_file(file);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "io/file.h"
 #include "model/config.h"
 #include "model/init.h"
@@ -49,36 +50,46 @@ int cmd_init(int argc, char **argv) {
     const char *cfg_path = NULL, *tok_path = NULL, *out = NULL;
     unsigned long long seed = 0;
     mm_init_opts opts = init_opts_default();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        char *end = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { KEY_CONFIG = CLI_KEY_LONG, KEY_TOK, KEY_OUT, KEY_SEED, KEY_GATE, KEY_ATTN_STD, KEY_LATENT_STD };
+    static const cli_opt own[] = {{"config", KEY_CONFIG, 1},     {"tokenizer", KEY_TOK, 1}, {"out", KEY_OUT, 1},
+                                  {"seed", KEY_SEED, 1},         {"gate", KEY_GATE, 1},     {"attn-std", KEY_ATTN_STD, 1},
+                                  {"latent-std", KEY_LATENT_STD, 1}, {NULL, 0, 0}};
+    cli_opts p;
+    cli_opts_init(&p, "init", usage_text, argc, argv);
+    cli_opts_add(&p, own);
+    const char *v;
+    for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR)
+            return 2;
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             return 0;
-        } else if (!strcmp(a, "--config") && has) {
-            cfg_path = argv[++i];
-        } else if (!strcmp(a, "--tokenizer") && has) {
-            tok_path = argv[++i];
-        } else if (!strcmp(a, "--out") && has) {
-            out = argv[++i];
-        } else if (!strcmp(a, "--seed") && has) {
-            seed = strtoull(argv[++i], &end, 10);
-            if (!*argv[i] || *end)
-                return cli_usage("init", "--seed takes a non-negative integer, not '%s'", argv[i]);
-        } else if (!strcmp(a, "--gate") && has) {
-            if (parse_float(a, argv[++i], &opts.gate))
-                return 2;
-        } else if (!strcmp(a, "--attn-std") && has) {
-            if (parse_float(a, argv[++i], &opts.attn_std) || opts.attn_std <= 0)
-                return opts.attn_std <= 0 ? cli_usage("init", "--attn-std must be positive") : 2;
-        } else if (!strcmp(a, "--latent-std") && has) {
-            if (parse_float(a, argv[++i], &opts.latent_std) || opts.latent_std < 0)
-                return opts.latent_std < 0 ? cli_usage("init", "--latent-std must not be negative") : 2;
-        } else {
-            fputs(usage_text, stderr);
-            return cli_usage("init", "unknown or incomplete option '%s'", a);
         }
+        char *end = NULL;
+        if (k == KEY_CONFIG) {
+            cfg_path = v;
+        } else if (k == KEY_TOK) {
+            tok_path = v;
+        } else if (k == KEY_OUT) {
+            out = v;
+        } else if (k == KEY_SEED) {
+            seed = strtoull(v, &end, 10);
+            if (!*v || *end)
+                return cli_usage("init", "--seed takes a non-negative integer, not '%s'", v);
+        } else if (k == KEY_GATE) {
+            if (parse_float("--gate", v, &opts.gate))
+                return 2;
+        } else if (k == KEY_ATTN_STD) {
+            if (parse_float("--attn-std", v, &opts.attn_std) || opts.attn_std <= 0)
+                return opts.attn_std <= 0 ? cli_usage("init", "--attn-std must be positive") : 2;
+        } else {
+            if (parse_float("--latent-std", v, &opts.latent_std) || opts.latent_std < 0)
+                return opts.latent_std < 0 ? cli_usage("init", "--latent-std must not be negative") : 2;
+        }
+    }
+    if (p.next < argc) {
+        fputs(usage_text, stderr);
+        return cli_usage("init", "unexpected argument '%s'", argv[p.next]);
     }
     if (!cfg_path || !tok_path || !out) {
         fputs(usage_text, stderr);

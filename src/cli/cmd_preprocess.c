@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "io/npy.h"
 #include "vision/preprocess.h"
 
@@ -33,31 +34,41 @@ int cmd_preprocess(int argc, char **argv) {
     const char *image = NULL, *out = NULL;
     long size = 224, max_pixels = 0;
     int order = 0, exif = 0; // order: 0 rgb-first, 1 open-clip, 2 both
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    enum { KEY_SIZE = CLI_KEY_LONG, KEY_MAX_PIXELS, KEY_ORDER, KEY_EXIF };
+    static const cli_opt own[] = {{"out", 'o', 1},   {"size", KEY_SIZE, 1}, {"max-pixels", KEY_MAX_PIXELS, 1},
+                                  {"order", KEY_ORDER, 1}, {"exif", KEY_EXIF, 0},  {NULL, 0, 0}};
+    cli_opts op;
+    cli_opts_init(&op, "preprocess", usage_text, argc, argv);
+    cli_opts_add(&op, own);
+    const char *v;
+    for (int k; (k = cli_opts_next(&op, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR)
+            return 2;
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             return 0;
-        } else if ((!strcmp(argv[i], "--out") || !strcmp(argv[i], "-o")) && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
-            if (!parse_int(argv[++i], 1, 8192, &size))
-                return cli_usage("preprocess", "--size wants an integer 1..8192, got '%s'", argv[i]);
-        } else if (!strcmp(argv[i], "--max-pixels") && i + 1 < argc) {
-            if (!parse_int(argv[++i], 1, 0x7fffffffL, &max_pixels))
-                return cli_usage("preprocess", "--max-pixels wants a positive integer, got '%s'", argv[i]);
-        } else if (!strcmp(argv[i], "--order") && i + 1 < argc) {
-            const char *o = argv[++i];
-            order = !strcmp(o, "rgb-first") ? 0 : !strcmp(o, "open-clip") ? 1 : !strcmp(o, "both") ? 2 : -1;
-            if (order < 0)
-                return cli_usage("preprocess", "--order wants rgb-first, open-clip or both, got '%s'", o);
-        } else if (!strcmp(argv[i], "--exif")) {
-            exif = 1;
-        } else if (argv[i][0] != '-' && !image) {
-            image = argv[i];
-        } else {
-            fputs(usage_text, stderr);
-            return cli_usage("preprocess", "unknown or incomplete option '%s'", argv[i]);
         }
+        if (k == 'o') {
+            out = v;
+        } else if (k == KEY_SIZE) {
+            if (!parse_int(v, 1, 8192, &size))
+                return cli_usage("preprocess", "--size wants an integer 1..8192, got '%s'", v);
+        } else if (k == KEY_MAX_PIXELS) {
+            if (!parse_int(v, 1, 0x7fffffffL, &max_pixels))
+                return cli_usage("preprocess", "--max-pixels wants a positive integer, got '%s'", v);
+        } else if (k == KEY_ORDER) {
+            order = !strcmp(v, "rgb-first") ? 0 : !strcmp(v, "open-clip") ? 1 : !strcmp(v, "both") ? 2 : -1;
+            if (order < 0)
+                return cli_usage("preprocess", "--order wants rgb-first, open-clip or both, got '%s'", v);
+        } else {
+            exif = 1;
+        }
+    }
+    if (op.next < argc) // IMAGE, the one operand
+        image = argv[op.next++];
+    if (op.next < argc) {
+        fputs(usage_text, stderr);
+        return cli_usage("preprocess", "unexpected argument '%s'", argv[op.next]);
     }
     if (!image || !out) {
         fputs(usage_text, stderr);

@@ -7,6 +7,7 @@
 
 #include "cli/chat_setup.h"
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "serve/server.h"
 
 static const char *usage_text =
@@ -37,43 +38,54 @@ int cmd_serve(int argc, char **argv) {
     mm_serve_opts o = {.host = "127.0.0.1", .port = 8080, .parallel = 1, .queue_limit = 16,
                        .max_body_bytes = (size_t)64 << 20, .max_image_bytes = (size_t)20 << 20,
                        .api_key = getenv("MMGPT_API_KEY"), .model_name = "mmgpt"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        long v;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { KEY_HOST = CLI_KEY_LONG, KEY_PORT, KEY_PARALLEL, KEY_QUEUE, KEY_MAX_IMAGE, KEY_MAX_BODY, KEY_API_KEY };
+    static const cli_opt own[] = {{"host", KEY_HOST, 1},           {"port", KEY_PORT, 1},
+                                  {"parallel", KEY_PARALLEL, 1},   {"queue", KEY_QUEUE, 1},
+                                  {"max-image-mb", KEY_MAX_IMAGE, 1}, {"max-body-mb", KEY_MAX_BODY, 1},
+                                  {"api-key", KEY_API_KEY, 1},     {NULL, 0, 0}};
+    cli_opts p;
+    cli_opts_init(&p, "serve", usage_text, argc, argv);
+    cli_opts_add(&p, own);
+    cli_opts_add(&p, cli_model_opts);
+    const char *v;
+    for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR)
+            return 2;
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             return 0;
-        } else if (cli_model_flag(&ma, argc, argv, &i)) {
-            continue;
-        } else if (!strcmp(a, "--host") && has) {
-            o.host = argv[++i];
-        } else if (!strcmp(a, "--port") && has) {
-            if (parse_int(argv[++i], 0, 65535, &v))
-                return cli_usage("serve", "--port takes 0..65535, not '%s'", argv[i]);
-            o.port = (int)v;
-        } else if (!strcmp(a, "--parallel") && has) {
-            if (parse_int(argv[++i], 1, 64, &v))
-                return cli_usage("serve", "--parallel takes 1..64, not '%s'", argv[i]);
-            o.parallel = (int)v;
-        } else if (!strcmp(a, "--queue") && has) {
-            if (parse_int(argv[++i], 0, 100000, &v))
-                return cli_usage("serve", "--queue takes 0..100000, not '%s'", argv[i]);
-            o.queue_limit = (int)v;
-        } else if (!strcmp(a, "--max-image-mb") && has) {
-            if (parse_int(argv[++i], 1, 1024, &v))
-                return cli_usage("serve", "--max-image-mb takes 1..1024, not '%s'", argv[i]);
-            o.max_image_bytes = (size_t)v << 20;
-        } else if (!strcmp(a, "--max-body-mb") && has) {
-            if (parse_int(argv[++i], 1, 4096, &v))
-                return cli_usage("serve", "--max-body-mb takes 1..4096, not '%s'", argv[i]);
-            o.max_body_bytes = (size_t)v << 20;
-        } else if (!strcmp(a, "--api-key") && has) {
-            o.api_key = argv[++i];
-        } else {
-            fputs(usage_text, stderr);
-            return cli_usage("serve", "unknown or incomplete option '%s'", a);
         }
+        long n;
+        if (cli_model_opt(&ma, k, v)) {
+        } else if (k == KEY_HOST) {
+            o.host = v;
+        } else if (k == KEY_PORT) {
+            if (parse_int(v, 0, 65535, &n))
+                return cli_usage("serve", "--port takes 0..65535, not '%s'", v);
+            o.port = (int)n;
+        } else if (k == KEY_PARALLEL) {
+            if (parse_int(v, 1, 64, &n))
+                return cli_usage("serve", "--parallel takes 1..64, not '%s'", v);
+            o.parallel = (int)n;
+        } else if (k == KEY_QUEUE) {
+            if (parse_int(v, 0, 100000, &n))
+                return cli_usage("serve", "--queue takes 0..100000, not '%s'", v);
+            o.queue_limit = (int)n;
+        } else if (k == KEY_MAX_IMAGE) {
+            if (parse_int(v, 1, 1024, &n))
+                return cli_usage("serve", "--max-image-mb takes 1..1024, not '%s'", v);
+            o.max_image_bytes = (size_t)n << 20;
+        } else if (k == KEY_MAX_BODY) {
+            if (parse_int(v, 1, 4096, &n))
+                return cli_usage("serve", "--max-body-mb takes 1..4096, not '%s'", v);
+            o.max_body_bytes = (size_t)n << 20;
+        } else {
+            o.api_key = v;
+        }
+    }
+    if (p.next < argc) {
+        fputs(usage_text, stderr);
+        return cli_usage("serve", "unexpected argument '%s'", argv[p.next]);
     }
     if (!ma.model) {
         fputs(usage_text, stderr);

@@ -8,6 +8,7 @@
 
 #include "cli/chat_setup.h"
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "train/trainer.h"
 
 static const char *usage_text =
@@ -69,27 +70,39 @@ static int latest_checkpoint(const char *dir, char *out, size_t n) {
 int cmd_train(int argc, char **argv) {
     const char *config = NULL, *resume = NULL, *device = NULL, *precision = NULL;
     long stop_after = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    enum { KEY_CONFIG = CLI_KEY_LONG, KEY_RESUME, KEY_DEVICE, KEY_PRECISION, KEY_STOP_AFTER };
+    static const cli_opt own[] = {{"config", KEY_CONFIG, 1},       {"resume", KEY_RESUME, 1},
+                                  {"device", KEY_DEVICE, 1},       {"precision", KEY_PRECISION, 1},
+                                  {"stop-after", KEY_STOP_AFTER, 1}, {NULL, 0, 0}};
+    cli_opts p;
+    cli_opts_init(&p, "train", usage_text, argc, argv);
+    cli_opts_add(&p, own);
+    const char *v;
+    for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR)
+            return 2;
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
-            config = argv[++i];
-        } else if (!strcmp(argv[i], "--resume") && i + 1 < argc) {
-            resume = argv[++i];
-        } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
-            device = argv[++i];
-        } else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
-            precision = argv[++i];
-        } else if (!strcmp(argv[i], "--stop-after") && i + 1 < argc) {
-            char *end;
-            stop_after = strtol(argv[++i], &end, 10);
-            if (*end || stop_after < 1)
-                return cli_usage("train", "--stop-after takes a number of steps >= 1, not '%s'", argv[i]);
-        } else {
-            fputs(usage_text, stderr);
-            return cli_usage("train", "unknown or incomplete option '%s'", argv[i]);
         }
+        if (k == KEY_CONFIG) {
+            config = v;
+        } else if (k == KEY_RESUME) {
+            resume = v;
+        } else if (k == KEY_DEVICE) {
+            device = v;
+        } else if (k == KEY_PRECISION) {
+            precision = v;
+        } else {
+            char *end;
+            stop_after = strtol(v, &end, 10);
+            if (*end || stop_after < 1)
+                return cli_usage("train", "--stop-after takes a number of steps >= 1, not '%s'", v);
+        }
+    }
+    if (p.next < argc) {
+        fputs(usage_text, stderr);
+        return cli_usage("train", "unexpected argument '%s'", argv[p.next]);
     }
     if (!config == !resume) {
         fputs(usage_text, stderr);
