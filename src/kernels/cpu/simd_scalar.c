@@ -14,27 +14,20 @@ static float dot_f32(const void *wv, const float *x, int n) {
     return s;
 }
 
-static float dot_f16(const void *wv, const float *x, int n) {
+// A half-precision row (f16 or bf16, by its widening function) times x.
+static float dot_half(const void *wv, const float *x, int n, float (*widen)(uint16_t)) {
     const unsigned char *w = wv;
     float s = 0;
     for (int k = 0; k < n; k++) {
         uint16_t h;
         memcpy(&h, w + 2 * k, 2);
-        s += mm_f16_to_f32(h) * x[k];
+        s += widen(h) * x[k];
     }
     return s;
 }
 
-static float dot_bf16(const void *wv, const float *x, int n) {
-    const unsigned char *w = wv;
-    float s = 0;
-    for (int k = 0; k < n; k++) {
-        uint16_t h;
-        memcpy(&h, w + 2 * k, 2);
-        s += mm_bf16_to_f32(h) * x[k];
-    }
-    return s;
-}
+static float dot_f16(const void *w, const float *x, int n) { return dot_half(w, x, n, mm_f16_to_f32); }
+static float dot_bf16(const void *w, const float *x, int n) { return dot_half(w, x, n, mm_bf16_to_f32); }
 
 static float dot_quant(mm_dtype t, const void *w, const float *x, int n) {
     float buf[MM_QK_K];
