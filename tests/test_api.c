@@ -318,6 +318,9 @@ static void test_cli_options(void **s) {
         {"preprocess", IMAGE " --order=sideways", "--order wants rgb-first, open-clip or both, got 'sideways'"},
         {"template", "--style=poem", "--style must be train or chat, not 'poem'"},
         {"tokenize", "--tokenizer", "option '--tokenizer' needs a value"},
+        {"logits", "--model=" MODEL " --prompt=hi --top=2000", "--top expects an integer 0..1000, got '2000'"},
+        {"grad", "--image", "option '--image' needs a value"},
+        {"convert", "--lora-alpha=-1", "--lora-alpha must be positive"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = run(a, sizeof a, "%s %s %s </dev/null", bin(), bad[i].cmd, bad[i].args);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "cli/inputs.h"
 #include "cli/tok_pack.h"
 #include "model/import.h"
@@ -98,44 +99,50 @@ int cmd_convert(int argc, char **argv) {
     const char *dtype = NULL, *cfg = NULL, *tok = NULL;
     float alpha = 0;
     int merge = 0, qvision = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { KEY_LLAMA = CLI_KEY_LONG, KEY_CLIP, KEY_OF, KEY_LORA, KEY_ALPHA, KEY_MERGE, KEY_QVISION, KEY_ADAPTER,
+           KEY_DTYPE, KEY_CONFIG, KEY_TOK, KEY_OUT };
+    static const cli_opt own[] = {{"llama", KEY_LLAMA, 1},        {"clip", KEY_CLIP, 1},
+                                  {"openflamingo", KEY_OF, 1},    {"lora", KEY_LORA, 1},
+                                  {"lora-alpha", KEY_ALPHA, 1},   {"merge-lora", KEY_MERGE, 0},
+                                  {"quantize-vision", KEY_QVISION, 0}, {"model", 'm', 1},
+                                  {"adapter", KEY_ADAPTER, 1},    {"dtype", KEY_DTYPE, 1},
+                                  {"config", KEY_CONFIG, 1},      {"tokenizer", KEY_TOK, 1},
+                                  {"out", KEY_OUT, 1},            {NULL, 0, 0}};
+    cli_opts p;
+    cli_opts_init(&p, "convert", usage_text, argc, argv);
+    cli_opts_add(&p, own);
+    const char *v;
+    for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR) {
+            return 2;
+        }
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             return 0;
-        } else if (!strcmp(a, "--llama") && has) {
-            llama = argv[++i];
-        } else if (!strcmp(a, "--clip") && has) {
-            clip = argv[++i];
-        } else if (!strcmp(a, "--openflamingo") && has) {
-            of = argv[++i];
-        } else if (!strcmp(a, "--lora") && has) {
-            lora = argv[++i];
-        } else if (!strcmp(a, "--lora-alpha") && has) {
-            alpha = strtof(argv[++i], NULL);
+        }
+        switch (k) {
+        case KEY_LLAMA: llama = v; break;
+        case KEY_CLIP: clip = v; break;
+        case KEY_OF: of = v; break;
+        case KEY_LORA: lora = v; break;
+        case KEY_ALPHA:
+            alpha = strtof(v, NULL);
             if (!(alpha > 0))
                 return cli_usage("convert", "--lora-alpha must be positive");
-        } else if (!strcmp(a, "--merge-lora")) {
-            merge = 1;
-        } else if (!strcmp(a, "--quantize-vision")) {
-            qvision = 1;
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has) {
-            model = argv[++i];
-        } else if (!strcmp(a, "--adapter") && has) {
-            adapter = argv[++i];
-        } else if (!strcmp(a, "--dtype") && has) {
-            dtype = argv[++i];
-        } else if (!strcmp(a, "--config") && has) {
-            cfg = argv[++i];
-        } else if (!strcmp(a, "--tokenizer") && has) {
-            tok = argv[++i];
-        } else if (!strcmp(a, "--out") && has) {
-            out = argv[++i];
-        } else {
-            fputs(usage_text, stderr);
-            return cli_usage("convert", "unknown or incomplete option '%s'", a);
+            break;
+        case KEY_MERGE: merge = 1; break;
+        case KEY_QVISION: qvision = 1; break;
+        case 'm': model = v; break;
+        case KEY_ADAPTER: adapter = v; break;
+        case KEY_DTYPE: dtype = v; break;
+        case KEY_CONFIG: cfg = v; break;
+        case KEY_TOK: tok = v; break;
+        default: out = v; break;
         }
+    }
+    if (p.next < argc) {
+        fputs(usage_text, stderr);
+        return cli_usage("convert", "unexpected argument '%s'", argv[p.next]);
     }
     mm_quant_scheme q = quant_scheme_float(MM_F16);
     if (dtype && quant_scheme_parse(dtype, &q) != 0)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "cli/inputs.h"
 #include "io/safetensors.h"
 #include "model/adapter.h"
@@ -26,35 +27,49 @@ int cmd_grad(int argc, char **argv) {
     mm_err e = {0};
     const char *unfrozen[MM_MAX_UNFROZEN];
     int n_unfrozen = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { KEY_ADAPTER = CLI_KEY_LONG, KEY_UNFREEZE, KEY_TOKENS, KEY_LABELS, KEY_OUT, KEY_IMAGE, KEY_PIXELS };
+    static const cli_opt own[] = {{"model", 'm', 1},         {"adapter", KEY_ADAPTER, 1}, {"lora", KEY_ADAPTER, 1},
+                                  {"unfreeze", KEY_UNFREEZE, 1}, {"tokens", KEY_TOKENS, 1},   {"labels", KEY_LABELS, 1},
+                                  {"out", KEY_OUT, 1},       {"image", KEY_IMAGE, 1},     {"pixels", KEY_PIXELS, 1},
+                                  {NULL, 0, 0}};
+    cli_opts p;
+    cli_opts_init(&p, "grad", usage_text, argc, argv);
+    cli_opts_add(&p, own);
+    const char *v;
+    for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR) {
+            cli_images_free(&imgs);
+            return 2;
+        }
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             return 0;
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has) {
-            model_dir = argv[++i];
-        } else if ((!strcmp(a, "--adapter") || !strcmp(a, "--lora")) && has) {
-            adapter = argv[++i];
-        } else if (!strcmp(a, "--unfreeze") && has) {
+        }
+        if (k == 'm') {
+            model_dir = v;
+        } else if (k == KEY_ADAPTER) {
+            adapter = v;
+        } else if (k == KEY_UNFREEZE) {
             if (n_unfrozen == MM_MAX_UNFROZEN) {
                 cli_images_free(&imgs);
                 return cli_usage("grad", "at most %d --unfreeze names", MM_MAX_UNFROZEN);
             }
-            unfrozen[n_unfrozen++] = argv[++i];
-        } else if (!strcmp(a, "--tokens") && has) {
-            tok_arg = argv[++i];
-        } else if (!strcmp(a, "--labels") && has) {
-            lab_arg = argv[++i];
-        } else if (!strcmp(a, "--out") && has) {
-            out = argv[++i];
-        } else if ((!strcmp(a, "--image") || !strcmp(a, "--pixels")) && has) {
-            if (cli_images_add(&imgs, argv[++i], !strcmp(a, "--pixels"), &e) != MM_OK)
-                return cli_fail(&e);
+            unfrozen[n_unfrozen++] = v;
+        } else if (k == KEY_TOKENS) {
+            tok_arg = v;
+        } else if (k == KEY_LABELS) {
+            lab_arg = v;
+        } else if (k == KEY_OUT) {
+            out = v;
         } else {
-            fputs(usage_text, stderr);
-            return cli_usage("grad", "unknown or incomplete option '%s'", a);
+            if (cli_images_add(&imgs, v, k == KEY_PIXELS, &e) != MM_OK)
+                return cli_fail(&e);
         }
+    }
+    if (p.next < argc) {
+        cli_images_free(&imgs);
+        fputs(usage_text, stderr);
+        return cli_usage("grad", "unexpected argument '%s'", argv[p.next]);
     }
     if (!model_dir || !tok_arg || !lab_arg || !out) {
         fputs(usage_text, stderr);

@@ -7,6 +7,7 @@
 
 #include "cli/chat_setup.h"
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "cli/inputs.h"
 #include "io/npy.h"
 #include "model/flamingo.h"
@@ -28,41 +29,58 @@ int cmd_logits(int argc, char **argv) {
     int top = 5, keep_ws = 0;
     cli_images imgs = {0};
     mm_err e = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { KEY_OUT = CLI_KEY_LONG, KEY_PROMPT, KEY_TOKENS, KEY_TOKENIZER, KEY_DEVICE, KEY_PRECISION, KEY_KEEP, KEY_TOP,
+           KEY_IMAGE, KEY_PIXELS };
+    static const cli_opt own[] = {{"model", 'm', 1},           {"out", KEY_OUT, 1},
+                                  {"prompt", KEY_PROMPT, 1},   {"tokens", KEY_TOKENS, 1},
+                                  {"tokenizer", KEY_TOKENIZER, 1}, {"device", KEY_DEVICE, 1},
+                                  {"precision", KEY_PRECISION, 1}, {"keep-whitespace", KEY_KEEP, 0},
+                                  {"top", KEY_TOP, 1},         {"image", KEY_IMAGE, 1},
+                                  {"pixels", KEY_PIXELS, 1},   {NULL, 0, 0}};
+    cli_opts p;
+    cli_opts_init(&p, "logits", usage_text, argc, argv);
+    cli_opts_add(&p, own);
+    const char *v;
+    for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR) {
+            cli_images_free(&imgs);
+            return 2;
+        }
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             return 0;
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has) {
-            model_dir = argv[++i];
-        } else if (!strcmp(a, "--out") && has) {
-            out = argv[++i];
-        } else if (!strcmp(a, "--prompt") && has) {
-            prompt = argv[++i];
-        } else if (!strcmp(a, "--tokens") && has) {
-            tokens_arg = argv[++i];
-        } else if (!strcmp(a, "--tokenizer") && has) {
-            tokenizer = argv[++i];
-        } else if (!strcmp(a, "--device") && has) {
-            device = argv[++i];
-        } else if (!strcmp(a, "--precision") && has) {
-            precision = argv[++i];
-        } else if (!strcmp(a, "--keep-whitespace")) {
-            keep_ws = 1;
-        } else if (!strcmp(a, "--top") && has) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0 || v > 1000)
-                return cli_usage("logits", "--top expects an integer 0..1000, got '%s'", argv[i]);
-            top = (int)v;
-        } else if ((!strcmp(a, "--image") || !strcmp(a, "--pixels")) && has) {
-            if (cli_images_add(&imgs, argv[++i], !strcmp(a, "--pixels"), &e) != MM_OK)
-                return cli_fail(&e);
-        } else {
-            fputs(usage_text, stderr);
-            return cli_usage("logits", "unknown or incomplete option '%s'", a);
         }
+        if (k == 'm') {
+            model_dir = v;
+        } else if (k == KEY_OUT) {
+            out = v;
+        } else if (k == KEY_PROMPT) {
+            prompt = v;
+        } else if (k == KEY_TOKENS) {
+            tokens_arg = v;
+        } else if (k == KEY_TOKENIZER) {
+            tokenizer = v;
+        } else if (k == KEY_DEVICE) {
+            device = v;
+        } else if (k == KEY_PRECISION) {
+            precision = v;
+        } else if (k == KEY_KEEP) {
+            keep_ws = 1;
+        } else if (k == KEY_TOP) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 0 || n > 1000)
+                return cli_usage("logits", "--top expects an integer 0..1000, got '%s'", v);
+            top = (int)n;
+        } else {
+            if (cli_images_add(&imgs, v, k == KEY_PIXELS, &e) != MM_OK)
+                return cli_fail(&e);
+        }
+    }
+    if (p.next < argc) {
+        cli_images_free(&imgs);
+        fputs(usage_text, stderr);
+        return cli_usage("logits", "unexpected argument '%s'", argv[p.next]);
     }
     if (!model_dir || (!prompt == !tokens_arg)) {
         fputs(usage_text, stderr);
