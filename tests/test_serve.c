@@ -501,6 +501,45 @@ static void test_browser(void **s) {
     run_node("page_test.mjs", "http://127.0.0.1:%d/ build/page_test.png examples/shapes.png", 1);
 }
 
+// The server on a quantized model (the demo, Q4_0): the API's greedy reply is the library's on the
+// same file, which test_quant holds to the f32 model's answers.
+static void test_quantized_model(void **s) {
+    (void)s;
+    const char *bin = getenv("MMGPT") ? getenv("MMGPT") : "build/mmgpt";
+    char cmd[512], out[4096];
+    snprintf(cmd, sizeof cmd, "%s quantize models/demo.gguf /tmp/mmgpt-test-serve-q4.gguf --type q4_0 2>&1", bin);
+    assert_int_equal(run_command(out, sizeof out, cmd), 0);
+    mm_model keep_model = model;
+    mm_tokenizer *keep_tok = tok;
+    mm_err e = {0};
+    assert_ok(model_load(&model, "/tmp/mmgpt-test-serve-q4.gguf", NULL, &e), &e);
+    assert_ok(tok_load(&tok, "/tmp/mmgpt-test-serve-q4.gguf", &e), &e);
+    int port;
+    mm_server *srv = start(NULL, 1, 4, &port);
+    char *url = image_url(), req[65536], *body;
+    snprintf(req, sizeof req, "{\"temperature\": 0, \"max_tokens\": 48, \"messages\": [{\"role\": \"user\", \"content\": "
+             "[{\"type\": \"text\", \"text\": \"Describe the image in detail.\"}, {\"type\": \"image_url\", "
+             "\"image_url\": {\"url\": \"%s\"}}]}]}", url);
+    assert_int_equal(http(port, "POST", "/v1/chat/completions", req, NULL, &body), 200);
+    json_object *o = json_tokener_parse(body);
+    assert_non_null(o);
+    json_object *choice = json_object_array_get_idx(json_object_object_get(o, "choices"), 0);
+    const char *text = json_object_get_string(json_object_object_get(json_object_object_get(choice, "message"), "content"));
+    char *want = library_reply("Describe the image in detail.", NULL, NULL, 1, 48);
+    printf("mmgpt-test: Q4_0 API reply '%s', library '%s'\n", text, want);
+    assert_string_equal(text, want);
+    assert_non_null(strstr(text, "background")); // a caption, not noise
+    json_object_put(o);
+    free(body);
+    free(want);
+    free(url);
+    server_stop(srv);
+    tok_free(tok);
+    model_free(&model);
+    model = keep_model, tok = keep_tok;
+    assert_int_equal(remove("/tmp/mmgpt-test-serve-q4.gguf"), 0);
+}
+
 static void test_cli(void **s) {
     (void)s;
     const char *bin = getenv("MMGPT") ? getenv("MMGPT") : "build/mmgpt";
@@ -519,7 +558,7 @@ int main(void) {
         cmocka_unit_test(test_endpoints), cmocka_unit_test(test_completions), cmocka_unit_test(test_image_formats),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_api_key),   cmocka_unit_test(test_queue_and_disconnect), cmocka_unit_test(test_openai_client),
-        cmocka_unit_test(test_browser),   cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_browser),   cmocka_unit_test(test_quantized_model), cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
