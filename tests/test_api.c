@@ -321,6 +321,11 @@ static void test_cli_options(void **s) {
         {"logits", "--model=" MODEL " --prompt=hi --top=2000", "--top expects an integer 0..1000, got '2000'"},
         {"grad", "--image", "option '--image' needs a value"},
         {"convert", "--lora-alpha=-1", "--lora-alpha must be positive"},
+        {"data", "preview --config", "option '--config' needs a value"},
+        {"data", "stats -n 3", "unknown or ambiguous option '-n'"},
+        {"eval", "-m " MODEL " --data", "option '--data' needs a value"},
+        {"eval", "--task=vqav2 --shots=-1", "--shots needs an integer in [0, "},
+        {"eval", "--task vqav2 --bogus", "unknown or ambiguous option '--bogus'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = run(a, sizeof a, "%s %s %s </dev/null", bin(), bad[i].cmd, bad[i].args);

@@ -6,27 +6,6 @@
 #include "cli/inputs.h"
 #include "kernels/device.h"
 
-int cli_model_flag(cli_model_args *a, int argc, char **argv, int *i) {
-    const char *f = argv[*i];
-    if (*i + 1 >= argc)
-        return 0;
-    const char **slot = !strcmp(f, "-m") || !strcmp(f, "--model") ? &a->model
-                        : !strcmp(f, "--lora") || !strcmp(f, "--adapter") ? &a->lora
-                        : !strcmp(f, "--tokenizer") ? &a->tokenizer
-                        : !strcmp(f, "--device") ? &a->device
-                        : !strcmp(f, "--precision") ? &a->precision
-                                                    : NULL;
-    if (slot) {
-        *slot = argv[++*i];
-        return 1;
-    }
-    if (!strcmp(f, "--ctx")) {
-        a->max_ctx = atoi(argv[++*i]);
-        return 1;
-    }
-    return 0;
-}
-
 const cli_opt cli_model_opts[] = {
     {"model", 'm', 1},
     {"lora", CLI_KEY_MODEL + 0, 1},

@@ -13,11 +13,8 @@ typedef struct {
     const char *device, *precision; // --device cpu|cuda[:N]|auto (NULL: $MMGPT_DEVICE, else auto), --precision
 } cli_model_args;
 
-// Consumes -m/--model, --lora/--adapter, --tokenizer, --ctx, --device, --precision at argv[*i]: 1
-// consumed, 0 not one of them.
-int cli_model_flag(cli_model_args *a, int argc, char **argv, int *i);
-// The same flags as an option table for cli_opts (keys 'm' and CLI_KEY_MODEL + n), and what one of them sets:
-// 1 when key is one of them.
+// -m/--model, --lora/--adapter, --tokenizer, --device, --precision, --ctx as an option table for cli_opts
+// (keys 'm' and CLI_KEY_MODEL + n), and what one of them sets: 1 when key is one of them.
 #define CLI_KEY_MODEL 300
 extern const cli_opt cli_model_opts[];
 int cli_model_opt(cli_model_args *a, int key, const char *value);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "cli/inputs.h"
 #include "model/flamingo.h"
 #include "text/template.h"
@@ -168,32 +169,44 @@ int cmd_data(int argc, char **argv) {
     int is_preview = !strcmp(argv[1], "preview");
     const char *cfg = NULL, *model = NULL, *tok_path = NULL;
     int n = 5, eval = 0, decode = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { KEY_CONFIG = CLI_KEY_LONG, KEY_TOK, KEY_EVAL, KEY_DECODE };
+    static const cli_opt common[] = {{"config", KEY_CONFIG, 1}, {"model", 'm', 1}, {"tokenizer", KEY_TOK, 1},
+                                     {NULL, 0, 0}};
+    static const cli_opt preview_only[] = {{"", 'n', 1}, {"eval", KEY_EVAL, 0}, {NULL, 0, 0}};
+    static const cli_opt stats_only[] = {{"decode-images", KEY_DECODE, 0}, {NULL, 0, 0}};
+    cli_opts p; // over the subcommand's arguments: argv[1] is "preview" or "stats"
+    cli_opts_init(&p, "data", usage_text, argc - 1, argv + 1);
+    cli_opts_add(&p, common);
+    cli_opts_add(&p, is_preview ? preview_only : stats_only);
+    const char *v;
+    for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR)
+            return 2;
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             return 0;
-        } else if (!strcmp(a, "--config") && has) {
-            cfg = argv[++i];
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has) {
-            model = argv[++i];
-        } else if (!strcmp(a, "--tokenizer") && has) {
-            tok_path = argv[++i];
-        } else if (!strcmp(a, "-n") && has && is_preview) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 100000)
-                return cli_usage("data", "-n takes a count from 1 to 100000, not '%s'", argv[i]);
-            n = (int)v;
-        } else if (!strcmp(a, "--eval") && is_preview) {
-            eval = 1;
-        } else if (!strcmp(a, "--decode-images") && !is_preview) {
-            decode = 1;
-        } else {
-            fputs(usage_text, stderr);
-            return cli_usage("data", "unknown or incomplete option '%s'", a);
         }
+        if (k == KEY_CONFIG) {
+            cfg = v;
+        } else if (k == 'm') {
+            model = v;
+        } else if (k == KEY_TOK) {
+            tok_path = v;
+        } else if (k == 'n') {
+            char *end;
+            long x = strtol(v, &end, 10);
+            if (*end || x < 1 || x > 100000)
+                return cli_usage("data", "-n takes a count from 1 to 100000, not '%s'", v);
+            n = (int)x;
+        } else if (k == KEY_EVAL) {
+            eval = 1;
+        } else {
+            decode = 1;
+        }
+    }
+    if (p.next < argc - 1) {
+        fputs(usage_text, stderr);
+        return cli_usage("data", "unexpected argument '%s'", argv[1 + p.next]);
     }
     if (!cfg || (!model && !tok_path)) {
         fputs(usage_text, stderr);

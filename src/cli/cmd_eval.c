@@ -10,6 +10,7 @@
 
 #include "cli/chat_setup.h"
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "cli/gen_args.h"
 #include "infer/chat.h"
 #include "infer/eval.h"
@@ -64,8 +65,8 @@ static mm_status parse_item(const char *line, size_t len, const char *where, eva
 }
 
 int cmd_eval(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) // the standard benchmarks: cmd_eval_task.c
-        if (!strcmp(argv[i], "--task"))
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) // the standard benchmarks: cmd_eval_task.c
+        if (!strcmp(argv[i], "--task") || !strncmp(argv[i], "--task=", 7))
             return cmd_eval_task(argc, argv);
     cli_model_args ma = {0};
     cli_gen g;
@@ -74,31 +75,41 @@ int cmd_eval(int argc, char **argv) {
     const char *data = NULL, *root = NULL, *out = NULL;
     long limit = -1;
     int json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { KEY_DATA = CLI_KEY_LONG, KEY_ROOT, KEY_LIMIT, KEY_OUT, KEY_JSON };
+    static const cli_opt own[] = {{"data", KEY_DATA, 1}, {"image-root", KEY_ROOT, 1}, {"limit", KEY_LIMIT, 1},
+                                  {"out", KEY_OUT, 1},   {"json", KEY_JSON, 0},       {NULL, 0, 0}};
+    cli_opts p;
+    cli_opts_init(&p, "eval", usage_text, argc, argv);
+    cli_opts_add(&p, own);
+    cli_opts_add(&p, cli_model_opts);
+    cli_opts_add(&p, cli_gen_opts);
+    const char *v;
+    for (int k, r; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR)
+            return 2;
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             fputs(cli_gen_help, stdout);
             return 0;
-        } else if (cli_model_flag(&ma, argc, argv, &i)) {
-        } else if ((r = cli_gen_flag(&g, "eval", argc, argv, &i)) != 0) {
+        } else if (cli_model_opt(&ma, k, v)) {
+        } else if ((r = cli_gen_opt(&g, "eval", k, v)) != 0) {
             if (r < 0)
                 return 2;
-        } else if (!strcmp(a, "--data") && i + 1 < argc) {
-            data = argv[++i];
-        } else if (!strcmp(a, "--image-root") && i + 1 < argc) {
-            root = argv[++i];
-        } else if (!strcmp(a, "--limit") && i + 1 < argc) {
-            limit = atol(argv[++i]);
-        } else if (!strcmp(a, "--out") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
+        } else if (k == KEY_DATA) {
+            data = v;
+        } else if (k == KEY_ROOT) {
+            root = v;
+        } else if (k == KEY_LIMIT) {
+            limit = atol(v);
+        } else if (k == KEY_OUT) {
+            out = v;
         } else {
-            fputs(usage_text, stderr);
-            return cli_usage("eval", "unknown or incomplete option '%s'", a);
+            json = 1;
         }
+    }
+    if (p.next < argc) {
+        fputs(usage_text, stderr);
+        return cli_usage("eval", "unexpected argument '%s'", argv[p.next]);
     }
     if (!ma.model || !data) {
         fputs(usage_text, stderr);

@@ -15,6 +15,7 @@
 
 #include "cli/chat_setup.h"
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "infer/caption_metric.h"
 #include "infer/eval_prompt.h"
 #include "infer/evalset.h"
@@ -659,68 +660,71 @@ static int parse_int(const char *flag, const char *v, long lo, long hi, long *ou
 int cmd_eval_task(int argc, char **argv) {
     cli_model_args ma = {0};
     task_args a = {.shots = 0, .num_beams = 3, .max_new = -1, .limit = -1, .seed = 42, .length_penalty = -1e9};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const char **str = !v                                   ? NULL
-                           : !strcmp(f, "--task")               ? &a.task_name
-                           : !strcmp(f, "--images")             ? &a.images
-                           : !strcmp(f, "--questions")          ? &a.questions
-                           : !strcmp(f, "--annotations")        ? &a.annotations
-                           : !strcmp(f, "--data")               ? &a.data
-                           : !strcmp(f, "--split")              ? &a.split
-                           : !strcmp(f, "--train-questions")    ? &a.train_questions
-                           : !strcmp(f, "--train-annotations")  ? &a.train_annotations
-                           : !strcmp(f, "--train-data")         ? &a.train_data
-                           : !strcmp(f, "--train-images")       ? &a.train_images
-                           : !strcmp(f, "--predictions")        ? &a.predictions
-                           : !strcmp(f, "--out")                ? &a.out
-                           : !strcmp(f, "--instruction")        ? &a.instruction
-                                                                : NULL;
+    // Options whose value is kept as given, in the order of their keys.
+    enum { KEY_STR = CLI_KEY_LONG, KEY_TEMPLATE = KEY_STR + 13, KEY_SHOTS, KEY_BEAMS, KEY_MAX_NEW, KEY_LIMIT, KEY_SEED,
+           KEY_LENGTH_PENALTY, KEY_JSON, KEY_QUIET };
+    const char **str[13] = {&a.task_name,       &a.images,      &a.questions,   &a.annotations, &a.data,
+                            &a.split,           &a.train_questions, &a.train_annotations, &a.train_data,
+                            &a.train_images,    &a.predictions, &a.out,         &a.instruction};
+    static const cli_opt own[] = {
+        {"task", KEY_STR + 0, 1},           {"images", KEY_STR + 1, 1},        {"questions", KEY_STR + 2, 1},
+        {"annotations", KEY_STR + 3, 1},    {"data", KEY_STR + 4, 1},          {"split", KEY_STR + 5, 1},
+        {"train-questions", KEY_STR + 6, 1}, {"train-annotations", KEY_STR + 7, 1}, {"train-data", KEY_STR + 8, 1},
+        {"train-images", KEY_STR + 9, 1},   {"predictions", KEY_STR + 10, 1},  {"out", KEY_STR + 11, 1},
+        {"instruction", KEY_STR + 12, 1},   {"template", KEY_TEMPLATE, 1},     {"shots", KEY_SHOTS, 1},
+        {"num-beams", KEY_BEAMS, 1},        {"max-new-tokens", KEY_MAX_NEW, 1}, {"limit", KEY_LIMIT, 1},
+        {"seed", KEY_SEED, 1},              {"length-penalty", KEY_LENGTH_PENALTY, 1}, {"json", KEY_JSON, 0},
+        {"quiet", KEY_QUIET, 0},            {NULL, 0, 0}};
+    cli_opts op;
+    cli_opts_init(&op, "eval", usage_text, argc, argv);
+    cli_opts_add(&op, own);
+    cli_opts_add(&op, cli_model_opts);
+    const char *v;
+    for (int k; (k = cli_opts_next(&op, &v)) != CLI_OPTS_END;) {
         long x;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+        if (k == CLI_OPTS_ERROR)
+            return 2;
+        if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
             return 0;
-        } else if (str) {
-            *str = argv[++i];
-        } else if (cli_model_flag(&ma, argc, argv, &i)) {
-        } else if (v && !strcmp(f, "--template")) {
+        } else if (k >= KEY_STR && k < KEY_STR + 13) {
+            *str[k - KEY_STR] = v;
+        } else if (cli_model_opt(&ma, k, v)) {
+        } else if (k == KEY_TEMPLATE) {
             if (strcmp(v, "openflamingo") && strcmp(v, "mmgpt"))
                 return cli_usage("eval", "--template is openflamingo or mmgpt, not '%s'", v);
             a.tpl = !strcmp(v, "mmgpt") ? EVAL_TEMPLATE_MMGPT : EVAL_TEMPLATE_OPENFLAMINGO;
-            i++;
-        } else if (v && (!strcmp(f, "--shots") || !strcmp(f, "--num-beams") || !strcmp(f, "--max-new-tokens") ||
-                         !strcmp(f, "--limit") || !strcmp(f, "--seed"))) {
-            int r = !strcmp(f, "--shots")       ? parse_int(f, v, 0, MAX_SHOTS, &x)
-                    : !strcmp(f, "--num-beams") ? parse_int(f, v, 1, 16, &x)
-                    : !strcmp(f, "--seed")      ? parse_int(f, v, 0, 0x7fffffffL, &x)
-                                                : parse_int(f, v, 1, 1L << 30, &x);
+        } else if (k >= KEY_SHOTS && k <= KEY_SEED) {
+            int r = k == KEY_SHOTS   ? parse_int("--shots", v, 0, MAX_SHOTS, &x)
+                    : k == KEY_BEAMS ? parse_int("--num-beams", v, 1, 16, &x)
+                    : k == KEY_SEED  ? parse_int("--seed", v, 0, 0x7fffffffL, &x)
+                                     : parse_int(k == KEY_LIMIT ? "--limit" : "--max-new-tokens", v, 1, 1L << 30, &x);
             if (r)
                 return r;
-            if (!strcmp(f, "--shots"))
+            if (k == KEY_SHOTS)
                 a.shots = (int)x;
-            else if (!strcmp(f, "--num-beams"))
+            else if (k == KEY_BEAMS)
                 a.num_beams = (int)x;
-            else if (!strcmp(f, "--max-new-tokens"))
+            else if (k == KEY_MAX_NEW)
                 a.max_new = (int)x;
-            else if (!strcmp(f, "--limit"))
+            else if (k == KEY_LIMIT)
                 a.limit = x;
             else
                 a.seed = (uint64_t)x;
-            i++;
-        } else if (v && !strcmp(f, "--length-penalty")) {
+        } else if (k == KEY_LENGTH_PENALTY) {
             char *end;
             a.length_penalty = strtod(v, &end);
             if (!*v || *end || a.length_penalty < -100 || a.length_penalty > 100)
                 return cli_usage("eval", "--length-penalty needs a number in [-100, 100], not '%s'", v);
-            i++;
-        } else if (!strcmp(f, "--json")) {
+        } else if (k == KEY_JSON) {
             a.json = 1;
-        } else if (!strcmp(f, "--quiet")) {
-            a.quiet = 1;
         } else {
-            fputs(usage_text, stderr);
-            return cli_usage("eval", "unknown or incomplete option '%s'", f);
+            a.quiet = 1;
         }
+    }
+    if (op.next < argc) {
+        fputs(usage_text, stderr);
+        return cli_usage("eval", "unexpected argument '%s'", argv[op.next]);
     }
     eval_task task;
     if (!a.task_name || eval_task_parse(a.task_name, &task))

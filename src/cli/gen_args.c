@@ -57,42 +57,6 @@ int cli_gen_set(cli_gen *g, const char *name, const char *value) {
     return 0;
 }
 
-int cli_gen_flag(cli_gen *g, const char *cmd, int argc, char **argv, int *i) {
-    static const char *flags[][2] = {{"--max-new-tokens", "max_new_tokens"}, {"--temperature", "temperature"},
-                                     {"--top-k", "top_k"},                   {"--top-p", "top_p"},
-                                     {"--num-beams", "num_beams"},           {"--repetition-penalty", "repetition_penalty"},
-                                     {"--seed", "seed"}};
-    const char *a = argv[*i];
-    if (!strcmp(a, "--greedy")) {
-        g->p.do_sample = 0;
-        g->p.num_beams = 1;
-        return 1;
-    }
-    if (!strcmp(a, "--sample") || !strcmp(a, "--no-sample")) {
-        g->p.do_sample = !strcmp(a, "--sample");
-        return 1;
-    }
-    if (!strcmp(a, "--stop")) {
-        if (*i + 1 >= argc || g->n_stops == CLI_MAX_STOPS) {
-            cli_usage(cmd, "--stop takes a string (at most %d)", CLI_MAX_STOPS);
-            return -1;
-        }
-        g->stops[g->n_stops++] = argv[++*i];
-        return 1;
-    }
-    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
-        if (!strcmp(a, flags[k][0])) {
-            if (*i + 1 >= argc || cli_gen_set(g, flags[k][1], argv[*i + 1]) != 0) {
-                cli_usage(cmd, "%s: bad or missing value%s%s", a, *i + 1 < argc ? " " : "",
-                          *i + 1 < argc ? argv[*i + 1] : "");
-                return -1;
-            }
-            ++*i;
-            return 1;
-        }
-    return 0;
-}
-
 // The valued flags first, in the order of their parameter names below.
 const cli_opt cli_gen_opts[] = {
     {"max-new-tokens", CLI_KEY_GEN + 0, 1},

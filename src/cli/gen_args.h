@@ -17,9 +17,6 @@ typedef struct {
 
 // The original demo's defaults (sampling_defaults()).
 void cli_gen_init(cli_gen *g);
-// Consumes argv[*i] (and its value) if it is a sampling flag: returns 1 if consumed, 0 if not a
-// sampling flag, -1 (message printed) if its value is bad.
-int cli_gen_flag(cli_gen *g, const char *cmd, int argc, char **argv, int *i);
 // Sets one parameter by name ("temperature", "top_k", "top_p", "num_beams", "max_new_tokens",
 // "do_sample", "repetition_penalty", "seed") from text; returns 0 or -1 when the name or value is bad.
 int cli_gen_set(cli_gen *g, const char *name, const char *value);

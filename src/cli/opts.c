@@ -23,7 +23,8 @@ void cli_opts_add(cli_opts *p, const cli_opt *t) {
     for (; t->name; t++) {
         if (p->n == CLI_OPTS_MAX) // a programming error in a table, found by the first run of the command
             continue;
-        p->lo[p->n++] = (struct option){t->name, t->has_value ? required_argument : no_argument, NULL, t->key};
+        if (t->name[0]) // "" : a one-letter option with no long form (data's -n)
+            p->lo[p->n++] = (struct option){t->name, t->has_value ? required_argument : no_argument, NULL, t->key};
         if (t->key < CLI_KEY_LONG && !strchr(p->shorts, t->key)) {
             size_t k = strlen(p->shorts);
             p->shorts[k] = (char)t->key;

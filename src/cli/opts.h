@@ -22,7 +22,7 @@
 #define CLI_KEY_LONG 256
 
 typedef struct {
-    const char *name; // the long name without "--"; NULL ends a table
+    const char *name; // the long name without "--" ("": none, a one-letter option only); NULL ends a table
     int key;          // returned by cli_opts_next: the short letter ('m'), or a value >= CLI_KEY_LONG
     int has_value;    // 1: the option takes a value
 } cli_opt;
