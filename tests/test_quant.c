@@ -73,7 +73,7 @@ static void test_reference_bytes(void **state) {
 // Quantization error on weight-like (Gaussian) rows, relative to their RMS: what each format costs.
 static void test_error_by_type(void **state) {
     (void)state;
-    static const double bound[] = {0.01, 0.12, 0.10, 0.03}; // Q8_0, Q4_0, Q4_K, Q6_K
+    static const double bound[] = {0.008, 0.10, 0.08, 0.025}; // Q8_0, Q4_0, Q4_K, Q6_K (measured 0.0054, 0.0845, 0.0703, 0.0188)
     int n = 4096;
     float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
     void *b = malloc(mm_dtype_nbytes(MM_Q8_0, (size_t)n));

@@ -93,8 +93,36 @@ static void quantize_q4_0(const float *x, mm_block_q4_0 *b) {
         b->qs[i] = (uint8_t)(q[i] | (q[i + MM_QK / 2] << 4));
 }
 
-// Per sub-block of 32 an affine range [min, max] (min <= 0), then the 8 scales and 8 mins in 6 bits
-// against the block's largest of each.
+// The error of x ~ a * l + b over n values, with l = clamp(rint((x - lo) * iscale), 0, 15) and (a, b) the
+// least-squares fit to those codes (b <= 0: Q4_K stores a non-negative min to subtract). Returns the
+// squared error, or INFINITY when the fit is degenerate.
+static float fit_affine(const float *x, int n, float lo, float iscale, float *a, float *b) {
+    uint8_t l[32];
+    float sl = 0, sx = 0, sll = 0, slx = 0;
+    for (int i = 0; i < n; i++) {
+        l[i] = (uint8_t)clampi((int)rintf((x[i] - lo) * iscale), 0, 15);
+        sl += (float)l[i], sx += x[i], sll += (float)l[i] * (float)l[i], slx += (float)l[i] * x[i];
+    }
+    float det = (float)n * sll - sl * sl;
+    if (!(det > 0))
+        return INFINITY;
+    float fa = ((float)n * slx - sl * sx) / det, fb = (sx - fa * sl) / (float)n;
+    if (fb > 0)
+        fb = 0, fa = slx / sll;
+    if (!(fa > 0))
+        return INFINITY;
+    float err = 0;
+    for (int i = 0; i < n; i++) {
+        float d = fa * (float)l[i] + fb - x[i];
+        err += d * d;
+    }
+    *a = fa, *b = fb;
+    return err;
+}
+
+// Per sub-block of 32 an affine map of 16 levels (scale, min <= 0): the min/max range, or a better
+// least-squares fit among codes drawn with 21 nearby step sizes; then the 8 scales and 8 mins in 6
+// bits against the block's largest of each.
 static void quantize_q4_k(const float *x, mm_block_q4_k *b) {
     float scale[8], mn[8], max_scale = 0, max_min = 0;
     for (int j = 0; j < 8; j++) {
@@ -106,6 +134,18 @@ static void quantize_q4_k(const float *x, mm_block_q4_k *b) {
             lo = 0;
         scale[j] = (hi - lo) / 15.0f;
         mn[j] = -lo;
+        if (hi > lo) {
+            float best = 0;
+            for (int i = 0; i < 32; i++) {
+                float q = rintf((v[i] - lo) / scale[j]), d = scale[j] * q + lo - v[i];
+                best += d * d;
+            }
+            for (int k = 0; k <= 20; k++) {
+                float a = 0, c = 0, err = fit_affine(v, 32, lo, (14.0f + 0.1f * (float)k) / (hi - lo), &a, &c);
+                if (err < best)
+                    best = err, scale[j] = a, mn[j] = -c;
+            }
+        }
         max_scale = scale[j] > max_scale ? scale[j] : max_scale;
         max_min = mn[j] > max_min ? mn[j] : max_min;
     }

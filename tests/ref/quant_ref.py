@@ -60,6 +60,32 @@ def q4_0(x):
     return bytes(out)
 
 
+def fit_affine(v, lo, iscale):
+    """Least-squares x ~ a*l + b (b <= 0) over codes l drawn with step 1/iscale; (err, a, b) or None."""
+    n = len(v)
+    l = [clamp(rint(F(F(e) - lo) * iscale), 0, 15) for e in v]
+    sl = sx = sll = slx = F(0)
+    for li, e in zip(l, v):
+        sl = F(sl + F(li))
+        sx = F(sx + F(e))
+        sll = F(sll + F(F(li) * F(li)))
+        slx = F(slx + F(F(li) * F(e)))
+    det = F(F(F(n) * sll) - F(sl * sl))
+    if not det > 0:
+        return None
+    a = F(F(F(F(n) * slx) - F(sl * sx)) / det)
+    b = F(F(sx - F(a * sl)) / F(n))
+    if b > 0:
+        b, a = F(0), F(slx / sll)
+    if not a > 0:
+        return None
+    err = F(0)
+    for li, e in zip(l, v):
+        d = F(F(F(a * F(li)) + b) - F(e))
+        err = F(err + F(d * d))
+    return err, a, b
+
+
 def q4_k(x):
     out = bytearray()
     for b in range(0, len(x), 256):
@@ -70,8 +96,19 @@ def q4_k(x):
             lo, hi = F(s.min()), F(s.max())
             if lo > 0:
                 lo = F(0)
-            scale.append(F(hi - lo) / F(15))
-            mn.append(F(-lo))
+            sc, m = F(F(hi - lo) / F(15)), F(-lo)
+            if hi > lo:
+                best = F(0)
+                for e in s:
+                    q = F(np.rint(F(F(F(e) - lo) / sc)))
+                    d = F(F(F(sc * q) + lo) - F(e))
+                    best = F(best + F(d * d))
+                for k in range(21):
+                    r = fit_affine(s, lo, F(F(F(14) + F(F(0.1) * F(k))) / F(hi - lo)))
+                    if r is not None and r[0] < best:
+                        best, sc, m = r[0], r[1], F(-r[2])
+            scale.append(sc)
+            mn.append(m)
         max_scale = max([F(0)] + scale)
         max_min = max([F(0)] + mn)
         iS = F(63) / max_scale if max_scale > 0 else F(0)
