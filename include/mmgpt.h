@@ -121,7 +121,7 @@ mmgpt_chat_params mmgpt_chat_params_default(void);
 
 // Opens a conversation on model (borrowed: it must outlive the chat); params may be NULL. Each chat holds
 // its own caches, so several chats on one model may generate in different threads at once. Any thread.
-mmgpt_status mmgpt_chat_open(mmgpt_model *model, const mmgpt_chat_params *params, mmgpt_chat **chat,
+mmgpt_status mmgpt_chat_open(const mmgpt_model *model, const mmgpt_chat_params *params, mmgpt_chat **chat,
                              mmgpt_error *err);
 // NULL is ignored. Not while a call on the chat runs.
 void mmgpt_chat_free(mmgpt_chat *chat);
@@ -167,7 +167,10 @@ typedef int (*mmgpt_piece_fn)(const char *piece, void *user);
 // EOS, a stop string, max_new_tokens, the callback or mmgpt_chat_cancel). The oldest turns are dropped
 // when the prompt would not fit the context. *reply (may be NULL) receives the reply without surrounding
 // whitespace, owned by the chat until its next generate/reset/free. A stopped reply is still MMGPT_OK
-// (mmgpt_chat_timings says why it ended). params NULL: mmgpt_gen_params_default(). One thread at a time.
+// (mmgpt_chat_timings says why it ended). params NULL: mmgpt_gen_params_default(). When the turn cannot be
+// added (e.g. more images than max_images) the pending input is dropped; when the reply fails after the turn
+// was added, a generate with no new input retries it (new input is refused until then; reset starts over).
+// One thread at a time.
 mmgpt_status mmgpt_chat_generate(mmgpt_chat *chat, const mmgpt_gen_params *params, mmgpt_piece_fn on_piece,
                                  void *user, const char **reply, mmgpt_error *err);
 // Asks the running mmgpt_chat_generate to stop after the current token. Any thread, and signal handlers

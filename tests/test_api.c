@@ -201,6 +201,24 @@ static void test_cancel_and_misuse(void **s) {
     assert_true(col2.pieces <= 2);
     assert_int_equal(mmgpt_chat_timings(c).stop, MMGPT_STOP_CANCELLED);
     mmgpt_chat_free(c);
+    // A turn too long for the context: the reply fails after the turn was added; new input waits for a retry
+    // or a reset, and the chat works again after the reset.
+    mmgpt_chat_params small = {.max_tokens = 128};
+    assert_int_equal(mmgpt_chat_open(m, &small, &c, &err), MMGPT_OK);
+    char long_text[2048] = "";
+    for (int i = 0; i < 60; i++)
+        strcat(long_text, "three red circles ");
+    assert_int_equal(mmgpt_chat_add_text(c, long_text, &err), MMGPT_OK);
+    assert_int_equal(mmgpt_chat_generate(c, &p, NULL, NULL, NULL, &err), MMGPT_ERR_ARG);
+    assert_non_null(strstr(err.message, "context"));
+    assert_int_equal(mmgpt_chat_add_text(c, "hi", &err), MMGPT_OK);
+    assert_int_equal(mmgpt_chat_generate(c, &p, NULL, NULL, NULL, &err), MMGPT_ERR_ARG);
+    assert_non_null(strstr(err.message, "no reply yet"));
+    mmgpt_chat_reset(c);
+    assert_int_equal(mmgpt_chat_add_text(c, "hi", &err), MMGPT_OK);
+    p.max_new_tokens = 4;
+    assert_api(mmgpt_chat_generate(c, &p, NULL, NULL, &r, &err), MMGPT_OK, &err);
+    mmgpt_chat_free(c);
     // Bad handles and paths.
     assert_int_equal(mmgpt_chat_open(NULL, NULL, &c, &err), MMGPT_ERR_ARG);
     mmgpt_chat_params cp = {.exif = 5};

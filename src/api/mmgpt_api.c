@@ -28,7 +28,7 @@ struct mmgpt_model {
 
 // The user turn being built: its text and its images, already prepared for the vision tower.
 struct mmgpt_chat {
-    mmgpt_model *model;
+    const mmgpt_model *model;
     mm_chat *ch;
     clip_prep prep; // the model's image preparation with the chat's EXIF choice (what chat_add_user would use)
     int max_images;
@@ -186,7 +186,8 @@ mmgpt_status mmgpt_detokenize(const mmgpt_model *md, const int32_t *ids, size_t 
 
 mmgpt_chat_params mmgpt_chat_params_default(void) { return (mmgpt_chat_params){0}; }
 
-mmgpt_status mmgpt_chat_open(mmgpt_model *md, const mmgpt_chat_params *params, mmgpt_chat **chat, mmgpt_error *err) {
+mmgpt_status mmgpt_chat_open(const mmgpt_model *md, const mmgpt_chat_params *params, mmgpt_chat **chat,
+                             mmgpt_error *err) {
     if (!md || !chat)
         return api_errf(err, MMGPT_ERR_ARG, "mmgpt_chat_open: model and chat must not be NULL");
     *chat = NULL;
