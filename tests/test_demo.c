@@ -2,6 +2,7 @@
 // question and exits when stdin is not a terminal, and the model still scores on scenes it never saw
 // (drawn by tools/synth with a seed the recipe does not use) what the card says, within sampling noise.
 #include <json-c/json.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -69,7 +70,8 @@ static void test_quality(void **s) {
 static void test_quantized_scores(void **s) {
     (void)s;
     static char out[1 << 16];
-    const char *dir = "/tmp/mmgpt-test-demo-q";
+    char dir[64]; // per process: suites run side by side must not share scratch files
+    snprintf(dir, sizeof dir, "/tmp/mmgpt-test-demo-q-%d", (int)getpid());
     assert_int_equal(run(out, sizeof out, "rm -rf %s && mkdir -p %s && %s %s/scenes --train 0 --eval 40 --lang 0 --seed 77",
                          dir, dir, synth_bin(), dir),
                      0);

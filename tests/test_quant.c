@@ -4,6 +4,8 @@
 // op on quantized weights (decode and prompt paths) against f32 weights; a quantized model against the
 // same file dequantized at load; and the demo model quantized against its f32 self (top-1 agreement
 // and KL of the next-token distributions over text-and-image prompts: the accuracy floors).
+#include <unistd.h>
+
 #include "base/dtype.h"
 #include "base/quant.h"
 #include "base/rng.h"
@@ -277,7 +279,8 @@ static void compare_logits(const char *fa, const char *fb, long *agree, long *to
 static void test_demo_agreement(void **state) {
     (void)state;
     static char out[1 << 14];
-    const char *dir = "/tmp/mmgpt-test-quant";
+    char dir[64]; // per process: suites run side by side must not share scratch files
+    snprintf(dir, sizeof dir, "/tmp/mmgpt-test-quant-%d", (int)getpid());
     assert_int_equal(run(out, sizeof out, "rm -rf %s && mkdir -p %s", dir, dir), 0);
     static const char *prompts[] = {
         "Below is an instruction that describes a task. Write a response that appropriately completes the "
@@ -330,7 +333,8 @@ static void test_demo_agreement(void **state) {
 static void test_quantized_file(void **state) {
     (void)state;
     static char out[1 << 16];
-    const char *f = "/tmp/mmgpt-test-quant-file.gguf";
+    char f[64];
+    snprintf(f, sizeof f, "/tmp/mmgpt-test-quant-file-%d.gguf", (int)getpid());
     assert_int_equal(run(out, sizeof out, "%s quantize models/demo.gguf %s --type q4_0", bin(), f), 0);
     assert_non_null(strstr(out, "bits per weight"));
     assert_int_equal(run(out, sizeof out, "%s info %s", bin(), f), 0);

@@ -506,14 +506,15 @@ static void test_browser(void **s) {
 static void test_quantized_model(void **s) {
     (void)s;
     const char *bin = getenv("MMGPT") ? getenv("MMGPT") : "build/mmgpt";
-    char cmd[512], out[4096];
-    snprintf(cmd, sizeof cmd, "%s quantize models/demo.gguf /tmp/mmgpt-test-serve-q4.gguf --type q4_0 2>&1", bin);
+    char cmd[512], out[4096], q4[64];
+    snprintf(q4, sizeof q4, "/tmp/mmgpt-test-serve-q4-%d.gguf", (int)getpid());
+    snprintf(cmd, sizeof cmd, "%s quantize models/demo.gguf %s --type q4_0 2>&1", bin, q4);
     assert_int_equal(run_command(out, sizeof out, cmd), 0);
     mm_model keep_model = model;
     mm_tokenizer *keep_tok = tok;
     mm_err e = {0};
-    assert_ok(model_load(&model, "/tmp/mmgpt-test-serve-q4.gguf", NULL, &e), &e);
-    assert_ok(tok_load(&tok, "/tmp/mmgpt-test-serve-q4.gguf", &e), &e);
+    assert_ok(model_load(&model, q4, NULL, &e), &e);
+    assert_ok(tok_load(&tok, q4, &e), &e);
     int port;
     mm_server *srv = start(NULL, 1, 4, &port);
     char *url = image_url(), req[65536], *body;
@@ -537,7 +538,7 @@ static void test_quantized_model(void **s) {
     tok_free(tok);
     model_free(&model);
     model = keep_model, tok = keep_tok;
-    assert_int_equal(remove("/tmp/mmgpt-test-serve-q4.gguf"), 0);
+    assert_int_equal(remove(q4), 0);
 }
 
 static void test_cli(void **s) {
