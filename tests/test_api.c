@@ -315,8 +315,8 @@ static void test_cli_options(void **s) {
     assert_int_equal(run(a, sizeof a, "echo 'three red circles' | %s tokenize --tokenizer=%s", bin(), MODEL), 0);
     assert_int_equal(run(b, sizeof b, "echo 'three red circles' | %s tokenize --tokenizer %s", bin(), MODEL), 0);
     assert_string_equal(a, b);
-    assert_int_equal(run(a, sizeof a, "%s preprocess --out=/tmp/mmgpt-test-api.npy --size=32 -- %s && rm "
-                                      "/tmp/mmgpt-test-api.npy", bin(), IMAGE), 0);
+    assert_int_equal(run(a, sizeof a, "%s preprocess --out=/tmp/mmgpt-test-api-$$.npy --size=32 -- %s && rm "
+                                      "/tmp/mmgpt-test-api-$$.npy", bin(), IMAGE), 0);
     static const struct {
         const char *cmd, *args, *says;
     } bad[] = {
