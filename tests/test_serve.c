@@ -202,26 +202,36 @@ static void test_endpoints(void **s) {
 }
 
 // The API's conversation is the chat format's: replies equal the library's, plain and streamed.
-static void test_completions(void **s) {
-    (void)s;
-    int port;
-    mm_server *srv = start(NULL, 1, 4, &port);
+// One greedy question about the test image through the API; returns the parsed response (json_object_put it)
+// and points *text at the reply.
+static json_object *ask_with_image(int port, const char *question, int max_tokens, const char **text) {
     char *url = image_url(), req[65536], *body;
-    snprintf(req, sizeof req, "{\"model\": \"tiny\", \"temperature\": 0, \"max_tokens\": 12, \"messages\": ["
-             "{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"What is in the image?\"}, "
-             "{\"type\": \"image_url\", \"image_url\": {\"url\": \"%s\"}}]}]}", url);
+    snprintf(req, sizeof req, "{\"model\": \"tiny\", \"temperature\": 0, \"max_tokens\": %d, \"messages\": ["
+             "{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"%s\"}, "
+             "{\"type\": \"image_url\", \"image_url\": {\"url\": \"%s\"}}]}]}", max_tokens, question, url);
     assert_int_equal(http(port, "POST", "/v1/chat/completions", req, NULL, &body), 200);
     json_object *o = json_tokener_parse(body);
     assert_non_null(o);
     json_object *choice = json_object_array_get_idx(json_object_object_get(o, "choices"), 0);
-    const char *text = json_object_get_string(json_object_object_get(json_object_object_get(choice, "message"), "content"));
+    *text = json_object_get_string(json_object_object_get(json_object_object_get(choice, "message"), "content"));
+    free(body);
+    free(url);
+    return o;
+}
+
+static void test_completions(void **s) {
+    (void)s;
+    int port;
+    mm_server *srv = start(NULL, 1, 4, &port);
+    const char *text;
+    json_object *o = ask_with_image(port, "What is in the image?", 12, &text);
+    char *url = image_url(), req[65536], *body;
     char *want = library_reply("What is in the image?", NULL, NULL, 1, 12);
     printf("mmgpt-test: API reply '%s', library '%s'\n", text, want);
     assert_string_equal(text, want);
     json_object *usage = json_object_object_get(o, "usage");
     assert_int_equal(json_object_get_int(json_object_object_get(usage, "completion_tokens")), 12);
     json_object_put(o);
-    free(body);
     free(want);
     long encoded = metric(port, "mmgpt_images_encoded_total");
     assert_int_equal(encoded, 1);
@@ -517,23 +527,14 @@ static void test_quantized_model(void **s) {
     assert_ok(tok_load(&tok, q4, &e), &e);
     int port;
     mm_server *srv = start(NULL, 1, 4, &port);
-    char *url = image_url(), req[65536], *body;
-    snprintf(req, sizeof req, "{\"temperature\": 0, \"max_tokens\": 48, \"messages\": [{\"role\": \"user\", \"content\": "
-             "[{\"type\": \"text\", \"text\": \"Describe the image in detail.\"}, {\"type\": \"image_url\", "
-             "\"image_url\": {\"url\": \"%s\"}}]}]}", url);
-    assert_int_equal(http(port, "POST", "/v1/chat/completions", req, NULL, &body), 200);
-    json_object *o = json_tokener_parse(body);
-    assert_non_null(o);
-    json_object *choice = json_object_array_get_idx(json_object_object_get(o, "choices"), 0);
-    const char *text = json_object_get_string(json_object_object_get(json_object_object_get(choice, "message"), "content"));
+    const char *text;
+    json_object *o = ask_with_image(port, "Describe the image in detail.", 48, &text);
     char *want = library_reply("Describe the image in detail.", NULL, NULL, 1, 48);
     printf("mmgpt-test: Q4_0 API reply '%s', library '%s'\n", text, want);
     assert_string_equal(text, want);
     assert_non_null(strstr(text, "background")); // a caption, not noise
     json_object_put(o);
-    free(body);
     free(want);
-    free(url);
     server_stop(srv);
     tok_free(tok);
     model_free(&model);
