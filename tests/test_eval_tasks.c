@@ -275,30 +275,30 @@ static void test_resume(void **s) {
     unlink(partial);
 }
 
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 static void test_bad_input(void **s) {
     (void)s;
     static char out[16384];
     const char *bad = "/tmp/mmgpt-test-evaltask-bad.json";
-    FILE *f = fopen(bad, "w");
-    fputs("{\"questions\": [{\"image_id\": 42, \"question_id\": 1, \"question\": \"Why?\"},", f);
-    fclose(f);
+    write_text(bad, "{\"questions\": [{\"image_id\": 42, \"question_id\": 1, \"question\": \"Why?\"},");
     int rc = run(out, sizeof out, "%s eval --task vqav2 -m %s --questions %s --images %s/coco/val2014", bin(), MODEL, bad, SETS);
     printf("%s", out);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "mmgpt-test-evaltask-bad.json: malformed JSON"));
-    f = fopen(bad, "w");
-    fputs("{\"questions\": [{\"image_id\": 42, \"question_id\": 1, \"question\": \"Why?\"}, {\"image_id\": 42, "
-          "\"question_id\": 2}]}",
-          f);
-    fclose(f);
+    write_text(bad, "{\"questions\": [{\"image_id\": 42, \"question_id\": 1, \"question\": \"Why?\"}, {\"image_id\": 42, "
+                    "\"question_id\": 2}]}");
     rc = run(out, sizeof out, "%s eval --task vqav2 -m %s --questions %s --images %s/coco/val2014", bin(), MODEL, bad, SETS);
     printf("%s", out);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "questions[1]: \"question\" is missing"));
     // A missing image: named, with the question it belongs to.
-    f = fopen(bad, "w");
-    fputs("{\"questions\": [{\"image_id\": 77, \"question_id\": 5, \"question\": \"Why?\"}]}", f);
-    fclose(f);
+    write_text(bad, "{\"questions\": [{\"image_id\": 77, \"question_id\": 5, \"question\": \"Why?\"}]}");
     rc = run(out, sizeof out, "%s eval --task vqav2 -m %s --questions %s --images %s/coco/val2014 --out %s.out --num-beams 1",
              bin(), MODEL, bad, SETS, bad);
     printf("%s", out);

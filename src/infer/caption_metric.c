@@ -396,6 +396,23 @@ static mm_status count_all(ngram_ctx *c, const caption_pair *items, int n, image
     return MM_OK;
 }
 
+// All the n-grams of image im's references in one sorted list (into *buf, grown as needed); -1 on OOM.
+static int ref_grams_sorted(const image_grams *im, gram **buf, int *m) {
+    int total = 0;
+    for (int r = 0; r < im->n_refs; r++)
+        total += im->refs[r].n;
+    gram *nb = realloc(*buf, sizeof *nb * (size_t)(total ? total : 1));
+    if (!nb)
+        return -1;
+    *buf = nb;
+    *m = 0;
+    for (int r = 0; r < im->n_refs; r++)
+        for (int k = 0; k < im->refs[r].n; k++)
+            nb[(*m)++] = im->refs[r].g[k];
+    qsort(nb, (size_t)*m, sizeof *nb, gram_cmp);
+    return 0;
+}
+
 // ---------------------------------------------------------------- CIDEr-D
 
 typedef struct {
@@ -432,20 +449,11 @@ mm_status caption_cider_d(const caption_pair *items, int n, double *score, doubl
     // Document frequency: each image counts once per n-gram found in any of its references.
     gram *u = NULL;
     for (int i = 0; s == MM_OK && i < n; i++) {
-        int total = 0;
-        for (int r = 0; r < im[i].n_refs; r++)
-            total += im[i].refs[r].n;
-        gram *nu = realloc(u, sizeof *u * (size_t)(total ? total : 1));
-        if (!nu) {
+        int m;
+        if (ref_grams_sorted(&im[i], &u, &m)) {
             s = mm_errf(e, MM_ERR_NOMEM, "out of memory");
             break;
         }
-        u = nu;
-        int m = 0;
-        for (int r = 0; r < im[i].n_refs; r++)
-            for (int k = 0; k < im[i].refs[r].n; k++)
-                u[m++] = im[i].refs[r].g[k];
-        qsort(u, (size_t)m, sizeof *u, gram_cmp);
         for (int k = 0; k < m && s == MM_OK; k++)
             if ((k == 0 || gram_cmp(&u[k - 1], &u[k])) && df_add(&c, &u[k]))
                 s = mm_errf(e, MM_ERR_NOMEM, "out of memory");
@@ -526,20 +534,11 @@ mm_status caption_bleu(const caption_pair *items, int n, double bleu[4], mm_err 
         for (int k = 1; k <= NG; k++)
             guess[k - 1] += tl - k + 1 > 0 ? tl - k + 1 : 0;
         // Maximum count of each n-gram over the references.
-        int total = 0;
-        for (int r = 0; r < im[i].n_refs; r++)
-            total += im[i].refs[r].n;
-        gram *nm = realloc(mx, sizeof *mx * (size_t)(total ? total : 1));
-        if (!nm) {
+        int m;
+        if (ref_grams_sorted(&im[i], &mx, &m)) {
             s = mm_errf(e, MM_ERR_NOMEM, "out of memory");
             break;
         }
-        mx = nm;
-        int m = 0;
-        for (int r = 0; r < im[i].n_refs; r++)
-            for (int k = 0; k < im[i].refs[r].n; k++)
-                mx[m++] = im[i].refs[r].g[k];
-        qsort(mx, (size_t)m, sizeof *mx, gram_cmp);
         int u = 0;
         for (int k = 0; k < m; k++) {
             if (u && !gram_cmp(&mx[u - 1], &mx[k])) {

@@ -1,6 +1,7 @@
 // Benchmark prompts and reply clean-up (see eval_prompt.h).
 #include "infer/eval_prompt.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,78 +32,49 @@ void eval_pick_demos(const evalset *set, int q, const evalset *pool, int k, uint
     *n_out = n;
 }
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-    int oom;
-} sb;
+static int is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
-static void put(sb *b, const char *t) {
-    size_t k = strlen(t);
-    if (b->oom)
-        return;
-    if (b->n + k + 1 > b->cap) {
-        size_t cap = (b->n + k + 1) * 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->s = p, b->cap = cap;
-    }
-    memcpy(b->s + b->n, t, k + 1);
-    b->n += k;
-}
-
-// Text with surrounding whitespace stripped (Python's strip()), into put().
-static void put_stripped(sb *b, const char *t) {
-    while (*t == ' ' || (*t >= '\t' && *t <= '\r'))
-        t++;
-    size_t k = strlen(t);
-    while (k && (t[k - 1] == ' ' || (t[k - 1] >= '\t' && t[k - 1] <= '\r')))
-        k--;
-    char *c = strndup(t, k);
-    if (!c) {
-        b->oom = 1;
-        return;
-    }
-    put(b, c);
-    free(c);
+// s[0..n) with surrounding whitespace stripped (Python's strip()): advances *s, returns the new length.
+static size_t strip(const char **s, size_t n) {
+    while (n && is_space(**s))
+        (*s)++, n--;
+    while (n && is_space((*s)[n - 1]))
+        n--;
+    return n;
 }
 
 char *eval_prompt_openflamingo(const evalset *set, int q, const evalset *pool, const int *demos, int n_demos,
                                int with_images) {
     const evalset *src = pool ? pool : set;
     int vqa = eval_task_is_vqa(set->task);
-    sb b = {0};
-    put(&b, "");
+    char *text = NULL;
+    size_t len;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return NULL;
     for (int i = 0; i < n_demos; i++) {
         const evalset_item *d = &src->items[demos[i]];
         if (with_images)
-            put(&b, "<image>");
+            fputs("<image>", f);
         if (vqa) {
-            put(&b, "Question:");
-            put(&b, d->question);
-            put(&b, " Short answer:");
-            put(&b, d->answers[0]);
+            fprintf(f, "Question:%s Short answer:%s", d->question, d->answers[0]);
         } else {
-            put(&b, "Output:");
-            put_stripped(&b, d->answers[0]);
+            const char *c = d->answers[0];
+            size_t n = strip(&c, strlen(c));
+            fprintf(f, "Output:%.*s", (int)n, c);
         }
-        put(&b, "<|endofchunk|>\n");
+        fputs("<|endofchunk|>\n", f);
     }
-    if (vqa) {
-        put(&b, "<image>Question:");
-        put(&b, set->items[q].question);
-        put(&b, " Short answer:");
-    } else {
-        put(&b, "<image>Output:");
-    }
-    if (b.oom) {
-        free(b.s);
+    if (vqa)
+        fprintf(f, "<image>Question:%s Short answer:", set->items[q].question);
+    else
+        fputs("<image>Output:", f);
+    int failed = ferror(f);
+    if (fclose(f) || failed) {
+        free(text);
         return NULL;
     }
-    return b.s;
+    return text;
 }
 
 // The text before the first occurrence of any of the markers.
@@ -119,11 +91,7 @@ char *eval_postprocess(eval_task task, eval_template tpl, const char *reply) {
     size_t n = strlen(s);
     if (tpl == EVAL_TEMPLATE_MMGPT) {
         static const char *const end[] = {"### End."};
-        n = cut_before(s, n, end, 1);
-        while (n && (*s == ' ' || (*s >= '\t' && *s <= '\r')))
-            s++, n--;
-        while (n && (s[n - 1] == ' ' || (s[n - 1] >= '\t' && s[n - 1] <= '\r')))
-            n--;
+        n = strip(&s, cut_before(s, n, end, 1));
     }
     if (eval_task_is_vqa(task)) {
         static const char *const first[] = {"Question", "Answer", "Short"}, *const comma[] = {", "};

@@ -112,6 +112,13 @@ static mm_status get_id(const where *w, json_object *o, const char *key, char *b
     return MM_OK;
 }
 
+// An id field and a required string field of one object (an image's id and file name, a caption's image id and text).
+static mm_status get_id_str(const where *w, json_object *o, const char *id_key, char *id, size_t cap, int *is_string,
+                            const char *str_key, const char **str) {
+    MM_TRY(get_id(w, o, id_key, id, cap, is_string));
+    return get_str(w, o, str_key, 1, str);
+}
+
 static mm_status top_array(json_object *root, const char *file, const char *key, json_object **arr, mm_err *e) {
     if (!key) {
         if (!json_object_is_type(root, json_type_array))
@@ -327,32 +334,36 @@ static int key_cmp(const void *a, const void *b) {
     return strcmp(((const evalset_item *)a)->key, ((const evalset_item *)b)->key);
 }
 
+// Every image of a COCO-format captions file as an item.
+static mm_status add_coco_images(evalset *s, json_object *root, const evalset_paths *p, mm_err *e) {
+    json_object *imgs;
+    mm_status st = top_array(root, p->annotations, "images", &imgs, e);
+    size_t n = st == MM_OK ? json_object_array_length(imgs) : 0;
+    for (size_t i = 0; st == MM_OK && i < n; i++) {
+        where w = {p->annotations, "images", i, e};
+        char id[512];
+        int istr;
+        const char *file;
+        json_object *im = json_object_array_get_idx(imgs, i);
+        if ((st = get_id_str(&w, im, "id", id, sizeof id, &istr, "file_name", &file)) != MM_OK)
+            break;
+        evalset_item *it = new_item(s, e);
+        if (!it || !(it->key = strdup(id)) || !(it->image = dupf("%s/%s", p->images, file)))
+            st = mm_errf(e, MM_ERR_NOMEM, "out of memory");
+        else
+            it->key_is_string = istr;
+    }
+    return st;
+}
+
 // References from a COCO-format captions file; with only_refs, items must already exist (Karpathy) and gain
 // their references; without, every image of the file becomes an item.
 static mm_status load_coco_captions(evalset *s, const evalset_paths *p, int only_refs, mm_err *e) {
-    json_object *root, *imgs, *anns;
+    json_object *root, *anns;
     MM_TRY(read_json(p->annotations, &root, e));
     mm_status st = top_array(root, p->annotations, "annotations", &anns, e);
-    if (st == MM_OK && !only_refs) {
-        if ((st = top_array(root, p->annotations, "images", &imgs, e)) == MM_OK) {
-            size_t n = json_object_array_length(imgs);
-            for (size_t i = 0; st == MM_OK && i < n; i++) {
-                json_object *im = json_object_array_get_idx(imgs, i);
-                where w = {p->annotations, "images", i, e};
-                char id[512];
-                int istr;
-                const char *file;
-                if ((st = get_id(&w, im, "id", id, sizeof id, &istr)) != MM_OK ||
-                    (st = get_str(&w, im, "file_name", 1, &file)) != MM_OK)
-                    break;
-                evalset_item *it = new_item(s, e);
-                if (!it || !(it->key = strdup(id)) || !(it->image = dupf("%s/%s", p->images, file)))
-                    st = mm_errf(e, MM_ERR_NOMEM, "out of memory");
-                else
-                    it->key_is_string = istr;
-            }
-        }
-    }
+    if (st == MM_OK && !only_refs)
+        st = add_coco_images(s, root, p, e);
     // Sorted copies of the keys to find each annotation's image; order of items is kept.
     evalset_item *sorted = NULL;
     if (st == MM_OK && !(sorted = malloc(sizeof *sorted * (size_t)(s->n ? s->n : 1))))
@@ -366,13 +377,12 @@ static mm_status load_coco_captions(evalset *s, const evalset_paths *p, int only
     }
     size_t n = st == MM_OK ? json_object_array_length(anns) : 0;
     for (size_t i = 0; st == MM_OK && i < n; i++) {
-        json_object *a = json_object_array_get_idx(anns, i);
         where w = {p->annotations, "annotations", i, e};
         char id[512];
         int istr;
         const char *cap;
-        if ((st = get_id(&w, a, "image_id", id, sizeof id, &istr)) != MM_OK ||
-            (st = get_str(&w, a, "caption", 1, &cap)) != MM_OK)
+        json_object *a = json_object_array_get_idx(anns, i);
+        if ((st = get_id_str(&w, a, "image_id", id, sizeof id, &istr, "caption", &cap)) != MM_OK)
             break;
         evalset_item k = {.key = id}, *hit = bsearch(&k, sorted, (size_t)s->n, sizeof *sorted, key_cmp);
         if (hit)
@@ -467,12 +477,13 @@ mm_status evalset_load(evalset *s, eval_task task, const evalset_paths *p, mm_er
         st = mm_errf(e, MM_ERR_ARG, "%s needs --data dataset_%s.json (Karpathy) or --annotations captions.json",
                      eval_task_name(task), task == EVAL_COCO ? "coco" : "flickr30k");
     }
+    const char *split = p->split ? p->split : "test";
+    int vqa = eval_task_is_vqa(task), karpathy = !vqa && p->data;
     if (st == MM_OK && s->n == 0)
         st = mm_errf(e, MM_ERR_FORMAT, "%s: no %s in the set%s%s", p->data ? p->data : p->questions ? p->questions : p->annotations,
-                     eval_task_is_vqa(task) ? "questions" : "images", eval_task_is_vqa(task) || !p->data ? "" : " for split ",
-                     eval_task_is_vqa(task) || !p->data ? "" : (p->split ? p->split : "test"));
-    for (int i = 0; st == MM_OK && !eval_task_is_vqa(task) && i < s->n; i++)
-        if (!s->items[i].n_answers && (p->annotations || strcmp(p->split ? p->split : "test", "train")))
+                     vqa ? "questions" : "images", karpathy ? " for split " : "", karpathy ? split : "");
+    for (int i = 0; st == MM_OK && !vqa && i < s->n; i++)
+        if (!s->items[i].n_answers && (p->annotations || strcmp(split, "train")))
             st = mm_errf(e, MM_ERR_FORMAT, "%s: image %s has no reference caption", p->annotations ? p->annotations : p->data,
                          s->items[i].key);
     if (st != MM_OK)
