@@ -1,5 +1,5 @@
 // The CUDA backend's entry points (src/kernels/cuda/, built when nvcc is found; a build without it
-// has stubs in device.c that report no device). A binary built with CUDA still runs on machines
+// has stubs in ops_cuda_stub.c that report no device). A binary built with CUDA still runs on machines
 // without a GPU or driver: ops_cuda_device_count is then 0.
 #ifndef MM_OPS_CUDA_H
 #define MM_OPS_CUDA_H
@@ -7,8 +7,6 @@
 #include "base/err.h"
 #include "kernels/ops.h"
 
-// 1 when this binary was built with the CUDA backend.
-int ops_cuda_built(void);
 // Devices that answer (0 without a driver, without a GPU, or without the backend); why (when 0 and
 // why is non-NULL) gets a short reason, e.g. "CUDA driver version is insufficient".
 int ops_cuda_device_count(char *why, size_t why_len);

@@ -4,8 +4,6 @@
 
 #include "kernels/ops_cuda.h"
 
-int ops_cuda_built(void) { return 0; }
-
 int ops_cuda_device_count(char *why, size_t why_len) {
     if (why && why_len)
         snprintf(why, why_len, "this mmgpt was built without CUDA (no nvcc)");

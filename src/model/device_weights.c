@@ -30,19 +30,21 @@ mm_status model_to_device(mm_model *m, const mm_ops *ops, mm_err *e) {
                            p->name, mm_dtype_name(t), ops->name);
         fb += aligned_size(weights_param_bytes(w, p));
     }
-    void **host = malloc(sizeof(void *) * (size_t)(w->n_params ? w->n_params : 1));
-    if (!host)
+    size_t slots = sizeof(void *) * (size_t)(w->n_params ? w->n_params : 1);
+    void **host = malloc(slots), **devp = malloc(slots);
+    if (!host || !devp) {
+        free(host), free(devp);
         return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    }
     for (int i = 0; i < w->n_params; i++)
         host[i] = *w->params[i].slot;
+    mm_status st;
     char *df = ops->alloc(fb ? fb : DEV_ALIGN);
     float *dt = ops->alloc(tb ? tb : DEV_ALIGN);
     if (!df || !dt) {
-        free(host);
-        ops->free(df);
-        ops->free(dt);
-        return mm_errf(e, MM_ERR_NOMEM, "out of %s memory for the weights (%.1f MB frozen, %.1f MB trainable)", ops->name,
-                       (double)fb / 1e6, (double)tb / 1e6);
+        st = mm_errf(e, MM_ERR_NOMEM, "out of %s memory for the weights (%.1f MB frozen, %.1f MB trainable)", ops->name,
+                     (double)fb / 1e6, (double)tb / 1e6);
+        goto fail;
     }
     if (tb)
         ops->upload(dt, w->trainable, tb);
@@ -55,10 +57,8 @@ mm_status model_to_device(mm_model *m, const mm_ops *ops, mm_err *e) {
             continue;
         if (param_trains(p)) {
             if (src < t0 || src >= t1) { // cannot happen with weights_alloc's layout; guard the offsets
-                free(host);
-                ops->free(df);
-                ops->free(dt);
-                return mm_errf(e, MM_ERR_ARG, "%s is trainable but not in the trainable buffer", p->name);
+                st = mm_errf(e, MM_ERR_ARG, "%s is trainable but not in the trainable buffer", p->name);
+                goto fail;
             }
             continue; // re-pointed below, once every frozen view has been read
         }
@@ -81,13 +81,6 @@ mm_status model_to_device(mm_model *m, const mm_ops *ops, mm_err *e) {
             off += aligned_size(weights_param_bytes(w, p));
         }
     }
-    void **devp = malloc(sizeof(void *) * (size_t)(w->n_params ? w->n_params : 1));
-    if (!devp) {
-        for (int i = 0; i < w->n_params; i++)
-            *w->params[i].slot = host[i];
-        free(host), ops->free(df), ops->free(dt);
-        return mm_errf(e, MM_ERR_NOMEM, "out of memory");
-    }
     for (int i = 0; i < w->n_params; i++)
         devp[i] = *w->params[i].slot;
     mm_status s = ops->status(e);
@@ -99,6 +92,9 @@ mm_status model_to_device(mm_model *m, const mm_ops *ops, mm_err *e) {
     if (s != MM_OK)
         model_device_release(m);
     return s;
+fail:
+    free(host), free(devp), ops->free(df), ops->free(dt);
+    return st;
 }
 
 void model_device_release(mm_model *m) {

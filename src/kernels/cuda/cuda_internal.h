@@ -68,7 +68,6 @@ void cu_linear(float *out, const float *in, mm_wref w, const float *bias, int N,
 void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
              float beta, float *C, int ldc);
 void cu_linear_backward_input(float *dx, const float *dy, mm_wref w, int N, int in, int out, int acc);
-void cu_gemm_shutdown(void);
 
 void cu_layernorm(float *out, const float *in, const float *w, const float *b, int N, int C, float eps);
 void cu_rmsnorm(float *out, const float *in, const float *w, int N, int C, float eps);

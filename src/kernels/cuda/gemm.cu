@@ -207,6 +207,20 @@ void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
 
 static cudaDataType_t half_type(mm_dtype t) { return t == MM_BF16 ? CUDA_R_16BF : CUDA_R_16F; }
 
+// Runs plan p with the weight w as the (column-major) A and the rows x cols activations act as B: as
+// they are for an f32 weight, rounded to the weight's type for a half one (cuBLASLt multiplies like types).
+static void lt_run_weight(const mm_lt_plan *p, mm_wref w, const float *act, int rows, int cols, float beta, float *C) {
+    if (w.dtype == MM_F32) {
+        lt_run(p, 1.0f, w.data, act, beta, C, CUDA_R_32F);
+        return;
+    }
+    void *h = cuda_scratch(SCR_CONVERT_A, mm_lt_convert_bytes(rows, cols));
+    if (!h)
+        return;
+    cu_round_half(h, act, (size_t)rows * cols, w.dtype == MM_BF16);
+    lt_run(p, 1.0f, w.data, h, beta, C, half_type(w.dtype));
+}
+
 void cu_linear(float *out, const float *in, mm_wref w, const float *bias, int N, int K, int M, int acc) {
     CU_LOCK();
     float beta = acc ? 1.0f : 0.0f;
@@ -219,15 +233,7 @@ void cu_linear(float *out, const float *in, mm_wref w, const float *bias, int N,
         cuda_fail(__FILE__, __LINE__, "linear", "bad shape");
         return;
     }
-    if (w.dtype == MM_F32) {
-        lt_run(&p, 1.0f, w.data, in, beta, out, CUDA_R_32F);
-        return;
-    }
-    void *xh = cuda_scratch(SCR_CONVERT_A, mm_lt_convert_bytes(N, K));
-    if (!xh)
-        return;
-    cu_round_half(xh, in, (size_t)N * K, w.dtype == MM_BF16);
-    lt_run(&p, 1.0f, w.data, xh, beta, out, half_type(w.dtype));
+    lt_run_weight(&p, w, in, N, K, beta, out);
 }
 
 void cu_linear_backward_input(float *dx, const float *dy, mm_wref w, int N, int in, int out, int acc) {
@@ -239,19 +245,5 @@ void cu_linear_backward_input(float *dx, const float *dy, mm_wref w, int N, int 
         return;
     }
     float beta = acc ? 1.0f : 0.0f;
-    if (w.dtype == MM_F32) {
-        lt_run(&p, 1.0f, w.data, dy, beta, dx, CUDA_R_32F);
-        return;
-    }
-    void *gh = cuda_scratch(SCR_CONVERT_A, mm_lt_convert_bytes(N, out));
-    if (!gh)
-        return;
-    cu_round_half(gh, dy, (size_t)N * out, w.dtype == MM_BF16);
-    lt_run(&p, 1.0f, w.data, gh, beta, dx, half_type(w.dtype));
-}
-
-void cu_gemm_shutdown(void) {
-    CU_LOCK();
-    for (int i = 0; i < LT_CACHE; i++)
-        lt_release(&g_lt[i]);
+    lt_run_weight(&p, w, dy, N, out, beta, dx);
 }

@@ -153,8 +153,6 @@ static const mm_ops cuda_ops = {
     .status = cu_status,
 };
 
-extern "C" int ops_cuda_built(void) { return 1; }
-
 extern "C" int ops_cuda_device_count(char *why, size_t why_len) {
     int n = 0;
     // Without libcuda.so (no driver) the static runtime answers with an error here, not a crash.

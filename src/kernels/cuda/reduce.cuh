@@ -17,15 +17,19 @@ template <typename T> __device__ __forceinline__ T warp_max(T v) {
     return v;
 }
 
+// Leaves each warp's value v in sh[warp] for every thread to read; returns the number of warps.
 // blockDim.x must be a multiple of 32 (at most 1024); sh holds 32 values. Safe to call repeatedly
 // with the same sh: the first barrier keeps a previous call's readers ahead of this call's writers.
+template <typename T> __device__ __forceinline__ int block_stage(T v, T *sh) {
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0)
+        sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    return blockDim.x >> 5;
+}
+
 template <typename T> __device__ __forceinline__ T block_sum(T v, T *sh) {
-    v = warp_sum(v);
-    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    __syncthreads();
-    if (lane == 0)
-        sh[wid] = v;
-    __syncthreads();
+    int nw = block_stage(warp_sum(v), sh);
     T t = 0;
     for (int i = 0; i < nw; i++)
         t += sh[i];
@@ -33,12 +37,7 @@ template <typename T> __device__ __forceinline__ T block_sum(T v, T *sh) {
 }
 
 template <typename T> __device__ __forceinline__ T block_max(T v, T *sh) {
-    v = warp_max(v);
-    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    __syncthreads();
-    if (lane == 0)
-        sh[wid] = v;
-    __syncthreads();
+    int nw = block_stage(warp_max(v), sh);
     T t = sh[0];
     for (int i = 1; i < nw; i++)
         t = sh[i] > t ? sh[i] : t;
