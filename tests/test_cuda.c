@@ -497,6 +497,19 @@ static void test_gpu_linear(void **st) {
     printf("mmgpt-test: %llu products ran on the fallback kernel\n", ops_cuda_fallback_gemms());
 }
 
+// RMSNorm (eps 1e-6) or LayerNorm (eps 1e-5, bias b on the CPU and db on the GPU, NULL for none) of
+// x into o on the CPU and of dx into dout on the GPU.
+static void norm_both(int rms, float *o, const float *x, const float *w, const float *b, float *dout, const float *dx,
+                      const float *dw, const float *db, int N, int C) {
+    if (rms) {
+        cpu->rmsnorm(o, x, w, N, C, 1e-6f);
+        gpu->rmsnorm(dout, dx, dw, N, C, 1e-6f);
+    } else {
+        cpu->layernorm(o, x, w, b, N, C, 1e-5f);
+        gpu->layernorm(dout, dx, dw, db, N, C, 1e-5f);
+    }
+}
+
 static void test_gpu_norms(void **st) {
     (void)st;
     NEED_GPU();
@@ -511,26 +524,14 @@ static void test_gpu_norms(void **st) {
         float *o = malloc(4 * n), *dout = gpu->alloc(4 * n);
         for (int rms = 0; rms < 2; rms++) {
             const char *nm = rms ? "rmsnorm" : "layernorm";
-            if (rms) {
-                cpu->rmsnorm(o, x, w, N, C, 1e-6f);
-                gpu->rmsnorm(dout, dx, dw, N, C, 1e-6f);
-            } else {
-                cpu->layernorm(o, x, w, b, N, C, 1e-5f);
-                gpu->layernorm(dout, dx, dw, dbias, N, C, 1e-5f);
-            }
+            norm_both(rms, o, x, w, b, dout, dx, dw, dbias, N, C);
             float *got = down(dout, n);
             gpu_ok();
             near(nm, got, o, n, 1e-4f);
             free(got);
             // In place (out == in).
             float *xi = copy_vec(x, n), *dxi = up(x, 4 * n);
-            if (rms) {
-                cpu->rmsnorm(xi, xi, w, N, C, 1e-6f);
-                gpu->rmsnorm(dxi, dxi, dw, N, C, 1e-6f);
-            } else {
-                cpu->layernorm(xi, xi, w, NULL, N, C, 1e-5f);
-                gpu->layernorm(dxi, dxi, dw, NULL, N, C, 1e-5f);
-            }
+            norm_both(rms, xi, xi, w, NULL, dxi, dxi, dw, NULL, N, C);
             got = down(dxi, n);
             near("norm in place", got, xi, n, 1e-4f);
             free(got), free(xi), gpu->free(dxi);
@@ -813,17 +814,7 @@ static void test_gpu_training_helpers(void **st) {
 static int setup(void **st) {
     (void)st;
     cpu = ops_cpu();
-    char why[160] = "";
-    if (ops_cuda_device_count(why, sizeof why) > 0) {
-        mm_err e = {0};
-        gpu = ops_cuda(0, &e);
-        if (!gpu)
-            fprintf(stderr, "mmgpt-test: a CUDA device answers but did not open: %s\n", e.msg);
-        else
-            fprintf(stderr, "mmgpt-test: GPU tests on cuda:0 (%s)\n", ops_cuda_describe());
-    } else {
-        fprintf(stderr, "mmgpt-test: no CUDA device (%s): the GPU tests are skipped\n", why);
-    }
+    gpu = test_gpu_open();
     return 0;
 }
 

@@ -731,15 +731,7 @@ static void test_gpu_trainer_matches_cpu(void **st) {
 static int setup(void **st) {
     (void)st;
     guarded_init();
-    char why[160];
-    if (ops_cuda_device_count(why, sizeof why) > 0) {
-        mm_err e = {0};
-        gpu = ops_cuda(0, &e);
-        if (!gpu)
-            fprintf(stderr, "mmgpt-test: a CUDA device answers but did not open: %s\n", e.msg);
-    } else {
-        fprintf(stderr, "mmgpt-test: no CUDA device (%s): the GPU tests are skipped\n", why);
-    }
+    gpu = test_gpu_open();
     return 0;
 }
 

@@ -107,4 +107,22 @@ static inline int compare_f32(const char *what, const float *got, const float *w
     return nbad == 0;
 }
 
+#ifdef MM_OPS_CUDA_H // for the tests that include kernels/ops_cuda.h first
+// cuda:0's ops table for the GPU tests, or NULL (those tests then skip); says which on stderr.
+static inline const mm_ops *test_gpu_open(void) {
+    char why[160] = "";
+    if (ops_cuda_device_count(why, sizeof why) <= 0) {
+        fprintf(stderr, "mmgpt-test: no CUDA device (%s): the GPU tests are skipped\n", why);
+        return NULL;
+    }
+    mm_err e = {0};
+    const mm_ops *g = ops_cuda(0, &e);
+    if (!g)
+        fprintf(stderr, "mmgpt-test: a CUDA device answers but did not open: %s\n", e.msg);
+    else
+        fprintf(stderr, "mmgpt-test: GPU tests on cuda:0 (%s)\n", ops_cuda_describe());
+    return g;
+}
+#endif
+
 #endif
