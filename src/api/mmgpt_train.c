@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "api/api_internal.h"
+#include "api/train_setup.h"
 #include "train/trainer.h"
 
 // An out_dir given as resume means its highest checkpoint-N.
@@ -25,6 +26,19 @@ static int latest_checkpoint(const char *dir, char *out, size_t n) {
         return 0;
     snprintf(out, n, "%s/checkpoint-%ld", dir, best);
     return 1;
+}
+
+mm_status api_train_config(const char *config, const char *resume, mm_train_config *cfg, char *ckpt, size_t ckpt_len,
+                           mm_err *e) {
+    if (!resume)
+        return train_config_load(cfg, config, e);
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/trainer_state.safetensors", resume);
+    if (access(probe, R_OK) == 0)
+        snprintf(ckpt, ckpt_len, "%s", resume);
+    else if (!latest_checkpoint(resume, ckpt, ckpt_len))
+        return mm_errf(e, MM_ERR_IO, "%s: neither a checkpoint directory nor an out_dir with checkpoint-N inside", resume);
+    return trainer_checkpoint_config(cfg, ckpt, e);
 }
 
 typedef struct {
@@ -53,19 +67,8 @@ mmgpt_status mmgpt_train(const char *config, const char *resume, const mmgpt_tra
     mm_err e = {0};
     mm_train_config cfg;
     char ckpt[4096];
-    if (resume) {
-        char probe[4200];
-        snprintf(probe, sizeof probe, "%s/trainer_state.safetensors", resume);
-        if (access(probe, R_OK) == 0)
-            snprintf(ckpt, sizeof ckpt, "%s", resume);
-        else if (!latest_checkpoint(resume, ckpt, sizeof ckpt))
-            return api_errf(err, MMGPT_ERR_IO, "%s: neither a checkpoint directory nor an out_dir with checkpoint-N inside",
-                            resume);
-        if (trainer_checkpoint_config(&cfg, ckpt, &e) != MM_OK)
-            return api_fail(err, &e);
-    } else if (train_config_load(&cfg, config, &e) != MM_OK) {
+    if (api_train_config(config, resume, &cfg, ckpt, sizeof ckpt, &e) != MM_OK)
         return api_fail(err, &e);
-    }
     mm_trainer *t;
     const mm_ops *ops;
     mm_load_opts prec = {0};

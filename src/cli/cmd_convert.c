@@ -140,10 +140,8 @@ int cmd_convert(int argc, char **argv) {
         default: out = v; break;
         }
     }
-    if (p.next < argc) {
-        fputs(usage_text, stderr);
-        return cli_usage("convert", "unexpected argument '%s'", argv[p.next]);
-    }
+    if (p.next < argc)
+        return cli_opts_refuse(&p, "unexpected argument '%s'", argv[p.next]);
     mm_quant_scheme q = quant_scheme_float(MM_F16);
     if (dtype && quant_scheme_parse(dtype, &q) != 0)
         return cli_usage("convert", "--dtype must be f32, f16, bf16, q8_0, q4_0, q4_k or q4_k_m, not '%s'", dtype);

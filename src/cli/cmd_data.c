@@ -180,12 +180,8 @@ int cmd_data(int argc, char **argv) {
     cli_opts_add(&p, is_preview ? preview_only : stats_only);
     const char *v;
     for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR)
-            return 2;
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
+            return cli_opts_stop(&p, k);
         if (k == KEY_CONFIG) {
             cfg = v;
         } else if (k == 'm') {
@@ -204,14 +200,10 @@ int cmd_data(int argc, char **argv) {
             decode = 1;
         }
     }
-    if (p.next < argc - 1) {
-        fputs(usage_text, stderr);
-        return cli_usage("data", "unexpected argument '%s'", argv[1 + p.next]);
-    }
-    if (!cfg || (!model && !tok_path)) {
-        fputs(usage_text, stderr);
-        return cli_usage("data", "needs --config DATA.json and -m MODEL_DIR or --tokenizer FILE");
-    }
+    if (p.next < argc - 1)
+        return cli_opts_refuse(&p, "unexpected argument '%s'", argv[1 + p.next]);
+    if (!cfg || (!model && !tok_path))
+        return cli_opts_refuse(&p, "needs --config DATA.json and -m MODEL_DIR or --tokenizer FILE");
     mm_err e = {0};
     mm_tokenizer *tok = NULL;
     if (cli_load_tokenizer(model, tok_path, &tok, &e) != MM_OK)

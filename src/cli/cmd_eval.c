@@ -107,14 +107,10 @@ int cmd_eval(int argc, char **argv) {
             json = 1;
         }
     }
-    if (p.next < argc) {
-        fputs(usage_text, stderr);
-        return cli_usage("eval", "unexpected argument '%s'", argv[p.next]);
-    }
-    if (!ma.model || !data) {
-        fputs(usage_text, stderr);
-        return cli_usage("eval", "needs -m MODEL and --data EVAL.jsonl");
-    }
+    if (p.next < argc)
+        return cli_opts_refuse(&p, "unexpected argument '%s'", argv[p.next]);
+    if (!ma.model || !data)
+        return cli_opts_refuse(&p, "needs -m MODEL and --data EVAL.jsonl");
     char rootbuf[4096];
     if (!root) {
         const char *slash = strrchr(data, '/');

@@ -722,10 +722,8 @@ int cmd_eval_task(int argc, char **argv) {
             a.quiet = 1;
         }
     }
-    if (op.next < argc) {
-        fputs(usage_text, stderr);
-        return cli_usage("eval", "unexpected argument '%s'", argv[op.next]);
-    }
+    if (op.next < argc)
+        return cli_opts_refuse(&op, "unexpected argument '%s'", argv[op.next]);
     eval_task task;
     if (!a.task_name || eval_task_parse(a.task_name, &task))
         return cli_usage("eval", "--task is one of vqav2, okvqa, textvqa, vizwiz, coco, flickr30k, not '%s'",

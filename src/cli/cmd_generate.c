@@ -66,14 +66,10 @@ int cmd_generate(int argc, char **argv) {
             exif = k == KEY_EXIF ? 1 : -1;
         }
     }
-    if (p.next < argc) {
-        fputs(usage_text, stderr);
-        return cli_usage("generate", "unexpected argument '%s'", argv[p.next]);
-    }
-    if (!ma.model || !prompt) {
-        fputs(usage_text, stderr);
-        return cli_usage("generate", "needs -m MODEL and --prompt TEXT");
-    }
+    if (p.next < argc)
+        return cli_opts_refuse(&p, "unexpected argument '%s'", argv[p.next]);
+    if (!ma.model || !prompt)
+        return cli_opts_refuse(&p, "needs -m MODEL and --prompt TEXT");
     mm_err e = {0};
     mm_model m;
     mm_tokenizer *tok = NULL;

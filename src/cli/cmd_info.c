@@ -124,12 +124,8 @@ int cmd_info(int argc, char **argv) {
     cli_opts_add(&p, own);
     const char *v;
     for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR)
-            return 2;
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
+            return cli_opts_stop(&p, k);
         if (k == 'm') {
             dir = v;
         } else {
@@ -141,10 +137,8 @@ int cmd_info(int argc, char **argv) {
     }
     if (p.next < argc) // FILE, the one operand
         file = argv[p.next++];
-    if (p.next < argc) {
-        fputs(usage_text, stderr);
-        return cli_usage("info", "unexpected argument '%s'", argv[p.next]);
-    }
+    if (p.next < argc)
+        return cli_opts_refuse(&p, "unexpected argument '%s'", argv[p.next]);
     if (file && !dir)
         return info_file(file);
     if (!dir)

@@ -59,12 +59,8 @@ int cmd_init(int argc, char **argv) {
     cli_opts_add(&p, own);
     const char *v;
     for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR)
-            return 2;
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
+            return cli_opts_stop(&p, k);
         char *end = NULL;
         if (k == KEY_CONFIG) {
             cfg_path = v;
@@ -87,14 +83,10 @@ int cmd_init(int argc, char **argv) {
                 return opts.latent_std < 0 ? cli_usage("init", "--latent-std must not be negative") : 2;
         }
     }
-    if (p.next < argc) {
-        fputs(usage_text, stderr);
-        return cli_usage("init", "unexpected argument '%s'", argv[p.next]);
-    }
-    if (!cfg_path || !tok_path || !out) {
-        fputs(usage_text, stderr);
-        return cli_usage("init", "needs --config, --tokenizer and --out");
-    }
+    if (p.next < argc)
+        return cli_opts_refuse(&p, "unexpected argument '%s'", argv[p.next]);
+    if (!cfg_path || !tok_path || !out)
+        return cli_opts_refuse(&p, "needs --config, --tokenizer and --out");
     mm_err e = {0};
     mm_config cfg;
     if (config_load(&cfg, cfg_path, &e) != MM_OK)

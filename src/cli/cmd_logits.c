@@ -82,10 +82,8 @@ int cmd_logits(int argc, char **argv) {
         fputs(usage_text, stderr);
         return cli_usage("logits", "unexpected argument '%s'", argv[p.next]);
     }
-    if (!model_dir || (!prompt == !tokens_arg)) {
-        fputs(usage_text, stderr);
-        return cli_usage("logits", "needs -m MODEL_DIR and exactly one of --prompt or --tokens");
-    }
+    if (!model_dir || (!prompt == !tokens_arg))
+        return cli_opts_refuse(&p, "needs -m MODEL_DIR and exactly one of --prompt or --tokens");
     int rc = 1;
     mm_model m = {0};
     mm_acts acts = {0};

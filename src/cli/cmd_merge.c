@@ -28,12 +28,8 @@ int cmd_merge(int argc, char **argv) {
     cli_opts_add(&p, own);
     const char *v;
     for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR)
-            return 2;
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
+            return cli_opts_stop(&p, k);
         if (k == 'm')
             model_dir = v;
         else if (k == KEY_ADAPTER)
@@ -43,14 +39,10 @@ int cmd_merge(int argc, char **argv) {
         else
             dtype = v;
     }
-    if (p.next < argc) {
-        fputs(usage_text, stderr);
-        return cli_usage("merge", "unexpected argument '%s'", argv[p.next]);
-    }
-    if (!model_dir || !out) {
-        fputs(usage_text, stderr);
-        return cli_usage("merge", "needs -m MODEL_DIR and --out DIR");
-    }
+    if (p.next < argc)
+        return cli_opts_refuse(&p, "unexpected argument '%s'", argv[p.next]);
+    if (!model_dir || !out)
+        return cli_opts_refuse(&p, "needs -m MODEL_DIR and --out DIR");
     mm_quant_scheme q = quant_scheme_keep();
     if (dtype && quant_scheme_parse(dtype, &q) != 0)
         return cli_usage("merge", "--dtype must be f32, f16, bf16, q8_0, q4_0, q4_k or q4_k_m, not '%s'", dtype);

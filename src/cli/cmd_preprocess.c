@@ -42,12 +42,8 @@ int cmd_preprocess(int argc, char **argv) {
     cli_opts_add(&op, own);
     const char *v;
     for (int k; (k = cli_opts_next(&op, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR)
-            return 2;
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
+            return cli_opts_stop(&op, k);
         if (k == 'o') {
             out = v;
         } else if (k == KEY_SIZE) {
@@ -66,14 +62,10 @@ int cmd_preprocess(int argc, char **argv) {
     }
     if (op.next < argc) // IMAGE, the one operand
         image = argv[op.next++];
-    if (op.next < argc) {
-        fputs(usage_text, stderr);
-        return cli_usage("preprocess", "unexpected argument '%s'", argv[op.next]);
-    }
-    if (!image || !out) {
-        fputs(usage_text, stderr);
-        return cli_usage("preprocess", "needs IMAGE and --out FILE.npy");
-    }
+    if (op.next < argc)
+        return cli_opts_refuse(&op, "unexpected argument '%s'", argv[op.next]);
+    if (!image || !out)
+        return cli_opts_refuse(&op, "needs IMAGE and --out FILE.npy");
     mm_err e = {0};
     size_t n = 3 * (size_t)size * (size_t)size;
     int count = order == 2 ? 2 : 1;

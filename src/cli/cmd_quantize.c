@@ -37,12 +37,8 @@ int cmd_quantize(int argc, char **argv) {
     cli_opts_add(&p, own);
     const char *v;
     for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR)
-            return 2;
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
+            return cli_opts_stop(&p, k);
         if (k == KEY_TYPE)
             type = v;
         else if (k == KEY_ADAPTER)
@@ -55,14 +51,10 @@ int cmd_quantize(int argc, char **argv) {
         in = argv[p.next++];
     if (p.next < argc)
         out = argv[p.next++];
-    if (p.next < argc) {
-        fputs(usage_text, stderr);
-        return cli_usage("quantize", "unexpected argument '%s'", argv[p.next]);
-    }
-    if (!in || !out || !type) {
-        fputs(usage_text, stderr);
-        return cli_usage("quantize", "needs IN, OUT.gguf and --type");
-    }
+    if (p.next < argc)
+        return cli_opts_refuse(&p, "unexpected argument '%s'", argv[p.next]);
+    if (!in || !out || !type)
+        return cli_opts_refuse(&p, "needs IN, OUT.gguf and --type");
     mm_quant_scheme q;
     if (quant_scheme_parse(type, &q) != 0)
         return cli_usage("quantize", "--type must be q8_0, q4_0, q4_k, q4_k_m, f16, bf16 or f32, not '%s'", type);

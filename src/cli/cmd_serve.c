@@ -49,12 +49,8 @@ int cmd_serve(int argc, char **argv) {
     cli_opts_add(&p, cli_model_opts);
     const char *v;
     for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR)
-            return 2;
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
+            return cli_opts_stop(&p, k);
         long n;
         if (cli_model_opt(&ma, k, v)) {
         } else if (k == KEY_HOST) {
@@ -83,14 +79,10 @@ int cmd_serve(int argc, char **argv) {
             o.api_key = v;
         }
     }
-    if (p.next < argc) {
-        fputs(usage_text, stderr);
-        return cli_usage("serve", "unexpected argument '%s'", argv[p.next]);
-    }
-    if (!ma.model) {
-        fputs(usage_text, stderr);
-        return cli_usage("serve", "needs -m MODEL_DIR");
-    }
+    if (p.next < argc)
+        return cli_opts_refuse(&p, "unexpected argument '%s'", argv[p.next]);
+    if (!ma.model)
+        return cli_opts_refuse(&p, "needs -m MODEL_DIR");
     o.max_ctx = ma.max_ctx;
     o.defaults = sampling_defaults();
     o.defaults.num_beams = 1;

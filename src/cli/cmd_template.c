@@ -28,12 +28,8 @@ int cmd_template(int argc, char **argv) {
     cli_opts_add(&p, own);
     const char *v;
     for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR)
-            return 2;
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
+            return cli_opts_stop(&p, k);
         if (k == KEY_CONV) {
             conv_path = v;
         } else if (k == KEY_TOK) {
@@ -51,14 +47,10 @@ int cmd_template(int argc, char **argv) {
             keep = 1;
         }
     }
-    if (p.next < argc) {
-        fputs(usage_text, stderr);
-        return cli_usage("template", "unexpected argument '%s'", argv[p.next]);
-    }
-    if (!conv_path || !tok_path) {
-        fputs(usage_text, stderr);
-        return cli_usage("template", "needs --conversation FILE.json and --tokenizer FILE");
-    }
+    if (p.next < argc)
+        return cli_opts_refuse(&p, "unexpected argument '%s'", argv[p.next]);
+    if (!conv_path || !tok_path)
+        return cli_opts_refuse(&p, "needs --conversation FILE.json and --tokenizer FILE");
     mm_err e = {0};
     mm_conversation c;
     if (conv_load_file(&c, conv_path, &e) != MM_OK)

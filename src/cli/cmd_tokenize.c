@@ -110,12 +110,8 @@ int cmd_tokenize(int argc, char **argv) {
     cli_opts_add(&p, own);
     const char *a;
     for (int k; (k = cli_opts_next(&p, &a)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR)
-            return 2;
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
+            return cli_opts_stop(&p, k);
         if (k == KEY_TOKENIZER)
             path = a;
         else if (k == KEY_DECODE)
@@ -123,14 +119,10 @@ int cmd_tokenize(int argc, char **argv) {
         else
             keep = 1;
     }
-    if (p.next < argc) {
-        fputs(usage_text, stderr);
-        return cli_usage("tokenize", "unexpected argument '%s'", argv[p.next]);
-    }
-    if (!path) {
-        fputs(usage_text, stderr);
-        return cli_usage("tokenize", "needs --tokenizer FILE");
-    }
+    if (p.next < argc)
+        return cli_opts_refuse(&p, "unexpected argument '%s'", argv[p.next]);
+    if (!path)
+        return cli_opts_refuse(&p, "needs --tokenizer FILE");
     mm_err e = {0};
     mm_tokenizer *t = NULL;
     if (tok_load(&t, path, &e) != MM_OK)

@@ -1,11 +1,11 @@
 // mmgpt train: LoRA fine-tuning from a JSON config, with a progress line, a JSONL log and resumable
 // checkpoints.
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "api/train_setup.h"
 #include "cli/chat_setup.h"
 #include "cli/commands.h"
 #include "cli/opts.h"
@@ -47,26 +47,6 @@ static void progress(const mm_train_report *r, void *user) {
         fprintf(stderr, "%ssaved %s\n", tty ? "\n" : "", r->saved);
 }
 
-// An out_dir given to --resume means its highest checkpoint-N.
-static int latest_checkpoint(const char *dir, char *out, size_t n) {
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    long best = -1;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        long k;
-        char tail;
-        if (sscanf(de->d_name, "checkpoint-%ld%c", &k, &tail) == 1 && k > best)
-            best = k;
-    }
-    closedir(d);
-    if (best < 0)
-        return 0;
-    snprintf(out, n, "%s/checkpoint-%ld", dir, best);
-    return 1;
-}
-
 int cmd_train(int argc, char **argv) {
     const char *config = NULL, *resume = NULL, *device = NULL, *precision = NULL;
     long stop_after = 0;
@@ -79,12 +59,8 @@ int cmd_train(int argc, char **argv) {
     cli_opts_add(&p, own);
     const char *v;
     for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR)
-            return 2;
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
+            return cli_opts_stop(&p, k);
         if (k == KEY_CONFIG) {
             config = v;
         } else if (k == KEY_RESUME) {
@@ -100,31 +76,15 @@ int cmd_train(int argc, char **argv) {
                 return cli_usage("train", "--stop-after takes a number of steps >= 1, not '%s'", v);
         }
     }
-    if (p.next < argc) {
-        fputs(usage_text, stderr);
-        return cli_usage("train", "unexpected argument '%s'", argv[p.next]);
-    }
-    if (!config == !resume) {
-        fputs(usage_text, stderr);
-        return cli_usage("train", "needs exactly one of --config or --resume");
-    }
+    if (p.next < argc)
+        return cli_opts_refuse(&p, "unexpected argument '%s'", argv[p.next]);
+    if (!config == !resume)
+        return cli_opts_refuse(&p, "needs exactly one of --config or --resume");
     mm_err e = {0};
     mm_train_config cfg;
     char ckpt[4096];
-    if (resume) {
-        char probe[4200];
-        snprintf(probe, sizeof probe, "%s/trainer_state.safetensors", resume);
-        if (access(probe, R_OK) == 0)
-            snprintf(ckpt, sizeof ckpt, "%s", resume);
-        else if (!latest_checkpoint(resume, ckpt, sizeof ckpt)) {
-            mm_errf(&e, MM_ERR_IO, "%s: neither a checkpoint directory nor an out_dir with checkpoint-N inside", resume);
-            return cli_fail(&e);
-        }
-        if (trainer_checkpoint_config(&cfg, ckpt, &e) != MM_OK)
-            return cli_fail(&e);
-    } else if (train_config_load(&cfg, config, &e) != MM_OK) {
+    if (api_train_config(config, resume, &cfg, ckpt, sizeof ckpt, &e) != MM_OK)
         return cli_fail(&e);
-    }
     mm_trainer *t;
     const mm_ops *ops;
     mm_load_opts prec = {0};

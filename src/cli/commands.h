@@ -3,6 +3,8 @@
 #ifndef MM_COMMANDS_H
 #define MM_COMMANDS_H
 
+#include <stdarg.h>
+
 #include "base/err.h"
 
 int cmd_logits(int argc, char **argv);
@@ -28,5 +30,6 @@ int cmd_eval_task(int argc, char **argv);
 int cli_fail(const mm_err *e);
 // Prints "mmgpt <cmd>: <printf message>" to stderr and returns 2 (usage errors).
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_vusage(const char *cmd, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 #endif

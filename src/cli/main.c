@@ -36,14 +36,19 @@ int cli_fail(const mm_err *e) {
     return 1;
 }
 
-int cli_usage(const char *cmd, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+int cli_vusage(const char *cmd, const char *fmt, va_list ap) {
     fprintf(stderr, "mmgpt %s: ", cmd);
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
-    va_end(ap);
     return 2;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = cli_vusage(cmd, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 static void usage(FILE *f) {

@@ -1,4 +1,5 @@
 // getopt_long behind the commands' option tables (opts.h).
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -61,4 +62,20 @@ int cli_opts_next(cli_opts *p, const char **value) {
     else
         cli_usage(p->cmd, "unknown or ambiguous option '%s'", what);
     return CLI_OPTS_ERROR;
+}
+
+int cli_opts_stop(const cli_opts *p, int key) {
+    if (key != CLI_KEY_HELP)
+        return 2;
+    fputs(p->usage, stdout);
+    return 0;
+}
+
+int cli_opts_refuse(const cli_opts *p, const char *fmt, ...) {
+    fputs(p->usage, stderr);
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = cli_vusage(p->cmd, fmt, ap);
+    va_end(ap);
+    return rc;
 }

@@ -45,6 +45,12 @@ void cli_opts_add(cli_opts *p, const cli_opt *table);
 // are done; CLI_OPTS_ERROR after printing the usage and the problem to stderr (the caller returns 2).
 int cli_opts_next(cli_opts *p, const char **value);
 
+// For the key cli_opts_next returned being CLI_OPTS_ERROR (gives 2) or CLI_KEY_HELP (prints the usage to stdout,
+// gives 0): the command's exit status.
+int cli_opts_stop(const cli_opts *p, int key);
+// Refuses the command line: prints the usage and "mmgpt CMD: " plus the message to stderr; returns 2.
+int cli_opts_refuse(const cli_opts *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 // Every command's --help / -h.
 #define CLI_KEY_HELP 'h'
 extern const cli_opt cli_help_opts[];
