@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
         }
         vals = nv;
         // Values: a hash per element, in parallel (the speed does not depend on them), then stored in
-        // the parameter's type in parallel chunks of whole blocks.
+        // the parameter's type.
         float s = p->ndim > 1 ? 1.7f / sqrtf((float)p->shape[p->ndim - 1]) : 0.1f;
         float off = p->ndim == 1 && strstr(p->name, "norm") ? 1.0f : 0.0f;
 #pragma omp parallel for schedule(static)
@@ -105,13 +105,7 @@ int main(int argc, char **argv) {
             h ^= h >> 29, h *= 0xBF58476D1CE4E5B9ull, h ^= h >> 32;
             vals[k] = ((float)(h >> 40) * (1.0f / 16777216.0f) * 2 - 1) * s + off;
         }
-        mm_dtype pt = weights_param_dtype(&m.w, p);
-        size_t chunk = 4096, nchunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(dynamic, 16)
-        for (size_t ci = 0; ci < nchunks; ci++) {
-            size_t a = ci * chunk, cnt = n - a < chunk ? n - a : chunk;
-            mm_convert_from_f32((char *)*p->slot + mm_dtype_nbytes(pt, a), pt, vals + a, cnt);
-        }
+        mm_convert_from_f32(*p->slot, weights_param_dtype(&m.w, p), vals, n);
         // Bytes a generated token reads: the decoder's matrices (not the vision tower or perceiver).
         if (!strncmp(p->name, "lang_encoder.", 13) && strcmp(p->name, "lang_encoder.model.embed_tokens.weight"))
             mat_bytes += weights_param_bytes(&m.w, p);

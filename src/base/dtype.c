@@ -129,7 +129,7 @@ int mm_convert_to_f32(float *dst, const void *src, mm_dtype t, size_t n) {
     }
 }
 
-int mm_convert_from_f32(void *dst, mm_dtype t, const float *src, size_t n) {
+static int from_f32_serial(void *dst, mm_dtype t, const float *src, size_t n) {
     switch (t) {
     case MM_F32:
         memmove(dst, src, n * 4);
@@ -160,4 +160,20 @@ int mm_convert_from_f32(void *dst, mm_dtype t, const float *src, size_t n) {
     default:
         return -1;
     }
+}
+
+// Large arrays convert in parallel chunks of whole blocks (quantizing, Q4_K's search above all, is
+// compute-bound); inside an enclosing parallel region the chunks run on the calling thread.
+int mm_convert_from_f32(void *dst, mm_dtype t, const float *src, size_t n) {
+    const size_t chunk = 1 << 14; // a multiple of every block size
+    if (n <= chunk || n % (size_t)mm_dtype_block(t) != 0)
+        return from_f32_serial(dst, t, src, n);
+    size_t nchunks = (n + chunk - 1) / chunk;
+    int bad = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(| : bad)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t a = c * chunk, cnt = n - a < chunk ? n - a : chunk;
+        bad |= from_f32_serial((char *)dst + mm_dtype_nbytes(t, a), t, src + a, cnt) != 0;
+    }
+    return bad ? -1 : 0;
 }

@@ -336,13 +336,7 @@ typedef struct {
 
 // How many leading tokens of seq[0..n) engine slot i already holds (0 for a slot not yet made).
 static int cached_prefix(const mm_chat *ch, int i, const int32_t *seq, int n) {
-    if (!ch->eng[i])
-        return 0;
-    int have, p = 0;
-    const int32_t *t = engine_tokens(ch->eng[i], &have);
-    while (p < have && p < n && t[p] == seq[p])
-        p++;
-    return p;
+    return ch->eng[i] ? engine_common_prefix(ch->eng[i], seq, n) : 0;
 }
 
 // Whether slot i holds exactly the conversation's kept images (then its caches may be shared).
@@ -363,10 +357,12 @@ static mm_status beam_logits(void *ctx, int beam, const int32_t *seq, int n, con
     // Take the caches of the slot that holds the longest prefix of seq when it beats this slot's own:
     // the prompt and images are evaluated once for all beams, and a beam that continues another beam's
     // history copies that history's K/V instead of recomputing it (the numbers are the same either way).
-    int own = images_synced(ch, beam) ? cached_prefix(ch, beam, seq, n) : 0, from = -1, best = own;
-    for (int o = 0; o < bc->beams; o++)
-        if (o != beam && images_synced(ch, o) && cached_prefix(ch, o, seq, n) > best)
-            best = cached_prefix(ch, o, seq, n), from = o;
+    int best = images_synced(ch, beam) ? cached_prefix(ch, beam, seq, n) : 0, from = -1;
+    for (int o = 0; o < bc->beams; o++) {
+        int p = o != beam && images_synced(ch, o) ? cached_prefix(ch, o, seq, n) : 0;
+        if (p > best)
+            best = p, from = o;
+    }
     if (from >= 0) {
         if (!ch->eng[beam])
             MM_TRY(engine_create(&ch->eng[beam], ch->m, ch->max_ctx, ch->max_images, e));

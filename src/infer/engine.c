@@ -159,6 +159,13 @@ mm_status engine_copy(mm_engine *dst, const mm_engine *src, mm_err *e) {
     return ops->status(e);
 }
 
+int engine_common_prefix(const mm_engine *en, const int32_t *seq, int n) {
+    int p = 0;
+    while (p < en->n && p < n && en->tokens[p] == seq[p])
+        p++;
+    return p;
+}
+
 int engine_n_images(const mm_engine *en) { return en->n_images; }
 
 const int32_t *engine_tokens(const mm_engine *en, int *n) {

@@ -37,6 +37,8 @@ mm_status engine_eval(mm_engine *en, const int32_t *tokens, int n, const float *
 // image latents, and a beam that continues another's history takes its K/V. Both engines belong to
 // the same model; dst's context and image capacity must hold src's contents.
 mm_status engine_copy(mm_engine *dst, const mm_engine *src, mm_err *e);
+// How many leading tokens of seq[0..n) the engine holds in its cache.
+int engine_common_prefix(const mm_engine *en, const int32_t *seq, int n);
 // The sequence currently cached.
 const int32_t *engine_tokens(const mm_engine *en, int *n);
 mm_engine_stats engine_stats(const mm_engine *en);

@@ -65,13 +65,7 @@ static mm_status load(mm_promptgen *g, int i, mm_err *e) {
 
 // How many leading tokens of seq[0..n) engine i holds (0 unless it holds this run's images).
 static int cached_prefix(const mm_promptgen *g, int i, const int32_t *seq, int n) {
-    if (!g->eng[i] || !g->loaded[i])
-        return 0;
-    int have, p = 0;
-    const int32_t *t = engine_tokens(g->eng[i], &have);
-    while (p < have && p < n && t[p] == seq[p])
-        p++;
-    return p;
+    return g->eng[i] && g->loaded[i] ? engine_common_prefix(g->eng[i], seq, n) : 0;
 }
 
 // A beam takes the caches of the engine holding the longest prefix of its sequence when that beats its
@@ -79,9 +73,11 @@ static int cached_prefix(const mm_promptgen *g, int i, const int32_t *seq, int n
 static mm_status beam_logits(void *ctx, int beam, const int32_t *seq, int n, const float **logits, mm_err *e) {
     mm_promptgen *g = ctx;
     int best = cached_prefix(g, beam, seq, n), from = -1;
-    for (int o = 0; o < PG_MAX_BEAMS; o++)
-        if (o != beam && cached_prefix(g, o, seq, n) > best)
-            best = cached_prefix(g, o, seq, n), from = o;
+    for (int o = 0; o < PG_MAX_BEAMS; o++) {
+        int p = o != beam ? cached_prefix(g, o, seq, n) : 0;
+        if (p > best)
+            best = p, from = o;
+    }
     if (from >= 0) {
         if (!g->eng[beam])
             MM_TRY(engine_create(&g->eng[beam], g->m, g->max_ctx, g->max_images, e));

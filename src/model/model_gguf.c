@@ -37,17 +37,7 @@ static mm_status produce(void *user, int i, void *dst, size_t nbytes, mm_err *e)
         return MM_OK;
     }
     MM_TRY(c->fetch(c->user, p, c->f32, e));
-    // nbytes = mm_dtype_nbytes(to, n), as gguf_write planned it; quantizing rows of parallel blocks.
-    size_t bs = (size_t)mm_dtype_block(to), nb = n / bs, chunk = 4096 / bs ? 4096 / bs : 1;
-    if (!mm_dtype_is_quant(to)) {
-        mm_convert_from_f32(dst, to, c->f32, n);
-        return MM_OK;
-    }
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t b0 = 0; b0 < nb; b0 += chunk) {
-        size_t k = nb - b0 < chunk ? nb - b0 : chunk;
-        mm_convert_from_f32((char *)dst + mm_dtype_nbytes(to, b0 * bs), to, c->f32 + b0 * bs, k * bs);
-    }
+    mm_convert_from_f32(dst, to, c->f32, n); // nbytes = mm_dtype_nbytes(to, n), as gguf_write planned it
     return MM_OK;
 }
 
