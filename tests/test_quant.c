@@ -100,10 +100,6 @@ static void test_error_by_type(void **state) {
     free(x), free(y), free(b);
 }
 
-static int within(double got, double want, double mag, int n) {
-    return fabs(got - want) <= 4.0 * (n + 1) * 1.19e-7 * mag + 1e-30;
-}
-
 // Every level's quantized dot kernels (f32 activations, and int8 activations) against the exact dots
 // of the decoded rows. Rows start 2 bytes past an allocation: the kernels may assume only the blocks'
 // own 2-byte alignment (a GGUF tensor starts 32- or 64-aligned and every block size is even).
@@ -125,7 +121,7 @@ static void check_dots(const cpu_kernels *kt) {
             for (int k = 0; k < n; k++)
                 want += (double)wq[k] * x[k], mag += fabs((double)wq[k] * x[k]);
             float got = kt->dot[types[ti]](blocks + 2, x, n);
-            if (!within(got, want, mag, n)) {
+            if (!within_f32_sum(got, want, mag, n)) {
                 printf("mmgpt-test: %s dot %s n=%d got %.9g want %.9g\n", kt->name, mm_dtype_name(types[ti]), n, got, want);
                 bad++;
             }
@@ -153,7 +149,7 @@ static void check_dots(const cpu_kernels *kt) {
                 }
             }
             float gq = kt->dotq[types[ti]](blocks + 2, &xq, n);
-            if (!within(gq, wantq, magq, n) || !(fabs(gq - want) <= slack + 4.0 * (n + 1) * 1.19e-7 * magq)) {
+            if (!within_f32_sum(gq, wantq, magq, n) || !(fabs(gq - want) <= slack + 4.0 * (n + 1) * 1.19e-7 * magq)) {
                 printf("mmgpt-test: %s dotq %s n=%d got %.9g want %.9g (f32 %.9g, slack %.3g)\n", kt->name,
                        mm_dtype_name(types[ti]), n, gq, wantq, want, slack);
                 bad++;

@@ -24,10 +24,6 @@ static double exact_dot(const float *w, const float *x, int n, double *mag) {
     return s;
 }
 
-static int within(double got, double want, double mag, int n) {
-    return fabs(got - want) <= 4.0 * (n + 1) * 1.19e-7 * mag + 1e-30;
-}
-
 // Checks one table's three dot kernels; the half-precision rows start at an odd element so loads are
 // unaligned.
 static void check_table(const cpu_kernels *kt) {
@@ -44,13 +40,13 @@ static void check_table(const cpu_kernels *kt) {
             x[k] = rng_uniform(&r) * 4 - 2;
         }
         double mag, want = exact_dot(w + 1, x, n, &mag);
-        bad += !within(kt->dot[MM_F32](w + 1, x, n), want, mag, n);
+        bad += !within_f32_sum(kt->dot[MM_F32](w + 1, x, n), want, mag, n);
         // Half rows: compare against the exact product of the rounded weights.
         for (int k = 0; k < n; k++)
             h[k + 1] = mm_f32_to_f16(w[k + 1]), wq[k] = mm_f16_to_f32(h[k + 1]);
         want = exact_dot(wq, x, n, &mag);
         float got = kt->dot[MM_F16](h + 1, x, n);
-        if (!within(got, want, mag, n)) {
+        if (!within_f32_sum(got, want, mag, n)) {
             printf("mmgpt-test: %s dot_f16 n=%d got %.9g want %.9g\n", kt->name, n, got, want);
             bad++;
         }
@@ -58,7 +54,7 @@ static void check_table(const cpu_kernels *kt) {
             b[k + 1] = mm_f32_to_bf16(w[k + 1]), wq[k] = mm_bf16_to_f32(b[k + 1]);
         want = exact_dot(wq, x, n, &mag);
         got = kt->dot[MM_BF16](b + 1, x, n);
-        if (!within(got, want, mag, n)) {
+        if (!within_f32_sum(got, want, mag, n)) {
             printf("mmgpt-test: %s dot_bf16 n=%d got %.9g want %.9g\n", kt->name, n, got, want);
             bad++;
         }
@@ -85,7 +81,7 @@ static void check_table(const cpu_kernels *kt) {
                 for (int k = 0; k < n; k++)
                     wq[k] = t ? mm_bf16_to_f32(rows[q * ld + k]) : mm_f16_to_f32(rows[q * ld + k]);
                 double mag, want = exact_dot(wq, x, n, &mag);
-                if (!within(got4[q], want, mag, n)) {
+                if (!within_f32_sum(got4[q], want, mag, n)) {
                     printf("mmgpt-test: %s dot4_%s n=%d row %d got %.9g want %.9g\n", kt->name, t ? "bf16" : "f16", n, q,
                            got4[q], want);
                     bad++;

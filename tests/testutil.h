@@ -107,6 +107,12 @@ static inline int compare_f32(const char *what, const float *got, const float *w
     return nbad == 0;
 }
 
+// Whether an f32 sum of n products (mag = the sum of their magnitudes) is within the standard bound of
+// f32 summation of the exact value: |got - want| <= 4 (n + 1) eps mag.
+static inline int within_f32_sum(double got, double want, double mag, int n) {
+    return fabs(got - want) <= 4.0 * (n + 1) * 1.19e-7 * mag + 1e-30;
+}
+
 #ifdef MM_OPS_CUDA_H // for the tests that include kernels/ops_cuda.h first
 // cuda:0's ops table for the GPU tests, or NULL (those tests then skip); says which on stderr.
 static inline const mm_ops *test_gpu_open(void) {
