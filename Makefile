@@ -23,9 +23,17 @@ LDLIBS   := $(BLAS_LIB) -lmicrohttpd -ljson-c -ljpeg -lpng -lwebpdemux -lwebp -l
 # (src/kernels/ops_cuda_stub.c then answers "no device"). The binary links the static CUDA runtime and
 # cuBLASLt, never libcuda: without a driver it starts, finds no device and runs on the CPU.
 NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+# nvcc may be a wrapper script outside its toolkit (/usr/local/bin/nvcc exec-ing /usr/local/cuda-13.0/bin/nvcc):
+# nvcc itself says where its toolkit is (TOP in its dry run), and the libraries are looked for there.
 ifneq ($(strip $(NVCC)),)
-CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
-CUDA_LIBDIR := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/targets/x86_64-linux/lib))
+CUDA_HOME := $(realpath $(or $(shell $(NVCC) --dryrun -c -x cu /dev/null -o /dev/null 2>&1 | sed -n 's/^\#\$$ TOP=//p'),$(patsubst %/bin/nvcc,%,$(NVCC))))
+CUDA_LIBDIR := $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/lib64/libcublasLt.so $(CUDA_HOME)/targets/x86_64-linux/lib/libcublasLt.so))))
+ifeq ($(CUDA_LIBDIR),)
+$(warning nvcc $(NVCC) found, but no libcublasLt.so under $(CUDA_HOME): building for the CPU only)
+override NVCC :=
+endif
+endif
+ifneq ($(strip $(NVCC)),)
 # sm_80 (A100) and sm_90 (H100/H200) machine code; no PTX, which would only grow the binary.
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 NVFLAGS  := -std=c++20 $(OPT) -g -Isrc $(CUDA_ARCH) --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -MMD -MP $(EXTRA_NVFLAGS)
@@ -37,7 +45,7 @@ CUDA_STATE := yes (nvcc $(NVCC), sm_80 + sm_90)
 else
 CUDA_OBJ :=
 LDLIBS_CUDA :=
-CUDA_STATE := no (nvcc not found; CPU build)
+CUDA_STATE := no (no nvcc with cuBLASLt; CPU build)
 endif
 LIB_SRC  := $(filter-out $(EXCLUDE),$(shell find src -name '*.c' ! -path 'src/cli/*' | sort))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
