@@ -237,6 +237,84 @@ static void test_copy(void **s) {
     unload();
 }
 
+// A batched step over sequences with different lengths, images (none, one, two) and a lead engine whose
+// small context splits the step into groups gives each sequence the logits of its full forward pass.
+static void run_step(const char *config) {
+    load(config);
+    mm_err e = {0};
+    size_t per = (size_t)3 * S * S;
+    enum { NS = 5, STEPS = 3 };
+    int32_t seqs[NS][16] = {{1, 5, 6}, {1, M, 6, 7}, {1, M, 5, M, 6, 8}, {1, 9, 10, 11, M, 12, 13}, {1, 14}};
+    int n[NS] = {3, 4, 6, 7, 2}, imgs[NS] = {0, 1, 2, 1, 0};
+    mm_engine *ens[NS];
+    for (int b = 0; b < NS; b++) {
+        // The first engine leads the step: its 4-row buffers take the five sequences as 4 + 1.
+        assert_ok(engine_create(&ens[b], &model, b == 0 ? 3 + STEPS : 32, 3, &e), &e);
+        for (int i = 0; i < imgs[b]; i++)
+            assert_ok(engine_add_image(ens[b], pixels + per * (size_t)((b + i) % 3), &e), &e);
+        const float *lg;
+        assert_ok(engine_eval(ens[b], seqs[b], n[b], &lg, &e), &e);
+    }
+    int V = model.w.cfg.vocab;
+    float *want = malloc(sizeof(float) * (size_t)V);
+    for (int k = 0; k < STEPS; k++) {
+        int32_t next[NS];
+        const float *lg[NS];
+        for (int b = 0; b < NS; b++)
+            next[b] = seqs[b][n[b]] = (int32_t)(20 + 7 * b + k);
+        assert_ok(engine_step(ens, NS, next, lg, &e), &e);
+        for (int b = 0; b < NS; b++) {
+            n[b]++;
+            // Each sequence's own images: the reference forward takes them from the fixture in order.
+            float *img = malloc(per * sizeof(float) * 2 + 1);
+            for (int i = 0; i < imgs[b]; i++)
+                memcpy(img + per * (size_t)i, pixels + per * (size_t)((b + i) % 3), per * sizeof(float));
+            int32_t ips = imgs[b];
+            mm_acts a;
+            mm_batch bt = {.B = 1, .T = n[b], .tokens = seqs[b], .n_images = imgs[b], .pixels = img, .images_per_seq = &ips};
+            assert_ok(acts_alloc(&a, &model.w.cfg, 1, n[b], imgs[b], 0, &e), &e);
+            assert_ok(flamingo_forward(&model, &bt, &a, &e), &e);
+            memcpy(want, a.logits + (size_t)(n[b] - 1) * V, sizeof(float) * (size_t)V);
+            acts_free(&a);
+            free(img);
+            float mx = 0;
+            for (int i = 0; i < V; i++)
+                mx = fabsf(want[i]) > mx ? fabsf(want[i]) : mx;
+            assert_true(compare_f32("batched step", lg[b], want, (size_t)V, 1e-5f * mx, 0));
+            assert_int_equal(engine_stats(ens[b]).prompt_tokens, 1);
+            int cn;
+            const int32_t *cached = engine_tokens(ens[b], &cn);
+            assert_int_equal(cn, n[b]);
+            assert_memory_equal(cached, seqs[b], sizeof(int32_t) * (size_t)cn);
+        }
+    }
+    // Refusals: the lead's context is full, an engine twice, an <image> marker, an empty engine.
+    int32_t next[2] = {5, 5};
+    const float *lg[2];
+    assert_int_not_equal(engine_step(ens, 1, next, lg, &e), MM_OK);
+    assert_non_null(strstr(e.msg, "fills its context"));
+    mm_engine *twice[2] = {ens[1], ens[1]};
+    assert_int_not_equal(engine_step(twice, 2, next, lg, &e), MM_OK);
+    assert_non_null(strstr(e.msg, "same engine"));
+    next[0] = M;
+    assert_int_not_equal(engine_step(ens + 1, 1, next, lg, &e), MM_OK);
+    assert_non_null(strstr(e.msg, "<image>"));
+    engine_reset(ens[2]);
+    next[0] = 5;
+    assert_int_not_equal(engine_step(ens + 2, 1, next, lg, &e), MM_OK);
+    assert_non_null(strstr(e.msg, "empty"));
+    free(want);
+    for (int b = 0; b < NS; b++)
+        engine_free(ens[b]);
+    unload();
+}
+
+static void test_step(void **s) {
+    (void)s;
+    run_step(FX "/tiny/config.json");
+    run_step(FX "/config_previous.json");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_next),
@@ -244,6 +322,7 @@ int main(void) {
         cmocka_unit_test(test_first_image_recomputes_all),
         cmocka_unit_test(test_greedy_generation),
         cmocka_unit_test(test_greedy_matches_reference), cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_step),
     };
     return cmocka_run_group_tests_name("engine", tests, setup, NULL);
 }

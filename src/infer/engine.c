@@ -9,6 +9,8 @@
 
 // Prompt rows evaluated per pass: bounds the layer buffers whatever the prompt length.
 #define CHUNK 256
+// Sequences whose logits one batched pass computes at once (bounds the logits buffer).
+#define STEP_ROWS 16
 
 // Buffers in the model's ops memory (a device's when the model was moved there) are marked [ops];
 // the rest is host bookkeeping. The caller gets the logits on the host.
@@ -16,6 +18,7 @@ struct mm_engine {
     const mm_model *m;
     const mm_ops *ops;
     int max_ctx, max_images, n_images, n;
+    int rows;                  // rows one pass evaluates (the layer buffers' capacity)
     int32_t *tokens, *q_media; // [max_ctx]: the cached sequence and each position's media index
     int cached_with_images;    // the cache was computed with the gated blocks on
     float *latents;            // [ops] [max_images * nl, W]
@@ -23,12 +26,17 @@ struct mm_engine {
     float **k, **v;            // [ops] per layer: [max_ctx, dim]
     float *x, *work;           // [ops]
     float *logits;             // host [vocab]
-    float *d_logits;           // [ops] [vocab]
+    float *d_logits;           // [ops] [min(rows, STEP_ROWS), vocab]: one per sequence of a pass
+    llama_kv *step_kv;         // host [rows]: a batched step's caches of one layer ..
+    const float **step_xkv;    // .. and latents' keys and values,
+    uint8_t *step_on;          // host [rows]: which sequences have images,
+    int32_t *step_pos;         // host [rows]: positions, ids and media indices of a pass
+    int32_t *step_ids, *step_media;
     llama_saved ls;
     xattn_saved xs;
     size_t saved_floats;       // the front of work holds a chunk's saved intermediates
-    int32_t *pos, *chunk_media; // host staging of a chunk's positions and media indices ...
-    int32_t *d_ints;            // [ops] ... and their copies: pos, media, ids [rows each], kv_start, kv_len
+    int32_t *h_ints;            // host staging of a pass's positions, media indices, ids, kv_start, kv_len ...
+    int32_t *d_ints;            // [ops] ... and their copies: pos, media, ids, kv_start, kv_len [rows each]
     mm_engine_stats stats;
 };
 
@@ -67,8 +75,7 @@ mm_status engine_create(mm_engine **out, const mm_model *m, int max_ctx, int max
     size_t big = saved + work > vis + np * W ? saved + work : vis + np * W;
     en->tokens = malloc(sizeof(int32_t) * (size_t)max_ctx);
     en->q_media = malloc(sizeof(int32_t) * (size_t)max_ctx);
-    en->pos = malloc(sizeof(int32_t) * (size_t)rows);
-    en->chunk_media = malloc(sizeof(int32_t) * (size_t)rows);
+    en->h_ints = malloc(sizeof(int32_t) * 5 * (size_t)rows);
     const mm_ops *ops = m->ops;
     en->latents = ops->alloc(sizeof(float) * (lat_rows ? lat_rows : 1) * W);
     en->xkv = calloc((size_t)L, sizeof(float *));
@@ -77,10 +84,18 @@ mm_status engine_create(mm_engine **out, const mm_model *m, int max_ctx, int max
     en->x = ops->alloc(sizeof(float) * (size_t)rows * D);
     en->work = ops->alloc(sizeof(float) * big);
     en->logits = malloc(sizeof(float) * (size_t)c->vocab);
-    en->d_logits = ops->alloc(sizeof(float) * (size_t)c->vocab);
-    en->d_ints = ops->alloc(sizeof(int32_t) * (3 * (size_t)rows + 2));
-    int ok = en->tokens && en->q_media && en->pos && en->chunk_media && en->latents && en->xkv && en->k && en->v &&
-             en->x && en->work && en->logits && en->d_logits && en->d_ints;
+    en->d_logits = ops->alloc(sizeof(float) * (size_t)(rows < STEP_ROWS ? rows : STEP_ROWS) * c->vocab);
+    en->d_ints = ops->alloc(sizeof(int32_t) * 5 * (size_t)rows);
+    en->step_kv = malloc(sizeof(llama_kv) * (size_t)rows);
+    en->step_xkv = malloc(sizeof(float *) * (size_t)rows);
+    en->step_on = malloc((size_t)rows);
+    en->step_pos = malloc(sizeof(int32_t) * 3 * (size_t)rows);
+    if (en->step_pos)
+        en->step_ids = en->step_pos + rows, en->step_media = en->step_ids + rows;
+    en->rows = rows;
+    int ok = en->tokens && en->q_media && en->h_ints && en->latents && en->xkv && en->k && en->v &&
+             en->x && en->work && en->logits && en->d_logits && en->d_ints && en->step_kv && en->step_xkv && en->step_on &&
+             en->step_pos;
     for (int l = 0; ok && l < L; l++) {
         en->k[l] = ops->alloc(sizeof(float) * (size_t)max_ctx * D);
         en->v[l] = ops->alloc(sizeof(float) * (size_t)max_ctx * D);
@@ -114,13 +129,16 @@ void engine_free(mm_engine *en) {
     free(en->xkv);
     free(en->tokens);
     free(en->q_media);
-    free(en->pos);
-    free(en->chunk_media);
+    free(en->h_ints);
     ops->free(en->latents);
     ops->free(en->x);
     ops->free(en->work);
     ops->free(en->d_logits);
     ops->free(en->d_ints);
+    free(en->step_kv);
+    free(en->step_xkv);
+    free(en->step_on);
+    free(en->step_pos);
     free(en->logits);
     free(en);
 }
@@ -200,44 +218,63 @@ mm_status engine_add_image(mm_engine *en, const float *pixels, mm_err *e) {
     return m->ops->status(e);
 }
 
-// Evaluates positions [p0, p1) of tokens against the cache, writing their keys and values.
-static void eval_rows(mm_engine *en, const int32_t *tokens, const int32_t *q_media, int p0, int p1, int with_images) {
-    const mm_model *m = en->m;
+// One pass of B sequences (ens[b]; lead's buffers, B * T <= lead->rows) of T new rows each: ids,
+// pos and media [B*T] (host) are the rows' tokens, positions and media indices; row t of sequence b
+// is position ens[b]->n_cached + t... of its cache (p0[b]). The K/V of every row go into its
+// sequence's cache; with logits, each sequence's logits after its last row land in its ->logits.
+static void forward_rows(mm_engine *lead, mm_engine *const *ens, int B, int T, const int32_t *ids, const int32_t *pos,
+                         const int32_t *media, const int *p0, int logits) {
+    const mm_model *m = lead->m;
     const mm_config *c = &m->w.cfg;
-    const mm_ops *ops = en->ops;
-    int T = p1 - p0, D = c->dim, nl = c->perc_latents;
-    for (int i = 0; i < T; i++) {
-        en->pos[i] = p0 + i;
-        en->chunk_media[i] = q_media[p0 + i];
+    const mm_ops *ops = lead->ops;
+    int BT = B * T, D = c->dim, nl = c->perc_latents;
+    // The rows' positions, media indices, ids and each sequence's latent range, in the ops' memory.
+    int32_t *h_start = lead->h_ints + 3 * (size_t)BT, *h_len = h_start + B;
+    int any_images = 0;
+    for (int b = 0; b < B; b++) {
+        h_start[b] = 0, h_len[b] = ens[b]->n_images * nl;
+        lead->step_on[b] = ens[b]->n_images > 0;
+        any_images |= lead->step_on[b];
     }
-    // The chunk's positions, media indices, ids and the latent range, in the ops' memory.
-    int32_t kv[2] = {0, en->n_images * nl};
-    int32_t *d_pos = en->d_ints, *d_media = d_pos + T, *d_ids = d_media + T, *d_kv = d_ids + T;
-    ops->upload(d_pos, en->pos, sizeof(int32_t) * (size_t)T);
-    ops->upload(d_media, en->chunk_media, sizeof(int32_t) * (size_t)T);
-    ops->upload(d_ids, tokens + p0, sizeof(int32_t) * (size_t)T);
-    ops->upload(d_kv, kv, sizeof kv);
-    ops->embed(en->x, d_ids, m->w.llm.embed, T, D);
-    int kv_len = kv[1];
-    uint8_t on = 1;
-    xattn_rows rows = {1, T, d_media, d_kv, d_kv + 1};
-    float *work = en->work + en->saved_floats;
+    int32_t *d_pos = lead->d_ints, *d_media = d_pos + BT, *d_ids = d_media + BT, *d_start = d_ids + BT;
+    memcpy(lead->h_ints, pos, sizeof(int32_t) * (size_t)BT);
+    memcpy(lead->h_ints + BT, media, sizeof(int32_t) * (size_t)BT);
+    memcpy(lead->h_ints + 2 * (size_t)BT, ids, sizeof(int32_t) * (size_t)BT);
+    ops->upload(d_pos, lead->h_ints, sizeof(int32_t) * (3 * (size_t)BT + 2 * (size_t)B));
+    ops->embed(lead->x, d_ids, m->w.llm.embed, BT, D);
+    xattn_rows rows = {B, T, d_media, d_start, d_start + B};
+    float *work = lead->work + lead->saved_floats;
     // The two blocks run one after the other, so their saved sets share the front of work.
-    llama_saved_views(&en->ls, en->work, c, T);
-    xattn_saved_views(&en->xs, en->work, c, T, 0);
+    llama_saved_views(&lead->ls, lead->work, c, BT);
+    xattn_saved_views(&lead->xs, lead->work, c, BT, 0);
     for (int l = 0; l < c->n_layers; l++) {
         const llama_layer *L = &m->w.llm.layers[l];
-        if (L->xattn && with_images)
-            xattn_forward(m, L->xattn, en->x, en->latents, kv_len, &rows, &on, &en->xs, work, en->xkv[l]);
-        llama_kv cache = {en->k[l], en->v[l], p0};
-        llama_layer_forward(m, L, en->x, 1, T, d_pos, NULL, &cache, &en->ls, work);
+        for (int b = 0; b < B; b++) {
+            lead->step_kv[b] = (llama_kv){ens[b]->k[l], ens[b]->v[l], p0[b]};
+            lead->step_xkv[b] = ens[b]->xkv[l];
+        }
+        if (L->xattn && any_images)
+            xattn_forward(m, L->xattn, lead->x, NULL, 0, &rows, lead->step_on, &lead->xs, work, lead->step_xkv);
+        llama_layer_forward(m, L, lead->x, B, T, d_pos, NULL, lead->step_kv, &lead->ls, work);
     }
-    if (p1 == en->n) {
-        float *h = work;
-        ops->rmsnorm(h, en->x + (size_t)(T - 1) * D, m->w.llm.norm, 1, D, c->norm_eps);
-        ops->linear(en->d_logits, h, m->w.llm.lm_head, NULL, 1, D, c->vocab, 0);
-        ops->download(en->logits, en->d_logits, sizeof(float) * (size_t)c->vocab);
-    }
+    if (!logits)
+        return;
+    float *h = work;
+    ops->copy_rows(h, sizeof(float) * (size_t)D, lead->x + (size_t)(T - 1) * D, sizeof(float) * (size_t)T * D,
+                   sizeof(float) * (size_t)D, (size_t)B);
+    ops->rmsnorm(h, h, m->w.llm.norm, B, D, c->norm_eps);
+    ops->linear(lead->d_logits, h, m->w.llm.lm_head, NULL, B, D, c->vocab, 0);
+    for (int b = 0; b < B; b++)
+        ops->download(ens[b]->logits, lead->d_logits + (size_t)b * c->vocab, sizeof(float) * (size_t)c->vocab);
+}
+
+// Evaluates positions [p0, p1) of the engine's sequence against its cache.
+static void eval_rows(mm_engine *en, int p0, int p1) {
+    int T = p1 - p0;
+    int32_t *pos = en->step_pos;
+    for (int i = 0; i < T; i++)
+        pos[i] = p0 + i;
+    forward_rows(en, &en, 1, T, en->tokens + p0, pos, en->q_media + p0, &p0, p1 == en->n);
 }
 
 mm_status engine_eval(mm_engine *en, const int32_t *tokens, int n, const float **logits, mm_err *e) {
@@ -276,9 +313,61 @@ mm_status engine_eval(mm_engine *en, const int32_t *tokens, int n, const float *
     en->stats.cached_tokens = p0;
     en->stats.prompt_tokens = n - p0;
     for (int a = p0; a < n; a += CHUNK)
-        eval_rows(en, tokens, q_media, a, a + CHUNK < n ? a + CHUNK : n, with_images);
+        eval_rows(en, a, a + CHUNK < n ? a + CHUNK : n);
     free(q_media);
     en->stats.eval_s += now_s() - t0;
     *logits = en->logits;
     return en->ops->status(e);
+}
+
+mm_status engine_step(mm_engine *const *ens, int n_seq, const int32_t *next, const float **logits, mm_err *e) {
+    if (n_seq <= 0)
+        return MM_OK;
+    const mm_config *c = &ens[0]->m->w.cfg;
+    for (int b = 0; b < n_seq; b++) {
+        const mm_engine *en = ens[b];
+        if (en->m != ens[0]->m)
+            return mm_errf(e, MM_ERR_ARG, "engine_step: sequence %d belongs to another model", b);
+        for (int o = 0; o < b; o++)
+            if (ens[o] == en)
+                return mm_errf(e, MM_ERR_ARG, "engine_step: sequences %d and %d are the same engine", o, b);
+        if (en->n == 0)
+            return mm_errf(e, MM_ERR_ARG, "engine_step: sequence %d is empty (evaluate its prompt first)", b);
+        if (en->n >= en->max_ctx)
+            return mm_errf(e, MM_ERR_ARG, "engine_step: sequence %d already fills its context of %d", b, en->max_ctx);
+        if (next[b] < 0 || next[b] >= c->vocab)
+            return mm_errf(e, MM_ERR_ARG, "engine_step: token %d of sequence %d is outside the vocabulary", next[b], b);
+        if (next[b] == c->media_id) // it would change earlier positions' media indices: engine_eval's work
+            return mm_errf(e, MM_ERR_ARG, "engine_step: sequence %d appends an <image> marker without an image", b);
+    }
+    double t0 = now_s();
+    mm_engine *lead = ens[0];
+    int group = lead->rows < STEP_ROWS ? lead->rows : STEP_ROWS;
+    for (int g0 = 0; g0 < n_seq; g0 += group) {
+        int B = n_seq - g0 < group ? n_seq - g0 : group;
+        int p0[STEP_ROWS];
+        for (int b = 0; b < B; b++) {
+            mm_engine *en = ens[g0 + b];
+            int n = en->n;
+            // A text token after the sequence attends what the sequence's last position would have
+            // attended had it been text: its media index, from the marker count so far.
+            en->tokens[n] = next[g0 + b];
+            int32_t ni = en->n_images;
+            media_index_compute(en->q_media, en->tokens, 1, n + 1, c->media_id, c->media_rule, &ni);
+            lead->step_ids[b] = next[g0 + b];
+            lead->step_pos[b] = n;
+            lead->step_media[b] = en->q_media[n];
+            p0[b] = n;
+            en->n = n + 1;
+            en->stats.cached_tokens = n;
+            en->stats.prompt_tokens = 1;
+        }
+        forward_rows(lead, ens + g0, B, 1, lead->step_ids, lead->step_pos, lead->step_media, p0, 1);
+    }
+    for (int b = 0; b < n_seq; b++)
+        logits[b] = ens[b]->logits;
+    double dt = now_s() - t0;
+    for (int b = 0; b < n_seq; b++)
+        ens[b]->stats.eval_s += dt / n_seq;
+    return lead->ops->status(e);
 }

@@ -32,6 +32,11 @@ int engine_n_images(const mm_engine *en);
 // Makes tokens[0..n) the sequence (its <image> markers refer to the added images in order) and
 // computes the logits after its last token (returned pointer valid until the next call).
 mm_status engine_eval(mm_engine *en, const int32_t *tokens, int n, const float **logits, mm_err *e);
+// Batched decoding: appends next[b] to the sequence of ens[b] (each engine distinct, of one model,
+// holding a sequence) and computes the logits after it into logits[b] (valid until that engine's next
+// call), as engine_eval of the longer sequence would, in one pass over the weights for all sequences
+// (their caches, lengths and images stay their own). next[b] must not be an <image> marker.
+mm_status engine_step(mm_engine *const *ens, int n_seq, const int32_t *next, const float **logits, mm_err *e);
 // Makes dst hold src's cached sequence and images by copying src's caches (nothing is recomputed), so
 // that a sequence sharing src's prefix evaluates only what follows: beams share the prompt's K/V and
 // image latents, and a beam that continues another's history takes its K/V. Both engines belong to

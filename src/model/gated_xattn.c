@@ -105,7 +105,8 @@ static void gate_grad(const mm_ops *ops, float *dgate, const float *gate, const 
 }
 
 void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const float *latents, int n_lat_rows,
-                   const xattn_rows *a, const uint8_t *seq_on, xattn_saved *sv, float *work, const float *kv_cached) {
+                   const xattn_rows *a, const uint8_t *seq_on, xattn_saved *sv, float *work,
+                   const float *const *kv_cached) {
     const mm_config *c = &m->w.cfg;
     const mm_ops *ops = m->ops;
     int B = a->B, T = a->T, BT = B * T, D = c->dim, H = c->xattn_heads, Dh = c->xattn_dim_head, inner = H * Dh;
@@ -115,13 +116,20 @@ void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const fl
     ops->copy(sv->x_in, x, sizeof(float) * (size_t)BT * D);
     ops->layernorm(sv->xn, x, g->norm_w, g->norm_b, BT, D, c->xattn_eps);
     linear_forward(ops, sv->q, sv->xn, &g->to_q, BT, &lc, lw, 0);
-    const float *kv = kv_cached;
-    if (!kv) {
-        xattn_latent_kv(m, g, sv->kv, latents, n_lat_rows, lw);
-        kv = sv->kv;
-    }
     mm_attn_mask mask = media_mask(a, c);
-    ops->attention(sv->att, inner, sv->q, inner, kv, kv + inner, 2 * inner, &mask, B, T, 0, H, Dh, 1.0f / sqrtf((float)Dh));
+    float scale = 1.0f / sqrtf((float)Dh);
+    if (!kv_cached) {
+        xattn_latent_kv(m, g, sv->kv, latents, n_lat_rows, lw);
+        ops->attention(sv->att, inner, sv->q, inner, sv->kv, sv->kv + inner, 2 * inner, &mask, B, T, 0, H, Dh, scale);
+    } else {
+        for (int b = 0; b < B; b++) { // each sequence's latents' keys and values live apart
+            mm_attn_mask mb = mask;
+            mb.q_media += (size_t)b * T, mb.kv_start += b, mb.kv_len += b;
+            size_t r0 = (size_t)b * T * inner;
+            ops->attention(sv->att + r0, inner, sv->q + r0, inner, kv_cached[b], kv_cached[b] + inner, 2 * inner, &mb, 1,
+                           T, 0, H, Dh, scale);
+        }
+    }
     linear_forward(ops, y, sv->att, &g->to_out, BT, &lc, lw, 0);
     gated_add(ops, x, y, gate_tanh(ops, g->attn_gate), seq_on, B, T, D);
     ops->copy(sv->x_mid, x, sizeof(float) * (size_t)BT * D);

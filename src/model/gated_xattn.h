@@ -30,10 +30,12 @@ void xattn_saved_views(xattn_saved *sv, float *buf, const mm_config *c, int BT, 
 size_t xattn_work_floats(const mm_config *c, int BT, int n_lat_rows);
 
 // Updates x[B*T, dim] in place; latents are the (n_lat_rows, vis_width) latents of all images;
-// seq_on[b] = 0 skips sequence b. kv_cached (n_lat_rows, 2*inner), when non-NULL, is the block's
-// to_kv(latents) computed earlier (a chat's images), used instead of recomputing it into sv->kv.
+// seq_on[b] = 0 skips sequence b. kv_cached, when non-NULL, holds per sequence b the block's
+// to_kv(latents) of its images computed earlier (a chat's images; rows[kv_start[b], + kv_len[b]) of
+// kv_cached[b], each [rows, 2*inner]), used instead of computing to_kv(latents) into sv->kv.
 void xattn_forward(const mm_model *m, const xattn_weights *g, float *x, const float *latents, int n_lat_rows,
-                   const xattn_rows *rows, const uint8_t *seq_on, xattn_saved *sv, float *work, const float *kv_cached);
+                   const xattn_rows *rows, const uint8_t *seq_on, xattn_saved *sv, float *work,
+                   const float *const *kv_cached);
 // The block's keys and values of the latents: kv[n_lat_rows, 2*inner] = to_kv(latents).
 void xattn_latent_kv(const mm_model *m, const xattn_weights *g, float *kv, const float *latents, int n_lat_rows,
                      float *work);

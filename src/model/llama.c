@@ -35,11 +35,15 @@ void llama_layer_forward(const mm_model *m, const llama_layer *L, float *x, int 
     ops->rope(sv->k, D, pos, BT, H, Dh, c->rope_theta, 0);
     mm_attn_mask mask = {.causal = 1, .key_valid = key_valid};
     if (cache) {
-        ops->copy(cache->k + (size_t)cache->pos0 * D, sv->k, sizeof(float) * (size_t)T * D);
-        ops->copy(cache->v + (size_t)cache->pos0 * D, sv->v, sizeof(float) * (size_t)T * D);
-        mask.q_offset = cache->pos0;
-        ops->attention(sv->att, D, sv->q, D, cache->k, cache->v, D, &mask, 1, T, cache->pos0 + T, H, Dh,
-                       1.0f / sqrtf((float)Dh));
+        for (int b = 0; b < B; b++) {
+            const llama_kv *kv = &cache[b];
+            size_t r0 = (size_t)b * T * D;
+            ops->copy(kv->k + (size_t)kv->pos0 * D, sv->k + r0, sizeof(float) * (size_t)T * D);
+            ops->copy(kv->v + (size_t)kv->pos0 * D, sv->v + r0, sizeof(float) * (size_t)T * D);
+            mask.q_offset = kv->pos0;
+            ops->attention(sv->att + r0, D, sv->q + r0, D, kv->k, kv->v, D, &mask, 1, T, kv->pos0 + T, H, Dh,
+                           1.0f / sqrtf((float)Dh));
+        }
     } else {
         ops->attention(sv->att, D, sv->q, D, sv->k, sv->v, D, &mask, B, T, T, H, Dh, 1.0f / sqrtf((float)Dh));
     }

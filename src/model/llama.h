@@ -22,15 +22,16 @@ void llama_saved_views(llama_saved *sv, float *buf, const mm_config *c, int BT);
 // Work floats the forward (LoRA intermediates) and the backward need beyond the saved set.
 size_t llama_work_floats(const mm_config *c, int BT);
 
-// A self-attention key/value cache for one sequence (B = 1): rows [0, pos0) hold earlier tokens.
+// A self-attention key/value cache of one sequence: rows [0, pos0) hold its earlier tokens.
 typedef struct {
     float *k, *v; // [capacity, dim], keys after rotary
     int pos0;     // the first row the current call writes
 } llama_kv;
 
 // Updates x[B*T, dim] in place; pos[B*T] rotary positions; key_valid[B*T] padding mask or NULL.
-// With cache (B = 1), the T rows are positions pos0.. of a sequence whose earlier keys and values
-// are in the cache; the new ones are written there and attention spans all pos0 + T.
+// With cache (an array of B, key_valid NULL), sequence b's T rows are positions cache[b].pos0.. of a
+// sequence whose earlier keys and values are in cache[b]; the new ones are written there and its
+// attention spans all pos0 + T (the sequences of a batch share the linears, not their caches).
 void llama_layer_forward(const mm_model *m, const llama_layer *L, float *x, int B, int T, const int32_t *pos,
                          const uint8_t *key_valid, const llama_kv *cache, llama_saved *sv, float *work);
 // dx: in, the gradient of the layer output; out, of its input. Trainable tensors' gradients accumulate into grads.
