@@ -60,7 +60,7 @@ static void test_beam_reference(void **s) {
         p.do_sample = 0;
         p.num_beams = json_object_get_int(json_object_object_get(c, "num_beams"));
         p.max_new_tokens = json_object_get_int(json_object_object_get(c, "max_new_tokens"));
-        mm_beam_model bm = {toy_logits, &t, t.vocab};
+        mm_beam_model bm = {.logits = toy_logits, .ctx = &t, .vocab = t.vocab};
         int32_t out[64];
         int n_out = 0;
         assert_ok(beam_generate(&bm, prompt, n, &p, json_object_get_int(json_object_object_get(c, "eos")), &banned, 1,

@@ -2,7 +2,9 @@
 // at every step: token by token, across turns that add text, and across a turn that adds an image
 // (which changes what earlier text attends under Multimodal-GPT's rule), for both media rules.
 #include "infer/engine.h"
+#include "infer/beam.h"
 #include "infer/generate.h"
+#include "infer/prompt_gen.h"
 #include "io/safetensors.h"
 #include "testutil.h"
 
@@ -315,6 +317,51 @@ static void test_step(void **s) {
     run_step(FX "/config_previous.json");
 }
 
+// Logits from scratch for the beam search (no caches at all): the reference for the pooled beams.
+static float *scratch_lg;
+static int scratch_imgs;
+static mm_status scratch_logits(void *ctx, int beam, const int32_t *seq, int n, const float **logits, mm_err *e) {
+    (void)ctx, (void)beam, (void)e;
+    full_logits(seq, n, scratch_imgs, scratch_lg);
+    *logits = scratch_lg;
+    return MM_OK;
+}
+
+// Beam search on pooled engines (shared prompt, batched steps over the beams) finds what a search on
+// logits computed from scratch finds, with one image and with none, for 2..4 beams and a second run
+// that re-uses the engines.
+static void test_beam_pool(void **s) {
+    (void)s;
+    load(FX "/tiny/config.json");
+    mm_err e = {0};
+    mm_promptgen *g;
+    assert_ok(promptgen_create(&g, &model, 64, 3, &e), &e);
+    scratch_lg = malloc(sizeof(float) * (size_t)model.w.cfg.vocab);
+    int32_t banned[] = {98, 99, 100}, eos = 97;
+    for (int run = 0; run < 6; run++) {
+        int beams = 2 + run % 3;
+        scratch_imgs = run < 3;
+        int32_t prompt[] = {1, 5, M, 6, 7}, text[] = {1, 5, 6, 7 + run};
+        const int32_t *ids = scratch_imgs ? prompt : text;
+        int n = scratch_imgs ? 5 : 4;
+        mm_promptgen_opts o = {.num_beams = beams, .length_penalty = 1, .max_new_tokens = 8, .stop_ids = &eos,
+                               .n_stop_ids = 1, .banned = banned, .n_banned = 3};
+        int32_t got[16], want[16];
+        int n_got, n_want;
+        assert_ok(promptgen_run(g, ids, n, pixels, scratch_imgs, &o, got, &n_got, &e), &e);
+        mm_sampling p = {.do_sample = 0, .temperature = 1, .top_p = 1, .repetition_penalty = 1, .max_new_tokens = 8,
+                         .num_beams = beams};
+        mm_beam_model bm = {.logits = scratch_logits, .vocab = model.w.cfg.vocab};
+        assert_ok(beam_generate_lp(&bm, ids, n, &p, 1.0, eos, banned, 3, NULL, want, &n_want, &e), &e);
+        printf("mmgpt-test: %d beams, %d images: %d tokens, first %d\n", beams, scratch_imgs, n_got, got[0]);
+        assert_int_equal(n_got, n_want);
+        assert_memory_equal(got, want, sizeof(int32_t) * (size_t)n_got);
+    }
+    free(scratch_lg);
+    promptgen_free(g);
+    unload();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_next),
@@ -322,7 +369,7 @@ int main(void) {
         cmocka_unit_test(test_first_image_recomputes_all),
         cmocka_unit_test(test_greedy_generation),
         cmocka_unit_test(test_greedy_matches_reference), cmocka_unit_test(test_copy),
-        cmocka_unit_test(test_step),
+        cmocka_unit_test(test_step), cmocka_unit_test(test_beam_pool),
     };
     return cmocka_run_group_tests_name("engine", tests, setup, NULL);
 }

@@ -101,7 +101,7 @@ static mm_status toy_logits(void *ctx, int beam, const int32_t *seq, int n, cons
 
 static void test_beam_length_penalty(void **s) {
     (void)s;
-    mm_beam_model bm = {toy_logits, NULL, 3};
+    mm_beam_model bm = {.logits = toy_logits, .vocab = 3};
     mm_sampling p = {.do_sample = 0, .temperature = 1, .top_p = 1, .repetition_penalty = 1, .max_new_tokens = 3,
                      .num_beams = 2};
     int32_t prompt[1] = {1}, out[3];

@@ -149,9 +149,10 @@ mm_status beam_generate_lp(const mm_beam_model *m, const int32_t *prompt, int n,
     float *rows = malloc(sizeof(float) * (size_t)nb * V);
     double *scores = malloc(sizeof(double) * nb), *next_scores = malloc(sizeof(double) * nb);
     cand *c = malloc(sizeof(cand) * (size_t)k);
+    const float **lgs = malloc(sizeof(const float *) * (size_t)nb);
     hyp_set hs = {calloc((size_t)nb + 1, sizeof(hyp)), 0, nb, 1e9, length_penalty};
     mm_status s = MM_OK;
-    if (!seqs || !next || !rows || !scores || !next_scores || !c || !hs.h)
+    if (!seqs || !next || !rows || !scores || !next_scores || !c || !lgs || !hs.h)
         s = mm_errf(e, MM_ERR_NOMEM, "out of memory for %d beams", nb);
     mm_rng rng;
     rng_seed(&rng, p->seed);
@@ -164,13 +165,15 @@ mm_status beam_generate_lp(const mm_beam_model *m, const int32_t *prompt, int n,
         scores[b] = p->do_sample || b == 0 ? 0 : -1e9; // beam search starts from one live beam
     }
     while (s == MM_OK && !done && cur < max_len && !(cancel && *cancel)) {
+        if (m->step)
+            s = m->step(m->ctx, nb, seqs, (size_t)max_len, cur, lgs, e);
         for (int b = 0; b < nb && s == MM_OK; b++) {
-            const float *lg;
-            s = m->logits(m->ctx, b, seqs + (size_t)b * max_len, cur, &lg, e);
+            if (!m->step)
+                s = m->logits(m->ctx, b, seqs + (size_t)b * max_len, cur, &lgs[b], e);
             if (s != MM_OK)
                 break;
             float *r = rows + (size_t)b * V;
-            memcpy(r, lg, sizeof(float) * (size_t)V);
+            memcpy(r, lgs[b], sizeof(float) * (size_t)V);
             for (int i = 0; i < n_banned; i++)
                 if (banned[i] >= 0 && banned[i] < V)
                     r[banned[i]] = -INFINITY;
@@ -241,6 +244,7 @@ mm_status beam_generate_lp(const mm_beam_model *m, const int32_t *prompt, int n,
     for (int i = 0; i < hs.n; i++)
         free(hs.h[i].seq);
     free(hs.h);
+    free(lgs);
     free(c);
     free(next_scores);
     free(scores);

@@ -12,6 +12,7 @@
 #ifndef MM_BEAM_H
 #define MM_BEAM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -21,10 +22,14 @@
 // cache per slot); the pointer stays valid until the next call.
 typedef mm_status (*mm_beam_logits_fn)(void *ctx, int beam, const int32_t *seq, int n, const float **logits,
                                        mm_err *e);
+// Logits after each of the nb beams' sequences seqs[b * stride .. + n) at once (batched decoding).
+typedef mm_status (*mm_beam_step_fn)(void *ctx, int nb, const int32_t *seqs, size_t stride, int n,
+                                     const float **logits, mm_err *e);
 typedef struct {
-    mm_beam_logits_fn logits;
+    mm_beam_logits_fn logits; // one beam at a time, or
     void *ctx;
     int vocab;
+    mm_beam_step_fn step;     // when non-NULL: all beams at once (logits is then unused)
 } mm_beam_model;
 
 // Runs the search after prompt[0..n) with p->num_beams beams (p->do_sample selects beam-sample). out

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "infer/beam.h"
+#include "infer/beam_pool.h"
 #include "infer/chat.h"
 #include "infer/engine.h"
 #include "text/template.h"
@@ -334,11 +335,6 @@ typedef struct {
     int beams;
 } beam_ctx;
 
-// How many leading tokens of seq[0..n) engine slot i already holds (0 for a slot not yet made).
-static int cached_prefix(const mm_chat *ch, int i, const int32_t *seq, int n) {
-    return ch->eng[i] ? engine_common_prefix(ch->eng[i], seq, n) : 0;
-}
-
 // Whether slot i holds exactly the conversation's kept images (then its caches may be shared).
 static int images_synced(const mm_chat *ch, int i) {
     int first, count;
@@ -351,32 +347,34 @@ static int images_synced(const mm_chat *ch, int i) {
     return 1;
 }
 
-static mm_status beam_logits(void *ctx, int beam, const int32_t *seq, int n, const float **logits, mm_err *e) {
+static int slot_ready(void *ctx, int i) { return images_synced(ctx, i); }
+
+// Slot i takes slot from's caches (when from >= 0) and the kept images.
+static mm_status slot_prepare(void *ctx, int i, int from, mm_err *e) {
+    mm_chat *ch = ctx;
+    if (from >= 0) {
+        if (!ch->eng[i])
+            MM_TRY(engine_create(&ch->eng[i], ch->m, ch->max_ctx, ch->max_images, e));
+        if (!ch->eng_hash[i] && !(ch->eng_hash[i] = calloc((size_t)ch->max_images + 1, sizeof(uint64_t))))
+            return mm_errf(e, MM_ERR_NOMEM, "out of memory");
+        MM_TRY(engine_copy(ch->eng[i], ch->eng[from], e));
+        ch->eng_first_image[i] = ch->eng_first_image[from];
+        ch->eng_n_images[i] = ch->eng_n_images[from];
+        memcpy(ch->eng_hash[i], ch->eng_hash[from], sizeof(uint64_t) * (size_t)(ch->max_images + 1));
+    }
+    return sync_images(ch, i, e);
+}
+
+// Every beam's logits: the beams advance together on the chat's engines (beam_pool.h).
+static mm_status beam_step(void *ctx, int nb, const int32_t *seqs, size_t stride, int n, const float **logits,
+                           mm_err *e) {
     beam_ctx *bc = ctx;
     mm_chat *ch = bc->ch;
-    // Take the caches of the slot that holds the longest prefix of seq when it beats this slot's own:
-    // the prompt and images are evaluated once for all beams, and a beam that continues another beam's
-    // history copies that history's K/V instead of recomputing it (the numbers are the same either way).
-    int best = images_synced(ch, beam) ? cached_prefix(ch, beam, seq, n) : 0, from = -1;
-    for (int o = 0; o < bc->beams; o++) {
-        int p = o != beam && images_synced(ch, o) ? cached_prefix(ch, o, seq, n) : 0;
-        if (p > best)
-            best = p, from = o;
-    }
-    if (from >= 0) {
-        if (!ch->eng[beam])
-            MM_TRY(engine_create(&ch->eng[beam], ch->m, ch->max_ctx, ch->max_images, e));
-        if (!ch->eng_hash[beam] && !(ch->eng_hash[beam] = calloc((size_t)ch->max_images + 1, sizeof(uint64_t))))
-            return mm_errf(e, MM_ERR_NOMEM, "out of memory");
-        MM_TRY(engine_copy(ch->eng[beam], ch->eng[from], e));
-        ch->eng_first_image[beam] = ch->eng_first_image[from];
-        ch->eng_n_images[beam] = ch->eng_n_images[from];
-        memcpy(ch->eng_hash[beam], ch->eng_hash[from], sizeof(uint64_t) * (size_t)(ch->max_images + 1));
-    }
-    MM_TRY(sync_images(ch, beam, e));
-    MM_TRY(engine_eval(ch->eng[beam], seq, n, logits, e));
-    if (n == bc->prompt_len) // each beam's engine evaluates the prompt once (what its cache lacked)
-        ch->st.evaluated_tokens += engine_stats(ch->eng[beam]).prompt_tokens;
+    mm_beam_pool pool = {ch->eng, MAX_ENGINES, ch, slot_ready, slot_prepare};
+    long evaluated = 0;
+    MM_TRY(beam_pool_logits(&pool, nb, seqs, stride, n, logits, &evaluated, e));
+    if (n == bc->prompt_len) // the prompt, evaluated once and shared by the beams
+        ch->st.evaluated_tokens += evaluated;
     return MM_OK;
 }
 
@@ -440,7 +438,7 @@ mm_status chat_reply(mm_chat *ch, const mm_sampling *p, const char *const *stop_
     } else if (s == MM_OK) {
         r.t_first = t0; // the search yields its reply at the end: all of it counts as generation
         beam_ctx bc = {ch, (int)t.n, q.num_beams};
-        mm_beam_model bm = {beam_logits, &bc, engine_vocab(ch->eng[0])};
+        mm_beam_model bm = {.ctx = &bc, .vocab = engine_vocab(ch->eng[0]), .step = beam_step};
         s = beam_generate(&bm, t.ids, (int)t.n, &q, eos, banned, 3, &ch->cancel, out, &n_out, e);
         why = n_out && out[n_out - 1] == eos ? MM_STOP_EOS : MM_STOP_LENGTH;
         for (int i = 0; s == MM_OK && i < n_out; i++)

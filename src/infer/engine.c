@@ -184,6 +184,11 @@ int engine_common_prefix(const mm_engine *en, const int32_t *seq, int n) {
     return p;
 }
 
+int engine_can_step(const mm_engine *en, const int32_t *seq, int n) {
+    return n >= 2 && en->n == n - 1 && n <= en->max_ctx && seq[n - 1] != en->m->w.cfg.media_id &&
+           seq[n - 1] >= 0 && seq[n - 1] < en->m->w.cfg.vocab && engine_common_prefix(en, seq, n - 1) == n - 1;
+}
+
 int engine_n_images(const mm_engine *en) { return en->n_images; }
 
 const int32_t *engine_tokens(const mm_engine *en, int *n) {

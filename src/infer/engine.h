@@ -37,6 +37,9 @@ mm_status engine_eval(mm_engine *en, const int32_t *tokens, int n, const float *
 // call), as engine_eval of the longer sequence would, in one pass over the weights for all sequences
 // (their caches, lengths and images stay their own). next[b] must not be an <image> marker.
 mm_status engine_step(mm_engine *const *ens, int n_seq, const int32_t *next, const float **logits, mm_err *e);
+// Whether engine_step can append seq[n-1]: the engine holds exactly seq[0..n-1), seq[n-1] is no
+// <image> marker and the context has room.
+int engine_can_step(const mm_engine *en, const int32_t *seq, int n);
 // Makes dst hold src's cached sequence and images by copying src's caches (nothing is recomputed), so
 // that a sequence sharing src's prefix evaluates only what follows: beams share the prompt's K/V and
 // image latents, and a beam that continues another's history takes its K/V. Both engines belong to

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "infer/beam.h"
+#include "infer/beam_pool.h"
 #include "infer/engine.h"
 #include "infer/generate.h"
 
@@ -63,29 +64,26 @@ static mm_status load(mm_promptgen *g, int i, mm_err *e) {
     return MM_OK;
 }
 
-// How many leading tokens of seq[0..n) engine i holds (0 unless it holds this run's images).
-static int cached_prefix(const mm_promptgen *g, int i, const int32_t *seq, int n) {
-    return g->eng[i] && g->loaded[i] ? engine_common_prefix(g->eng[i], seq, n) : 0;
+static int slot_ready(void *ctx, int i) { return ((mm_promptgen *)ctx)->loaded[i]; }
+
+// Engine i takes engine from's caches (when from >= 0) and this run's images.
+static mm_status slot_prepare(void *ctx, int i, int from, mm_err *e) {
+    mm_promptgen *g = ctx;
+    if (from >= 0) {
+        if (!g->eng[i])
+            MM_TRY(engine_create(&g->eng[i], g->m, g->max_ctx, g->max_images, e));
+        MM_TRY(engine_copy(g->eng[i], g->eng[from], e));
+        g->loaded[i] = 1;
+    }
+    return load(g, i, e);
 }
 
-// A beam takes the caches of the engine holding the longest prefix of its sequence when that beats its
-// own: the images and the prompt are encoded once for all beams, not once per beam.
-static mm_status beam_logits(void *ctx, int beam, const int32_t *seq, int n, const float **logits, mm_err *e) {
+// Every beam's logits: the beams advance together on the run's engines (beam_pool.h).
+static mm_status beam_step(void *ctx, int nb, const int32_t *seqs, size_t stride, int n, const float **logits,
+                           mm_err *e) {
     mm_promptgen *g = ctx;
-    int best = cached_prefix(g, beam, seq, n), from = -1;
-    for (int o = 0; o < PG_MAX_BEAMS; o++) {
-        int p = o != beam ? cached_prefix(g, o, seq, n) : 0;
-        if (p > best)
-            best = p, from = o;
-    }
-    if (from >= 0) {
-        if (!g->eng[beam])
-            MM_TRY(engine_create(&g->eng[beam], g->m, g->max_ctx, g->max_images, e));
-        MM_TRY(engine_copy(g->eng[beam], g->eng[from], e));
-        g->loaded[beam] = 1;
-    }
-    MM_TRY(load(g, beam, e));
-    return engine_eval(g->eng[beam], seq, n, logits, e);
+    mm_beam_pool pool = {g->eng, PG_MAX_BEAMS, g, slot_ready, slot_prepare};
+    return beam_pool_logits(&pool, nb, seqs, stride, n, logits, NULL, e);
 }
 
 mm_status promptgen_run(mm_promptgen *g, const int32_t *ids, int n, const float *pixels, int n_images,
@@ -110,7 +108,7 @@ mm_status promptgen_run(mm_promptgen *g, const int32_t *ids, int n, const float 
         mm_stop_reason why;
         s = generate(g->eng[0], ids, n, &p, &lim, NULL, NULL, out, n_out, &why, e);
     } else {
-        mm_beam_model bm = {beam_logits, g, engine_vocab(g->eng[0])};
+        mm_beam_model bm = {.ctx = g, .vocab = engine_vocab(g->eng[0]), .step = beam_step};
         s = beam_generate_lp(&bm, ids, n, &p, o->length_penalty, o->n_stop_ids ? o->stop_ids[0] : -1, o->banned,
                              o->n_banned, NULL, out, n_out, e);
     }
