@@ -137,7 +137,7 @@ static void reference_reply(const mm_model *m, const mm_tokenizer *tok, const mm
         assert_ok(engine_add_image(en, pixels + (size_t)i * 3 * S * S, &e), &e);
     mm_sampling p = greedy(max_new);
     int32_t eos = m->w.cfg.eos_id, banned[3] = {m->w.cfg.eoc_id, m->w.cfg.media_id, m->w.cfg.pad_id}, out[256];
-    mm_gen_limits lim = {&eos, 1, banned, 3};
+    mm_gen_limits lim = {.stop_ids = &eos, .n_stop_ids = 1, .banned = banned, .n_banned = 3};
     int n_out = 0;
     mm_stop_reason why;
     assert_ok(generate(en, t.ids, (int)t.n, &p, &lim, NULL, NULL, out, &n_out, &why, &e), &e);

@@ -2,6 +2,9 @@
 // at every step: token by token, across turns that add text, and across a turn that adds an image
 // (which changes what earlier text attends under Multimodal-GPT's rule), for both media rules.
 #include "infer/engine.h"
+#include <pthread.h>
+
+#include "infer/batcher.h"
 #include "infer/beam.h"
 #include "infer/generate.h"
 #include "infer/prompt_gen.h"
@@ -362,6 +365,91 @@ static void test_beam_pool(void **s) {
     unload();
 }
 
+// Threads that each decode their own sequence through one batcher: every token is computed in a shared
+// step (none alone), the steps hold several sequences, and the logits equal each sequence's own evaluation.
+typedef struct {
+    mm_batcher *b;
+    mm_engine *en;
+    pthread_barrier_t *go;
+    int32_t seq[32];
+    int n, steps;
+    float *logits; // [steps, V]
+    mm_status st;
+} decoder;
+
+static void *decode_thread(void *arg) {
+    decoder *d = arg;
+    mm_err e = {0};
+    const float *lg;
+    d->st = batcher_eval(d->b, d->en, d->seq, d->n, &lg, &e); // the prompt: alone, before joining
+    batcher_join(d->b);
+    pthread_barrier_wait(d->go);
+    int V = model.w.cfg.vocab;
+    for (int k = 0; d->st == MM_OK && k < d->steps; k++) {
+        d->seq[d->n] = (int32_t)(30 + d->n + k % 7);
+        d->n++;
+        d->st = batcher_eval(d->b, d->en, d->seq, d->n, &lg, &e);
+        if (d->st == MM_OK)
+            memcpy(d->logits + (size_t)k * V, lg, sizeof(float) * (size_t)V);
+    }
+    batcher_leave(d->b);
+    return NULL;
+}
+
+static void test_batcher(void **s) {
+    (void)s;
+    load(FX "/tiny/config.json");
+    mm_err e = {0};
+    enum { NT = 3, STEPS = 12 };
+    mm_batcher *b;
+    assert_ok(batcher_create(&b, NT, &e), &e);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, NT);
+    decoder d[NT];
+    pthread_t th[NT];
+    int V = model.w.cfg.vocab;
+    for (int t = 0; t < NT; t++) {
+        d[t] = (decoder){.b = b, .go = &go, .seq = {1, 5, 6 + t, M, 7}, .n = t == 1 ? 3 : 5, .steps = STEPS};
+        d[t].logits = malloc(sizeof(float) * (size_t)STEPS * V);
+        assert_ok(engine_create(&d[t].en, &model, 32, 3, &e), &e);
+        if (d[t].n == 5)
+            assert_ok(engine_add_image(d[t].en, pixels + (size_t)3 * S * S * t, &e), &e);
+    }
+    for (int t = 0; t < NT; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, decode_thread, &d[t]), 0);
+    for (int t = 0; t < NT; t++)
+        pthread_join(th[t], NULL);
+    mm_batcher_stats bs = batcher_stats(b);
+    printf("mmgpt-test: %ld steps computed %ld tokens (widest %d), %ld prompts\n", bs.steps, bs.stepped_tokens,
+           bs.widest, bs.prompts);
+    assert_int_equal(bs.stepped_tokens, NT * STEPS);
+    assert_int_equal(bs.prompts, NT);
+    assert_true(bs.widest >= 2 && bs.steps < NT * STEPS);
+    // Each sequence again, alone: the same logits at every step.
+    for (int t = 0; t < NT; t++) {
+        assert_int_equal(d[t].st, MM_OK);
+        mm_engine *en;
+        assert_ok(engine_create(&en, &model, 32, 3, &e), &e);
+        if (t != 1)
+            assert_ok(engine_add_image(en, pixels + (size_t)3 * S * S * t, &e), &e);
+        int n0 = t == 1 ? 3 : 5;
+        for (int k = 0; k < STEPS; k++) {
+            const float *lg;
+            assert_ok(engine_eval(en, d[t].seq, n0 + k + 1, &lg, &e), &e);
+            float mx = 0;
+            for (int i = 0; i < V; i++)
+                mx = fabsf(lg[i]) > mx ? fabsf(lg[i]) : mx;
+            assert_true(compare_f32("batched vs alone", d[t].logits + (size_t)k * V, lg, (size_t)V, 1e-5f * mx, 0));
+        }
+        engine_free(en);
+        engine_free(d[t].en);
+        free(d[t].logits);
+    }
+    pthread_barrier_destroy(&go);
+    batcher_free(b);
+    unload();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_next),
@@ -370,6 +458,7 @@ int main(void) {
         cmocka_unit_test(test_greedy_generation),
         cmocka_unit_test(test_greedy_matches_reference), cmocka_unit_test(test_copy),
         cmocka_unit_test(test_step), cmocka_unit_test(test_beam_pool),
+        cmocka_unit_test(test_batcher),
     };
     return cmocka_run_group_tests_name("engine", tests, setup, NULL);
 }

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <json-c/json.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -555,11 +556,74 @@ static void test_cli(void **s) {
     assert_non_null(strstr(out, "--port takes 0..65535"));
 }
 
+// Parallel requests decode in shared steps (continuous batching): three at once, each its own reply as
+// the chat library gives it alone, and the server's metrics show steps that held several requests.
+typedef struct {
+    int port, with_image;
+    const char *question;
+    char *text;
+} parallel_ask;
+
+static void *ask_thread(void *arg) {
+    parallel_ask *a = arg;
+    char req[65536], *body = NULL;
+    char *url = a->with_image ? image_url() : NULL;
+    if (url)
+        snprintf(req, sizeof req, "{\"temperature\": 0, \"max_tokens\": 40, \"messages\": [{\"role\": \"user\", "
+                 "\"content\": [{\"type\": \"text\", \"text\": \"%s\"}, {\"type\": \"image_url\", "
+                 "\"image_url\": {\"url\": \"%s\"}}]}]}", a->question, url);
+    else
+        snprintf(req, sizeof req, "{\"temperature\": 0, \"max_tokens\": 40, \"messages\": [{\"role\": \"user\", "
+                 "\"content\": \"%s\"}]}", a->question);
+    if (http(a->port, "POST", "/v1/chat/completions", req, NULL, &body) == 200) {
+        json_object *o = json_tokener_parse(body);
+        json_object *choice = json_object_array_get_idx(json_object_object_get(o, "choices"), 0);
+        a->text = strdup(json_object_get_string(json_object_object_get(json_object_object_get(choice, "message"), "content")));
+        json_object_put(o);
+    }
+    free(body);
+    free(url);
+    return NULL;
+}
+
+static void test_continuous_batching(void **s) {
+    (void)s;
+    int port;
+    mm_server *srv = start(NULL, 3, 4, &port);
+    parallel_ask a[3] = {{port, 1, "What is in the image?", NULL}, {port, 0, "Tell me a story.", NULL},
+                         {port, 1, "Count the shapes.", NULL}};
+    char *want[3];
+    for (int i = 0; i < 3; i++)
+        want[i] = library_reply(a[i].question, NULL, NULL, a[i].with_image, 40);
+    // Requests that happen not to overlap (a loaded machine) are retried a few times.
+    for (int round = 0; round < 5 && metric(port, "mmgpt_batch_widest") < 2; round++) {
+        pthread_t th[3];
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, ask_thread, &a[i]), 0);
+        for (int i = 0; i < 3; i++)
+            pthread_join(th[i], NULL);
+        for (int i = 0; i < 3; i++) {
+            assert_non_null(a[i].text);
+            assert_string_equal(a[i].text, want[i]);
+            free(a[i].text);
+            a[i].text = NULL;
+        }
+    }
+    long steps = metric(port, "mmgpt_batch_steps_total"), tokens = metric(port, "mmgpt_batch_tokens_total");
+    printf("mmgpt-test: %ld steps decoded %ld tokens, widest %ld\n", steps, tokens, metric(port, "mmgpt_batch_widest"));
+    assert_true(metric(port, "mmgpt_batch_widest") >= 2);
+    assert_true(tokens > steps);
+    for (int i = 0; i < 3; i++)
+        free(want[i]);
+    server_stop(srv);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_endpoints), cmocka_unit_test(test_completions), cmocka_unit_test(test_image_formats),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_api_key),   cmocka_unit_test(test_queue_and_disconnect), cmocka_unit_test(test_openai_client),
+        cmocka_unit_test(test_continuous_batching),
         cmocka_unit_test(test_browser),   cmocka_unit_test(test_quantized_model), cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

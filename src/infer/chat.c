@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "infer/batcher.h"
 #include "infer/beam.h"
 #include "infer/beam_pool.h"
 #include "infer/chat.h"
@@ -27,6 +28,7 @@ struct mm_chat {
     int eng_first_image[MAX_ENGINES], eng_n_images[MAX_ENGINES];
     uint64_t *eng_hash[MAX_ENGINES]; // [max_images]: the images engine i holds
     volatile int cancel;
+    mm_batcher *batcher; // NULL: compute alone
     mm_chat_stats st;
     char *reply;
     int32_t *last; // the last reply's generated ids
@@ -55,6 +57,7 @@ mm_status chat_create(mm_chat **out, const mm_model *m, const mm_tokenizer *tok,
     ch->prep = config_clip_prep(c);
     if (o && o->exif)
         ch->prep.exif_orientation = o->exif > 0;
+    ch->batcher = o ? o->batcher : NULL;
     conv_init(&ch->conv);
     if (o && o->system && !(ch->conv.system = strdup(o->system))) {
         free(ch);
@@ -347,6 +350,16 @@ static int images_synced(const mm_chat *ch, int i) {
     return 1;
 }
 
+// Engine 0 holds the kept images (encoded between other threads' batched steps).
+static mm_status synced_images(mm_chat *ch, mm_err *e) {
+    if (ch->batcher)
+        batcher_exclusive_begin(ch->batcher);
+    mm_status s = sync_images(ch, 0, e);
+    if (ch->batcher)
+        batcher_exclusive_end(ch->batcher);
+    return s;
+}
+
 static int slot_ready(void *ctx, int i) { return images_synced(ctx, i); }
 
 // Slot i takes slot from's caches (when from >= 0) and the kept images.
@@ -372,7 +385,12 @@ static mm_status beam_step(void *ctx, int nb, const int32_t *seqs, size_t stride
     mm_chat *ch = bc->ch;
     mm_beam_pool pool = {ch->eng, MAX_ENGINES, ch, slot_ready, slot_prepare};
     long evaluated = 0;
-    MM_TRY(beam_pool_logits(&pool, nb, seqs, stride, n, logits, &evaluated, e));
+    if (ch->batcher)
+        batcher_exclusive_begin(ch->batcher);
+    mm_status s = beam_pool_logits(&pool, nb, seqs, stride, n, logits, &evaluated, e);
+    if (ch->batcher)
+        batcher_exclusive_end(ch->batcher);
+    MM_TRY(s);
     if (n == bc->prompt_len) // the prompt, evaluated once and shared by the beams
         ch->st.evaluated_tokens += evaluated;
     return MM_OK;
@@ -431,9 +449,9 @@ mm_status chat_reply(mm_chat *ch, const mm_sampling *p, const char *const *stop_
     double t0 = now_s();
     ch->st.evaluated_tokens = 0;
     if (s == MM_OK)
-        s = sync_images(ch, 0, e);
+        s = synced_images(ch, e);
     if (s == MM_OK && q.num_beams <= 1) {
-        mm_gen_limits lim = {.stop_ids = &eos, .n_stop_ids = 1, .banned = banned, .n_banned = 3};
+        mm_gen_limits lim = {.stop_ids = &eos, .n_stop_ids = 1, .banned = banned, .n_banned = 3, .batcher = ch->batcher};
         s = generate(ch->eng[0], t.ids, (int)t.n, &q, &lim, on_token, &r, out, &n_out, &why, e);
     } else if (s == MM_OK) {
         r.t_first = t0; // the search yields its reply at the end: all of it counts as generation

@@ -5,6 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "infer/batcher.h"
+
+static mm_status eval(const mm_gen_limits *lim, mm_engine *en, const int32_t *seq, int n, const float **logits,
+                      mm_err *e) {
+    return lim && lim->batcher ? batcher_eval(lim->batcher, en, seq, n, logits, e) : engine_eval(en, seq, n, logits, e);
+}
+
 mm_status generate(mm_engine *en, const int32_t *prompt, int n, const mm_sampling *p, const mm_gen_limits *lim,
                    mm_token_cb cb, void *user, int32_t *out, int *n_out, mm_stop_reason *why, mm_err *e) {
     *n_out = 0;
@@ -17,7 +24,9 @@ mm_status generate(mm_engine *en, const int32_t *prompt, int n, const mm_samplin
     mm_rng rng;
     rng_seed(&rng, p->seed);
     const float *logits;
-    mm_status s = engine_eval(en, seq, n, &logits, e);
+    if (lim && lim->batcher)
+        batcher_join(lim->batcher);
+    mm_status s = eval(lim, en, seq, n, &logits, e);
     int V = engine_vocab(en);
     float *work = malloc(sizeof(float) * (size_t)V);
     if (!work)
@@ -46,8 +55,10 @@ mm_status generate(mm_engine *en, const int32_t *prompt, int n, const mm_samplin
             *why = MM_STOP_CONTEXT;
             break;
         }
-        s = engine_eval(en, seq, n + *n_out, &logits, e);
+        s = eval(lim, en, seq, n + *n_out, &logits, e);
     }
+    if (lim && lim->batcher)
+        batcher_leave(lim->batcher);
     free(work);
     free(seq);
     return s;

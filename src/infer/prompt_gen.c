@@ -104,7 +104,7 @@ mm_status promptgen_run(mm_promptgen *g, const int32_t *ids, int n, const float 
     mm_status s;
     if (p.num_beams <= 1) {
         MM_TRY(load(g, 0, e));
-        mm_gen_limits lim = {o->stop_ids, o->n_stop_ids, o->banned, o->n_banned};
+        mm_gen_limits lim = {.stop_ids = o->stop_ids, .n_stop_ids = o->n_stop_ids, .banned = o->banned, .n_banned = o->n_banned};
         mm_stop_reason why;
         s = generate(g->eng[0], ids, n, &p, &lim, NULL, NULL, out, n_out, &why, e);
     } else {

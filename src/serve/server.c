@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "infer/batcher.h"
 #include "infer/chat.h"
 #include "serve/api.h"
 
@@ -39,6 +40,7 @@ struct mm_server {
     long requests, errors, rejected, prompt_tokens, gen_tokens, images_encoded;
     double gen_s, last_tps;
     struct MHD_Daemon *d;
+    mm_batcher *batcher;
 };
 
 typedef struct {
@@ -371,7 +373,8 @@ static enum MHD_Result chat_completions(mm_server *s, struct MHD_Connection *c, 
 }
 
 static enum MHD_Result send_metrics(mm_server *s, struct MHD_Connection *c) {
-    char buf[4096];
+    char buf[5120];
+    mm_batcher_stats bs = batcher_stats(s->batcher);
     pthread_mutex_lock(&s->mu);
     int busy = 0;
     for (int i = 0; i < s->o.parallel; i++)
@@ -396,9 +399,15 @@ static enum MHD_Result send_metrics(mm_server *s, struct MHD_Connection *c) {
              "# HELP mmgpt_queue_length Requests waiting for a model slot.\n# TYPE mmgpt_queue_length gauge\n"
              "mmgpt_queue_length %d\n"
              "# HELP mmgpt_slots_busy Model slots generating.\n# TYPE mmgpt_slots_busy gauge\nmmgpt_slots_busy %d\n"
-             "# HELP mmgpt_slots Model slots.\n# TYPE mmgpt_slots gauge\nmmgpt_slots %d\n",
+             "# HELP mmgpt_slots Model slots.\n# TYPE mmgpt_slots gauge\nmmgpt_slots %d\n"
+             "# HELP mmgpt_batch_steps_total Decoding steps (each computes the next token of every generating request).\n"
+             "# TYPE mmgpt_batch_steps_total counter\nmmgpt_batch_steps_total %ld\n"
+             "# HELP mmgpt_batch_tokens_total Tokens computed by decoding steps (over steps: the mean batch).\n"
+             "# TYPE mmgpt_batch_tokens_total counter\nmmgpt_batch_tokens_total %ld\n"
+             "# HELP mmgpt_batch_widest Most requests decoded in one step.\n# TYPE mmgpt_batch_widest gauge\n"
+             "mmgpt_batch_widest %d\n",
              s->requests, s->errors, s->rejected, s->prompt_tokens, s->gen_tokens, s->gen_s, s->images_encoded,
-             s->last_tps, s->waiting, busy, s->o.parallel);
+             s->last_tps, s->waiting, busy, s->o.parallel, bs.steps, bs.stepped_tokens, bs.widest);
     pthread_mutex_unlock(&s->mu);
     return send_text(c, 200, "text/plain; version=0.0.4", buf, NULL);
 }
@@ -511,7 +520,10 @@ mm_status server_start(mm_server **out, const mm_model *m, const mm_tokenizer *t
     pthread_cond_init(&s->cv, NULL);
     s->slots = calloc((size_t)s->o.parallel, sizeof *s->slots);
     mm_status st = s->slots ? MM_OK : mm_errf(e, MM_ERR_NOMEM, "out of memory");
-    mm_chat_opts co = {.max_ctx = o->max_ctx};
+    // The slots' decoding is batched: each step computes the next token of every generating request.
+    if (st == MM_OK)
+        st = batcher_create(&s->batcher, s->o.parallel, e);
+    mm_chat_opts co = {.max_ctx = o->max_ctx, .batcher = s->batcher};
     for (int i = 0; st == MM_OK && i < s->o.parallel; i++)
         st = chat_create(&s->slots[i].chat, m, tok, &co, e);
     struct sockaddr_storage ss = {0};
@@ -561,6 +573,7 @@ void server_stop(mm_server *s) {
     for (int i = 0; s->slots && i < s->o.parallel; i++)
         chat_free(s->slots[i].chat);
     free(s->slots);
+    batcher_free(s->batcher);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);
