@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 P=${P:-128}
 G=${G:-64}
 make -s build/bench/generate
-c=$(./build/bench/generate --prompt "$P" --gen "$G" "$@")
+BATCH=${BATCH:-1}
+c=$(./build/bench/generate --prompt "$P" --gen "$G" --batch "$BATCH" "$@")
 echo "$c"
-p=$(/usr/bin/python3 bench/generate_ref.py "$P" "$G")
+p=$(/usr/bin/python3 bench/generate_ref.py "$P" "$G" "$BATCH")
 echo "$p"
 get() { printf '%s\n' "$1" | awk -v k="$2" '$1 == k {print $2}'; }
 awk -v ct="$(get "$c" c_ttft_s)" -v pt="$(get "$p" torch_ttft_s)" -v cg="$(get "$c" c_gen_tps)" -v pg="$(get "$p" torch_gen_tps)" \
@@ -17,3 +18,7 @@ awk -v ct="$(get "$c" c_ttft_s)" -v pt="$(get "$p" torch_ttft_s)" -v cg="$(get "
   printf "ratio prompt tokens/s (mmgpt/torch): %.2fx\n", cp / pp
   printf "ratio generated tokens/s (mmgpt/torch): %.2fx\n", cg / pg
 }'
+if [ "$BATCH" -gt 1 ]; then
+  awk -v cb="$(get "$c" c_batch_tps)" -v pb="$(get "$p" torch_batch_tps)" -v n="$BATCH" 'BEGIN {
+    printf "ratio batched decoding tokens/s, %d sequences (mmgpt/torch): %.2fx\n", n, cb / pb }'
+fi

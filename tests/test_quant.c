@@ -154,6 +154,33 @@ static void check_dots(const cpu_kernels *kt) {
                        mm_dtype_name(types[ti]), n, gq, wantq, want, slack);
                 bad++;
             }
+            // Several activation rows against one weight row (a batched step): each row's result bit for bit
+            // the one-row kernel's.
+            if (kt->dotqn[types[ti]]) {
+                static int8_t q4[4][4096];
+                static float d4[4][4096 / 32];
+                static int16_t s4[4][4096 / 16];
+                cpu_xq xs4[4];
+                for (int j = 0; j < 4; j++) {
+                    float xj[4096];
+                    for (int k = 0; k < n; k++)
+                        xj[k] = x[(k + 131 * j) % n] * (1.0f + 0.25f * (float)j);
+                    xs4[j] = (cpu_xq){.q = q4[j], .d = d4[j], .s16 = s4[j]};
+                    cpu_quantize_x(xj, n, qb, &xs4[j]);
+                }
+                for (int nx = 1; nx <= 4; nx++) {
+                    float outn[4];
+                    kt->dotqn[types[ti]](blocks + 2, xs4, nx, n, outn);
+                    for (int j = 0; j < nx; j++) {
+                        float one = kt->dotq[types[ti]](blocks + 2, &xs4[j], n);
+                        if (memcmp(&one, &outn[j], sizeof one)) {
+                            printf("mmgpt-test: %s dotqn %s n=%d nx=%d row %d: %.9g, one row %.9g\n", kt->name,
+                                   mm_dtype_name(types[ti]), n, nx, j, outn[j], one);
+                            bad++;
+                        }
+                    }
+                }
+            }
         }
     printf("mmgpt-test: %-8s quantized dot kernels: %s\n", kt->name, bad ? "MISMATCH" : "ok");
     assert_int_equal(bad, 0);

@@ -36,12 +36,15 @@ static inline int cpu_xq_block(mm_dtype t) {
 // sum over k < n of w[k] * x[k] with x quantized by cpu_quantize_x in the type's block (w a row of
 // whole blocks).
 typedef float (*cpu_dotq_fn)(const void *w, const cpu_xq *x, int n);
+// out[j] = dotq(w, &x[j], n) for j < nx (1..4: a batched step's rows), bit for bit, the row unpacked once.
+typedef void (*cpu_dotqn_fn)(const void *w, const cpu_xq *x, int nx, int n, float *out);
 
 typedef struct {
     const char *name;                 // "scalar", "avx2"
     cpu_dot_fn dot[MM_DTYPE_COUNT];   // for F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K (NULL for other types)
     cpu_dot4_fn dot4[MM_DTYPE_COUNT]; // NULL where the level has none (callers then use dot row by row)
     cpu_dotq_fn dotq[MM_DTYPE_COUNT]; // Q8_0, Q4_0, Q4_K, Q6_K against quantized activations
+    cpu_dotqn_fn dotqn[MM_DTYPE_COUNT]; // NULL where the level has none (callers then loop over dotq)
     // y[0..n) = the decoded values of n quantized weights (whole blocks), bit for bit as
     // mm_dequantize: the prompt path's tiles. NULL: mm_convert_to_f32.
     void (*dequant[MM_DTYPE_COUNT])(const void *blocks, float *y, size_t n);

@@ -256,29 +256,43 @@ AVX2 static inline float half_at(const uint16_t *p) {
     return _cvtsh_ss(h);
 }
 
-AVX2 static float dotq_q8_0(const void *wv, const cpu_xq *x, int n) {
-    const mm_block_q8_0 *b = wv;
-    __m256 acc = _mm256_setzero_ps();
+// The integer dot products take up to 4 activation rows at once (a batched step's tokens): a weight
+// block is loaded and unpacked once for all of them. Each row's arithmetic is the same sequence of
+// operations whatever NX is, so the results are bit for bit those of one row alone. NX is a constant
+// in every instantiation (always_inline), which keeps the accumulators in registers.
+#define XN AVX2 static inline __attribute__((always_inline))
+
+XN void q8_0_xn(const mm_block_q8_0 *b, const cpu_xq *x, const int NX, int n, float *out) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int i = 0; i < n / MM_QK; i++) {
-        __m256i w = _mm256_loadu_si256((const __m256i *)b[i].qs), xv = _mm256_loadu_si256((const __m256i *)(x->q + 32 * i));
-        // signed x signed as |w| x (x with w's sign)
-        __m256i p = maddubs_sum(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xv, w));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(&b[i].d) * x->d[i]), _mm256_cvtepi32_ps(p), acc);
+        __m256i w = _mm256_loadu_si256((const __m256i *)b[i].qs), aw = _mm256_sign_epi8(w, w);
+        float dw = half_at(&b[i].d);
+        for (int j = 0; j < NX; j++) {
+            // signed x signed as |w| x (x with w's sign)
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(x[j].q + 32 * i));
+            __m256i p = maddubs_sum(aw, _mm256_sign_epi8(xv, w));
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[j].d[i]), _mm256_cvtepi32_ps(p), acc[j]);
+        }
     }
-    return hsum(acc);
+    for (int j = 0; j < NX; j++)
+        out[j] = hsum(acc[j]);
 }
 
-AVX2 static float dotq_q4_0(const void *wv, const cpu_xq *x, int n) {
-    const mm_block_q4_0 *b = wv;
-    __m256 acc = _mm256_setzero_ps();
-    float off = 0;
+XN void q4_0_xn(const mm_block_q4_0 *b, const cpu_xq *x, const int NX, int n, float *out) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float off[4] = {0, 0, 0, 0};
     for (int i = 0; i < n / MM_QK; i++) {
-        __m256i p = maddubs_sum(nibbles(b[i].qs), _mm256_loadu_si256((const __m256i *)(x->q + 32 * i)));
-        float dd = half_at(&b[i].d) * x->d[i];
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(p), acc);
-        off += dd * (float)(x->s16[2 * i] + x->s16[2 * i + 1]);
+        __m256i nib = nibbles(b[i].qs);
+        float dw = half_at(&b[i].d);
+        for (int j = 0; j < NX; j++) {
+            __m256i p = maddubs_sum(nib, _mm256_loadu_si256((const __m256i *)(x[j].q + 32 * i)));
+            float dd = dw * x[j].d[i];
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(p), acc[j]);
+            off[j] += dd * (float)(x[j].s16[2 * i] + x[j].s16[2 * i + 1]);
+        }
     }
-    return hsum(acc) - 8.0f * off;
+    for (int j = 0; j < NX; j++)
+        out[j] = hsum(acc[j]) - 8.0f * off[j];
 }
 
 // The 8 sub-scales (bytes of sc[0..1]) and 8 sub-mins (bytes of mn[0..1]) of a Q4_K block, unpacked
@@ -295,34 +309,61 @@ static inline void q4k_unpack(const uint8_t *scales, uint32_t sc[2], uint32_t mn
 // Q4_K against activations quantized per 256: the integer sub-scales multiply int16 pair sums
 // (vpmaddwd), so a super-block accumulates in int32 and is scaled once; the mins meet the
 // activations' 16-sums in one vpmaddwd too, into a second vector accumulator.
-AVX2 static float dotq_q4_k(const void *wv, const cpu_xq *x, int n) {
-    const mm_block_q4_k *b = wv;
+XN void q4_k_xn(const mm_block_q4_k *b, const cpu_xq *x, const int NX, int n, float *out) {
     const __m256i m4 = _mm256_set1_epi8(0xF);
-    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 accm[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int i = 0; i < n / MM_QK_K; i++) {
         uint32_t sc[2], mn[2];
         q4k_unpack(b[i].scales, sc, mn);
         const uint8_t *s8 = (const uint8_t *)sc;
-        const int8_t *xq = x->q + 256 * i;
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                           _mm256_setzero_si256()};
         for (int c = 0; c < 4; c++) {
             __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * c));
             __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-            __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * c)));
-            __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * c + 32)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(s8[2 * c])));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(s8[2 * c + 1])));
+            __m256i s_lo = _mm256_set1_epi16(s8[2 * c]), s_hi = _mm256_set1_epi16(s8[2 * c + 1]);
+            for (int j = 0; j < NX; j++) {
+                const int8_t *xq = x[j].q + 256 * i;
+                __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * c)));
+                __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * c + 32)));
+                sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p0, s_lo));
+                sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p1, s_hi));
+            }
         }
         // mins m_j, each twice (one per 16-sum of its sub-block of 32), times the 16 sums.
         __m128i m = _mm_cvtsi64_si128((long long)((uint64_t)mn[0] | (uint64_t)mn[1] << 32));
         __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
-        __m256i mins = _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)(x->s16 + 16 * i)));
-        float dx = x->d[i];
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(&b[i].d) * dx), _mm256_cvtepi32_ps(sumi), acc);
-        accm = _mm256_fmadd_ps(_mm256_set1_ps(half_at(&b[i].dmin) * dx), _mm256_cvtepi32_ps(mins), accm);
+        float dw = half_at(&b[i].d), dmin = half_at(&b[i].dmin);
+        for (int j = 0; j < NX; j++) {
+            __m256i mins = _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)(x[j].s16 + 16 * i)));
+            float dx = x[j].d[i];
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+            accm[j] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * dx), _mm256_cvtepi32_ps(mins), accm[j]);
+        }
     }
-    return hsum(_mm256_sub_ps(acc, accm));
+    for (int j = 0; j < NX; j++)
+        out[j] = hsum(_mm256_sub_ps(acc[j], accm[j]));
 }
+
+// One activation row, and 1..4 rows through the same code.
+#define DOTQ_PAIR(T, BLOCK)                                                                                       \
+    AVX2 static float dotq_##T(const void *w, const cpu_xq *x, int n) {                                          \
+        float o;                                                                                                  \
+        T##_xn((const BLOCK *)w, x, 1, n, &o);                                                                    \
+        return o;                                                                                                 \
+    }                                                                                                             \
+    AVX2 static void dotqn_##T(const void *w, const cpu_xq *x, int nx, int n, float *out) {                      \
+        switch (nx) {                                                                                             \
+        case 1: T##_xn((const BLOCK *)w, x, 1, n, out); break;                                                    \
+        case 2: T##_xn((const BLOCK *)w, x, 2, n, out); break;                                                    \
+        case 3: T##_xn((const BLOCK *)w, x, 3, n, out); break;                                                    \
+        default: T##_xn((const BLOCK *)w, x, 4, n, out); break;                                                   \
+        }                                                                                                         \
+    }
+DOTQ_PAIR(q8_0, mm_block_q8_0)
+DOTQ_PAIR(q4_0, mm_block_q4_0)
+DOTQ_PAIR(q4_k, mm_block_q4_k)
 
 AVX2 static float dotq_q6_k(const void *wv, const cpu_xq *x, int n) {
     const mm_block_q6_k *b = wv;
@@ -434,6 +475,7 @@ static const cpu_kernels avx2 = {
             [MM_Q4_K] = dot_q4_k, [MM_Q6_K] = dot_q6_k},
     .dot4 = {[MM_F16] = dot4_f16, [MM_BF16] = dot4_bf16},
     .dotq = {[MM_Q8_0] = dotq_q8_0, [MM_Q4_0] = dotq_q4_0, [MM_Q4_K] = dotq_q4_k, [MM_Q6_K] = dotq_q6_k},
+    .dotqn = {[MM_Q8_0] = dotqn_q8_0, [MM_Q4_0] = dotqn_q4_0, [MM_Q4_K] = dotqn_q4_k},
     .dequant = {[MM_Q8_0] = dequant_q8_0, [MM_Q4_0] = dequant_q4_0, [MM_Q4_K] = dequant_q4_k},
 };
 
