@@ -227,17 +227,35 @@ static void test_run_every_task(void **s) {
         assert_true(json_object_object_get_ex(first, i < 4 ? "answer" : "caption", &v));
         json_object_put(sub);
         // A second run from scratch answers the same (greedy and beam search are deterministic; the examples are
-        // drawn with the seed).
+        // drawn with the seed), with several questions in flight and their decoding batched.
         char partial[300];
         snprintf(partial, sizeof partial, "%s.partial", pred);
         unlink(partial);
-        assert_int_equal(run(out, sizeof out, "%s eval --task %s -m %s %s %s --out %s --quiet", bin(), tasks[i], MODEL,
-                             set_flags(tasks[i]), extra, pred), 0);
+        assert_int_equal(run(out, sizeof out, "%s eval --task %s -m %s %s %s --out %s --quiet --batch %d", bin(), tasks[i],
+                             MODEL, set_flags(tasks[i]), extra, pred, 2 + i % 3), 0);
         assert_int_equal(run(b, sizeof b, "cat %s", pred), 0);
         assert_string_equal(a, b);
         unlink(pred);
         unlink(partial);
     }
+}
+
+// Questions answered in parallel share their decoding steps: 5 questions, 3 in flight, 3 beams each.
+static void test_batched_questions(void **s) {
+    (void)s;
+    static char out[16384];
+    char pred[256];
+    snprintf(pred, sizeof pred, "/tmp/mmgpt-test-evaltask-batch-%d.json", (int)getpid());
+    assert_int_equal(run(out, sizeof out, "%s eval --task vqav2 -m %s %s --batch 3 --out %s", bin(), MODEL,
+                         set_flags("vqav2"), pred), 0);
+    printf("%s", out);
+    const char *line = strstr(out, "(widest ");
+    assert_non_null(line);
+    assert_true(atoi(line + 8) >= 4); // a question steps at most its 3 beams: more is several questions
+    char partial[300];
+    snprintf(partial, sizeof partial, "%s.partial", pred);
+    unlink(pred);
+    unlink(partial);
 }
 
 static void test_resume(void **s) {
@@ -328,6 +346,7 @@ int main(void) {
         cmocka_unit_test(test_load_and_prompts), cmocka_unit_test(test_beam_length_penalty),
         cmocka_unit_test(test_score_submissions),
         cmocka_unit_test(test_run_every_task),   cmocka_unit_test(test_resume),
+        cmocka_unit_test(test_batched_questions),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests_name("eval_tasks", tests, NULL, NULL);

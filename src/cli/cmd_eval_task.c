@@ -16,6 +16,8 @@
 #include "cli/chat_setup.h"
 #include "cli/commands.h"
 #include "cli/opts.h"
+#include "cli/eval_prefetch.h"
+#include "infer/batcher.h"
 #include "infer/caption_metric.h"
 #include "infer/eval_prompt.h"
 #include "infer/evalset.h"
@@ -36,7 +38,7 @@ static const char *usage_text =
     "                  [--shots N] [--train-questions Q.json --train-annotations A.json | --train-data FILE.json]\n"
     "                  [--train-images DIR] [--template openflamingo|mmgpt] [--instruction TEXT] [--num-beams N]\n"
     "                  [--length-penalty F] [--max-new-tokens N] [--limit N] [--seed N] [--out PREDICTIONS.json]\n"
-    "                  [--json] [--quiet]\n"
+    "                  [--batch N] [--json] [--quiet]\n"
     "       mmgpt eval --task TASK --predictions PREDICTIONS.json (--questions ... | --data ...): score a file\n"
     "  vqav2/okvqa: the official questions + annotations files, images COCO_<subtype>_<id>.jpg in --images;\n"
     "  textvqa: TextVQA_0.5.1_val.json; vizwiz: val.json; coco: Karpathy's dataset_coco.json (split \"test\") and/or\n"
@@ -45,14 +47,16 @@ static const char *usage_text =
     "  seed (default 42) from the training files, else from the set itself; 3 beams with length penalty 0, 5 new\n"
     "  tokens (VQA) or 20 (captions). --template mmgpt asks zero-shot with Multimodal-GPT's instruction template. Prints VQA\n"
     "  accuracy (per answer type) or CIDEr and BLEU (x100, as papers print them); --out (default\n"
-    "  TASK-predictions.json) gets the official submission format, OUT.partial the answers as they come.\n";
+    "  TASK-predictions.json) gets the official submission format, OUT.partial the answers as they come.\n"
+    "  --batch N (1..16, default 1) answers N questions at once, their decoding steps batched (one pass over the\n"
+    "  weights per step for all of them; the same answers up to float rounding).\n";
 
 typedef struct {
     const char *task_name, *images, *questions, *annotations, *data, *split;
     const char *train_questions, *train_annotations, *train_data, *train_images;
     const char *predictions, *out, *instruction;
     eval_template tpl;
-    int shots, num_beams, max_new, json, quiet;
+    int shots, num_beams, max_new, json, quiet, batch;
     double length_penalty; // < -1e8: the template's default (0 as OpenFlamingo, 1 with mmgpt)
     long limit;
     uint64_t seed;
@@ -236,87 +240,6 @@ static mm_status partial_append(FILE *f, const char *path, const char *key, cons
     return MM_OK;
 }
 
-// ------------------------------------------------------------------------------------------ image prefetch
-
-#define PREFETCH 4
-#define MAX_SHOTS 32
-
-typedef struct {
-    int ready;
-    int item;
-    int demos[MAX_SHOTS], n_demos;
-    float *pixels; // [n_images, 3, S, S]
-    int n_images;
-    mm_status st;
-    mm_err err;
-} job;
-
-typedef struct {
-    const evalset *set, *pool;
-    const int *todo; // item indices to run, in order
-    int n_todo;
-    int demo_k, demo_images; // examples per query; whether their images go in the prompt
-    uint64_t seed;
-    clip_prep prep;
-    job slot[PREFETCH];
-    int produced, consumed, stop;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-} prefetch;
-
-static void *prefetch_main(void *arg) {
-    prefetch *p = arg;
-    size_t per = (size_t)3 * p->prep.size * p->prep.size;
-    for (int j = 0; j < p->n_todo; j++) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->stop && j - p->consumed >= PREFETCH)
-            pthread_cond_wait(&p->cv, &p->mu);
-        int stop = p->stop;
-        pthread_mutex_unlock(&p->mu);
-        if (stop)
-            break;
-        job jb = {.item = p->todo[j]};
-        eval_pick_demos(p->set, jb.item, p->pool, p->demo_k, p->seed, jb.demos, &jb.n_demos);
-        const evalset *src = p->pool ? p->pool : p->set;
-        jb.n_images = (p->demo_images ? jb.n_demos : 0) + 1;
-        jb.pixels = malloc(sizeof(float) * per * (size_t)jb.n_images);
-        jb.st = jb.pixels ? MM_OK : mm_errf(&jb.err, MM_ERR_NOMEM, "out of memory for %d images", jb.n_images);
-        for (int k = 0; jb.st == MM_OK && k < jb.n_images; k++) {
-            const char *path = k < jb.n_images - 1 ? src->items[jb.demos[k]].image : p->set->items[jb.item].image;
-            jb.st = preprocess_clip_file(path, &p->prep, jb.pixels + per * (size_t)k, &jb.err);
-        }
-        jb.ready = 1;
-        pthread_mutex_lock(&p->mu);
-        p->slot[j % PREFETCH] = jb;
-        p->produced = j + 1;
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
-    return NULL;
-}
-
-// Waits for job j; the caller owns its pixels afterwards.
-static job prefetch_take(prefetch *p, int j) {
-    pthread_mutex_lock(&p->mu);
-    while (p->produced <= j)
-        pthread_cond_wait(&p->cv, &p->mu);
-    job jb = p->slot[j % PREFETCH];
-    p->slot[j % PREFETCH].pixels = NULL;
-    p->consumed = j + 1;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    return jb;
-}
-
-static void prefetch_stop(prefetch *p, pthread_t th) {
-    pthread_mutex_lock(&p->mu);
-    p->stop = 1;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    pthread_join(th, NULL);
-    for (int i = 0; i < PREFETCH; i++)
-        free(p->slot[i].pixels);
-}
 
 // ------------------------------------------------------------------------------------------ progress
 
@@ -352,13 +275,26 @@ static void progress_show(progress *p, int done, int final) {
 
 // ------------------------------------------------------------------------------------------ running the model
 
+#define MAX_BATCH 16
+
 typedef struct {
     const task_args *a;
     const evalset *set, *pool;
     mm_model m;
     mm_tokenizer *tok;
-    mm_promptgen *gen;
+    mm_promptgen *gen[MAX_BATCH]; // one per question in flight
+    mm_batcher *batcher;          // their decoding, batched (--batch > 1)
     clip_prep prep;
+    // The work, shared by the workers under mu: the next job to take, answers so far, the first failure.
+    pthread_mutex_t mu;
+    prefetch *pf;
+    int next, done, n_todo;
+    pred_map *pm;
+    FILE *partial;
+    const char *ppath;
+    progress pr;
+    mm_status st;
+    mm_err err;
 } runner;
 
 // Prompt token ids for item q with the job's examples.
@@ -399,7 +335,7 @@ static mm_status prompt_ids(runner *r, int q, const job *jb, int32_t **ids, int 
     return s;
 }
 
-static mm_status answer(runner *r, const job *jb, char **pred, mm_err *e) {
+static mm_status answer(runner *r, mm_promptgen *gen, const job *jb, char **pred, mm_err *e) {
     int32_t *ids = NULL, *out = NULL;
     int n = 0, n_out = 0;
     MM_TRY(prompt_ids(r, jb->item, jb, &ids, &n, e));
@@ -420,7 +356,7 @@ static mm_status answer(runner *r, const job *jb, char **pred, mm_err *e) {
     if (s == MM_OK && !(out = malloc(sizeof(int32_t) * (size_t)(o.max_new_tokens > 0 ? o.max_new_tokens : 1))))
         s = mm_errf(e, MM_ERR_NOMEM, "out of memory");
     if (s == MM_OK)
-        s = promptgen_run(r->gen, ids, n, jb->pixels, jb->n_images, &o, out, &n_out, e);
+        s = promptgen_run(gen, ids, n, jb->pixels, jb->n_images, &o, out, &n_out, e);
     char *text = NULL;
     if (s == MM_OK)
         s = tok_decode(r->tok, out, (size_t)n_out, 1, &text, e);
@@ -430,6 +366,49 @@ static mm_status answer(runner *r, const job *jb, char **pred, mm_err *e) {
     free(out);
     free(ids);
     return s;
+}
+
+typedef struct {
+    runner *r;
+    mm_promptgen *gen;
+} worker;
+
+// Takes jobs in order and answers them until none is left or one failed (the first failure is kept).
+static void *work(void *arg) {
+    worker *w = arg;
+    runner *r = w->r;
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        if (r->st != MM_OK || r->next >= r->n_todo) {
+            pthread_mutex_unlock(&r->mu);
+            return NULL;
+        }
+        job jb = prefetch_take(r->pf, r->next++); // under mu: jobs are taken in order
+        pthread_mutex_unlock(&r->mu);
+        mm_err e = {0};
+        char *pred = NULL;
+        mm_status s = jb.st;
+        if (s != MM_OK)
+            e = jb.err;
+        if (s == MM_OK)
+            s = answer(r, w->gen, &jb, &pred, &e);
+        free(jb.pixels);
+        const evalset_item *it = &r->set->items[jb.item];
+        pthread_mutex_lock(&r->mu);
+        if (s == MM_OK)
+            s = partial_append(r->partial, r->ppath, it->key, pred, &e);
+        if (s == MM_OK) {
+            r->pm->pred[jb.item] = pred;
+            r->done++;
+            progress_show(&r->pr, r->done, r->done == r->n_todo);
+        } else {
+            free(pred);
+            mm_err_prefix(&e, "%s %s %s", eval_task_name(r->set->task), id_field(r->set->task), it->key);
+            if (r->st == MM_OK)
+                r->st = s, r->err = e;
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
 }
 
 static char *partial_path(const char *out) {
@@ -466,10 +445,17 @@ static mm_status run_model(const task_args *a, const evalset *set, const evalset
         if (a->tpl == EVAL_TEMPLATE_OPENFLAMINGO)
             r.prep.open_clip_order = 1; // OpenFlamingo's evaluation hands open_clip the images as Image.open gives them
         int demo_k = a->tpl == EVAL_TEMPLATE_MMGPT ? 0 : a->shots > 0 ? a->shots : 2;
-        s = promptgen_create(&r.gen, &r.m, ma->max_ctx, (a->shots > 0 && a->tpl == EVAL_TEMPLATE_OPENFLAMINGO ? a->shots : 0) + 1, e);
-        if (s == MM_OK && a->tpl == EVAL_TEMPLATE_OPENFLAMINGO && a->shots + 1 > promptgen_max_images(r.gen))
+        int images = (a->shots > 0 && a->tpl == EVAL_TEMPLATE_OPENFLAMINGO ? a->shots : 0) + 1;
+        for (int i = 0; s == MM_OK && i < a->batch; i++)
+            s = promptgen_create(&r.gen[i], &r.m, ma->max_ctx, images, e);
+        if (s == MM_OK && a->tpl == EVAL_TEMPLATE_OPENFLAMINGO && a->shots + 1 > promptgen_max_images(r.gen[0]))
             s = mm_errf(e, MM_ERR_ARG, "%d shots need %d images per prompt; this model takes at most %d", a->shots,
-                        a->shots + 1, promptgen_max_images(r.gen));
+                        a->shots + 1, promptgen_max_images(r.gen[0]));
+        if (s == MM_OK && a->batch > 1) { // each step decodes every question in flight (each beam of each)
+            s = batcher_create(&r.batcher, a->batch * (a->num_beams > 1 ? a->num_beams : 1), e);
+            for (int i = 0; s == MM_OK && i < a->batch; i++)
+                promptgen_set_batcher(r.gen[i], r.batcher);
+        }
         prefetch pf_state = {.set = set, .pool = pool, .todo = todo, .n_todo = n_todo, .demo_k = demo_k,
                              .demo_images = a->shots > 0, .seed = a->seed, .prep = r.prep};
         pthread_t th;
@@ -482,29 +468,34 @@ static mm_status run_model(const task_args *a, const evalset *set, const evalset
             else
                 started = 1;
         }
-        progress pr = {.total = n_todo, .tty = isatty(2), .quiet = a->quiet, .t0 = now_s()};
         if (s == MM_OK && !a->quiet && *n_resumed)
             fprintf(stderr, "eval: resuming %s: %ld answers already there, %d to go\n", ppath, *n_resumed, n_todo);
-        for (int j = 0; s == MM_OK && j < n_todo; j++) {
-            job jb = prefetch_take(&pf_state, j);
-            const evalset_item *it = &set->items[jb.item];
-            char *pred = NULL;
-            s = jb.st;
-            if (s != MM_OK)
-                *e = jb.err;
-            if (s == MM_OK)
-                s = answer(&r, &jb, &pred, e);
-            if (s == MM_OK)
-                s = partial_append(pf, ppath, it->key, pred, e);
-            if (s == MM_OK)
-                pm->pred[jb.item] = pred;
-            else {
-                free(pred);
-                mm_err_prefix(e, "%s %s %s", eval_task_name(set->task), id_field(set->task), it->key);
+        if (s == MM_OK) {
+            r.pf = &pf_state, r.n_todo = n_todo, r.pm = pm, r.partial = pf, r.ppath = ppath;
+            r.pr = (progress){.total = n_todo, .tty = isatty(2), .quiet = a->quiet, .t0 = now_s()};
+            pthread_mutex_init(&r.mu, NULL);
+            // --batch questions in flight: one on this thread, the others on their own.
+            worker w[MAX_BATCH];
+            pthread_t wt[MAX_BATCH];
+            int n_threads = 0;
+            for (int i = 1; i < a->batch; i++) {
+                w[i] = (worker){&r, r.gen[i]};
+                if (pthread_create(&wt[n_threads], NULL, work, &w[i]) == 0)
+                    n_threads++;
             }
-            free(jb.pixels);
-            if (s == MM_OK)
-                progress_show(&pr, j + 1, j + 1 == n_todo);
+            w[0] = (worker){&r, r.gen[0]};
+            work(&w[0]);
+            for (int i = 0; i < n_threads; i++)
+                pthread_join(wt[i], NULL);
+            pthread_mutex_destroy(&r.mu);
+            if (r.batcher && !a->quiet) {
+                mm_batcher_stats bs = batcher_stats(r.batcher);
+                fprintf(stderr, "eval: batched decoding: %ld steps, %.2f sequences per step (widest %d)\n", bs.steps,
+                        bs.steps ? (double)bs.stepped_tokens / (double)bs.steps : 0.0, bs.widest);
+            }
+            s = r.st;
+            if (s != MM_OK)
+                *e = r.err;
         }
         if (started) {
             prefetch_stop(&pf_state, th);
@@ -514,7 +505,9 @@ static mm_status run_model(const task_args *a, const evalset *set, const evalset
     }
     if (pf)
         fclose(pf);
-    promptgen_free(r.gen);
+    for (int i = 0; i < MAX_BATCH; i++)
+        promptgen_free(r.gen[i]);
+    batcher_free(r.batcher);
     if (loaded) {
         tok_free(r.tok);
         model_free(&r.m);
@@ -659,10 +652,10 @@ static int parse_int(const char *flag, const char *v, long lo, long hi, long *ou
 
 int cmd_eval_task(int argc, char **argv) {
     cli_model_args ma = {0};
-    task_args a = {.shots = 0, .num_beams = 3, .max_new = -1, .limit = -1, .seed = 42, .length_penalty = -1e9};
+    task_args a = {.shots = 0, .num_beams = 3, .max_new = -1, .limit = -1, .seed = 42, .length_penalty = -1e9, .batch = 1};
     // Options whose value is kept as given, in the order of their keys.
     enum { KEY_STR = CLI_KEY_LONG, KEY_TEMPLATE = KEY_STR + 13, KEY_SHOTS, KEY_BEAMS, KEY_MAX_NEW, KEY_LIMIT, KEY_SEED,
-           KEY_LENGTH_PENALTY, KEY_JSON, KEY_QUIET };
+           KEY_LENGTH_PENALTY, KEY_JSON, KEY_QUIET, KEY_BATCH };
     const char **str[13] = {&a.task_name,       &a.images,      &a.questions,   &a.annotations, &a.data,
                             &a.split,           &a.train_questions, &a.train_annotations, &a.train_data,
                             &a.train_images,    &a.predictions, &a.out,         &a.instruction};
@@ -674,7 +667,7 @@ int cmd_eval_task(int argc, char **argv) {
         {"instruction", KEY_STR + 12, 1},   {"template", KEY_TEMPLATE, 1},     {"shots", KEY_SHOTS, 1},
         {"num-beams", KEY_BEAMS, 1},        {"max-new-tokens", KEY_MAX_NEW, 1}, {"limit", KEY_LIMIT, 1},
         {"seed", KEY_SEED, 1},              {"length-penalty", KEY_LENGTH_PENALTY, 1}, {"json", KEY_JSON, 0},
-        {"quiet", KEY_QUIET, 0},            {NULL, 0, 0}};
+        {"quiet", KEY_QUIET, 0},            {"batch", KEY_BATCH, 1},           {NULL, 0, 0}};
     cli_opts op;
     cli_opts_init(&op, "eval", usage_text, argc, argv);
     cli_opts_add(&op, own);
@@ -711,6 +704,11 @@ int cmd_eval_task(int argc, char **argv) {
                 a.limit = x;
             else
                 a.seed = (uint64_t)x;
+        } else if (k == KEY_BATCH) {
+            int r = parse_int("--batch", v, 1, MAX_BATCH, &x);
+            if (r)
+                return r;
+            a.batch = (int)x;
         } else if (k == KEY_LENGTH_PENALTY) {
             char *end;
             a.length_penalty = strtod(v, &end);

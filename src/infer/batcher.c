@@ -10,9 +10,10 @@
 #define GATHER_NS 5000000L
 
 typedef struct request {
-    mm_engine *en;
-    int32_t token;
-    const float *logits;
+    int n; // sequences: one for a generation, a search's beams
+    mm_engine *const *ens;
+    const int32_t *tokens;
+    const float **logits;
     mm_status status;
     mm_err err;
     int done;
@@ -28,7 +29,8 @@ struct mm_batcher {
     int away;    // of them, those inside a computation of their own (they will not submit meanwhile)
     int leading; // a thread is gathering or running a step
     request *head, **tail;
-    int n_pending;
+    int n_pending; // requests
+    int cap;       // of the arrays below (sequences)
     mm_engine **ens;
     int32_t *next;
     const float **logits;
@@ -41,16 +43,8 @@ mm_status batcher_create(mm_batcher **out, int max_batch, mm_err *e) {
     if (max_batch < 1)
         return mm_errf(e, MM_ERR_ARG, "a batch holds at least one sequence, not %d", max_batch);
     mm_batcher *b = calloc(1, sizeof *b);
-    if (b) {
-        b->ens = malloc(sizeof(mm_engine *) * (size_t)max_batch);
-        b->next = malloc(sizeof(int32_t) * (size_t)max_batch);
-        b->logits = malloc(sizeof(const float *) * (size_t)max_batch);
-        b->batch = malloc(sizeof(request *) * (size_t)max_batch);
-    }
-    if (!b || !b->ens || !b->next || !b->logits || !b->batch) {
-        batcher_free(b);
+    if (!b)
         return mm_errf(e, MM_ERR_NOMEM, "out of memory");
-    }
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
     pthread_mutex_init(&b->compute, NULL);
@@ -63,16 +57,36 @@ mm_status batcher_create(mm_batcher **out, int max_batch, mm_err *e) {
 void batcher_free(mm_batcher *b) {
     if (!b)
         return;
-    if (b->ens && b->next && b->logits && b->batch) {
-        pthread_mutex_destroy(&b->mu);
-        pthread_cond_destroy(&b->cv);
-        pthread_mutex_destroy(&b->compute);
-    }
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->compute);
     free(b->ens);
     free(b->next);
     free(b->logits);
     free(b->batch);
     free(b);
+}
+
+// Room for n sequences in the step arrays (called with mu held); 0 when out of memory.
+static int reserve(mm_batcher *b, int n) {
+    if (n <= b->cap)
+        return 1;
+    mm_engine **ens = realloc(b->ens, sizeof *ens * (size_t)n);
+    if (ens)
+        b->ens = ens;
+    int32_t *next = realloc(b->next, sizeof *next * (size_t)n);
+    if (next)
+        b->next = next;
+    const float **lg = realloc(b->logits, sizeof *lg * (size_t)n);
+    if (lg)
+        b->logits = lg;
+    request **batch = realloc(b->batch, sizeof *batch * (size_t)n);
+    if (batch)
+        b->batch = batch;
+    if (!ens || !next || !lg || !batch)
+        return 0;
+    b->cap = n;
+    return 1;
 }
 
 void batcher_join(mm_batcher *b) {
@@ -119,39 +133,83 @@ static void lead_step(mm_batcher *b) {
     until.tv_nsec += GATHER_NS;
     if (until.tv_nsec >= 1000000000L)
         until.tv_sec++, until.tv_nsec -= 1000000000L;
-    while (b->n_pending < b->max_batch && b->n_pending < b->joined - b->away)
+    for (;;) {
+        int seqs = 0;
+        for (request *r = b->head; r; r = r->next)
+            seqs += r->n;
+        if (seqs >= b->max_batch || b->n_pending >= b->joined - b->away)
+            break;
         if (pthread_cond_timedwait(&b->cv, &b->mu, &until) == ETIMEDOUT)
             break;
-    int n = 0;
-    while (b->head && n < b->max_batch) {
+    }
+    // Whole requests in arrival order up to max_batch sequences (the first one whatever its size).
+    int nreq = 0, n = 0;
+    for (request *r = b->head; r && (nreq == 0 || n + r->n <= b->max_batch); r = r->next)
+        nreq++, n += r->n;
+    mm_err err = {0};
+    mm_status s = reserve(b, n) ? MM_OK : mm_errf(&err, MM_ERR_NOMEM, "out of memory");
+    n = 0;
+    for (int i = 0; i < nreq; i++) {
         request *r = b->head;
         b->head = r->next;
-        b->batch[n] = r, b->ens[n] = r->en, b->next[n] = r->token;
-        n++;
+        for (int k = 0; s == MM_OK && k < r->n; k++)
+            b->batch[n] = r, b->ens[n] = r->ens[k], b->next[n] = r->tokens[k], n++;
+        if (s != MM_OK)
+            r->status = s, r->err = err, r->done = 1;
     }
     if (!b->head)
         b->tail = &b->head;
-    b->n_pending -= n;
+    b->n_pending -= nreq;
     pthread_mutex_unlock(&b->mu);
-    mm_err err = {0};
-    pthread_mutex_lock(&b->compute);
-    mm_status s = engine_step(b->ens, n, b->next, b->logits, &err);
-    pthread_mutex_unlock(&b->compute);
-    pthread_mutex_lock(&b->mu);
-    for (int i = 0; i < n; i++) {
-        request *r = b->batch[i];
-        r->status = s, r->done = 1;
-        if (s == MM_OK)
-            r->logits = b->logits[i];
-        else
-            r->err = err;
+    if (s == MM_OK) {
+        pthread_mutex_lock(&b->compute);
+        s = engine_step(b->ens, n, b->next, b->logits, &err);
+        pthread_mutex_unlock(&b->compute);
     }
-    b->st.steps++;
-    b->st.stepped_tokens += n;
-    if (n > b->st.widest)
-        b->st.widest = n;
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0, k = 0; s == MM_OK && i < n; i++) {
+        request *r = b->batch[i];
+        k = i > 0 && b->batch[i - 1] == r ? k + 1 : 0;
+        r->logits[k] = b->logits[i];
+        r->done = 1;
+    }
+    for (int i = 0; s != MM_OK && i < n; i++)
+        b->batch[i]->status = s, b->batch[i]->err = err, b->batch[i]->done = 1;
+    if (s == MM_OK) {
+        b->st.steps++;
+        b->st.stepped_tokens += n;
+        if (n > b->st.widest)
+            b->st.widest = n;
+    }
     b->leading = 0;
     pthread_cond_broadcast(&b->cv);
+}
+
+// Submits a request and waits until a step (led by this thread or another) has run it.
+static mm_status submit(mm_batcher *b, request *r, mm_err *e) {
+    pthread_mutex_lock(&b->mu);
+    *b->tail = r;
+    b->tail = &r->next;
+    b->n_pending++;
+    pthread_cond_broadcast(&b->cv);
+    while (!r->done) {
+        if (!b->leading)
+            lead_step(b);
+        else
+            pthread_cond_wait(&b->cv, &b->mu);
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (r->status != MM_OK && e)
+        *e = r->err;
+    return r->status;
+}
+
+mm_status batcher_step(mm_batcher *b, mm_engine *const *ens, int n, const int32_t *next, const float **logits,
+                       mm_err *e) {
+    if (n <= 0)
+        return MM_OK;
+    request r = {.n = n, .ens = ens, .tokens = next, .logits = logits};
+    return submit(b, &r, e);
 }
 
 mm_status batcher_eval(mm_batcher *b, mm_engine *en, const int32_t *seq, int n, const float **logits, mm_err *e) {
@@ -164,24 +222,6 @@ mm_status batcher_eval(mm_batcher *b, mm_engine *en, const int32_t *seq, int n, 
         pthread_mutex_unlock(&b->mu);
         return s;
     }
-    request r = {.en = en, .token = seq[n - 1]};
-    pthread_mutex_lock(&b->mu);
-    *b->tail = &r;
-    b->tail = &r.next;
-    b->n_pending++;
-    pthread_cond_broadcast(&b->cv);
-    while (!r.done) {
-        if (!b->leading)
-            lead_step(b);
-        else
-            pthread_cond_wait(&b->cv, &b->mu);
-    }
-    pthread_mutex_unlock(&b->mu);
-    if (r.status != MM_OK) {
-        if (e)
-            *e = r.err;
-        return r.status;
-    }
-    *logits = r.logits;
-    return MM_OK;
+    request r = {.n = 1, .ens = &en, .tokens = &seq[n - 1], .logits = logits};
+    return submit(b, &r, e);
 }

@@ -22,7 +22,7 @@ typedef struct {
     int widest;          // most sequences in one step
 } mm_batcher_stats;
 
-// max_batch: most sequences per step (>= 1). Thread-safe from here on, every function.
+// max_batch: most sequences per step (>= 1; a request of more still runs, alone). Thread-safe from here on, every function.
 mm_status batcher_create(mm_batcher **b, int max_batch, mm_err *e);
 void batcher_free(mm_batcher *b);
 // The calling thread's generation will submit steps until batcher_leave (a step waits for the joined).
@@ -32,6 +32,10 @@ void batcher_leave(mm_batcher *b);
 // step with the other joined generations' (the result equals engine_eval's); otherwise it is evaluated
 // alone between steps. en must not be used by another thread meanwhile.
 mm_status batcher_eval(mm_batcher *b, mm_engine *en, const int32_t *seq, int n, const float **logits, mm_err *e);
+// engine_step(ens, n, next, logits) through the batcher: the sequences (a search's beams) join the next
+// batched step together with the other joined generations'.
+mm_status batcher_step(mm_batcher *b, mm_engine *const *ens, int n, const int32_t *next, const float **logits,
+                       mm_err *e);
 // Brackets other model computation (encoding images, beam search steps) so that it runs between steps.
 void batcher_exclusive_begin(mm_batcher *b);
 void batcher_exclusive_end(mm_batcher *b);

@@ -2,6 +2,8 @@
 
 #include <stdlib.h>
 
+#include "infer/batcher.h"
+
 mm_status beam_pool_logits(const mm_beam_pool *p, int nb, const int32_t *seqs, size_t stride, int n,
                            const float **logits, long *evaluated, mm_err *e) {
     if (nb < 1 || nb > p->n_slots)
@@ -38,14 +40,19 @@ mm_status beam_pool_logits(const mm_beam_pool *p, int nb, const int32_t *seqs, s
             if (k > best)
                 best = k, from = o;
         }
+        if (p->batcher) // between other threads' steps
+            batcher_exclusive_begin(p->batcher);
         s = p->prepare(p->ctx, dst, from, e);
         if (s == MM_OK)
             s = engine_eval(p->eng[dst], seq, n, &logits[b], e);
+        if (p->batcher)
+            batcher_exclusive_end(p->batcher);
         if (s == MM_OK && evaluated)
             *evaluated += engine_stats(p->eng[dst]).prompt_tokens;
     }
     if (s == MM_OK && n_step)
-        s = engine_step(ens, n_step, next, step_lg, e);
+        s = p->batcher ? batcher_step(p->batcher, ens, n_step, next, step_lg, e)
+                       : engine_step(ens, n_step, next, step_lg, e);
     for (int i = 0; s == MM_OK && i < n_step; i++)
         logits[beam_of[i]] = step_lg[i];
     if (s == MM_OK && evaluated)

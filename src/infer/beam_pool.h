@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "infer/batcher.h"
 #include "infer/engine.h"
 
 typedef struct {
@@ -20,6 +21,7 @@ typedef struct {
     int (*ready)(void *ctx, int slot);
     // Makes slot exist, take slot `from`'s caches when from >= 0 (engine_copy), and hold the run's images.
     mm_status (*prepare)(void *ctx, int slot, int from, mm_err *e);
+    mm_batcher *batcher; // when set, the step joins other threads' (infer/batcher.h; join first)
 } mm_beam_pool;
 
 // Logits after each beam's sequence seqs[b * stride .. + n) into logits[b] (b < nb <= n_slots), each valid

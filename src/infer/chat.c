@@ -383,14 +383,9 @@ static mm_status beam_step(void *ctx, int nb, const int32_t *seqs, size_t stride
                            mm_err *e) {
     beam_ctx *bc = ctx;
     mm_chat *ch = bc->ch;
-    mm_beam_pool pool = {ch->eng, MAX_ENGINES, ch, slot_ready, slot_prepare};
+    mm_beam_pool pool = {ch->eng, MAX_ENGINES, ch, slot_ready, slot_prepare, ch->batcher};
     long evaluated = 0;
-    if (ch->batcher)
-        batcher_exclusive_begin(ch->batcher);
-    mm_status s = beam_pool_logits(&pool, nb, seqs, stride, n, logits, &evaluated, e);
-    if (ch->batcher)
-        batcher_exclusive_end(ch->batcher);
-    MM_TRY(s);
+    MM_TRY(beam_pool_logits(&pool, nb, seqs, stride, n, logits, &evaluated, e));
     if (n == bc->prompt_len) // the prompt, evaluated once and shared by the beams
         ch->st.evaluated_tokens += evaluated;
     return MM_OK;
@@ -457,7 +452,11 @@ mm_status chat_reply(mm_chat *ch, const mm_sampling *p, const char *const *stop_
         r.t_first = t0; // the search yields its reply at the end: all of it counts as generation
         beam_ctx bc = {ch, (int)t.n, q.num_beams};
         mm_beam_model bm = {.ctx = &bc, .vocab = engine_vocab(ch->eng[0]), .step = beam_step};
+        if (ch->batcher) // the beams' steps join other requests'
+            batcher_join(ch->batcher);
         s = beam_generate(&bm, t.ids, (int)t.n, &q, eos, banned, 3, &ch->cancel, out, &n_out, e);
+        if (ch->batcher)
+            batcher_leave(ch->batcher);
         why = n_out && out[n_out - 1] == eos ? MM_STOP_EOS : MM_STOP_LENGTH;
         for (int i = 0; s == MM_OK && i < n_out; i++)
             if (on_token(out[i], &r))

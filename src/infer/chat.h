@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "infer/batcher.h"
 #include "infer/generate.h"
 #include "infer/sampler.h"
 #include "model/flamingo.h"
@@ -22,7 +23,7 @@ typedef struct {
     int max_images;     // most images a conversation keeps; 0 = 8
     const char *system; // header; NULL = Multimodal-GPT's H
     int exif;           // EXIF orientation of image files: 0 = the model config's (off unless set), 1 on, -1 off
-    struct mm_batcher *batcher; // shared by chats in other threads: their decoding is batched (infer/batcher.h)
+    mm_batcher *batcher; // shared by chats in other threads: their decoding is batched (infer/batcher.h)
 } mm_chat_opts;
 
 typedef struct {

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "infer/batcher.h"
 #include "infer/engine.h"
 #include "infer/sampler.h"
 
@@ -19,7 +20,7 @@ typedef struct {
     int n_stop_ids;
     const int32_t *banned;   // never generated (the added tokens without lm_head rows)
     int n_banned;
-    struct mm_batcher *batcher; // when set, the evaluations go through it (batched with other threads')
+    mm_batcher *batcher; // when set, the evaluations go through it (batched with other threads')
 } mm_gen_limits;
 
 // Generates after prompt[0..n). out (capacity p->max_new_tokens) receives the new tokens including

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "infer/batcher.h"
 #include "infer/beam.h"
 #include "infer/beam_pool.h"
 #include "infer/engine.h"
@@ -18,6 +19,7 @@ struct mm_promptgen {
     int loaded[PG_MAX_BEAMS]; // engine i holds this run's images
     const float *pixels;
     int n_images;
+    mm_batcher *batcher; // NULL: compute alone
 };
 
 mm_status promptgen_create(mm_promptgen **out, const mm_model *m, int max_ctx, int max_images, mm_err *e) {
@@ -46,6 +48,8 @@ void promptgen_free(mm_promptgen *g) {
         engine_free(g->eng[i]);
     free(g);
 }
+
+void promptgen_set_batcher(mm_promptgen *g, mm_batcher *b) { g->batcher = b; }
 
 int promptgen_max_images(const mm_promptgen *g) { return g->max_images; }
 int promptgen_max_ctx(const mm_promptgen *g) { return g->max_ctx; }
@@ -82,7 +86,7 @@ static mm_status slot_prepare(void *ctx, int i, int from, mm_err *e) {
 static mm_status beam_step(void *ctx, int nb, const int32_t *seqs, size_t stride, int n, const float **logits,
                            mm_err *e) {
     mm_promptgen *g = ctx;
-    mm_beam_pool pool = {g->eng, PG_MAX_BEAMS, g, slot_ready, slot_prepare};
+    mm_beam_pool pool = {g->eng, PG_MAX_BEAMS, g, slot_ready, slot_prepare, g->batcher};
     return beam_pool_logits(&pool, nb, seqs, stride, n, logits, NULL, e);
 }
 
@@ -103,14 +107,24 @@ mm_status promptgen_run(mm_promptgen *g, const int32_t *ids, int n, const float 
                      .max_new_tokens = o->max_new_tokens, .num_beams = o->num_beams > 1 ? o->num_beams : 1};
     mm_status s;
     if (p.num_beams <= 1) {
-        MM_TRY(load(g, 0, e));
-        mm_gen_limits lim = {.stop_ids = o->stop_ids, .n_stop_ids = o->n_stop_ids, .banned = o->banned, .n_banned = o->n_banned};
+        if (g->batcher) // the images are encoded between other threads' steps
+            batcher_exclusive_begin(g->batcher);
+        mm_status ls = load(g, 0, e);
+        if (g->batcher)
+            batcher_exclusive_end(g->batcher);
+        MM_TRY(ls);
+        mm_gen_limits lim = {.stop_ids = o->stop_ids, .n_stop_ids = o->n_stop_ids, .banned = o->banned,
+                             .n_banned = o->n_banned, .batcher = g->batcher};
         mm_stop_reason why;
         s = generate(g->eng[0], ids, n, &p, &lim, NULL, NULL, out, n_out, &why, e);
     } else {
         mm_beam_model bm = {.ctx = g, .vocab = engine_vocab(g->eng[0]), .step = beam_step};
+        if (g->batcher)
+            batcher_join(g->batcher);
         s = beam_generate_lp(&bm, ids, n, &p, o->length_penalty, o->n_stop_ids ? o->stop_ids[0] : -1, o->banned,
                              o->n_banned, NULL, out, n_out, e);
+        if (g->batcher)
+            batcher_leave(g->batcher);
     }
     g->pixels = NULL;
     return s;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "infer/batcher.h"
 #include "model/flamingo.h"
 
 typedef struct mm_promptgen mm_promptgen;
@@ -25,6 +26,8 @@ typedef struct {
 mm_status promptgen_create(mm_promptgen **g, const mm_model *m, int max_ctx, int max_images, mm_err *e);
 void promptgen_free(mm_promptgen *g);
 // The most images a prompt may hold (the model's limit may be below what was asked).
+// Shares the decoding of this generator's runs with other threads' through b (NULL: alone; infer/batcher.h).
+void promptgen_set_batcher(mm_promptgen *g, mm_batcher *b);
 int promptgen_max_images(const mm_promptgen *g);
 int promptgen_max_ctx(const mm_promptgen *g);
 // Generates after ids[0..n); pixels holds n_images preprocessed images [n_images, 3, S, S]. out (capacity
