@@ -89,6 +89,56 @@ static void check_table(const cpu_kernels *kt) {
             }
         }
     }
+    // Two weight rows against 1..4 token rows (batched steps): f16/bf16 bit for bit dot4's rows, f32 within
+    // the rounding of its exact dot.
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        int n = lengths[li], ld = n + 3, ldx = n + 5;
+        if (4 * (size_t)ld > (size_t)maxn + 1 || 4 * (size_t)ldx > (size_t)maxn)
+            continue;
+        float *xs = malloc(sizeof(float) * 4 * (size_t)ldx);
+        for (int k = 0; k < 4 * ldx; k++)
+            xs[k] = rng_uniform(&r) * 4 - 2;
+        for (int t = 0; t < 3; t++) {
+            mm_dtype dt = t == 0 ? MM_F32 : t == 1 ? MM_F16 : MM_BF16;
+            cpu_dot2x4_fn d2 = kt->dot2x4[dt];
+            if (!d2)
+                continue;
+            float *rows32 = w; // f32 rows: 2 * ld floats
+            uint16_t *rows16 = t == 1 ? h : b;
+            for (int i = 0; i < 4 * ld; i++) {
+                float v = rng_uniform(&r) * 2 - 1;
+                if (i < 2 * ld)
+                    rows32[i] = v;
+                rows16[i] = t == 1 ? mm_f32_to_f16(v) : mm_f32_to_bf16(v);
+            }
+            const void *rw = t == 0 ? (const void *)rows32 : (const void *)rows16;
+            size_t ldb = (size_t)ld * (t == 0 ? 4 : 2);
+            for (int nx = 1; nx <= 4; nx++) {
+                float got[8];
+                d2(rw, ldb, xs, (size_t)ldx, nx, n, got);
+                for (int q = 0; q < 2; q++)
+                    for (int j = 0; j < nx; j++) {
+                        const float *xj = xs + (size_t)j * ldx;
+                        float g = got[4 * q + j];
+                        int ok;
+                        if (t == 0) {
+                            double mag, want = exact_dot(rows32 + (size_t)q * ld, xj, n, &mag);
+                            ok = within_f32_sum(g, want, mag, n);
+                        } else {
+                            float one[4];
+                            kt->dot4[dt](rows16, (size_t)ld * 2, xj, n, one); // rows 0..3
+                            ok = !memcmp(&g, &one[q], sizeof g);
+                        }
+                        if (!ok) {
+                            printf("mmgpt-test: %s dot2x4_%s n=%d nx=%d row %d token %d: %.9g\n", kt->name,
+                                   mm_dtype_name(dt), n, nx, q, j, g);
+                            bad++;
+                        }
+                    }
+            }
+        }
+        free(xs);
+    }
     printf("mmgpt-test: %-8s dot kernels over %zu lengths: %s\n", kt->name, sizeof lengths / sizeof lengths[0],
            bad ? "MISMATCH" : "ok");
     assert_int_equal(bad, 0);

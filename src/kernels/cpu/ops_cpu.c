@@ -36,6 +36,7 @@ static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, in
     cpu_dot4_fn dot4 = cpu_dot4_for(kt, w.dtype);
     cpu_dotq_fn dotq = kt->dotq[w.dtype];
     cpu_dotqn_fn dotqn = kt->dotqn[w.dtype];
+    cpu_dot2x4_fn dot2x4 = kt->dot2x4[w.dtype];
     size_t row_bytes = mm_dtype_nbytes(w.dtype, (size_t)K);
     const char *wb = w.data;
     // Quantized weights take integer dot products: the activations are quantized once per row here.
@@ -69,6 +70,20 @@ static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, in
                         float *y = out + (size_t)(n0 + j) * M + o + r;
                         *y = beta != 0.0f ? beta * *y + d[j] : d[j];
                     }
+                }
+            continue;
+        }
+        if (dot2x4 && N > 1 && !dotq && nr == 4) { // several tokens: each weight vector loaded once for 4 of them
+            for (int r = 0; r < 4; r += 2)
+                for (int n0 = 0; n0 < N; n0 += 4) {
+                    float d[8];
+                    int nx = N - n0 < 4 ? N - n0 : 4;
+                    dot2x4(rows + (size_t)r * row_bytes, row_bytes, in + (size_t)n0 * K, (size_t)K, nx, K, d);
+                    for (int q = 0; q < 2; q++)
+                        for (int j = 0; j < nx; j++) {
+                            float *y = out + (size_t)(n0 + j) * M + o + r + q;
+                            *y = beta != 0.0f ? beta * *y + d[4 * q + j] : d[4 * q + j];
+                        }
                 }
             continue;
         }

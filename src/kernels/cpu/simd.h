@@ -17,6 +17,9 @@ typedef float (*cpu_dot_fn)(const void *w, const float *x, int n);
 // out[r] = the dot of row r (at w + r * ld bytes, r < 4) with x: four rows in one pass over x.
 typedef void (*cpu_dot4_fn)(const void *w, size_t ld, const float *x, int n, float *out);
 
+// Two weight rows (w, w + ld bytes) against nx <= 4 activation rows (x + j * ldx): out[r * 4 + j] their dots.
+typedef void (*cpu_dot2x4_fn)(const void *w, size_t ld, const float *x, size_t ldx, int nx, int n, float *out);
+
 // Activations quantized for integer dot products with quantized weights (llama.cpp's way): per block
 // of `block` values (32 for Q8_0/Q4_0, 256 for the K-quants, whose sub-block scales are integers
 // relative to one scale per 256), int8 codes q = rint(x / d) with d = max|x| / 127, the f32 scale d,
@@ -43,6 +46,7 @@ typedef struct {
     const char *name;                 // "scalar", "avx2"
     cpu_dot_fn dot[MM_DTYPE_COUNT];   // for F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K (NULL for other types)
     cpu_dot4_fn dot4[MM_DTYPE_COUNT]; // NULL where the level has none (callers then use dot row by row)
+    cpu_dot2x4_fn dot2x4[MM_DTYPE_COUNT]; // F32, F16, BF16 with several tokens; NULL: row by row
     cpu_dotq_fn dotq[MM_DTYPE_COUNT]; // Q8_0, Q4_0, Q4_K, Q6_K against quantized activations
     cpu_dotqn_fn dotqn[MM_DTYPE_COUNT]; // NULL where the level has none (callers then loop over dotq)
     // y[0..n) = the decoded values of n quantized weights (whole blocks), bit for bit as

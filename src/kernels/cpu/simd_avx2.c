@@ -101,6 +101,59 @@ AVX2 static void dot4_bf16(const void *wv, size_t ld, const float *x, int n, flo
     DOT4_BODY(load_bf16, tail_bf16)
 }
 
+// Two weight rows against up to four activation rows (a batched step's tokens): each weight vector is
+// loaded (and widened) once for all of them. Per (row, token) the same accumulation as DOT4_BODY, so
+// a half-precision result is bit for bit dot4's.
+#define XN2 AVX2 static inline __attribute__((always_inline))
+#define DOT2XN_BODY(LOAD, TAIL)                                                                             \
+    const unsigned char *w0 = wv, *w1 = w0 + ld;                                                            \
+    const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx;                               \
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00,     \
+           a13 = a00;                                                                                       \
+    int k = 0;                                                                                              \
+    for (; k + 8 <= n; k += 8) {                                                                            \
+        __m256 v0 = LOAD(w0, k), v1 = LOAD(w1, k), xv = _mm256_loadu_ps(x0 + k);                           \
+        a00 = _mm256_fmadd_ps(v0, xv, a00), a10 = _mm256_fmadd_ps(v1, xv, a10);                            \
+        if (NX > 1)                                                                                         \
+            xv = _mm256_loadu_ps(x1 + k), a01 = _mm256_fmadd_ps(v0, xv, a01), a11 = _mm256_fmadd_ps(v1, xv, a11); \
+        if (NX > 2)                                                                                         \
+            xv = _mm256_loadu_ps(x2 + k), a02 = _mm256_fmadd_ps(v0, xv, a02), a12 = _mm256_fmadd_ps(v1, xv, a12); \
+        if (NX > 3)                                                                                         \
+            xv = _mm256_loadu_ps(x3 + k), a03 = _mm256_fmadd_ps(v0, xv, a03), a13 = _mm256_fmadd_ps(v1, xv, a13); \
+    }                                                                                                       \
+    __m256 acc[2][4] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}};                                        \
+    for (int j = 0; j < NX; j++) {                                                                          \
+        const float *xj = x + (size_t)j * ldx;                                                              \
+        float s0 = hsum(acc[0][j]), s1 = hsum(acc[1][j]);                                                   \
+        for (int t = k; t < n; t++) {                                                                       \
+            s0 += TAIL(w0, t) * xj[t];                                                                      \
+            s1 += TAIL(w1, t) * xj[t];                                                                      \
+        }                                                                                                   \
+        out[j] = s0, out[4 + j] = s1;                                                                       \
+    }
+
+XN2 void dot2xn_f32(const void *wv, size_t ld, const float *x, size_t ldx, const int NX, int n, float *out) {
+    DOT2XN_BODY(load_f32, tail_f32)
+}
+XN2 void dot2xn_f16(const void *wv, size_t ld, const float *x, size_t ldx, const int NX, int n, float *out) {
+    DOT2XN_BODY(load_f16, tail_f16)
+}
+XN2 void dot2xn_bf16(const void *wv, size_t ld, const float *x, size_t ldx, const int NX, int n, float *out) {
+    DOT2XN_BODY(load_bf16, tail_bf16)
+}
+#define DOT2XN(T)                                                                                                 \
+    AVX2 static void dot2x4_##T(const void *w, size_t ld, const float *x, size_t ldx, int nx, int n, float *out) { \
+        switch (nx) {                                                                                             \
+        case 1: dot2xn_##T(w, ld, x, ldx, 1, n, out); break;                                                      \
+        case 2: dot2xn_##T(w, ld, x, ldx, 2, n, out); break;                                                      \
+        case 3: dot2xn_##T(w, ld, x, ldx, 3, n, out); break;                                                      \
+        default: dot2xn_##T(w, ld, x, ldx, 4, n, out); break;                                                     \
+        }                                                                                                         \
+    }
+DOT2XN(f32)
+DOT2XN(f16)
+DOT2XN(bf16)
+
 // ---------------------------------------------------------------- quantized rows
 
 // 8 unsigned bytes (at p) as 8 floats.
@@ -514,6 +567,7 @@ static const cpu_kernels avx2 = {
     .dot = {[MM_F32] = dot_f32, [MM_F16] = dot_f16, [MM_BF16] = dot_bf16, [MM_Q8_0] = dot_q8_0, [MM_Q4_0] = dot_q4_0,
             [MM_Q4_K] = dot_q4_k, [MM_Q6_K] = dot_q6_k},
     .dot4 = {[MM_F16] = dot4_f16, [MM_BF16] = dot4_bf16},
+    .dot2x4 = {[MM_F32] = dot2x4_f32, [MM_F16] = dot2x4_f16, [MM_BF16] = dot2x4_bf16},
     .dotq = {[MM_Q8_0] = dotq_q8_0, [MM_Q4_0] = dotq_q4_0, [MM_Q4_K] = dotq_q4_k, [MM_Q6_K] = dotq_q6_k},
     .dotqn = {[MM_Q8_0] = dotqn_q8_0, [MM_Q4_0] = dotqn_q4_0, [MM_Q4_K] = dotqn_q4_k},
     .dequant = {[MM_Q8_0] = dequant_q8_0, [MM_Q4_0] = dequant_q4_0, [MM_Q4_K] = dequant_q4_k},
