@@ -1,7 +1,9 @@
 // Load test of mmgpt serve: N concurrent clients on loopback send chat completions (one short user message,
 // greedy, a few new tokens) until the total is reached; prints requests/s, p50/p99 latency, generated tokens/s,
 // errors by status, and the server's resident memory after a warm-up and at the end (growth means a leak).
-// usage: bench/serve PORT SERVER_PID [clients 64] [requests 10000] [max_tokens 8]
+// usage: bench/serve PORT SERVER_PID [clients 64] [requests 10000] [max_tokens 8] [warm-up requests 200]
+// With as many clients as --parallel slots and a model whose decoding is memory-bound, generated tokens/s
+// against the clients shows what continuous batching gains (bench/serve.sh STREAMS="1 2 4 8").
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -104,14 +106,15 @@ static void run(int clients, long n) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench/serve PORT SERVER_PID [clients] [requests] [max_tokens]\n");
+        fprintf(stderr, "usage: bench/serve PORT SERVER_PID [clients] [requests] [max_tokens] [warm-up]\n");
         return 2;
     }
     port = atoi(argv[1]);
     int pid = atoi(argv[2]), clients = argc > 3 ? atoi(argv[3]) : 64;
     long n = argc > 4 ? atol(argv[4]) : 10000;
     max_tokens = argc > 5 ? atoi(argv[5]) : 8;
-    run(clients, 200); // warm-up: slots, caches, allocator
+    long warm = argc > 6 ? atol(argv[6]) : 200;
+    run(clients, warm); // warm-up: slots, caches, allocator
     free(lat);
     long rss0 = rss_kb(pid), rss_q[4];
     // Four quarters, each measured, so a plateau (caches, thread stacks) tells from steady growth (a leak).
