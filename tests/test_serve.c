@@ -205,16 +205,30 @@ static void test_endpoints(void **s) {
 // The API's conversation is the chat format's: replies equal the library's, plain and streamed.
 // One greedy question about the test image through the API; returns the parsed response (json_object_put it)
 // and points *text at the reply.
+// A greedy request body: the question, with the test image when url is given.
+static void greedy_request(char *req, size_t cap, const char *question, const char *url, int max_tokens) {
+    if (url)
+        snprintf(req, cap, "{\"model\": \"tiny\", \"temperature\": 0, \"max_tokens\": %d, \"messages\": ["
+                 "{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"%s\"}, "
+                 "{\"type\": \"image_url\", \"image_url\": {\"url\": \"%s\"}}]}]}", max_tokens, question, url);
+    else
+        snprintf(req, cap, "{\"model\": \"tiny\", \"temperature\": 0, \"max_tokens\": %d, \"messages\": ["
+                 "{\"role\": \"user\", \"content\": \"%s\"}]}", max_tokens, question);
+}
+
+// The reply text of a parsed completion (owned by o).
+static const char *reply_of(json_object *o) {
+    json_object *choice = json_object_array_get_idx(json_object_object_get(o, "choices"), 0);
+    return json_object_get_string(json_object_object_get(json_object_object_get(choice, "message"), "content"));
+}
+
 static json_object *ask_with_image(int port, const char *question, int max_tokens, const char **text) {
     char *url = image_url(), req[65536], *body;
-    snprintf(req, sizeof req, "{\"model\": \"tiny\", \"temperature\": 0, \"max_tokens\": %d, \"messages\": ["
-             "{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"%s\"}, "
-             "{\"type\": \"image_url\", \"image_url\": {\"url\": \"%s\"}}]}]}", max_tokens, question, url);
+    greedy_request(req, sizeof req, question, url, max_tokens);
     assert_int_equal(http(port, "POST", "/v1/chat/completions", req, NULL, &body), 200);
     json_object *o = json_tokener_parse(body);
     assert_non_null(o);
-    json_object *choice = json_object_array_get_idx(json_object_object_get(o, "choices"), 0);
-    *text = json_object_get_string(json_object_object_get(json_object_object_get(choice, "message"), "content"));
+    *text = reply_of(o);
     free(body);
     free(url);
     return o;
@@ -568,17 +582,10 @@ static void *ask_thread(void *arg) {
     parallel_ask *a = arg;
     char req[65536], *body = NULL;
     char *url = a->with_image ? image_url() : NULL;
-    if (url)
-        snprintf(req, sizeof req, "{\"temperature\": 0, \"max_tokens\": 40, \"messages\": [{\"role\": \"user\", "
-                 "\"content\": [{\"type\": \"text\", \"text\": \"%s\"}, {\"type\": \"image_url\", "
-                 "\"image_url\": {\"url\": \"%s\"}}]}]}", a->question, url);
-    else
-        snprintf(req, sizeof req, "{\"temperature\": 0, \"max_tokens\": 40, \"messages\": [{\"role\": \"user\", "
-                 "\"content\": \"%s\"}]}", a->question);
+    greedy_request(req, sizeof req, a->question, url, 40);
     if (http(a->port, "POST", "/v1/chat/completions", req, NULL, &body) == 200) {
         json_object *o = json_tokener_parse(body);
-        json_object *choice = json_object_array_get_idx(json_object_object_get(o, "choices"), 0);
-        a->text = strdup(json_object_get_string(json_object_object_get(json_object_object_get(choice, "message"), "content")));
+        a->text = o ? strdup(reply_of(o)) : NULL;
         json_object_put(o);
     }
     free(body);
