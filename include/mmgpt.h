@@ -120,7 +120,10 @@ typedef struct {
 mmgpt_chat_params mmgpt_chat_params_default(void);
 
 // Opens a conversation on model (borrowed: it must outlive the chat); params may be NULL. Each chat holds
-// its own caches, so several chats on one model may generate in different threads at once. Any thread.
+// its own caches, so several chats on one model may generate in different threads at once; their decoding
+// is then batched (continuous batching: each step computes the next token of every chat generating, in one
+// pass over the weights, as `mmgpt serve --parallel` does), with the replies of generating alone up to
+// float rounding. Any thread.
 mmgpt_status mmgpt_chat_open(const mmgpt_model *model, const mmgpt_chat_params *params, mmgpt_chat **chat,
                              mmgpt_error *err);
 // NULL is ignored. Not while a call on the chat runs.

@@ -1,8 +1,10 @@
 // The public C API (include/mmgpt.h): the example program's greedy reply equals `mmgpt generate --greedy`'s;
 // an image given as a file, as encoded bytes or as RGB pixels (padded rows) gives the same reply; tokens
 // round-trip; a callback and mmgpt_chat_cancel stop a reply; every misuse is an error code with a message
-// (no crash); mmgpt_train runs, stops with a checkpoint and resumes. Also the command line's --version,
+// (no crash); chats generating in several threads at once (their steps batched) reply as alone;
+// mmgpt_train runs, stops with a checkpoint and resumes. Also the command line's --version,
 // `help COMMAND` and exit codes.
+#include <pthread.h>
 #include <unistd.h>
 
 #include "mmgpt.h"
@@ -129,6 +131,60 @@ static void test_image_inputs_agree(void **s) {
     printf("mmgpt-test: file/bytes/rgb reply: %s\n", r0);
     assert_string_equal(r0, r1);
     assert_string_equal(r0, r2);
+    mmgpt_model_free(m);
+}
+
+// One greedy reply to a question about the demo image, on a chat of its own.
+typedef struct {
+    mmgpt_model *m;
+    const char *question;
+    char reply[4096];
+    mmgpt_status st;
+} asked;
+
+static void *ask_alone(void *arg) {
+    asked *a = arg;
+    mmgpt_error err;
+    mmgpt_chat *c;
+    a->st = mmgpt_chat_open(a->m, NULL, &c, &err);
+    if (a->st != MMGPT_OK)
+        return NULL;
+    const char *r = NULL;
+    mmgpt_gen_params p = mmgpt_gen_params_greedy();
+    p.max_new_tokens = 24;
+    if ((a->st = mmgpt_chat_add_image_file(c, IMAGE, &err)) == MMGPT_OK &&
+        (a->st = mmgpt_chat_add_text(c, a->question, &err)) == MMGPT_OK &&
+        (a->st = mmgpt_chat_generate(c, &p, NULL, NULL, &r, &err)) == MMGPT_OK)
+        snprintf(a->reply, sizeof a->reply, "%s", r);
+    mmgpt_chat_free(c);
+    return NULL;
+}
+
+// Three chats on one model generating in three threads at once (their decoding steps batched) give the
+// replies each gives alone.
+static void test_parallel_chats(void **s) {
+    (void)s;
+    mmgpt_error err;
+    mmgpt_model *m;
+    assert_int_equal(mmgpt_model_load(MODEL, NULL, &m, &err), MMGPT_OK);
+    const char *questions[3] = {ASK, "How many shapes are there?", "What color is the circle?"};
+    asked alone[3], together[3];
+    for (int i = 0; i < 3; i++) {
+        alone[i] = (asked){.m = m, .question = questions[i]};
+        ask_alone(&alone[i]);
+        assert_int_equal(alone[i].st, MMGPT_OK);
+        together[i] = (asked){.m = m, .question = questions[i]};
+    }
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, ask_alone, &together[i]), 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++) {
+        printf("mmgpt-test: %s -> %s\n", questions[i], together[i].reply);
+        assert_int_equal(together[i].st, MMGPT_OK);
+        assert_string_equal(together[i].reply, alone[i].reply);
+    }
     mmgpt_model_free(m);
 }
 
@@ -356,6 +412,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_matches_cli), cmocka_unit_test(test_image_inputs_agree),
         cmocka_unit_test(test_tokens),              cmocka_unit_test(test_cancel_and_misuse),
+        cmocka_unit_test(test_parallel_chats),
         cmocka_unit_test(test_train),               cmocka_unit_test(test_cli_basics),
         cmocka_unit_test(test_cli_options),
     };

@@ -23,8 +23,12 @@ _Static_assert(sizeof(((mmgpt_error *)0)->message) == sizeof(((mm_err *)0)->msg)
 struct mmgpt_model {
     mm_model m;
     mm_tokenizer *tok;
+    mm_batcher *batcher; // the chats' decoding steps, batched across the threads generating at once
     char device[400];
 };
+
+// Most sequences one batched step takes (chats generating at once, each beam counted).
+#define MODEL_BATCH 16
 
 // The user turn being built: its text and its images, already prepared for the vision tower.
 struct mmgpt_chat {
@@ -128,6 +132,8 @@ mmgpt_status mmgpt_model_load(const char *path, const mmgpt_model_params *params
     mm_status s = model_to_device(&md->m, ops, &e);
     if (s == MM_OK)
         s = load_tokenizer(path, p.tokenizer, &md->tok, &e);
+    if (s == MM_OK)
+        s = batcher_create(&md->batcher, MODEL_BATCH, &e);
     if (s == MM_OK && tok_vocab_size(md->tok) != md->m.w.cfg.vocab)
         s = mm_errf(&e, MM_ERR_ARG, "%s: the tokenizer has %d tokens but the model's vocabulary is %d", path,
                     tok_vocab_size(md->tok), md->m.w.cfg.vocab);
@@ -144,6 +150,7 @@ void mmgpt_model_free(mmgpt_model *md) {
         return;
     tok_free(md->tok);
     model_free(&md->m);
+    batcher_free(md->batcher);
     free(md);
 }
 
@@ -202,7 +209,8 @@ mmgpt_status mmgpt_chat_open(const mmgpt_model *md, const mmgpt_chat_params *par
     c->prep = config_clip_prep(&md->m.w.cfg);
     if (p.exif)
         c->prep.exif_orientation = p.exif > 0;
-    mm_chat_opts o = {.max_ctx = p.max_tokens, .max_images = c->max_images, .system = p.system, .exif = p.exif};
+    mm_chat_opts o = {.max_ctx = p.max_tokens, .max_images = c->max_images, .system = p.system, .exif = p.exif,
+                      .batcher = md->batcher};
     mm_err e = {0};
     if (chat_create(&c->ch, &md->m, md->tok, &o, &e) != MM_OK) {
         free(c);
