@@ -26,7 +26,7 @@ struct mm_batcher {
     pthread_mutex_t compute; // one model computation at a time
     int max_batch;
     int joined;  // generations that will submit steps
-    int away;    // of them, those inside a computation of their own (they will not submit meanwhile)
+    int away;    // of them, those inside an exclusive section (they will not submit meanwhile)
     int leading; // a thread is gathering or running a step
     request *head, **tail;
     int n_pending; // requests
@@ -89,32 +89,45 @@ static int reserve(mm_batcher *b, int n) {
     return 1;
 }
 
+// The batcher the calling thread's generation joined (NULL: none), and whether its exclusive section
+// counts as away (only a joined generation is waited for, so only it may be away).
+static _Thread_local mm_batcher *joined_to;
+static _Thread_local int counted_away;
+
 void batcher_join(mm_batcher *b) {
     pthread_mutex_lock(&b->mu);
     b->joined++;
+    joined_to = b;
     pthread_mutex_unlock(&b->mu);
 }
 
 void batcher_leave(mm_batcher *b) {
     pthread_mutex_lock(&b->mu);
     b->joined--;
+    joined_to = NULL;
     pthread_cond_broadcast(&b->cv); // a gathering step need not wait for it
     pthread_mutex_unlock(&b->mu);
 }
 
 void batcher_exclusive_begin(mm_batcher *b) {
-    pthread_mutex_lock(&b->mu);
-    b->away++;
-    pthread_cond_broadcast(&b->cv);
-    pthread_mutex_unlock(&b->mu);
+    counted_away = joined_to == b;
+    if (counted_away) { // a step need not wait for this generation meanwhile
+        pthread_mutex_lock(&b->mu);
+        b->away++;
+        pthread_cond_broadcast(&b->cv);
+        pthread_mutex_unlock(&b->mu);
+    }
     pthread_mutex_lock(&b->compute);
 }
 
 void batcher_exclusive_end(mm_batcher *b) {
     pthread_mutex_unlock(&b->compute);
-    pthread_mutex_lock(&b->mu);
-    b->away--;
-    pthread_mutex_unlock(&b->mu);
+    if (counted_away) {
+        pthread_mutex_lock(&b->mu);
+        b->away--;
+        pthread_mutex_unlock(&b->mu);
+    }
+    counted_away = 0;
 }
 
 mm_batcher_stats batcher_stats(mm_batcher *b) {
