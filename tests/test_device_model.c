@@ -20,6 +20,7 @@
 #include "kernels/ops_cuda.h"
 #include "model/flamingo.h"
 #include "testutil.h"
+#include "train_fixture.h"
 
 #define FX "tests/fixtures/forward"
 
@@ -428,29 +429,6 @@ static void test_guard_catches_host_access(void **st) {
     assert_true(back == 1.0f);
 }
 
-// The training cases of flamingo_ref.py (test_train.c): the adapters; LoRA on the perceiver and whole
-// tensors unfrozen; the vision tower trained. The JSON's LoRA scope/targets and unfrozen names go into cfg.
-static void case_config(mm_config *cfg, const char *json) {
-    json_object *root = json_object_from_file(json), *lora, *v;
-    assert_non_null(root);
-    assert_true(json_object_object_get_ex(root, "lora", &lora));
-    assert_true(json_object_object_get_ex(lora, "scope", &v));
-    cfg->n_lora_scopes = (int)json_object_array_length(v);
-    for (int i = 0; i < cfg->n_lora_scopes; i++)
-        snprintf(cfg->lora_scopes[i], sizeof cfg->lora_scopes[i], "%s", json_object_get_string(json_object_array_get_idx(v, i)));
-    assert_true(json_object_object_get_ex(lora, "targets", &v));
-    cfg->n_lora_targets = (int)json_object_array_length(v);
-    for (int i = 0; i < cfg->n_lora_targets; i++)
-        snprintf(cfg->lora_targets[i], sizeof cfg->lora_targets[i], "%s", json_object_get_string(json_object_array_get_idx(v, i)));
-    assert_true(json_object_object_get_ex(root, "unfrozen", &v));
-    cfg->n_unfrozen = (int)json_object_array_length(v);
-    for (int i = 0; i < cfg->n_unfrozen; i++)
-        snprintf(cfg->unfrozen[i], sizeof cfg->unfrozen[i], "%s", json_object_get_string(json_object_array_get_idx(v, i)));
-    if (json_object_object_get_ex(root, "ln_post", &v))
-        cfg->vis_ln_post = json_object_get_boolean(v);
-    json_object_put(root);
-}
-
 enum { CASE_ADAPTERS, CASE_UNFROZEN, CASE_VISION };
 
 // Loss and gradients of a training case on backend ops (the model moved there), gradients in host
@@ -460,7 +438,7 @@ static float *grads_on(const mm_ops *ops, int which, float dropout, int keep, do
     mm_config cfg;
     assert_ok(config_load(&cfg, FX "/tiny/config.json", &e), &e);
     if (which != CASE_ADAPTERS)
-        case_config(&cfg, which == CASE_VISION ? FX "/vision.json" : FX "/unfrozen.json");
+        fx_case_config(&cfg, which == CASE_VISION ? FX "/vision.json" : FX "/unfrozen.json", NULL);
     cfg.lora_dropout = dropout; // the scratch is planned for it
     mm_load_opts lo = {.fresh_lora = 1, .seed = 11};
     mm_model m;
@@ -603,53 +581,6 @@ static void test_gpu_gradients_match_cpu(void **st) {
 
 static char workdir[64];
 
-// The training fixture's sequences as token records (+ pixels) in workdir (as test_trainer.c does).
-static void write_data(void) {
-    strcpy(workdir, "/tmp/mmgpt-test-devtrain-XXXXXX");
-    assert_non_null(mkdtemp(workdir));
-    mm_st st;
-    mm_err e = {0};
-    assert_ok(st_open(&st, FX "/train.safetensors", &e), &e);
-    const mm_st_tensor *tk = st_find(&st, "tokens"), *lb = st_find(&st, "labels"), *mk = st_find(&st, "attn_mask");
-    const mm_st_tensor *px = st_find(&st, "pixels"), *ip = st_find(&st, "images_per_seq");
-    int B = (int)tk->shape[0], T = (int)tk->shape[1], S = (int)px->shape[2];
-    char path[256];
-    snprintf(path, sizeof path, "%s/train.jsonl", workdir);
-    FILE *f = fopen(path, "w");
-    size_t per = (size_t)3 * S * S;
-    for (int rep = 0, img = 0; rep < 2; rep++, img = 0)
-        for (int b = 0; b < B; b++) {
-            int32_t n_img, v;
-            memcpy(&n_img, ip->data + 4 * b, 4);
-            const mm_st_tensor *cols[2] = {tk, lb};
-            for (int k = 0; k < 2; k++) {
-                fprintf(f, k ? "], \"labels\": [" : "{\"tokens\": [");
-                for (int t = 0, first = 1; t < T; t++) {
-                    if (!mk->data[b * T + t])
-                        continue;
-                    memcpy(&v, cols[k]->data + 4 * (b * T + t), 4);
-                    fprintf(f, "%s%d", first ? "" : ", ", v);
-                    first = 0;
-                }
-            }
-            fprintf(f, "]");
-            if (n_img) {
-                char npy[256];
-                snprintf(npy, sizeof npy, "%s/px%d.npy", workdir, b);
-                int64_t shape[4] = {n_img, 3, S, S};
-                float *buf = malloc(sizeof(float) * per * (size_t)n_img);
-                memcpy(buf, px->data + sizeof(float) * per * (size_t)img, sizeof(float) * per * (size_t)n_img);
-                assert_ok(mm_npy_write(npy, MM_NPY_F32, buf, 4, shape, &e), &e);
-                free(buf);
-                fprintf(f, ", \"pixels\": \"px%d.npy\"", b);
-            }
-            img += n_img;
-            fprintf(f, "}\n");
-        }
-    fclose(f);
-    st_close(&st);
-}
-
 static void train_config(mm_train_config *c, const char *out) {
     char path[256];
     snprintf(path, sizeof path, "%s/%s.json", workdir, out);
@@ -672,7 +603,8 @@ static void record(const mm_train_report *r, void *user) { ((double *)user)[r->s
 // A run on the CPU, and the same run on the guarded backend stopped after 2 steps, saved and resumed:
 // the same losses and the same trained values, bit for bit (optimizer, clipping, dropout, checkpoints).
 static void run_trainer_pair(const mm_ops *dev, float rel) {
-    write_data();
+    strcpy(workdir, "/tmp/mmgpt-test-devtrain-XXXXXX");
+    fx_write_records(FX, workdir);
     mm_err e = {0};
     mm_train_config ca, cb, cr;
     train_config(&ca, "a");

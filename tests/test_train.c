@@ -14,6 +14,7 @@
 #include "model/merge.h"
 #include "model/model_gguf.h"
 #include "testutil.h"
+#include "train_fixture.h"
 #include "train/optim.h"
 
 #define DIR "tests/fixtures/forward"
@@ -36,30 +37,6 @@ static const void *copy_of(train_fx *f, int slot, const char *name) {
     return f->copies[slot];
 }
 
-// Reads the LoRA settings and "unfrozen" substrings of a case's JSON (flamingo_ref.py) into cfg.
-static void unfrozen_config(mm_config *cfg, const char *path, int *n_trainable_tensors) {
-    json_object *root = json_object_from_file(path), *lora, *v;
-    assert_non_null(root);
-    assert_true(json_object_object_get_ex(root, "lora", &lora));
-    assert_true(json_object_object_get_ex(lora, "scope", &v));
-    cfg->n_lora_scopes = (int)json_object_array_length(v);
-    for (int i = 0; i < cfg->n_lora_scopes; i++)
-        snprintf(cfg->lora_scopes[i], sizeof cfg->lora_scopes[i], "%s", json_object_get_string(json_object_array_get_idx(v, i)));
-    assert_true(json_object_object_get_ex(lora, "targets", &v));
-    cfg->n_lora_targets = (int)json_object_array_length(v);
-    for (int i = 0; i < cfg->n_lora_targets; i++)
-        snprintf(cfg->lora_targets[i], sizeof cfg->lora_targets[i], "%s", json_object_get_string(json_object_array_get_idx(v, i)));
-    assert_true(json_object_object_get_ex(root, "unfrozen", &v));
-    cfg->n_unfrozen = (int)json_object_array_length(v);
-    for (int i = 0; i < cfg->n_unfrozen; i++)
-        snprintf(cfg->unfrozen[i], sizeof cfg->unfrozen[i], "%s", json_object_get_string(json_object_array_get_idx(v, i)));
-    assert_true(json_object_object_get_ex(root, "trainable", &v));
-    *n_trainable_tensors = (int)json_object_array_length(v);
-    if (json_object_object_get_ex(root, "ln_post", &v))
-        cfg->vis_ln_post = json_object_get_boolean(v);
-    json_object_put(root);
-}
-
 // The cases of flamingo_ref.py: the adapters (train.safetensors); LoRA on the perceiver too and whole
 // tensors unfrozen (CASE_UNFROZEN); the whole vision tower trained, with ln_post and LoRA in CLIP
 // (CASE_VISION). Beyond the first, the "init." tensors are the adapters.
@@ -72,7 +49,7 @@ static void fx_open_case(train_fx *f, int which) {
     assert_ok(config_load(&cfg, DIR "/tiny/config.json", &e), &e);
     int want_tensors = 0, unfrozen = which != CASE_ADAPTERS;
     if (unfrozen)
-        unfrozen_config(&cfg, which == CASE_VISION ? DIR "/vision.json" : DIR "/unfrozen.json", &want_tensors);
+        fx_case_config(&cfg, which == CASE_VISION ? DIR "/vision.json" : DIR "/unfrozen.json", &want_tensors);
     mm_load_opts lo = {.fresh_lora = unfrozen};
     assert_ok(model_load_st(&f->m, &cfg, DIR "/tiny/model.safetensors", &lo, &e), &e);
     static const char *files[] = {DIR "/train.safetensors", DIR "/train_unfrozen.safetensors",

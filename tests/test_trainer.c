@@ -7,6 +7,7 @@
 #include "io/npy.h"
 #include "io/safetensors.h"
 #include "testutil.h"
+#include "train_fixture.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
 
@@ -14,61 +15,10 @@
 
 static char workdir[64];
 
-// Writes the training fixture's three sequences as token records (+ pixels) into workdir.
+// The training fixture's sequences as token records (+ pixels) in a fresh workdir.
 static void write_data(void) {
     strcpy(workdir, "/tmp/mmgpt-test-trainer-XXXXXX");
-    assert_non_null(mkdtemp(workdir));
-    mm_st st;
-    mm_err e = {0};
-    assert_ok(st_open(&st, FX "/train.safetensors", &e), &e);
-    const mm_st_tensor *tk = st_find(&st, "tokens"), *lb = st_find(&st, "labels"), *mk = st_find(&st, "attn_mask");
-    const mm_st_tensor *px = st_find(&st, "pixels"), *ip = st_find(&st, "images_per_seq");
-    int B = (int)tk->shape[0], T = (int)tk->shape[1], S = (int)px->shape[2];
-    char path[256];
-    snprintf(path, sizeof path, "%s/train.jsonl", workdir);
-    FILE *f = fopen(path, "w");
-    size_t per = (size_t)3 * S * S;
-    int img = 0;
-    for (int rep = 0; rep < 2; rep++) {
-        img = 0;
-        for (int b = 0; b < B; b++) {
-            int32_t n_img, tok, lab;
-            memcpy(&n_img, ip->data + 4 * b, 4);
-            fprintf(f, "{\"tokens\": [");
-            int first = 1;
-            for (int t = 0; t < T; t++) {
-                if (!mk->data[b * T + t])
-                    continue;
-                memcpy(&tok, tk->data + 4 * (b * T + t), 4);
-                fprintf(f, "%s%d", first ? "" : ", ", tok);
-                first = 0;
-            }
-            fprintf(f, "], \"labels\": [");
-            first = 1;
-            for (int t = 0; t < T; t++) {
-                if (!mk->data[b * T + t])
-                    continue;
-                memcpy(&lab, lb->data + 4 * (b * T + t), 4);
-                fprintf(f, "%s%d", first ? "" : ", ", lab);
-                first = 0;
-            }
-            fprintf(f, "]");
-            if (n_img) {
-                char npy[256];
-                snprintf(npy, sizeof npy, "%s/px%d.npy", workdir, b);
-                float *buf = malloc(sizeof(float) * per * (size_t)n_img);
-                memcpy(buf, px->data + sizeof(float) * per * (size_t)img, sizeof(float) * per * (size_t)n_img);
-                int64_t shape[4] = {n_img, 3, S, S};
-                assert_ok(mm_npy_write(npy, MM_NPY_F32, buf, 4, shape, &e), &e);
-                free(buf);
-                fprintf(f, ", \"pixels\": \"px%d.npy\"", b);
-            }
-            img += n_img;
-            fprintf(f, "}\n");
-        }
-    }
-    fclose(f);
-    st_close(&st);
+    fx_write_records(FX, workdir);
 }
 
 static void write_config(const char *name, const char *out, const char *extra) {
