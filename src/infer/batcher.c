@@ -95,6 +95,8 @@ static _Thread_local mm_batcher *joined_to;
 static _Thread_local int counted_away;
 
 void batcher_join(mm_batcher *b) {
+    if (!b)
+        return;
     pthread_mutex_lock(&b->mu);
     b->joined++;
     joined_to = b;
@@ -102,6 +104,8 @@ void batcher_join(mm_batcher *b) {
 }
 
 void batcher_leave(mm_batcher *b) {
+    if (!b)
+        return;
     pthread_mutex_lock(&b->mu);
     b->joined--;
     joined_to = NULL;
@@ -110,6 +114,8 @@ void batcher_leave(mm_batcher *b) {
 }
 
 void batcher_exclusive_begin(mm_batcher *b) {
+    if (!b)
+        return;
     counted_away = joined_to == b;
     if (counted_away) { // a step need not wait for this generation meanwhile
         pthread_mutex_lock(&b->mu);
@@ -121,6 +127,8 @@ void batcher_exclusive_begin(mm_batcher *b) {
 }
 
 void batcher_exclusive_end(mm_batcher *b) {
+    if (!b)
+        return;
     pthread_mutex_unlock(&b->compute);
     if (counted_away) {
         pthread_mutex_lock(&b->mu);

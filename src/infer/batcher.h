@@ -26,6 +26,7 @@ typedef struct {
 mm_status batcher_create(mm_batcher **b, int max_batch, mm_err *e);
 void batcher_free(mm_batcher *b);
 // The calling thread's generation will submit steps until batcher_leave (a step waits for the joined).
+// join, leave and the exclusive brackets do nothing for b NULL (a generation without a batcher).
 void batcher_join(mm_batcher *b);
 void batcher_leave(mm_batcher *b);
 // engine_eval(en, seq, n) through the batcher: when en holds seq[0..n-1) the token joins the next batched

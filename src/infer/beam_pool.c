@@ -40,13 +40,11 @@ mm_status beam_pool_logits(const mm_beam_pool *p, int nb, const int32_t *seqs, s
             if (k > best)
                 best = k, from = o;
         }
-        if (p->batcher) // between other threads' steps
-            batcher_exclusive_begin(p->batcher);
+        batcher_exclusive_begin(p->batcher); // between other threads' steps
         s = p->prepare(p->ctx, dst, from, e);
         if (s == MM_OK)
             s = engine_eval(p->eng[dst], seq, n, &logits[b], e);
-        if (p->batcher)
-            batcher_exclusive_end(p->batcher);
+        batcher_exclusive_end(p->batcher);
         if (s == MM_OK && evaluated)
             *evaluated += engine_stats(p->eng[dst]).prompt_tokens;
     }

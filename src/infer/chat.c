@@ -352,11 +352,9 @@ static int images_synced(const mm_chat *ch, int i) {
 
 // Engine 0 holds the kept images (encoded between other threads' batched steps).
 static mm_status synced_images(mm_chat *ch, mm_err *e) {
-    if (ch->batcher)
-        batcher_exclusive_begin(ch->batcher);
+    batcher_exclusive_begin(ch->batcher);
     mm_status s = sync_images(ch, 0, e);
-    if (ch->batcher)
-        batcher_exclusive_end(ch->batcher);
+    batcher_exclusive_end(ch->batcher);
     return s;
 }
 
@@ -452,11 +450,9 @@ mm_status chat_reply(mm_chat *ch, const mm_sampling *p, const char *const *stop_
         r.t_first = t0; // the search yields its reply at the end: all of it counts as generation
         beam_ctx bc = {ch, (int)t.n, q.num_beams};
         mm_beam_model bm = {.ctx = &bc, .vocab = engine_vocab(ch->eng[0]), .step = beam_step};
-        if (ch->batcher) // the beams' steps join other requests'
-            batcher_join(ch->batcher);
+        batcher_join(ch->batcher); // the beams' steps join other requests'
         s = beam_generate(&bm, t.ids, (int)t.n, &q, eos, banned, 3, &ch->cancel, out, &n_out, e);
-        if (ch->batcher)
-            batcher_leave(ch->batcher);
+        batcher_leave(ch->batcher);
         why = n_out && out[n_out - 1] == eos ? MM_STOP_EOS : MM_STOP_LENGTH;
         for (int i = 0; s == MM_OK && i < n_out; i++)
             if (on_token(out[i], &r))

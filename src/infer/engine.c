@@ -354,11 +354,9 @@ mm_status engine_step(mm_engine *const *ens, int n_seq, const int32_t *next, con
         for (int b = 0; b < B; b++) {
             mm_engine *en = ens[g0 + b];
             int n = en->n;
-            // A text token after the sequence attends what the sequence's last position would have
-            // attended had it been text: its media index, from the marker count so far.
+            // A text token after every marker of the sequence (one per image: engine_eval checked).
             en->tokens[n] = next[g0 + b];
-            int32_t ni = en->n_images;
-            media_index_compute(en->q_media, en->tokens, 1, n + 1, c->media_id, c->media_rule, &ni);
+            en->q_media[n] = media_index_after(c->media_rule, en->n_images);
             lead->step_ids[b] = next[g0 + b];
             lead->step_pos[b] = n;
             lead->step_media[b] = en->q_media[n];

@@ -24,8 +24,7 @@ mm_status generate(mm_engine *en, const int32_t *prompt, int n, const mm_samplin
     mm_rng rng;
     rng_seed(&rng, p->seed);
     const float *logits;
-    if (lim && lim->batcher)
-        batcher_join(lim->batcher);
+    batcher_join(lim ? lim->batcher : NULL);
     mm_status s = eval(lim, en, seq, n, &logits, e);
     int V = engine_vocab(en);
     float *work = malloc(sizeof(float) * (size_t)V);
@@ -57,8 +56,7 @@ mm_status generate(mm_engine *en, const int32_t *prompt, int n, const mm_samplin
         }
         s = eval(lim, en, seq, n + *n_out, &logits, e);
     }
-    if (lim && lim->batcher)
-        batcher_leave(lim->batcher);
+    batcher_leave(lim ? lim->batcher : NULL);
     free(work);
     free(seq);
     return s;

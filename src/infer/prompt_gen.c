@@ -107,11 +107,9 @@ mm_status promptgen_run(mm_promptgen *g, const int32_t *ids, int n, const float 
                      .max_new_tokens = o->max_new_tokens, .num_beams = o->num_beams > 1 ? o->num_beams : 1};
     mm_status s;
     if (p.num_beams <= 1) {
-        if (g->batcher) // the images are encoded between other threads' steps
-            batcher_exclusive_begin(g->batcher);
+        batcher_exclusive_begin(g->batcher); // the images are encoded between other threads' steps
         mm_status ls = load(g, 0, e);
-        if (g->batcher)
-            batcher_exclusive_end(g->batcher);
+        batcher_exclusive_end(g->batcher);
         MM_TRY(ls);
         mm_gen_limits lim = {.stop_ids = o->stop_ids, .n_stop_ids = o->n_stop_ids, .banned = o->banned,
                              .n_banned = o->n_banned, .batcher = g->batcher};
@@ -119,12 +117,10 @@ mm_status promptgen_run(mm_promptgen *g, const int32_t *ids, int n, const float 
         s = generate(g->eng[0], ids, n, &p, &lim, NULL, NULL, out, n_out, &why, e);
     } else {
         mm_beam_model bm = {.ctx = g, .vocab = engine_vocab(g->eng[0]), .step = beam_step};
-        if (g->batcher)
-            batcher_join(g->batcher);
+        batcher_join(g->batcher);
         s = beam_generate_lp(&bm, ids, n, &p, o->length_penalty, o->n_stop_ids ? o->stop_ids[0] : -1, o->banned,
                              o->n_banned, NULL, out, n_out, e);
-        if (g->batcher)
-            batcher_leave(g->batcher);
+        batcher_leave(g->batcher);
     }
     g->pixels = NULL;
     return s;

@@ -183,5 +183,8 @@ size_t perceiver_backward_scratch_floats(const mm_config *c, int n);
 // Fills q_media (SPEC.md 1.5) for each token from the <image> positions and the images given.
 void media_index_compute(int32_t *q_media, const int32_t *tokens, int B, int T, int32_t media_id, mm_media_rule rule,
                          const int32_t *images_per_seq);
+// The media index media_index_compute gives a text token appended after all n_markers markers of a
+// sequence (with as many images given): what a decoding step needs without a pass over the sequence.
+int32_t media_index_after(mm_media_rule rule, int n_markers);
 
 #endif

@@ -34,6 +34,12 @@ void media_index_compute(int32_t *q_media, const int32_t *tokens, int B, int T, 
     }
 }
 
+int32_t media_index_after(mm_media_rule rule, int n_markers) {
+    // media_index_compute's value for a text position after every marker: cum = n_markers; with rule
+    // "next" it looks ahead past the last image (none), with "previous" it sees the last one.
+    return rule == MM_MEDIA_NEXT ? 0 : n_markers;
+}
+
 static size_t inner_of(const mm_config *c) { return (size_t)c->xattn_heads * c->xattn_dim_head; }
 
 size_t xattn_saved_floats(const mm_config *c, int BT, int n_lat_rows) {
