@@ -225,8 +225,8 @@ mm_status engine_add_image(mm_engine *en, const float *pixels, mm_err *e) {
 
 // One pass of B sequences (ens[b]; lead's buffers, B * T <= lead->rows) of T new rows each: ids,
 // pos and media [B*T] (host) are the rows' tokens, positions and media indices; row t of sequence b
-// is position ens[b]->n_cached + t... of its cache (p0[b]). The K/V of every row go into its
-// sequence's cache; with logits, each sequence's logits after its last row land in its ->logits.
+// is position p0[b] + t of its cache. The K/V of every row go into its sequence's cache; with
+// logits, each sequence's logits after its last row land in its ->logits.
 static void forward_rows(mm_engine *lead, mm_engine *const *ens, int B, int T, const int32_t *ids, const int32_t *pos,
                          const int32_t *media, const int *p0, int logits) {
     const mm_model *m = lead->m;
