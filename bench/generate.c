@@ -6,6 +6,8 @@
 // the mid-sized model, with weights filled in parallel (random values do not change the speed).
 // --batch N also times batched decoding: N sequences (each its own prompt, image and cache) advance
 // together through engine_step, one pass over the weights per step (all sequences' tokens/s).
+// --profile prints where a generated token's time goes: each op's share of the decoding phase, the
+// linears by weight shape and type (with the GB/s each reaches), and the time outside the ops.
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -25,11 +27,142 @@ static double now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+// --profile: the ops table wrapped with timers (each op synchronised, so a device's time counts).
+enum { PR_LINEAR, PR_GEMM, PR_RMSNORM, PR_LAYERNORM, PR_ROPE, PR_ATTENTION, PR_SWIGLU, PR_ADD, PR_EMBED, PR_MEM, PR_N };
+static const char *const pr_names[PR_N] = {"linear", "gemm", "rmsnorm", "layernorm", "rope",
+                                           "attention", "swiglu", "add_scaled", "embed", "copy/zero"};
+static const mm_ops *pr_base;
+static int pr_on;
+static double pr_time[PR_N];
+static long pr_calls[PR_N];
+typedef struct {
+    int in, out, N;
+    mm_dtype dt;
+    long calls;
+    double time;
+} pr_shape;
+static pr_shape pr_shapes[64];
+static int pr_nshapes;
+
+static double pr_begin(void) { return pr_on ? (pr_base->sync(), now()) : 0; }
+static void pr_end(int op, double t0) {
+    if (!pr_on)
+        return;
+    pr_base->sync();
+    pr_time[op] += now() - t0, pr_calls[op]++;
+}
+static void pr_linear(float *out, const float *in, mm_wref w, const float *bias, int N, int in_dim, int out_dim,
+                      int acc) {
+    double t0 = pr_begin();
+    pr_base->linear(out, in, w, bias, N, in_dim, out_dim, acc);
+    if (!pr_on)
+        return;
+    pr_end(PR_LINEAR, t0);
+    int i = 0;
+    while (i < pr_nshapes && !(pr_shapes[i].in == in_dim && pr_shapes[i].out == out_dim && pr_shapes[i].N == N &&
+                               pr_shapes[i].dt == w.dtype))
+        i++;
+    if (i == pr_nshapes && pr_nshapes < 64)
+        pr_shapes[pr_nshapes++] = (pr_shape){.in = in_dim, .out = out_dim, .N = N, .dt = w.dtype};
+    if (i < 64)
+        pr_shapes[i].calls++, pr_shapes[i].time += now() - t0;
+}
+static void pr_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc) {
+    double t0 = pr_begin();
+    pr_base->gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    pr_end(PR_GEMM, t0);
+}
+static void pr_rmsnorm(float *out, const float *in, const float *w, int N, int C, float eps) {
+    double t0 = pr_begin();
+    pr_base->rmsnorm(out, in, w, N, C, eps);
+    pr_end(PR_RMSNORM, t0);
+}
+static void pr_layernorm(float *out, const float *in, const float *w, const float *b, int N, int C, float eps) {
+    double t0 = pr_begin();
+    pr_base->layernorm(out, in, w, b, N, C, eps);
+    pr_end(PR_LAYERNORM, t0);
+}
+static void pr_rope(float *x, int rs, const int32_t *pos, int N, int H, int Dh, float theta, int inverse) {
+    double t0 = pr_begin();
+    pr_base->rope(x, rs, pos, N, H, Dh, theta, inverse);
+    pr_end(PR_ROPE, t0);
+}
+static void pr_attention(float *out, int os, const float *q, int qs, const float *k, const float *v, int kvs,
+                         const mm_attn_mask *mask, int B, int Tq, int Tk, int H, int Dh, float scale) {
+    double t0 = pr_begin();
+    pr_base->attention(out, os, q, qs, k, v, kvs, mask, B, Tq, Tk, H, Dh, scale);
+    pr_end(PR_ATTENTION, t0);
+}
+static void pr_swiglu(float *out, const float *gate, const float *up, size_t n) {
+    double t0 = pr_begin();
+    pr_base->swiglu(out, gate, up, n);
+    pr_end(PR_SWIGLU, t0);
+}
+static void pr_add_scaled(float *out, const float *a, float s, size_t n) {
+    double t0 = pr_begin();
+    pr_base->add_scaled(out, a, s, n);
+    pr_end(PR_ADD, t0);
+}
+static void pr_embed(float *out, const int32_t *ids, mm_wref table, int N, int C) {
+    double t0 = pr_begin();
+    pr_base->embed(out, ids, table, N, C);
+    pr_end(PR_EMBED, t0);
+}
+static void pr_copy(void *dst, const void *src, size_t bytes) {
+    double t0 = pr_begin();
+    pr_base->copy(dst, src, bytes);
+    pr_end(PR_MEM, t0);
+}
+static void pr_copy_rows(void *dst, size_t dp, const void *src, size_t sp, size_t width, size_t rows) {
+    double t0 = pr_begin();
+    pr_base->copy_rows(dst, dp, src, sp, width, rows);
+    pr_end(PR_MEM, t0);
+}
+static void pr_zero(void *p, size_t bytes) {
+    double t0 = pr_begin();
+    pr_base->zero(p, bytes);
+    pr_end(PR_MEM, t0);
+}
+
+static mm_ops pr_ops;
+static const mm_ops *profiled(const mm_ops *base) {
+    pr_base = base, pr_ops = *base;
+    pr_ops.linear = pr_linear, pr_ops.gemm = pr_gemm, pr_ops.rmsnorm = pr_rmsnorm, pr_ops.layernorm = pr_layernorm;
+    pr_ops.rope = pr_rope, pr_ops.attention = pr_attention, pr_ops.swiglu = pr_swiglu;
+    pr_ops.add_scaled = pr_add_scaled, pr_ops.embed = pr_embed;
+    pr_ops.copy = pr_copy, pr_ops.copy_rows = pr_copy_rows, pr_ops.zero = pr_zero;
+    return &pr_ops;
+}
+
+static void pr_report(double total, int tokens) {
+    double sum = 0;
+    printf("profile of decoding (%d tokens, %.2f ms/token; ops synchronised one by one):\n", tokens,
+           1e3 * total / tokens);
+    for (int k = 0; k < PR_N; k++) {
+        sum += pr_time[k];
+        if (pr_calls[k])
+            printf("  %-10s %8.3f ms/token %5.1f%%  (%ld calls/token)\n", pr_names[k], 1e3 * pr_time[k] / tokens,
+                   100 * pr_time[k] / total, pr_calls[k] / tokens);
+    }
+    printf("  %-10s %8.3f ms/token %5.1f%%\n", "outside", 1e3 * (total - sum) / tokens, 100 * (total - sum) / total);
+    for (int i = 0; i < pr_nshapes; i++) {
+        pr_shape *s = &pr_shapes[i];
+        double bytes = (double)mm_dtype_nbytes(s->dt, (size_t)s->in * (size_t)s->out) * (double)s->calls;
+        printf("  linear %5d x %-5d %-5s rows %-3d %8.3f ms/token %5.1f%%  %5.1f GB/s (%ld calls/token)\n", s->out,
+               s->in, mm_dtype_name(s->dt), s->N, 1e3 * s->time / tokens, 100 * s->time / total,
+               bytes / s->time / 1e9, s->calls / tokens);
+    }
+}
+
 static int count_tokens(int32_t t, void *user) {
     (void)t;
     double *first = user;
-    if (*first == 0)
+    if (*first == 0) {
         *first = now();
+        // The profile covers the decoding phase only: what follows the first token.
+        memset(pr_time, 0, sizeof pr_time), memset(pr_calls, 0, sizeof pr_calls), pr_nshapes = 0;
+    }
     return 0;
 }
 
@@ -77,7 +210,7 @@ fail:
 }
 
 int main(int argc, char **argv) {
-    int P = 128, G = 64, NB = 1;
+    int P = 128, G = 64, NB = 1, profile = 0;
     const char *dtype = "f32", *device = "cpu", *shape = "mid";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--prompt") && i + 1 < argc)
@@ -92,6 +225,8 @@ int main(int argc, char **argv) {
             shape = argv[++i];
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
             NB = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--profile"))
+            profile = 1;
     }
     const mm_ops *ops;
     char desc[400];
@@ -171,6 +306,8 @@ int main(int argc, char **argv) {
         prompt[i] = 3 + (int32_t)((unsigned)(i * 7919) % 31990);
     prompt[0] = 1;
     prompt[5] = c.media_id;
+    if (profile)
+        m.ops = profiled(m.ops);
     mm_engine *en;
     if (engine_create(&en, &m, P + G + 1, 1, &e) != MM_OK) {
         fprintf(stderr, "bench: %s\n", e.msg);
@@ -204,7 +341,10 @@ int main(int argc, char **argv) {
     ops->free(xv);
     ops->free(yv);
     double ttft = 1e9, gen_tps = 0, prompt_tps = 0;
-    for (int rep = 0; rep < 2; rep++) {
+    double prof_s = 0;
+    int prof_tokens = 0;
+    for (int rep = 0; rep < 2 + profile; rep++) {
+        pr_on = rep == 2; // a third, profiled run after the two timed ones
         engine_reset(en);
         double t0 = now(), first = 0;
         if (engine_add_image(en, pixels, &e) != MM_OK) {
@@ -220,6 +360,10 @@ int main(int argc, char **argv) {
             return 1;
         }
         double t2 = now();
+        if (pr_on) {
+            pr_on = 0, prof_s = t2 - first, prof_tokens = n_out - 1;
+            continue;
+        }
         if (first - t0 < ttft) {
             ttft = first - t0;
             prompt_tps = P / (first - t1);
@@ -236,6 +380,8 @@ int main(int argc, char **argv) {
         printf("c_batch_tps %.2f\nbatch of %d: %.2fx the tokens/s of one sequence\n", batch_tps, NB, batch_tps / gen_tps);
     printf("floor: %.1f MB of decoder weights per token / %.1f GB/s read bandwidth = %.2f ms/token (%.1f tokens/s)\n",
            (double)mat_bytes / 1e6, best_bw / 1e9, 1e3 * (double)mat_bytes / best_bw, best_bw / (double)mat_bytes);
+    if (profile && prof_tokens > 0)
+        pr_report(prof_s, prof_tokens);
     engine_free(en);
     model_free(&m);
     free(pixels);

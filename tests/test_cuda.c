@@ -256,6 +256,10 @@ static const attn_case attn_cases[] = {
     {"decode q_offset", 1, 3, 40, 2, 32, 64, 64, 64, 1, 37, 0, 0, 40},
     {"non-causal odd Dh", 2, 9, 11, 2, 12, 30, 26, 24, 0, 0, 0, 0, 22},
     {"media rule", 3, 13, 0, 2, 8, 16, 32, 16, 0, 0, 0, 1, 0},
+    // Up to 4 query rows (generated tokens) the CPU splits the keys among its threads instead of the heads.
+    {"decode media rule", 3, 4, 0, 2, 8, 16, 32, 16, 0, 0, 0, 1, 0},
+    {"decode padded", 2, 2, 37, 3, 16, 48, 48, 48, 1, 35, 1, 0, 74},
+    {"decode non-causal odd Dh", 2, 1, 11, 2, 12, 30, 26, 24, 0, 0, 0, 0, 22},
 };
 
 // Media masks: sequence 0 has 2 images (media_len 5), 1 has none, 2 has 3; q_media exercises j,

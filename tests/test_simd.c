@@ -4,6 +4,8 @@
 // the widening path) against f32 weights through BLAS; and `mmgpt info --cpu` naming the path taken.
 // Tolerance of a dot product: the paths sum in different orders in f32, so each is held to the
 // standard bound of f32 summation against the exact sum: 4 (n + 1) eps sum_k |w_k x_k|.
+#include <float.h>
+
 #include "base/cpu.h"
 #include "base/dtype.h"
 #include "base/rng.h"
@@ -138,6 +140,23 @@ static void check_table(const cpu_kernels *kt) {
             }
         }
         free(xs);
+    }
+    // y += a x: each element one multiply-add, so within one rounding of the product and one of the sum.
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        int n = lengths[li];
+        float a = rng_uniform(&r) * 4 - 2;
+        for (int k = 0; k < n; k++)
+            x[k] = rng_uniform(&r) * 4 - 2, w[k + 1] = wq[k] = rng_uniform(&r) * 2 - 1;
+        kt->axpy(w + 1, a, x, n);
+        for (int k = 0; k < n; k++) {
+            double want = (double)wq[k] + (double)a * x[k];
+            double tol = 2 * FLT_EPSILON * (fabs((double)wq[k]) + fabs((double)a * x[k]));
+            if (fabs(w[k + 1] - want) > tol) {
+                printf("mmgpt-test: %s axpy n=%d k=%d got %.9g want %.9g\n", kt->name, n, k, w[k + 1], want);
+                bad++;
+                break;
+            }
+        }
     }
     printf("mmgpt-test: %-8s dot kernels over %zu lengths: %s\n", kt->name, sizeof lengths / sizeof lengths[0],
            bad ? "MISMATCH" : "ok");
