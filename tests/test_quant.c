@@ -202,12 +202,12 @@ static void test_dot_avx2(void **state) {
 }
 
 // ops->linear on quantized weights against the decoded weights in f32 through BLAS: the integer row
-// kernels (N <= 8, int8 activations), the dequantized-tile path (N > 8), with bias and accumulation;
+// kernels (N <= CPU_LINEAR_ROWS_MAX, int8 activations), the dequantized-tile path (more rows), with bias and accumulation;
 // the input gradient; and the embedding rows.
 static void test_linear_quant(void **state) {
     (void)state;
     const mm_ops *ops = ops_cpu();
-    int K = 512, M = 37, NMAX = 20;
+    int K = 512, M = 37, NMAX = CPU_LINEAR_ROWS_MAX + 8;
     mm_rng r;
     rng_seed(&r, 13);
     float *w = malloc(sizeof(float) * K * M), *wq = malloc(sizeof(float) * K * M), *bias = malloc(sizeof(float) * M);
@@ -220,13 +220,13 @@ static void test_linear_quant(void **state) {
         bias[i] = rng_uniform(&r);
     for (int i = 0; i < NMAX * K; i++)
         in[i] = rng_uniform(&r) * 2 - 1;
-    const int Ns[] = {1, 3, 8, 9, 20};
+    const int Ns[] = {1, 3, 8, 9, 20, CPU_LINEAR_ROWS_MAX, CPU_LINEAR_ROWS_MAX + 1, NMAX};
     float *inq = malloc(sizeof(float) * NMAX * K);
     for (int ti = 0; ti < NTYPES; ti++) {
         mm_dtype t = types[ti];
         mm_convert_from_f32(q, t, w, (size_t)K * M);
         mm_convert_to_f32(wq, q, t, (size_t)K * M);
-        // Decode steps (N <= 8) take integer products with int8 activations: their reference is the f32
+        // Decode steps and short chunks (N <= CPU_LINEAR_ROWS_MAX) take integer products with int8 activations: their reference is the f32
         // product with the activations as quantized (checked against the exact dot in check_dots).
         int qb = cpu_xq_block(t);
         for (int n = 0; n < NMAX; n++) {
@@ -243,7 +243,7 @@ static void test_linear_quant(void **state) {
             for (int acc = 0; acc < 2; acc++) {
                 for (int i = 0; i < N * M; i++)
                     got[i] = want[i] = acc ? 0.25f : NAN;
-                ops->linear(want, N <= 8 ? inq : in, (mm_wref){wq, MM_F32}, bias, N, K, M, acc);
+                ops->linear(want, N <= CPU_LINEAR_ROWS_MAX ? inq : in, (mm_wref){wq, MM_F32}, bias, N, K, M, acc);
                 ops->linear(got, in, (mm_wref){q, t}, bias, N, K, M, acc);
                 char what[64];
                 snprintf(what, sizeof what, "linear %s N=%d acc=%d", mm_dtype_name(t), N, acc);

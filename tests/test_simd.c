@@ -1,6 +1,6 @@
 // The run-time dispatched CPU kernels against their scalar reference: every row kernel of every SIMD
 // level this processor can run, on odd lengths and unaligned rows; the half-precision conversions bit
-// for bit over all 65,536 f16 values; the linear op on f16/bf16 weights (the decode path, N <= 8, and
+// for bit over all 65,536 f16 values; the linear op on f16/bf16 weights (the row path, N <= CPU_LINEAR_ROWS_MAX, and
 // the widening path) against f32 weights through BLAS; and `mmgpt info --cpu` naming the path taken.
 // Tolerance of a dot product: the paths sum in different orders in f32, so each is held to the
 // standard bound of f32 summation against the exact sum: 4 (n + 1) eps sum_k |w_k x_k|.
@@ -234,7 +234,7 @@ static void test_half_conversions_exact(void **state) {
 }
 
 // ops->linear on f16/bf16 weights against the same (rounded) weights in f32 through BLAS, for the
-// row-kernel sizes (N <= 8) and the widening path, with bias and accumulate.
+// row-kernel sizes (N <= CPU_LINEAR_ROWS_MAX) and the widening path, with bias and accumulate.
 static void test_linear_half(void **state) {
     (void)state;
     const mm_ops *ops = ops_cpu();
@@ -243,14 +243,16 @@ static void test_linear_half(void **state) {
     rng_seed(&r, 11);
     float *w = malloc(sizeof(float) * K * M), *wq = malloc(sizeof(float) * K * M), *bias = malloc(sizeof(float) * M);
     uint16_t *h = malloc(sizeof(uint16_t) * K * M);
-    float *in = malloc(sizeof(float) * 20 * K), *got = malloc(sizeof(float) * 20 * M), *want = malloc(sizeof(float) * 20 * M);
+    enum { NMAX = CPU_LINEAR_ROWS_MAX + 5 };
+    float *in = malloc(sizeof(float) * NMAX * K), *got = malloc(sizeof(float) * NMAX * M),
+          *want = malloc(sizeof(float) * NMAX * M);
     for (int i = 0; i < K * M; i++)
         w[i] = (rng_uniform(&r) * 2 - 1) * 0.1f;
     for (int i = 0; i < M; i++)
         bias[i] = rng_uniform(&r);
-    for (int i = 0; i < 20 * K; i++)
+    for (int i = 0; i < NMAX * K; i++)
         in[i] = rng_uniform(&r) * 2 - 1;
-    const int Ns[] = {1, 2, 3, 8, 9, 20};
+    const int Ns[] = {1, 2, 3, 8, 9, 20, CPU_LINEAR_ROWS_MAX, CPU_LINEAR_ROWS_MAX + 1, NMAX};
     for (int t = 0; t < 2; t++) {
         mm_dtype dt = t ? MM_BF16 : MM_F16;
         mm_convert_from_f32(h, dt, w, (size_t)K * M);

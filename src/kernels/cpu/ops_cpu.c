@@ -27,9 +27,14 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
 
 // Up to this many input rows, a linear layer reads each weight row once and takes its dot product
 // with every input row while the row is in L1: one pass over the weights, whose bytes bound decoding.
-#define SMALL_N 8
+// Past 8 rows this still beats dequantized tiles through sgemm (whose small-M products fell off a
+// cliff: 12 rows took 3-4x the time per row of 8) up to ~32 rows for every type: per row of an
+// 11008x4096 matrix at 8 / 16 / 32 rows, rows path vs tiles (ms, 2 threads): f32 1.5/1.2/1.3 vs
+// -/1.7/1.1, bf16 1.3/1.3/1.2 vs -/1.7/1.2, q8_0 1.9/1.4/1.1 vs -/1.8/1.3, q4_k 1.0/1.0/1.0 vs
+// -/1.8/1.1; from 64 rows the tiles win (0.8-1.0). Batched steps of 9-16 sequences live here.
+#define SMALL_N CPU_LINEAR_ROWS_MAX
 
-// out[n, o] = beta * out[n, o] + W[o, :] . in[n, :] for W in a half-precision or quantized type, N <= SMALL_N.
+// out[n, o] = beta * out[n, o] + W[o, :] . in[n, :] for W in any type (f32 with N > 1), N <= SMALL_N.
 static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, int M, float beta) {
     const cpu_kernels *kt = cpu_kernels_get();
     cpu_dot_fn dot = cpu_dot_for(kt, w.dtype);

@@ -36,6 +36,10 @@ void cpu_quantize_x(const float *x, int n, int block, const cpu_xq *xq);
 static inline int cpu_xq_block(mm_dtype t) {
     return t == MM_Q8_0 || t == MM_Q4_0 ? 32 : t == MM_Q4_K || t == MM_Q6_K ? 256 : 0;
 }
+// The CPU linear op reads each weight row once for all its input rows (integer products with int8
+// activations for quantized weights) up to this many rows; more go through dequantized tiles and BLAS.
+#define CPU_LINEAR_ROWS_MAX 32
+
 // sum over k < n of w[k] * x[k] with x quantized by cpu_quantize_x in the type's block (w a row of
 // whole blocks).
 typedef float (*cpu_dotq_fn)(const void *w, const cpu_xq *x, int n);
