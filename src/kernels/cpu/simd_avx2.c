@@ -621,6 +621,41 @@ AVX2 static void dequant_q4_k(const void *blocks, float *y, size_t n) {
     }
 }
 
+// Q6_K's codes unpacked as in dotq_q6_k, then d * scale (the reference's product, in the same order)
+// times each code - 32: bit for bit mm_dequantize (the q4_k_m prompt path's lm_head, v and down rows).
+AVX2 static void dequant_q6_k(const void *blocks, float *y, size_t n) {
+    const mm_block_q6_k *b = blocks;
+    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    for (size_t i = 0; i < n / MM_QK_K; i++) {
+        float d = half_at(&b[i].d);
+        for (int h = 0; h < 2; h++, y += 128) {
+            const uint8_t *ql = b[i].ql + 64 * h, *qh = b[i].qh + 32 * h;
+            const int8_t *sc = b[i].scales + 8 * h;
+            __m256i a = _mm256_loadu_si256((const __m256i *)ql), c = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+            // Output quarter k (32 values, scales 2k and 2k + 1): 4 low bits from ql, 2 high bits from qh.
+            __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(c, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4))};
+            for (int k = 0; k < 4; k++) {
+                __m256i v = _mm256_sub_epi8(q[k], off);
+                __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+                __m256 s0 = _mm256_set1_ps(d * (float)sc[2 * k]), s1 = _mm256_set1_ps(d * (float)sc[2 * k + 1]);
+                float *o = y + 32 * k;
+                _mm256_storeu_ps(o, _mm256_mul_ps(s0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
+                _mm256_storeu_ps(o + 8, _mm256_mul_ps(s0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
+                _mm256_storeu_ps(o + 16, _mm256_mul_ps(s1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
+                _mm256_storeu_ps(o + 24, _mm256_mul_ps(s1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
+            }
+        }
+    }
+}
+
 static const cpu_kernels avx2 = {
     .name = "avx2",
     .dot = {[MM_F32] = dot_f32, [MM_F16] = dot_f16, [MM_BF16] = dot_bf16, [MM_Q8_0] = dot_q8_0, [MM_Q4_0] = dot_q4_0,
@@ -629,7 +664,7 @@ static const cpu_kernels avx2 = {
     .dot2x4 = {[MM_F32] = dot2x4_f32, [MM_F16] = dot2x4_f16, [MM_BF16] = dot2x4_bf16},
     .dotq = {[MM_Q8_0] = dotq_q8_0, [MM_Q4_0] = dotq_q4_0, [MM_Q4_K] = dotq_q4_k, [MM_Q6_K] = dotq_q6_k},
     .dotqn = {[MM_Q8_0] = dotqn_q8_0, [MM_Q4_0] = dotqn_q4_0, [MM_Q4_K] = dotqn_q4_k},
-    .dequant = {[MM_Q8_0] = dequant_q8_0, [MM_Q4_0] = dequant_q4_0, [MM_Q4_K] = dequant_q4_k},
+    .dequant = {[MM_Q8_0] = dequant_q8_0, [MM_Q4_0] = dequant_q4_0, [MM_Q4_K] = dequant_q4_k, [MM_Q6_K] = dequant_q6_k},
     .axpy = axpy,
 };
 
