@@ -512,9 +512,22 @@ DOTQ_PAIR(q8_0, mm_block_q8_0, 2)
 DOTQ_PAIR(q4_0, mm_block_q4_0, 2)
 DOTQ_PAIR(q4_k, mm_block_q4_k, 2)
 
+// The four quarters of 32 codes (0..63) of one half of a Q6_K block: 4 low bits from ql (64 bytes), 2 high
+// bits from qh (32 bytes).
+AVX2 static inline __attribute__((always_inline)) void q6k_codes(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
+    __m256i a = _mm256_loadu_si256((const __m256i *)ql), c = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+    q[0] = _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(c, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+}
+
 AVX2 static float dotq_q6_k(const void *wv, const cpu_xq *x, int n) {
     const mm_block_q6_k *b = wv;
-    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
     // Byte patterns that spread sub-scales 2k (8 times) and 2k + 1 (8 times) over 16 int16 lanes.
     static const int8_t spread[4][16] = {{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
                                          {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
@@ -531,18 +544,8 @@ AVX2 static float dotq_q6_k(const void *wv, const cpu_xq *x, int n) {
             const uint8_t *ql = b[i].ql + 64 * h, *qh = b[i].qh + 32 * h;
             __m128i sc = _mm_loadl_epi64((const __m128i *)(b[i].scales + 8 * h));
             const int8_t *xq = x->q + 256 * i + 128 * h;
-            __m256i a = _mm256_loadu_si256((const __m256i *)ql), c = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
-            // The four quarters of 32 codes (0..63): 4 low bits from ql, 2 high bits from qh.
-            __m256i q[4] = {
-                _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4)),
-                _mm256_or_si256(_mm256_and_si256(c, m4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4)),
-            };
+            __m256i q[4];
+            q6k_codes(ql, qh, q);
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
                 __m256i p16 = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(xq + 32 * k)));
@@ -625,23 +628,14 @@ AVX2 static void dequant_q4_k(const void *blocks, float *y, size_t n) {
 // times each code - 32: bit for bit mm_dequantize (the q4_k_m prompt path's lm_head, v and down rows).
 AVX2 static void dequant_q6_k(const void *blocks, float *y, size_t n) {
     const mm_block_q6_k *b = blocks;
-    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    const __m256i off = _mm256_set1_epi8(32);
     for (size_t i = 0; i < n / MM_QK_K; i++) {
         float d = half_at(&b[i].d);
         for (int h = 0; h < 2; h++, y += 128) {
             const uint8_t *ql = b[i].ql + 64 * h, *qh = b[i].qh + 32 * h;
             const int8_t *sc = b[i].scales + 8 * h;
-            __m256i a = _mm256_loadu_si256((const __m256i *)ql), c = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
-            // Output quarter k (32 values, scales 2k and 2k + 1): 4 low bits from ql, 2 high bits from qh.
-            __m256i q[4] = {
-                _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4)),
-                _mm256_or_si256(_mm256_and_si256(c, m4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4))};
+            __m256i q[4]; // output quarter k: 32 values, scales 2k and 2k + 1
+            q6k_codes(ql, qh, q);
             for (int k = 0; k < 4; k++) {
                 __m256i v = _mm256_sub_epi8(q[k], off);
                 __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
