@@ -353,79 +353,53 @@ AVX2 static inline __m128 scales4(const void *first, size_t size) {
     return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)u));
 }
 
-XN void q8_0_xn(const mm_block_q8_0 *b, const cpu_xq *x, const int NX, int n, float *out) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    const __m256i ones = _mm256_set1_epi16(1);
-    int nb = n / MM_QK, i = 0;
-    // Four blocks a pass: their scales converted and multiplied as one vector, each lane then broadcast
-    // (the same products and the same order of accumulation as one block at a time).
-    for (; i + 4 <= nb; i += 4) {
-        prefetch_block(b + i, 4 * sizeof *b); // the pass's four blocks
-        __m128 dw = scales4(b + i, sizeof *b);
-        __m128 dd[4];
-        for (int j = 0; j < NX; j++)
-            dd[j] = _mm_mul_ps(dw, _mm_loadu_ps(x[j].d + i));
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) {
-            __m256i w = _mm256_loadu_si256((const __m256i *)b[i + k].qs), aw = _mm256_sign_epi8(w, w);
-            for (int j = 0; j < NX; j++) {
-                // signed x signed as |w| x (x with w's sign)
-                __m256i xv = _mm256_loadu_si256((const __m256i *)(x[j].q + 32 * (i + k)));
-                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, w)), ones);
-                __m256 d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd[j]), _mm256_set1_epi32(k));
-                acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[j]);
-            }
-        }
-    }
-    for (; i < nb; i++) {
-        __m256i w = _mm256_loadu_si256((const __m256i *)b[i].qs), aw = _mm256_sign_epi8(w, w);
-        float dw = half_at(&b[i].d);
-        for (int j = 0; j < NX; j++) {
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(x[j].q + 32 * i));
-            __m256i p = maddubs_sum(aw, _mm256_sign_epi8(xv, w));
-            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[j].d[i]), _mm256_cvtepi32_ps(p), acc[j]);
-        }
-    }
-    for (int j = 0; j < NX; j++)
-        out[j] = hsum(acc[j]);
+// A block's 32 weights as signed int8 codes: Q8_0's bytes; Q4_0's nibbles - 8, so Q4_0 takes Q8_0's signed
+// products: exact integer sums per block and no offset term per block and token (its unsigned codes with
+// 8 x the activations' sums took 3257 instructions per token and row of 4096 alone, 3231-4323 in a batch;
+// now 2356 alone, 1671 in pairs).
+AVX2 static inline __m256i codes_q8_0(const mm_block_q8_0 *b) { return _mm256_loadu_si256((const __m256i *)b->qs); }
+AVX2 static inline __m256i codes_q4_0(const mm_block_q4_0 *b) {
+    return _mm256_sub_epi8(nibbles(b->qs), _mm256_set1_epi8(8));
 }
 
-// Q4_0 as signed codes (nibble - 8) through Q8_0's signed products: exact integer sums per block, and
-// no offset term per block and token (the unsigned codes with 8 x the activations' sums took 3257
-// instructions per token and row of 4096 alone, 3231-4323 in a batch; now 2356 alone, 1671 in pairs).
-XN void q4_0_xn(const mm_block_q4_0 *b, const cpu_xq *x, const int NX, int n, float *out) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    const __m256i ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
-    int nb = n / MM_QK, i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        prefetch_block(b + i, 4 * sizeof *b); // the pass's four blocks
-        __m128 dw = scales4(b + i, sizeof *b);
-        __m128 dd[4];
-        for (int j = 0; j < NX; j++)
-            dd[j] = _mm_mul_ps(dw, _mm_loadu_ps(x[j].d + i));
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) {
-            __m256i w = _mm256_sub_epi8(nibbles(b[i + k].qs), eight), aw = _mm256_sign_epi8(w, w);
-            for (int j = 0; j < NX; j++) {
-                __m256i xv = _mm256_loadu_si256((const __m256i *)(x[j].q + 32 * (i + k)));
-                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, w)), ones);
-                __m256 d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd[j]), _mm256_set1_epi32(k));
-                acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[j]);
-            }
-        }
+// Blocks of 32 signed codes with one f16 scale each (Q8_0, Q4_0) against int8 activations.
+#define SIGNED32_XN(T, BLOCK)                                                                                    \
+    XN void T##_xn(const BLOCK *b, const cpu_xq *x, const int NX, int n, float *out) {                         \
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};  \
+        const __m256i ones = _mm256_set1_epi16(1);                                                             \
+        int nb = n / MM_QK, i = 0;                                                                             \
+        /* Four blocks a pass: their scales converted and multiplied as one vector, each lane then           \
+           broadcast (the same products and order of accumulation as one block at a time). */                 \
+        for (; i + 4 <= nb; i += 4) {                                                                          \
+            prefetch_block(b + i, 4 * sizeof *b); /* the pass's four blocks */                                 \
+            __m128 dw = scales4(b + i, sizeof *b);                                                             \
+            __m128 dd[4];                                                                                      \
+            for (int j = 0; j < NX; j++)                                                                       \
+                dd[j] = _mm_mul_ps(dw, _mm_loadu_ps(x[j].d + i));                                              \
+            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                                              \
+                __m256i w = codes_##T(b + i + k), aw = _mm256_sign_epi8(w, w);                                 \
+                for (int j = 0; j < NX; j++) { /* signed x signed as |w| x (x with w's sign) */                \
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(x[j].q + 32 * (i + k)));                 \
+                    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, w)), ones);    \
+                    __m256 d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd[j]), _mm256_set1_epi32(k));  \
+                    acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[j]);                                \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (; i < nb; i++) {                                                                                  \
+            __m256i w = codes_##T(b + i), aw = _mm256_sign_epi8(w, w);                                         \
+            float dw = half_at(&b[i].d);                                                                       \
+            for (int j = 0; j < NX; j++) {                                                                     \
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(x[j].q + 32 * i));                           \
+                __m256i p = maddubs_sum(aw, _mm256_sign_epi8(xv, w));                                          \
+                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[j].d[i]), _mm256_cvtepi32_ps(p), acc[j]);       \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (int j = 0; j < NX; j++)                                                                           \
+            out[j] = hsum(acc[j]);                                                                             \
     }
-    for (; i < nb; i++) {
-        __m256i w = _mm256_sub_epi8(nibbles(b[i].qs), eight), aw = _mm256_sign_epi8(w, w);
-        float dw = half_at(&b[i].d);
-        for (int j = 0; j < NX; j++) {
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(x[j].q + 32 * i));
-            __m256i p = maddubs_sum(aw, _mm256_sign_epi8(xv, w));
-            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[j].d[i]), _mm256_cvtepi32_ps(p), acc[j]);
-        }
-    }
-    for (int j = 0; j < NX; j++)
-        out[j] = hsum(acc[j]);
-}
+SIGNED32_XN(q8_0, mm_block_q8_0)
+SIGNED32_XN(q4_0, mm_block_q4_0)
 
 // The 8 sub-scales (bytes of sc[0..1]) and 8 sub-mins (bytes of mn[0..1]) of a Q4_K block, unpacked
 // from the 12 packed bytes a 32-bit word at a time (the layout of mm_q4k_scale_min).
