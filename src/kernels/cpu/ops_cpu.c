@@ -31,10 +31,10 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
 // cliff: 12 rows took 3-4x the time per row of 8) up to ~32 rows for every type: per row of an
 // 11008x4096 matrix at 8 / 16 / 32 rows, rows path vs tiles (ms, 2 threads): f32 1.5/1.2/1.3 vs
 // -/1.7/1.1, bf16 1.3/1.3/1.2 vs -/1.7/1.2, q8_0 1.9/1.4/1.1 vs -/1.8/1.3, q4_k 1.0/1.0/1.0 vs
-// -/1.8/1.1; from 64 rows the tiles win (0.8-1.0). Batched steps of 9-16 sequences live here.
-#define SMALL_N CPU_LINEAR_ROWS_MAX
+// -/1.8/1.1; from 64 rows the tiles win (0.8-1.0). Batched steps of 9-32 sequences live here.
+// The bound is CPU_LINEAR_ROWS_MAX (simd.h; the tests cover both sides of it).
 
-// out[n, o] = beta * out[n, o] + W[o, :] . in[n, :] for W in any type (f32 with N > 1), N <= SMALL_N.
+// out[n, o] = beta * out[n, o] + W[o, :] . in[n, :] for W in any type (f32 with N > 1), N <= CPU_LINEAR_ROWS_MAX.
 static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, int M, float beta) {
     const cpu_kernels *kt = cpu_kernels_get();
     cpu_dot_fn dot = cpu_dot_for(kt, w.dtype);
@@ -45,7 +45,7 @@ static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, in
     size_t row_bytes = mm_dtype_nbytes(w.dtype, (size_t)K);
     const char *wb = w.data;
     // Quantized weights take integer dot products: the activations are quantized once per row here.
-    cpu_xq xq[SMALL_N];
+    cpu_xq xq[CPU_LINEAR_ROWS_MAX];
     int8_t *qbuf = NULL;
     if (dotq) {
         int qb = cpu_xq_block(w.dtype);
@@ -142,7 +142,7 @@ static void cpu_linear(float *out, const float *in, mm_wref w, const float *bias
         }
         beta = 1.0f;
     }
-    if (N <= SMALL_N && (w.dtype != MM_F32 || N > 1)) {
+    if (N <= CPU_LINEAR_ROWS_MAX && (w.dtype != MM_F32 || N > 1)) {
         // Generated tokens (a batched step, beams): read each weight row once, in its stored form.
         // One f32 row stays with sgemv, which reads at the bandwidth; a few rows would go to sgemm,
         // whose small-M path read the weights once per row (4 rows: 1.13x one row's tokens/s).

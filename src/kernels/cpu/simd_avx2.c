@@ -464,27 +464,26 @@ XN void q4_k_xn(const mm_block_q4_k *b, const cpu_xq *x, const int NX, int n, fl
         out[j] = hsum(acc[j]);
 }
 
-// One activation row, and 1..4 rows through the same code, at most W rows per pass over a block: past
+// One activation row, and 1..4 rows through the same code, two rows per pass over a block at most: past
 // that the accumulators spill. Instructions per token and row of 4096 (callgrind) for 1 / 2 / 3 / 4 rows
-// in one pass: Q4_K 1600 / 1136 / 1573 / 1464, Q8_0 1799 / 1434 / 2716 / 2568; so they go in pairs (the
-// weights stay in L1 between passes), as does Q4_0 (2356 / 1684 in pairs).
-#define DOTQ_PAIR(T, BLOCK, W)                                                                                    \
+// in one pass: Q4_K 1600 / 1136 / 1573 / 1464, Q8_0 1799 / 1434 / 2716 / 2568, Q4_0 2356 / 1684 in pairs;
+// so the rows go in pairs (the weights stay in L1 between passes).
+#define DOTQ_PAIR(T, BLOCK)                                                                                       \
     AVX2 static float dotq_##T(const void *w, const cpu_xq *x, int n) {                                          \
         float o;                                                                                                  \
         T##_xn((const BLOCK *)w, x, 1, n, &o);                                                                    \
         return o;                                                                                                 \
     }                                                                                                             \
     AVX2 static void dotqn_##T(const void *w, const cpu_xq *x, int nx, int n, float *out) {                      \
-        for (int j = 0; j < nx; j += W) {                                                                         \
-            if (W > 1 && nx - j >= 2)                                                                             \
-                T##_xn((const BLOCK *)w, x + j, 2, n, out + j);                                                   \
-            else                                                                                                  \
-                T##_xn((const BLOCK *)w, x + j, 1, n, out + j);                                                   \
-        }                                                                                                         \
+        int j = 0;                                                                                                \
+        for (; j + 2 <= nx; j += 2)                                                                               \
+            T##_xn((const BLOCK *)w, x + j, 2, n, out + j);                                                       \
+        if (j < nx)                                                                                               \
+            T##_xn((const BLOCK *)w, x + j, 1, n, out + j);                                                       \
     }
-DOTQ_PAIR(q8_0, mm_block_q8_0, 2)
-DOTQ_PAIR(q4_0, mm_block_q4_0, 2)
-DOTQ_PAIR(q4_k, mm_block_q4_k, 2)
+DOTQ_PAIR(q8_0, mm_block_q8_0)
+DOTQ_PAIR(q4_0, mm_block_q4_0)
+DOTQ_PAIR(q4_k, mm_block_q4_k)
 
 // The four quarters of 32 codes (0..63) of one half of a Q6_K block: 4 low bits from ql (64 bytes), 2 high
 // bits from qh (32 bytes).
