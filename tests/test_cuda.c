@@ -326,6 +326,41 @@ static void test_rowmath_attention_rule_matches_cpu(void **st) {
     }
 }
 
+// The CPU's attention over a K/V cache stored in half precision (attention_kv, one sequence a call):
+// the reference on the same f16-rounded keys and values, so only the f32 arithmetic differs (1e-5).
+static void test_cpu_attention_kv_f16(void **st) {
+    (void)st;
+    for (size_t t = 0; t < sizeof attn_cases / sizeof attn_cases[0]; t++) {
+        const attn_case *c = &attn_cases[t];
+        attn_inputs in;
+        attn_make(c, &in);
+        uint16_t *kh = malloc(sizeof(uint16_t) * (in.nkv + 1)), *vh = malloc(sizeof(uint16_t) * (in.nkv + 1));
+        for (size_t i = 0; i < in.nkv; i++) { // the reference reads the values the cache holds
+            kh[i] = mm_f32_to_f16(in.k[i]), in.k[i] = mm_f16_to_f32(kh[i]);
+            vh[i] = mm_f32_to_f16(in.v[i]), in.v[i] = mm_f16_to_f32(vh[i]);
+        }
+        float *a = calloc(in.nout, sizeof(float)), *b = calloc(in.nout, sizeof(float));
+        float scale = 1.0f / sqrtf((float)c->Dh);
+        for (int s = 0; s < c->B; s++) {
+            int32_t start = 0, len = c->media ? in.kv_len[s] : 0;
+            int k0 = c->media ? in.kv_start[s] : s * c->Tk;
+            mm_attn_mask m = in.m;
+            if (c->media)
+                m.q_media = in.q_media + s * c->Tq, m.kv_start = &start, m.kv_len = &len;
+            if (m.key_valid)
+                m.key_valid = in.key_valid + s * c->Tk;
+            size_t qo = (size_t)s * c->Tq * c->q_stride, oo = (size_t)s * c->Tq * c->out_stride;
+            size_t ko = (size_t)k0 * c->kv_stride;
+            cpu->attention_kv(a + oo, c->out_stride, in.q + qo, c->q_stride, kh + ko, vh + ko, MM_F16, c->kv_stride, &m,
+                              c->Tq, c->Tk, c->H, c->Dh, scale);
+        }
+        ref_attention(b, c->out_stride, in.q, c->q_stride, in.k, in.v, c->kv_stride, &in.m, c->B, c->Tq, c->Tk, c->H,
+                      c->Dh, scale);
+        near(c->name, a, b, in.nout, 1e-5f);
+        attn_free(&in), free(a), free(b), free(kh), free(vh);
+    }
+}
+
 // ---- selection and the CPU table's memory -----------------------------------------------------
 
 static void test_device_parse(void **st) {
@@ -830,6 +865,7 @@ int main(void) {
         cmocka_unit_test(test_rowmath_activations_match_cpu),
         cmocka_unit_test(test_rowmath_rope_matches_cpu),
         cmocka_unit_test(test_rowmath_attention_rule_matches_cpu),
+        cmocka_unit_test(test_cpu_attention_kv_f16),
         cmocka_unit_test(test_device_parse),
         cmocka_unit_test(test_device_open),
         cmocka_unit_test(test_cpu_memory_members),

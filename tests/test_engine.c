@@ -17,6 +17,9 @@ enum { M = 99 };
 static mm_model model;
 static float *pixels; // 3 images of the training fixture
 static int S;
+// The K/V cache type load() gives the model, and the tolerance relative to max|logit| it is held to.
+static mm_dtype kv_type = MM_F32;
+static float rel_tol = 1e-5f, worst_rel; // worst_rel: the largest max|diff| / max|logit| seen
 
 static int setup(void **st) {
     (void)st;
@@ -28,6 +31,7 @@ static void load(const char *config) {
     mm_config cfg;
     assert_ok(config_load(&cfg, config, &e), &e);
     assert_ok(model_load_st(&model, &cfg, FX "/tiny/model.safetensors", NULL, &e), &e);
+    model.kv_cache = kv_type;
     mm_st st;
     assert_ok(st_open(&st, FX "/train.safetensors", &e), &e);
     const mm_st_tensor *px = st_find(&st, "pixels");
@@ -40,6 +44,17 @@ static void load(const char *config) {
 static void unload(void) {
     model_free(&model);
     free(pixels);
+}
+
+// got within rel_tol * max|want| of want (noting the worst relative difference).
+static int close_logits(const char *what, const float *got, const float *want, int V) {
+    float mx = 0, d = 0;
+    for (int i = 0; i < V; i++) {
+        mx = fabsf(want[i]) > mx ? fabsf(want[i]) : mx;
+        d = fabsf(got[i] - want[i]) > d ? fabsf(got[i] - want[i]) : d;
+    }
+    worst_rel = d / mx > worst_rel ? d / mx : worst_rel;
+    return compare_f32(what, got, want, (size_t)V, rel_tol * mx, 0);
 }
 
 // Logits after the last token from a full forward pass of tokens[0..n) with its images.
@@ -62,11 +77,9 @@ static int check(mm_engine *en, const int32_t *tokens, int n, int n_img, const c
     const float *got;
     assert_ok(engine_eval(en, tokens, n, &got, &e), &e);
     int V = model.w.cfg.vocab;
-    float *want = malloc(sizeof(float) * (size_t)V), mx = 0;
+    float *want = malloc(sizeof(float) * (size_t)V);
     full_logits(tokens, n, n_img, want);
-    for (int i = 0; i < V; i++)
-        mx = fabsf(want[i]) > mx ? fabsf(want[i]) : mx;
-    int ok = compare_f32(what, got, want, (size_t)V, 1e-5f * mx, 0);
+    int ok = close_logits(what, got, want, V);
     free(want);
     return ok;
 }
@@ -279,10 +292,7 @@ static void run_step(const char *config) {
                 memcpy(img + per * (size_t)i, pixels + per * (size_t)((b + i) % 3), per * sizeof(float));
             full_logits_of(seqs[b], n[b], img, imgs[b], want);
             free(img);
-            float mx = 0;
-            for (int i = 0; i < V; i++)
-                mx = fabsf(want[i]) > mx ? fabsf(want[i]) : mx;
-            assert_true(compare_f32("batched step", lg[b], want, (size_t)V, 1e-5f * mx, 0));
+            assert_true(close_logits("batched step", lg[b], want, V));
             assert_int_equal(engine_stats(ens[b]).prompt_tokens, 1);
             int cn;
             const int32_t *cached = engine_tokens(ens[b], &cn);
@@ -447,6 +457,45 @@ static void test_batcher(void **s) {
     unload();
 }
 
+// Half-precision K/V caches (the model's kv_cache): the same turns and batched steps, within what
+// rounding keys and values to f16 (relative 2^-11) moves the logits, and the caches' bytes halve.
+static void test_f16_cache(void **s) {
+    (void)s;
+    kv_type = MM_F16, rel_tol = 2e-3f, worst_rel = 0;
+    run_turns(FX "/tiny/config.json", 4);
+    run_turns(FX "/config_previous.json", 14);
+    run_step(FX "/tiny/config.json");
+    run_step(FX "/config_previous.json");
+    printf("mmgpt-test: f16 K/V cache: logits within %.2e of max|logit| (tolerance %.0e)\n", worst_rel, rel_tol);
+    assert_true(worst_rel > 0); // the cache really is f16
+    // A copied f16 cache continues bit for bit as the original; f32 and f16 engines do not mix; no bf16 cache.
+    load(FX "/tiny/config.json");
+    mm_err e = {0};
+    mm_engine *a, *b, *c;
+    int32_t seq[8] = {1, 5, 6, M, 7, 8, 9, 10};
+    const float *la, *lb;
+    assert_ok(engine_create(&a, &model, 16, 1, &e), &e);
+    assert_ok(engine_create(&b, &model, 16, 1, &e), &e);
+    assert_ok(engine_add_image(a, pixels, &e), &e);
+    assert_ok(engine_eval(a, seq, 7, &la, &e), &e);
+    assert_ok(engine_copy(b, a, &e), &e);
+    assert_ok(engine_eval(a, seq, 8, &la, &e), &e);
+    assert_ok(engine_eval(b, seq, 8, &lb, &e), &e);
+    assert_int_equal(engine_stats(b).prompt_tokens, 1);
+    assert_memory_equal(la, lb, sizeof(float) * (size_t)model.w.cfg.vocab);
+    model.kv_cache = MM_F32;
+    assert_ok(engine_create(&c, &model, 16, 1, &e), &e);
+    assert_int_not_equal(engine_copy(c, a, &e), MM_OK);
+    printf("mmgpt-test: refused: %s\n", e.msg);
+    engine_free(c);
+    model.kv_cache = MM_BF16;
+    assert_int_not_equal(engine_create(&c, &model, 16, 1, &e), MM_OK);
+    printf("mmgpt-test: refused: %s\n", e.msg);
+    engine_free(a), engine_free(b);
+    unload();
+    kv_type = MM_F32, rel_tol = 1e-5f;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_next),
@@ -455,7 +504,7 @@ int main(void) {
         cmocka_unit_test(test_greedy_generation),
         cmocka_unit_test(test_greedy_matches_reference), cmocka_unit_test(test_copy),
         cmocka_unit_test(test_step), cmocka_unit_test(test_beam_pool),
-        cmocka_unit_test(test_batcher),
+        cmocka_unit_test(test_batcher), cmocka_unit_test(test_f16_cache),
     };
     return cmocka_run_group_tests_name("engine", tests, setup, NULL);
 }

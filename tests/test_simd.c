@@ -141,18 +141,23 @@ static void check_table(const cpu_kernels *kt) {
         }
         free(xs);
     }
-    // y += a x: each element one multiply-add, so within one rounding of the product and one of the sum.
-    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
-        int n = lengths[li];
+    // y += a x, x stored as f32 or f16 (a K/V cache): each element one multiply-add of the stored value,
+    // so within one rounding of the product and one of the sum.
+    for (size_t li = 0; li < 2 * (sizeof lengths / sizeof lengths[0]); li++) {
+        int n = lengths[li / 2];
+        mm_dtype xt = li % 2 ? MM_F16 : MM_F32;
         float a = rng_uniform(&r) * 4 - 2;
         for (int k = 0; k < n; k++)
             x[k] = rng_uniform(&r) * 4 - 2, w[k + 1] = wq[k] = rng_uniform(&r) * 2 - 1;
-        kt->axpy(w + 1, a, x, n);
+        for (int k = 0; k < n; k++) // x as stored (h: room for n halves)
+            h[k] = mm_f32_to_f16(x[k]), x[k] = xt == MM_F16 ? mm_f16_to_f32(h[k]) : x[k];
+        kt->axpy[xt](w + 1, a, xt == MM_F16 ? (const void *)h : (const void *)x, n);
         for (int k = 0; k < n; k++) {
             double want = (double)wq[k] + (double)a * x[k];
             double tol = 2 * FLT_EPSILON * (fabs((double)wq[k]) + fabs((double)a * x[k]));
             if (fabs(w[k + 1] - want) > tol) {
-                printf("mmgpt-test: %s axpy n=%d k=%d got %.9g want %.9g\n", kt->name, n, k, w[k + 1], want);
+                printf("mmgpt-test: %s axpy_%s n=%d k=%d got %.9g want %.9g\n", kt->name, mm_dtype_name(xt), n, k,
+                       w[k + 1], want);
                 bad++;
                 break;
             }

@@ -23,7 +23,8 @@ struct mm_engine {
     int cached_with_images;    // the cache was computed with the gated blocks on
     float *latents;            // [ops] [max_images * nl, W]
     float **xkv;               // [ops] per layer with a gated block: [max_images * nl, 2 * inner]
-    float **k, **v;            // [ops] per layer: [max_ctx, dim]
+    void **k, **v;             // [ops] per layer: [max_ctx, dim] of kv_type
+    mm_dtype kv_type;          // the model's kv_cache
     float *x, *work;           // [ops]
     float *logits;             // host [vocab]
     float *d_logits;           // [ops] [min(rows, STEP_ROWS), vocab]: one per sequence of a pass
@@ -53,6 +54,9 @@ mm_status engine_create(mm_engine **out, const mm_model *m, int max_ctx, int max
         return mm_errf(e, MM_ERR_ARG, "context of %d tokens is outside 1..%d (the model's max_seq_len)", max_ctx, c->max_seq);
     if (max_images < 0 || (c->perc_max_media && max_images > c->perc_max_media))
         max_images = c->perc_max_media ? c->perc_max_media : 0;
+    if (m->kv_cache != MM_F32 && (m->kv_cache != MM_F16 || !m->ops->attention_kv))
+        return mm_errf(e, MM_ERR_ARG, "a %s K/V cache is not available on the %s backend (it keeps %s)",
+                       mm_dtype_name(m->kv_cache), m->ops->name, m->ops->attention_kv ? "F32 or F16" : "F32 only");
     mm_engine *en = calloc(1, sizeof *en);
     if (!en)
         return mm_errf(e, MM_ERR_NOMEM, "out of memory");
@@ -79,8 +83,10 @@ mm_status engine_create(mm_engine **out, const mm_model *m, int max_ctx, int max
     const mm_ops *ops = m->ops;
     en->latents = ops->alloc(sizeof(float) * (lat_rows ? lat_rows : 1) * W);
     en->xkv = calloc((size_t)L, sizeof(float *));
-    en->k = calloc((size_t)L, sizeof(float *));
-    en->v = calloc((size_t)L, sizeof(float *));
+    en->k = calloc((size_t)L, sizeof(void *));
+    en->v = calloc((size_t)L, sizeof(void *));
+    en->kv_type = m->kv_cache;
+    size_t kv_bytes = mm_dtype_size(en->kv_type) * (size_t)max_ctx * D;
     en->x = ops->alloc(sizeof(float) * (size_t)rows * D);
     en->work = ops->alloc(sizeof(float) * big);
     en->logits = malloc(sizeof(float) * (size_t)c->vocab);
@@ -97,8 +103,8 @@ mm_status engine_create(mm_engine **out, const mm_model *m, int max_ctx, int max
              en->x && en->work && en->logits && en->d_logits && en->d_ints && en->step_kv && en->step_xkv && en->step_on &&
              en->step_pos;
     for (int l = 0; ok && l < L; l++) {
-        en->k[l] = ops->alloc(sizeof(float) * (size_t)max_ctx * D);
-        en->v[l] = ops->alloc(sizeof(float) * (size_t)max_ctx * D);
+        en->k[l] = ops->alloc(kv_bytes);
+        en->v[l] = ops->alloc(kv_bytes);
         if (m->w.llm.layers[l].xattn)
             en->xkv[l] = ops->alloc(sizeof(float) * (lat_rows ? lat_rows : 1) * 2 * inner);
         ok = en->k[l] && en->v[l] && (!m->w.llm.layers[l].xattn || en->xkv[l]);
@@ -153,6 +159,9 @@ mm_status engine_copy(mm_engine *dst, const mm_engine *src, mm_err *e) {
     const mm_config *c = &src->m->w.cfg;
     if (dst->m != src->m)
         return mm_errf(e, MM_ERR_ARG, "engine_copy: the engines belong to different models");
+    if (dst->kv_type != src->kv_type)
+        return mm_errf(e, MM_ERR_ARG, "engine_copy: %s and %s K/V caches", mm_dtype_name(dst->kv_type),
+                       mm_dtype_name(src->kv_type));
     if (src->n > dst->max_ctx || src->n_images > dst->max_images)
         return mm_errf(e, MM_ERR_ARG, "engine_copy: %d tokens and %d images do not fit a %d-token, %d-image engine",
                        src->n, src->n_images, dst->max_ctx, dst->max_images);
@@ -165,8 +174,8 @@ mm_status engine_copy(mm_engine *dst, const mm_engine *src, mm_err *e) {
         ops->copy(dst->latents, src->latents, sizeof(float) * lat * W);
     for (int l = 0; l < c->n_layers; l++) {
         if (src->n) {
-            ops->copy(dst->k[l], src->k[l], sizeof(float) * (size_t)src->n * D);
-            ops->copy(dst->v[l], src->v[l], sizeof(float) * (size_t)src->n * D);
+            ops->copy(dst->k[l], src->k[l], mm_dtype_size(src->kv_type) * (size_t)src->n * D);
+            ops->copy(dst->v[l], src->v[l], mm_dtype_size(src->kv_type) * (size_t)src->n * D);
         }
         if (lat && src->xkv[l])
             ops->copy(dst->xkv[l], src->xkv[l], sizeof(float) * lat * 2 * inner);
@@ -255,7 +264,7 @@ static void forward_rows(mm_engine *lead, mm_engine *const *ens, int B, int T, c
     for (int l = 0; l < c->n_layers; l++) {
         const llama_layer *L = &m->w.llm.layers[l];
         for (int b = 0; b < B; b++) {
-            lead->step_kv[b] = (llama_kv){ens[b]->k[l], ens[b]->v[l], p0[b]};
+            lead->step_kv[b] = (llama_kv){ens[b]->k[l], ens[b]->v[l], p0[b], ens[b]->kv_type};
             lead->step_xkv[b] = ens[b]->xkv[l];
         }
         if (L->xattn && any_images)

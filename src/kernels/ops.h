@@ -53,6 +53,13 @@ typedef struct mm_ops {
     // mask gives kv_start). A query row with no visible key yields zeros.
     void (*attention)(float *out, int out_stride, const float *q, int q_stride, const float *k, const float *v,
                       int kv_stride, const mm_attn_mask *mask, int B, int Tq, int Tk, int H, int Dh, float scale);
+    // A K/V cache in half precision (NULL where the backend keeps f32 caches only): attention of one
+    // sequence's Tq query rows over keys and values stored as kv_type (F32 or F16), otherwise as
+    // attention with B = 1; and dst[0..n) = src[0..n) stored as t (F32 or F16, rounded to nearest even).
+    void (*attention_kv)(float *out, int out_stride, const float *q, int q_stride, const void *k, const void *v,
+                         mm_dtype kv_type, int kv_stride, const mm_attn_mask *mask, int Tq, int Tk, int H, int Dh,
+                         float scale);
+    void (*store)(void *dst, mm_dtype t, const float *src, size_t n);
     void (*gelu)(float *x, size_t n);       // exact erf GELU, in place
     void (*quick_gelu)(float *x, size_t n); // x * sigmoid(1.702 x), in place
     void (*swiglu)(float *out, const float *gate, const float *up, size_t n); // out = silu(gate) * up

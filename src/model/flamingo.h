@@ -20,6 +20,10 @@ typedef struct {
         float p;
         uint64_t seed;
     } dropout;
+    // The type inference engines keep their self-attention K/V caches in: MM_F32 (the default, exact),
+    // or MM_F16 (half the memory, and half the bytes a generated token reads from its cache; the
+    // backend must have attention_kv). Training never caches.
+    mm_dtype kv_cache;
     // The weights' copies in a device backend's memory (model_to_device), or NULL: every view then
     // points into them, and the LoRA context's trainable range is dev.trainable.
     struct {

@@ -37,12 +37,19 @@ void llama_layer_forward(const mm_model *m, const llama_layer *L, float *x, int 
     if (cache) {
         for (int b = 0; b < B; b++) {
             const llama_kv *kv = &cache[b];
-            size_t r0 = (size_t)b * T * D;
-            ops->copy(kv->k + (size_t)kv->pos0 * D, sv->k + r0, sizeof(float) * (size_t)T * D);
-            ops->copy(kv->v + (size_t)kv->pos0 * D, sv->v + r0, sizeof(float) * (size_t)T * D);
+            size_t r0 = (size_t)b * T * D, at = (size_t)kv->pos0 * D * mm_dtype_size(kv->type);
             mask.q_offset = kv->pos0;
-            ops->attention(sv->att + r0, D, sv->q + r0, D, kv->k, kv->v, D, &mask, 1, T, kv->pos0 + T, H, Dh,
-                           1.0f / sqrtf((float)Dh));
+            if (kv->type == MM_F32) {
+                ops->copy((char *)kv->k + at, sv->k + r0, sizeof(float) * (size_t)T * D);
+                ops->copy((char *)kv->v + at, sv->v + r0, sizeof(float) * (size_t)T * D);
+                ops->attention(sv->att + r0, D, sv->q + r0, D, kv->k, kv->v, D, &mask, 1, T, kv->pos0 + T, H, Dh,
+                               1.0f / sqrtf((float)Dh));
+            } else {
+                ops->store((char *)kv->k + at, kv->type, sv->k + r0, (size_t)T * D);
+                ops->store((char *)kv->v + at, kv->type, sv->v + r0, (size_t)T * D);
+                ops->attention_kv(sv->att + r0, D, sv->q + r0, D, kv->k, kv->v, kv->type, D, &mask, T, kv->pos0 + T,
+                                  H, Dh, 1.0f / sqrtf((float)Dh));
+            }
         }
     } else {
         ops->attention(sv->att, D, sv->q, D, sv->k, sv->v, D, &mask, B, T, T, H, Dh, 1.0f / sqrtf((float)Dh));

@@ -24,8 +24,9 @@ size_t llama_work_floats(const mm_config *c, int BT);
 
 // A self-attention key/value cache of one sequence: rows [0, pos0) hold its earlier tokens.
 typedef struct {
-    float *k, *v; // [capacity, dim], keys after rotary
+    void *k, *v;  // [capacity, dim] of type, keys after rotary
     int pos0;     // the first row the current call writes
+    mm_dtype type; // MM_F32, or MM_F16 where the ops have attention_kv (half the bytes a token reads)
 } llama_kv;
 
 // Updates x[B*T, dim] in place; pos[B*T] rotary positions; key_valid[B*T] padding mask or NULL.

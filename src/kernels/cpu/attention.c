@@ -83,11 +83,14 @@ static int keys_for_block(const mm_attn_mask *m, int kn, int i1) {
 // each on its own 4 KB page, past which the hardware prefetchers do not run, so a generated token
 // read its cache at ~5 GB/s. Scores for all heads, then each (row, head)'s softmax, then each
 // thread's share of the weighted value sum, added up per output element.
-static void attend_few(float *out, int out_stride, const float *q, int q_stride, const float *k, const float *v,
-                       int kv_stride, const mm_attn_mask *m, int b, int Tq, int Tk, int H, int Dh, float scale) {
+// Keys and values are read in their storage type t (an f16 cache is widened in registers).
+static void attend_few(float *out, int out_stride, const float *q, int q_stride, const void *k, const void *v,
+                       mm_dtype t, int kv_stride, const mm_attn_mask *m, int b, int Tq, int Tk, int H, int Dh,
+                       float scale) {
     int k0 = m->kv_start ? m->kv_start[b] : b * Tk, kn = m->kv_len ? m->kv_len[b] : Tk;
     kn = keys_for_block(m, kn, Tq);
-    const float *kb = k + (size_t)k0 * kv_stride, *vb = v + (size_t)k0 * kv_stride;
+    size_t es = mm_dtype_size(t);
+    const char *kb = (const char *)k + (size_t)k0 * kv_stride * es, *vb = (const char *)v + (size_t)k0 * kv_stride * es;
     const float *qb = q + (size_t)b * Tq * q_stride;
     float *ob = out + (size_t)b * Tq * out_stride;
     int D = H * Dh;
@@ -104,7 +107,8 @@ static void attend_few(float *out, int out_stride, const float *q, int q_stride,
         return;
     }
     const cpu_kernels *kt = cpu_kernels_get();
-    cpu_dot_fn dot = kt->dot[MM_F32];
+    cpu_dot_fn dot = kt->dot[t];
+    void (*axpy)(float *, float, const void *, int) = kt->axpy[t];
     int nt = omp_get_max_threads();
     size_t ns = (size_t)Tq * H * (size_t)kn; // scores [Tq, H, kn]
     float *sc = malloc(sizeof(float) * (ns + (size_t)nt * Tq * D));
@@ -119,7 +123,8 @@ static void attend_few(float *out, int out_stride, const float *q, int q_stride,
             for (int i = 0; i < Tq; i++)
                 for (int h = 0; h < H; h++)
                     sc[((size_t)i * H + h) * kn + j] =
-                        scale * dot(kb + (size_t)j * kv_stride + (size_t)h * Dh, qb + (size_t)i * q_stride + (size_t)h * Dh, Dh);
+                        scale * dot(kb + ((size_t)j * kv_stride + (size_t)h * Dh) * es, qb + (size_t)i * q_stride + (size_t)h * Dh,
+                                    Dh);
 #pragma omp barrier
 #pragma omp for schedule(static)
         for (int ih = 0; ih < Tq * H; ih++)
@@ -132,7 +137,7 @@ static void attend_few(float *out, int out_stride, const float *q, int q_stride,
                 for (int h = 0; h < H; h++) {
                     float p = sc[((size_t)i * H + h) * kn + j];
                     if (p != 0.0f)
-                        kt->axpy(pt + (size_t)i * D + (size_t)h * Dh, p, vb + (size_t)j * kv_stride + (size_t)h * Dh, Dh);
+                        axpy(pt + (size_t)i * D + (size_t)h * Dh, p, vb + ((size_t)j * kv_stride + (size_t)h * Dh) * es, Dh);
                 }
 #pragma omp barrier
 #pragma omp for schedule(static)
@@ -146,30 +151,54 @@ static void attend_few(float *out, int out_stride, const float *q, int q_stride,
     free(sc);
 }
 
-void cpu_attention(float *out, int out_stride, const float *q, int q_stride, const float *k, const float *v,
-                   int kv_stride, const mm_attn_mask *m, int B, int Tq, int Tk, int H, int Dh, float scale) {
+// One head's rows [0, n) of keys or values stored as t, as f32 rows: the rows themselves (leading
+// dimension kv_stride) when t is F32, else widened into buf (leading dimension Dh).
+static const float *head_rows(const void *base, mm_dtype t, int kv_stride, int n, int Dh, float *buf, int *ld) {
+    if (t == MM_F32) {
+        *ld = kv_stride;
+        return base;
+    }
+    size_t es = mm_dtype_size(t);
+    for (int j = 0; j < n; j++)
+        mm_convert_to_f32(buf + (size_t)j * Dh, (const char *)base + (size_t)j * kv_stride * es, t, (size_t)Dh);
+    *ld = Dh;
+    return buf;
+}
+
+// cpu_attention over keys and values stored as t (F32 or F16).
+static void attention_typed(float *out, int out_stride, const float *q, int q_stride, const void *k, const void *v,
+                            mm_dtype t, int kv_stride, const mm_attn_mask *m, int B, int Tq, int Tk, int H, int Dh,
+                            float scale) {
     if (!m)
         m = &no_mask;
     if (Tq <= FEW_ROWS) {
         for (int b = 0; b < B; b++)
-            attend_few(out, out_stride, q, q_stride, k, v, kv_stride, m, b, Tq, Tk, H, Dh, scale);
+            attend_few(out, out_stride, q, q_stride, k, v, t, kv_stride, m, b, Tq, Tk, H, Dh, scale);
         return;
     }
     int maxk = Tk;
     if (m->kv_len)
         for (int b = 0; b < B; b++)
             maxk = m->kv_len[b] > maxk ? m->kv_len[b] : maxk;
+    size_t es = mm_dtype_size(t), wide = t == MM_F32 ? 0 : (size_t)(maxk > 0 ? maxk : 1) * Dh;
 #pragma omp parallel
     {
         // Only the rows a block holds: a generated token's QB-row buffer was big enough for malloc to
-        // map and unmap fresh pages at every call.
-        float *s = malloc(sizeof(float) * (size_t)(Tq < QB ? Tq : QB) * (size_t)(maxk > 0 ? maxk : 1));
+        // map and unmap fresh pages at every call. Half-precision caches: one head's keys and values
+        // widened to f32 for the sgemm calls (wide floats each).
+        size_t ns = (size_t)(Tq < QB ? Tq : QB) * (size_t)(maxk > 0 ? maxk : 1);
+        float *s = malloc(sizeof(float) * (ns + 2 * wide));
+        if (!s)
+            abort(); // a block's scores and one head's rows
+        float *kw = s + ns, *vw = kw + wide;
 #pragma omp for collapse(2) schedule(dynamic)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < H; h++) {
                 int k0 = m->kv_start ? m->kv_start[b] : b * Tk, kn = m->kv_len ? m->kv_len[b] : Tk;
-                const float *kh = k + (size_t)k0 * kv_stride + (size_t)h * Dh;
-                const float *vh = v + (size_t)k0 * kv_stride + (size_t)h * Dh;
+                size_t off = ((size_t)k0 * kv_stride + (size_t)h * Dh) * es;
+                int kld, vld, kmax = keys_for_block(m, kn, Tq);
+                const float *kh = head_rows((const char *)k + off, t, kv_stride, kmax, Dh, kw, &kld);
+                const float *vh = head_rows((const char *)v + off, t, kv_stride, kmax, Dh, vw, &vld);
                 for (int i0 = 0; i0 < Tq; i0 += QB) {
                     int rows = Tq - i0 < QB ? Tq - i0 : QB, kb = keys_for_block(m, kn, i0 + rows);
                     const float *qh = q + ((size_t)b * Tq + i0) * q_stride + (size_t)h * Dh;
@@ -179,15 +208,26 @@ void cpu_attention(float *out, int out_stride, const float *q, int q_stride, con
                             memset(oh + (size_t)r * out_stride, 0, sizeof(float) * (size_t)Dh);
                         continue;
                     }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kb, Dh, scale, qh, q_stride, kh, kv_stride,
-                                0.0f, s, kb);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kb, Dh, scale, qh, q_stride, kh, kld, 0.0f,
+                                s, kb);
                     masked_softmax(s, rows, kb, i0, b, Tq, Tk, m);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, Dh, kb, 1.0f, s, kb, vh, kv_stride,
-                                0.0f, oh, out_stride);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, Dh, kb, 1.0f, s, kb, vh, vld, 0.0f, oh,
+                                out_stride);
                 }
             }
         free(s);
     }
+}
+
+void cpu_attention(float *out, int out_stride, const float *q, int q_stride, const float *k, const float *v,
+                   int kv_stride, const mm_attn_mask *m, int B, int Tq, int Tk, int H, int Dh, float scale) {
+    attention_typed(out, out_stride, q, q_stride, k, v, MM_F32, kv_stride, m, B, Tq, Tk, H, Dh, scale);
+}
+
+void cpu_attention_kv(float *out, int out_stride, const float *q, int q_stride, const void *k, const void *v,
+                      mm_dtype kv_type, int kv_stride, const mm_attn_mask *m, int Tq, int Tk, int H, int Dh,
+                      float scale) {
+    attention_typed(out, out_stride, q, q_stride, k, v, kv_type, kv_stride, m, 1, Tq, Tk, H, Dh, scale);
 }
 
 void cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout, int out_stride, const float *q,

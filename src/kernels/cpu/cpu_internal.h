@@ -6,6 +6,9 @@
 
 void cpu_attention(float *out, int out_stride, const float *q, int q_stride, const float *k, const float *v,
                    int kv_stride, const mm_attn_mask *m, int B, int Tq, int Tk, int H, int Dh, float scale);
+void cpu_attention_kv(float *out, int out_stride, const float *q, int q_stride, const void *k, const void *v,
+                      mm_dtype kv_type, int kv_stride, const mm_attn_mask *m, int Tq, int Tk, int H, int Dh,
+                      float scale);
 void cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout, int out_stride, const float *q,
                             int q_stride, const float *k, const float *v, int kv_stride, const mm_attn_mask *m, int B,
                             int Tq, int Tk, int H, int Dh, float scale);

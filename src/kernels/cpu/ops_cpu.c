@@ -256,6 +256,11 @@ static void cpu_embed(float *out, const int32_t *ids, mm_wref t, int N, int C) {
 
 #include "kernels/cpu/ops_cpu_backward.inc"
 
+static void cpu_store(void *dst, mm_dtype t, const float *src, size_t n) {
+    if (mm_convert_from_f32(dst, t, src, n) != 0)
+        abort(); // a caller's type other than F32/F16 is a programming error
+}
+
 static const mm_ops cpu_ops = {
     .name = "cpu",
     .linear = cpu_linear,
@@ -264,6 +269,8 @@ static const mm_ops cpu_ops = {
     .rmsnorm = cpu_rmsnorm,
     .rope = cpu_rope,
     .attention = cpu_attention,
+    .attention_kv = cpu_attention_kv,
+    .store = cpu_store,
     .gelu = cpu_gelu,
     .quick_gelu = cpu_quick_gelu,
     .swiglu = cpu_swiglu,

@@ -53,8 +53,9 @@ typedef struct {
     cpu_dot2x4_fn dot2x4[MM_DTYPE_COUNT]; // F32, F16, BF16 with several tokens; NULL: row by row
     cpu_dotq_fn dotq[MM_DTYPE_COUNT]; // Q8_0, Q4_0, Q4_K, Q6_K against quantized activations
     cpu_dotqn_fn dotqn[MM_DTYPE_COUNT]; // NULL where the level has none (callers then loop over dotq)
-    // y[k] += a * x[k] for k < n (attention's weighted sum of value rows for a generated token).
-    void (*axpy)(float *y, float a, const float *x, int n);
+    // y[k] += a * x[k] for k < n, x stored as F32 or F16 (a K/V cache's type): attention's weighted
+    // sum of value rows for a generated token.
+    void (*axpy[MM_DTYPE_COUNT])(float *y, float a, const void *x, int n);
     // y[0..n) = the decoded values of n quantized weights (whole blocks), bit for bit as
     // mm_dequantize: the prompt path's tiles. NULL: mm_convert_to_f32.
     void (*dequant[MM_DTYPE_COUNT])(const void *blocks, float *y, size_t n);

@@ -85,14 +85,17 @@ AVX2 static float dot_f32(const void *wv, const float *x, int n) { DOT_BODY(load
 AVX2 static float dot_f16(const void *wv, const float *x, int n) { DOT_BODY(load_f16, tail_f16, 2) }
 AVX2 static float dot_bf16(const void *wv, const float *x, int n) { DOT_BODY(load_bf16, tail_bf16, 2) }
 
-AVX2 static void axpy(float *y, float a, const float *x, int n) {
-    __m256 av = _mm256_set1_ps(a);
-    int k = 0;
-    for (; k + 8 <= n; k += 8)
-        _mm256_storeu_ps(y + k, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
-    for (; k < n; k++)
-        y[k] += a * x[k];
-}
+#define AXPY_BODY(LOAD, TAIL)                                                                               \
+    const unsigned char *x = xv;                                                                            \
+    __m256 av = _mm256_set1_ps(a);                                                                          \
+    int k = 0;                                                                                              \
+    for (; k + 8 <= n; k += 8)                                                                              \
+        _mm256_storeu_ps(y + k, _mm256_fmadd_ps(av, LOAD(x, k), _mm256_loadu_ps(y + k)));                   \
+    for (; k < n; k++)                                                                                      \
+        y[k] += a * TAIL(x, k);
+
+AVX2 static void axpy_f32(float *y, float a, const void *xv, int n) { AXPY_BODY(load_f32, tail_f32) }
+AVX2 static void axpy_f16(float *y, float a, const void *xv, int n) { AXPY_BODY(load_f16, tail_f16) }
 
 // Four rows at once share the activation loads and keep four streams of weights in flight, which
 // draws ~1.5x the memory bandwidth of one row at a time on 2 cores (measured with a 11008x4096 f16
@@ -632,7 +635,7 @@ static const cpu_kernels avx2 = {
     .dotq = {[MM_Q8_0] = dotq_q8_0, [MM_Q4_0] = dotq_q4_0, [MM_Q4_K] = dotq_q4_k, [MM_Q6_K] = dotq_q6_k},
     .dotqn = {[MM_Q8_0] = dotqn_q8_0, [MM_Q4_0] = dotqn_q4_0, [MM_Q4_K] = dotqn_q4_k},
     .dequant = {[MM_Q8_0] = dequant_q8_0, [MM_Q4_0] = dequant_q4_0, [MM_Q4_K] = dequant_q4_k, [MM_Q6_K] = dequant_q6_k},
-    .axpy = axpy,
+    .axpy = {[MM_F32] = axpy_f32, [MM_F16] = axpy_f16},
 };
 
 const cpu_kernels *cpu_kernels_avx2(void) { return mm_simd_supported() >= MM_SIMD_AVX2 ? &avx2 : NULL; }

@@ -126,9 +126,16 @@ static float dotq_q6_k(const void *wv, const cpu_xq *x, int n) {
     return s;
 }
 
-static void axpy(float *y, float a, const float *x, int n) {
+static void axpy_f32(float *y, float a, const void *xv, int n) {
+    const float *x = xv;
     for (int k = 0; k < n; k++)
         y[k] += a * x[k];
+}
+
+static void axpy_f16(float *y, float a, const void *xv, int n) {
+    const uint16_t *x = xv;
+    for (int k = 0; k < n; k++)
+        y[k] += a * mm_f16_to_f32(x[k]);
 }
 
 static const cpu_kernels scalar = {
@@ -136,7 +143,7 @@ static const cpu_kernels scalar = {
     .dot = {[MM_F32] = dot_f32, [MM_F16] = dot_f16, [MM_BF16] = dot_bf16, [MM_Q8_0] = dot_q8_0, [MM_Q4_0] = dot_q4_0,
             [MM_Q4_K] = dot_q4_k, [MM_Q6_K] = dot_q6_k},
     .dotq = {[MM_Q8_0] = dotq_q8_0, [MM_Q4_0] = dotq_q4_0, [MM_Q4_K] = dotq_q4_k, [MM_Q6_K] = dotq_q6_k},
-    .axpy = axpy,
+    .axpy = {[MM_F32] = axpy_f32, [MM_F16] = axpy_f16},
 };
 
 const cpu_kernels *cpu_kernels_scalar(void) { return &scalar; }

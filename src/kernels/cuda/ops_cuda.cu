@@ -121,6 +121,9 @@ static const mm_ops cuda_ops = {
     .rmsnorm = cu_rmsnorm,
     .rope = cu_rope,
     .attention = cu_attention,
+    // K/V caches stay f32 on this backend (engine_create refuses an f16 one with a message).
+    .attention_kv = NULL,
+    .store = NULL,
     .gelu = cu_gelu,
     .quick_gelu = cu_quick_gelu,
     .swiglu = cu_swiglu,
