@@ -556,12 +556,15 @@ static mm_status score(const task_args *a, const evalset *set, const pred_map *p
             printf("%s: %d predictions, no answers in the set to score them against\n", name, n_pred);
     } else if (eval_task_is_vqa(set->task)) {
         vqa_score vs = {0};
+        vqa_rule rule = set->task == EVAL_TEXTVQA  ? VQA_RULE_TEXTVQA // each set as its own official tool scores it
+                        : set->task == EVAL_VIZWIZ ? VQA_RULE_VIZWIZ
+                                                   : VQA_RULE_VQAEVAL;
         for (int i = 0; s == MM_OK && i < n_items; i++) {
             const evalset_item *it = &set->items[i];
             double acc;
             if (!pm->pred[i] || !it->n_answers)
                 continue;
-            s = vqa_accuracy(pm->pred[i], (const char *const *)it->answers, it->n_answers, &acc, e);
+            s = vqa_accuracy_rule(rule, pm->pred[i], (const char *const *)it->answers, it->n_answers, &acc, e);
             if (s == MM_OK)
                 s = vqa_score_add(&vs, it->answer_type, acc, e);
         }

@@ -146,18 +146,55 @@ static char *normalize_owned(char *s) {
 
 char *vqa_normalize(const char *in) { return normalize_owned(clean(in)); }
 
+// TextVQA's answer processor (EvalAIAnswerProcessor): lower case, every ',' and '?' removed, "'s" -> " 's",
+// stripped; then step 1 and both normalisation steps.
+static char *textvqa_process(const char *in) {
+    size_t n = strlen(in), k = 0;
+    char *t = malloc(n + 1), *u = malloc(n + n / 2 + 1);
+    if (!t || !u) {
+        free(t), free(u);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        if (c != ',' && c != '?')
+            t[k++] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (t[i] == '\'' && i + 1 < k && t[i + 1] == 's')
+            u[o++] = ' ';
+        u[o++] = t[i];
+    }
+    u[o] = 0;
+    free(t);
+    char *c = clean(u);
+    free(u);
+    return normalize_owned(c);
+}
+
 mm_status vqa_accuracy(const char *prediction, const char *const *answers, int n, double *acc, mm_err *e) {
+    return vqa_accuracy_rule(VQA_RULE_VQAEVAL, prediction, answers, n, acc, e);
+}
+
+mm_status vqa_accuracy_rule(vqa_rule rule, const char *prediction, const char *const *answers, int n, double *acc,
+                            mm_err *e) {
     *acc = 0;
     if (n < 1)
         return mm_errf(e, MM_ERR_ARG, "a question needs at least one human answer");
+    const char *pred = prediction ? prediction : "";
     char **gt = calloc((size_t)n, sizeof *gt);
-    char *res = clean(prediction ? prediction : "");
+    char *res = rule == VQA_RULE_TEXTVQA  ? textvqa_process(pred)
+                : rule == VQA_RULE_VIZWIZ ? normalize_owned(clean(pred))
+                                          : clean(pred);
     mm_status s = gt && res ? MM_OK : mm_errf(e, MM_ERR_NOMEM, "out of memory");
-    for (int i = 0; s == MM_OK && i < n; i++)
-        if (!(gt[i] = clean(answers[i] ? answers[i] : "")))
+    for (int i = 0; s == MM_OK && i < n; i++) {
+        const char *a = answers[i] ? answers[i] : "";
+        if (!(gt[i] = rule == VQA_RULE_TEXTVQA ? textvqa_process(a) : rule == VQA_RULE_VIZWIZ ? strdup(a) : clean(a)))
             s = mm_errf(e, MM_ERR_NOMEM, "out of memory");
+    }
     int differ = 0;
-    for (int i = 1; s == MM_OK && i < n && !differ; i++)
+    for (int i = 1; s == MM_OK && rule == VQA_RULE_VQAEVAL && i < n && !differ; i++)
         differ = strcmp(gt[i], gt[0]) != 0;
     if (s == MM_OK && differ) {
         for (int i = 0; s == MM_OK && i < n; i++)

@@ -90,7 +90,7 @@ def main():
                                         'answers': q[2], 'question_tokens': q[1].split(), 'set_name': 'val'}
                                        for i, q in enumerate(tq)]})
     dump('textvqa_predictions.json', [{'question_id': 300 + i, 'answer': q[3]} for i, q in enumerate(tq)])
-    accs = [M.vqa_accuracy(q[3], q[2]) for q in tq]
+    accs = [M.vqa_accuracy(q[3], q[2], 'textvqa') for q in tq]  # TextVQA's own evaluator
     expected['textvqa'] = {'accuracy': 100 * sum(accs) / len(accs)}
     # ---- VizWiz: list, image names
     vq = [('VizWiz_val_00000000.jpg', 'What is this?', ['unanswerable'] * 6 + ['circle'] * 4, 'unanswerable', 'unanswerable'),
@@ -101,7 +101,7 @@ def main():
     dump('vizwiz_val.json', [{'image': q[0], 'question': q[1], 'answer_type': q[3], 'answerable': int(q[3] != 'unanswerable'),
                               'answers': [{'answer': a, 'answer_confidence': 'yes'} for a in q[2]]} for q in vq])
     dump('vizwiz_predictions.json', [{'image': q[0], 'answer': q[4]} for q in vq])
-    accs = [M.vqa_accuracy(q[4], q[2]) for q in vq]
+    accs = [M.vqa_accuracy(q[4], q[2], 'vizwiz') for q in vq]  # the VizWiz API's rule
     types = {}
     for q, a in zip(vq, accs):
         types.setdefault(q[3], []).append(a)

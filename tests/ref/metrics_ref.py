@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Independent Python reference for the evaluation metrics (src/infer/vqa_metric.c, src/infer/caption_metric.c).
 
-Written from the published definitions (the official VQA evaluation's vqaEval.py rules; pycocoevalcap's CIDEr-D
+Written from the published definitions (the official VQA evaluation's vqaEval.py rules, TextVQA's
+TextVQAAccuracyEvaluator and the VizWiz API's variants of them; pycocoevalcap's CIDEr-D
 and BLEU scorers; the PTB-style tokenisation rules documented in caption_metric.h), not from the C code. It makes
 a few hundred random prediction/reference pairs and writes tests/fixtures/eval/metrics_ref.json, which
 tests/test_eval_metrics.c checks to 1e-9. Run: /usr/bin/python3 tests/ref/metrics_ref.py
@@ -43,12 +44,30 @@ def process_digit_article(text):
     return ' '.join(CONTRACTIONS.get(w, w) for w in words)
 
 
-def vqa_accuracy(pred, answers):
-    gts = [a.replace('\n', ' ').replace('\t', ' ').strip() for a in answers]
-    res = pred.replace('\n', ' ').replace('\t', ' ').strip()
-    if len(set(gts)) > 1:
-        gts = [process_digit_article(process_punctuation(a)) for a in gts]
-        res = process_digit_article(process_punctuation(res))
+def clean(text):
+    return text.replace('\n', ' ').replace('\t', ' ').strip()
+
+
+def textvqa_process(text):
+    """TextVQA's EvalAIAnswerProcessor (mmf m4c_evaluators.py): its word_tokenize, then the VQA steps."""
+    text = text.lower().replace(',', '').replace('?', '').replace("'s", " 's").strip()
+    return process_digit_article(process_punctuation(clean(text)))
+
+
+def vqa_accuracy(pred, answers, rule='vqaeval'):
+    """rule: 'vqaeval' (VQAv2/OK-VQA, vqaEval.py), 'textvqa' (TextVQAAccuracyEvaluator), 'vizwiz' (VizWiz API)."""
+    if rule == 'textvqa':
+        gts = [textvqa_process(a) for a in answers]
+        res = textvqa_process(pred)
+    elif rule == 'vizwiz':  # the prediction normalised, the human answers compared as written
+        gts = list(answers)
+        res = process_digit_article(process_punctuation(clean(pred)))
+    else:
+        gts = [clean(a) for a in answers]
+        res = clean(pred)
+        if len(set(gts)) > 1:
+            gts = [process_digit_article(process_punctuation(a)) for a in gts]
+            res = process_digit_article(process_punctuation(res))
     accs = []
     for i in range(len(gts)):
         others = gts[:i] + gts[i + 1:]
@@ -243,6 +262,20 @@ def main():
         answers = [rng.choice(pool) for _ in range(10)]
         pred = rng.choice(ANSWERS + pool)
         vqa.append({'pred': pred, 'answers': answers, 'acc': vqa_accuracy(pred, answers)})
+    # TextVQA's and VizWiz's own rules, on hand-picked and random pairs (a separate random stream, so the pairs above
+    # stay as they were).
+    rng2 = random.Random(2019)
+    hand2 = [('Two', ['2'] * 10), ('two', ['two'] * 10), ("It's", ["it's"] * 10), ("it's", ['it s'] * 4 + ['x'] * 6),
+             ('1,000', ['1000'] * 10), ('what?', ['what'] * 10), (' Yes ', [' yes'] * 10), ('the dog', ['dog'] * 10),
+             ('3.5', ['3.5'] * 3 + ['3'] * 7), ("Dog'S", ["dog 's"] * 5 + ['cat'] * 5)]
+    for rule in ['textvqa', 'vizwiz']:
+        for pred, answers in hand2:
+            vqa.append({'rule': rule, 'pred': pred, 'answers': answers, 'acc': vqa_accuracy(pred, answers, rule)})
+        for _ in range(150):
+            pool = rng2.sample(ANSWERS + ["dog's", "Dog's", 'a, b', 'why?'], rng2.randint(1, 4))
+            answers = [rng2.choice(pool) for _ in range(10)]
+            pred = rng2.choice(ANSWERS + pool)
+            vqa.append({'rule': rule, 'pred': pred, 'answers': answers, 'acc': vqa_accuracy(pred, answers, rule)})
 
     texts = ["A man riding a skateboard.", "Two dogs' toys aren't here!", "It's a black-and-white photo (old).",
              "The U.S. flag costs $5, or 50% off.", "Mr. Smith cannot go -- he's gonna stay...",
