@@ -61,6 +61,21 @@ static void test_load_and_prompts(void **s) {
     assert_true(strlen(c) > 14 && !strcmp(c + strlen(c) - 14, "<image>Output:"));
     free(c);
     evalset_free(&set);
+    // In-context examples come from Karpathy's "train" split only, as OpenFlamingo's CaptionDataset takes them
+    // ("restval" is left out).
+    const char *kp = "/tmp/mmgpt-test-evaltask-karpathy.json";
+    FILE *kf = fopen(kp, "w");
+    assert_non_null(kf);
+    fputs("{\"images\": [{\"filename\": \"a.jpg\", \"split\": \"train\", \"sentences\": [{\"raw\": \"A.\"}]},"
+          " {\"filename\": \"b.jpg\", \"split\": \"restval\", \"sentences\": [{\"raw\": \"B.\"}]},"
+          " {\"filename\": \"c.jpg\", \"split\": \"test\", \"sentences\": [{\"raw\": \"C.\"}]}]}", kf);
+    fclose(kf);
+    evalset_paths kpp = {NULL, NULL, kp, SETS "/flickr30k", "train"};
+    assert_ok(evalset_load(&set, EVAL_FLICKR30K, &kpp, &e), &e);
+    assert_int_equal(set.n, 1);
+    assert_string_equal(set.items[0].key, "a");
+    evalset_free(&set);
+    unlink(kp);
     evalset_paths fp = {NULL, NULL, SETS "/dataset_flickr30k.json", SETS "/flickr30k", NULL};
     assert_ok(evalset_load(&set, EVAL_FLICKR30K, &fp, &e), &e);
     assert_int_equal(set.n, 3);

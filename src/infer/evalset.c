@@ -406,7 +406,7 @@ static mm_status load_karpathy(evalset *s, eval_task task, const evalset_paths *
         if ((st = get_str(&w, im, "split", 1, &sp)) != MM_OK || (st = get_str(&w, im, "filename", 1, &file)) != MM_OK ||
             (st = get_str(&w, im, "filepath", 0, &dir)) != MM_OK)
             break;
-        if (strcmp(sp, split) && !(!strcmp(split, "train") && !strcmp(sp, "restval")))
+        if (strcmp(sp, split)) // "restval" is not "train": OpenFlamingo draws its examples from "train" only
             continue;
         char id[512];
         int istr = 1;
