@@ -6,17 +6,30 @@
 // Conventions
 // - Every handle is opaque and created/freed by a pair of functions (mmgpt_model_load/mmgpt_model_free...).
 // - Functions that can fail return an mmgpt_status and, when err is not NULL, fill *err with the code and
-//   one line saying what failed (the file, tensor or value named). The library keeps no global state and
-//   prints nothing; what a function reads from the environment is said where it does.
+//   one line saying what failed (the file, tensor or value named). The library prints nothing, and what a
+//   function reads from the environment is said where it does.
+// - State lives in the handles, except what belongs to the process: the CPU kernels' SIMD level, fixed on
+//   first use (MMGPT_SIMD=scalar|avx2 caps it); the GPU, one CUDA device per process, opened by the first
+//   model or training run placed on it and kept until exit (every later one shares it; another device
+//   index is then refused with MMGPT_ERR_UNSUPPORTED); and the OpenMP and OpenBLAS thread pools
+//   (OMP_NUM_THREADS sizes them).
 // - Strings are UTF-8. Strings the library returns are either owned by a handle (valid until the call
 //   named beside them) or malloc'ed for the caller (free with mmgpt_free).
 // - Thread safety is stated per function: "any thread" means it may run concurrently with any other call
 //   on the same handle; otherwise one thread at a time per handle (different handles are independent).
 //
-// The mmgpt command line and its HTTP server predate this header and still call the internal modules
-// (src/infer/chat.h and friends) directly: they need what the API leaves out on purpose (the prompt
-// cache shared across a server slot's requests, a conversation's JSON form, logits and gradients as
-// arrays, model conversion and quantization).
+// The mmgpt command line and its HTTP server are older than this header and call the internal modules
+// (src/infer/chat.h and friends) directly; only `mmgpt --version` goes through it. Each command needs
+// something the API leaves out on purpose:
+// - chat, generate: a conversation's JSON form (/save), the reply's token ids (generate --json);
+// - serve: each request carries a whole conversation (its system prompt, the assistant's earlier turns),
+//   loaded into a slot's chat whose caches outlive the request (the API's chats only add user turns);
+// - eval: benchmark prompts with in-context examples, questions batched together, the metrics;
+// - logits, grad, preprocess: logits, gradients and image tensors as arrays;
+// - tokenize, template, data: a tokenizer file without a model, the training template and data streams;
+// - info, convert, quantize, merge, init: reading and writing model files;
+// - train: the trainable-parameter summary and the data report (skipped records) before and after the run
+//   (its config and checkpoint lookup are mmgpt_train's: src/api/train_setup.h).
 #ifndef MMGPT_H
 #define MMGPT_H
 
