@@ -1,5 +1,6 @@
 // The public API (include/mmgpt.h): models, tokens and conversations over the internal modules
 // (model/flamingo.h, text/tokenizer.h, vision/preprocess.h, infer/chat.h). Nothing here prints.
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,11 +78,18 @@ mmgpt_status api_ok(mmgpt_error *err) {
     return MMGPT_OK;
 }
 
+// The process's GPU is opened once (kernels/ops_cuda.h); loads and training runs started in several threads
+// at once (mmgpt_model_load and mmgpt_train may be called from any thread) take turns to open it.
+static pthread_mutex_t device_open_lock = PTHREAD_MUTEX_INITIALIZER;
+
 mm_status api_device_open(const char *device, const char *precision, const mm_ops **ops, mm_load_opts *lo,
                           char *desc, size_t desc_len, mm_err *e) {
     mm_precision prec;
     MM_TRY(mm_precision_parse(precision, &prec, e));
-    MM_TRY(mm_device_open(device, ops, desc, desc_len, e));
+    pthread_mutex_lock(&device_open_lock);
+    mm_status s = mm_device_open(device, ops, desc, desc_len, e);
+    pthread_mutex_unlock(&device_open_lock);
+    MM_TRY(s);
     if (prec == MM_PREC_BF16 || (prec == MM_PREC_DEFAULT && (*ops)->on_device))
         lo->force_dtype = 1, lo->mat_dtype = MM_BF16;
     else if (prec == MM_PREC_F32)
