@@ -352,6 +352,48 @@ static void test_cli_basics(void **s) {
     assert_non_null(strstr(a, "exit status: 0 success, 1 runtime error"));
     assert_int_equal(run(a, sizeof a, "%s generate --bogus", bin()), 2);
     assert_int_equal(run(a, sizeof a, "%s generate -m /nonexistent.gguf --prompt hi", bin()), 1);
+    assert_int_equal(run(a, sizeof a, "(%s 2>/dev/null)", bin()), 2); // no command: usage on stderr, exit 2
+    assert_string_equal(a, "");
+    // The commands that load a model say how to choose its device, precision and context.
+    static const char *const loaders[] = {"chat", "generate", "serve", "eval", "eval --task vqav2"};
+    for (size_t i = 0; i < sizeof loaders / sizeof loaders[0]; i++) {
+        assert_int_equal(run(a, sizeof a, "%s %s --help", bin(), loaders[i]), 0);
+        if (!strstr(a, "--device cpu|cuda[:N]|auto") || !strstr(a, "--precision f32|bf16") || !strstr(a, "--ctx N"))
+            fail_msg("mmgpt %s --help leaves out the model options:\n%s", loaders[i], a);
+    }
+}
+
+// Every command `mmgpt --help` lists: `mmgpt help CMD` is `mmgpt CMD --help` (exit 0); an unknown option is
+// refused with that command's usage and exit 2; and every long option its help names is known to the
+// parser as --opt=value (data's under one of its two subcommands).
+static void test_cli_every_command(void **s) {
+    (void)s;
+    static char list[1 << 12], a[1 << 16], b[1 << 16];
+    assert_int_equal(run(list, sizeof list, "%s --help | sed -n '/^commands:/,/^$/s/^  \\([a-z]*\\) .*/\\1/p'", bin()), 0);
+    int n = 0;
+    char *save = NULL;
+    for (const char *c = strtok_r(list, "\n", &save); c; c = strtok_r(NULL, "\n", &save), n++) {
+        char usage[64];
+        snprintf(usage, sizeof usage, "usage: mmgpt %s", c);
+        assert_int_equal(run(a, sizeof a, "%s help %s", bin(), c), 0);
+        assert_int_equal(run(b, sizeof b, "%s %s --help", bin(), c), 0);
+        assert_string_equal(a, b);
+        if (!strstr(a, usage))
+            fail_msg("mmgpt %s --help does not start with its usage:\n%s", c, a);
+        int rc = run(a, sizeof a, "%s %s %s --no-such-option </dev/null", bin(), c, !strcmp(c, "data") ? "preview" : "");
+        if (rc != 2 || !strstr(a, usage) || !strstr(a, "unknown or ambiguous option '--no-such-option'"))
+            fail_msg("mmgpt %s --no-such-option: rc %d, said:\n%s", c, rc, a);
+        const char *sub = !strcmp(c, "data") ? "preview stats" : "''";
+        assert_int_equal(run(a, sizeof a,
+                             "for o in $(%s %s --help | grep -o -- '--[a-z][a-z0-9-]*' | sort -u); do known=; "
+                             "for sub in %s; do %s %s $sub $o=1 </dev/null 2>&1 | grep -q 'unknown or ambiguous' "
+                             "|| known=1; done; [ -n \"$known\" ] || echo \"$o\"; done",
+                             bin(), c, sub, bin(), c),
+                         0);
+        if (a[0])
+            fail_msg("mmgpt %s: options its help names but the parser refuses as --opt=value:\n%s", c, a);
+    }
+    assert_true(n >= 16);
 }
 
 // Options through getopt_long: --opt=value equals --opt value; a missing value, an unknown option or a stray
@@ -384,6 +426,8 @@ static void test_cli_options(void **s) {
         {"chat", "-m " MODEL " --ask", "option '--ask' needs a value"},
         {"chat", "-m " MODEL " -x", "unknown or ambiguous option '-x'"},
         {"serve", "--model=" MODEL " --port=99999", "--port takes 0..65535, not '99999'"},
+        {"serve", "--model=" MODEL " --ctx=lots", "--ctx takes a number of tokens >= 0 (0: the model's), not 'lots'"},
+        {"chat", "-m " MODEL " --ctx -1", "--ctx takes a number of tokens >= 0 (0: the model's), not '-1'"},
         {"train", "--config=x.json --stop-after=0", "--stop-after takes a number of steps >= 1, not '0'"},
         {"init", "--seed=abc", "--seed takes a non-negative integer, not 'abc'"},
         {"merge", "--bogus", "unknown or ambiguous option '--bogus'"},
@@ -414,7 +458,7 @@ int main(void) {
         cmocka_unit_test(test_tokens),              cmocka_unit_test(test_cancel_and_misuse),
         cmocka_unit_test(test_parallel_chats),
         cmocka_unit_test(test_train),               cmocka_unit_test(test_cli_basics),
-        cmocka_unit_test(test_cli_options),
+        cmocka_unit_test(test_cli_options),         cmocka_unit_test(test_cli_every_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/chat_setup.h"
+#include "cli/commands.h"
 #include "cli/inputs.h"
 #include "kernels/device.h"
 
@@ -17,14 +18,29 @@ const cli_opt cli_model_opts[] = {
     {NULL, 0, 0},
 };
 
-int cli_model_opt(cli_model_args *a, int key, const char *v) {
+const char *cli_model_help =
+    "  model: -m/--model PATH (.gguf file or directory), --lora/--adapter DIR, --tokenizer FILE (default: the\n"
+    "    model's), --ctx N (context tokens; 0, the default: the model's longest sequence),\n"
+    "    --device cpu|cuda[:N]|auto (default $MMGPT_DEVICE, else auto: the GPU when one answers),\n"
+    "    --precision f32|bf16 (default bf16 frozen matrices on a GPU, the file's types on the CPU)\n";
+
+int cli_model_opt(cli_model_args *a, const char *cmd, int key, const char *v) {
     switch (key) {
     case 'm': a->model = v; return 1;
     case CLI_KEY_MODEL + 0: a->lora = v; return 1;
     case CLI_KEY_MODEL + 1: a->tokenizer = v; return 1;
     case CLI_KEY_MODEL + 2: a->device = v; return 1;
     case CLI_KEY_MODEL + 3: a->precision = v; return 1;
-    case CLI_KEY_MODEL + 4: a->max_ctx = atoi(v); return 1; // as before: not a number means the model's
+    case CLI_KEY_MODEL + 4: {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || n < 0 || n > 1 << 24) {
+            cli_usage(cmd, "--ctx takes a number of tokens >= 0 (0: the model's), not '%s'", v);
+            return -1;
+        }
+        a->max_ctx = (int)n;
+        return 1;
+    }
     }
     return 0;
 }

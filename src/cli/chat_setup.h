@@ -14,10 +14,13 @@ typedef struct {
 } cli_model_args;
 
 // -m/--model, --lora/--adapter, --tokenizer, --device, --precision, --ctx as an option table for cli_opts
-// (keys 'm' and CLI_KEY_MODEL + n), and what one of them sets: 1 when key is one of them.
+// (keys 'm' and CLI_KEY_MODEL + n), and what one of them sets: 1 when key is one of them, 0 when not, -1
+// (the message printed, as "mmgpt CMD: ...") when its value is bad.
 #define CLI_KEY_MODEL 300
 extern const cli_opt cli_model_opts[];
-int cli_model_opt(cli_model_args *a, int key, const char *value);
+int cli_model_opt(cli_model_args *a, const char *cmd, int key, const char *value);
+// Help text lines for those options (after the command's usage, in its --help).
+extern const char *cli_model_help;
 // Loads the model and tokenizer onto the chosen device (the model's weights move there).
 mm_status cli_model_open(const cli_model_args *a, mm_model *m, mm_tokenizer **tok, mm_err *e);
 // Opens --device (NULL: $MMGPT_DEVICE, else auto) and fills the load options that --precision

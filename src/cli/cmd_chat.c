@@ -151,9 +151,12 @@ int cmd_chat(int argc, char **argv) {
             rc = 2;
         } else if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
+            fputs(cli_model_help, stdout);
             fputs(cli_gen_help, stdout);
             rc = 0;
-        } else if (cli_model_opt(&ma, k, v)) {
+        } else if ((g = cli_model_opt(&ma, "chat", k, v)) != 0) {
+            if (g < 0)
+                rc = 2;
         } else if ((g = cli_gen_opt(&r.g, "chat", k, v)) != 0) {
             if (g < 0)
                 rc = 2;

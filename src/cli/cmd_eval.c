@@ -89,9 +89,12 @@ int cmd_eval(int argc, char **argv) {
             return 2;
         if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
+            fputs(cli_model_help, stdout);
             fputs(cli_gen_help, stdout);
             return 0;
-        } else if (cli_model_opt(&ma, k, v)) {
+        } else if ((r = cli_model_opt(&ma, "eval", k, v)) != 0) {
+            if (r < 0)
+                return 2;
         } else if ((r = cli_gen_opt(&g, "eval", k, v)) != 0) {
             if (r < 0)
                 return 2;

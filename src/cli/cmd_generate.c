@@ -48,9 +48,12 @@ int cmd_generate(int argc, char **argv) {
             return 2;
         if (k == CLI_KEY_HELP) {
             fputs(usage_text, stdout);
+            fputs(cli_model_help, stdout);
             fputs(cli_gen_help, stdout);
             return 0;
-        } else if (cli_model_opt(&ma, k, v)) {
+        } else if ((r = cli_model_opt(&ma, "generate", k, v)) != 0) {
+            if (r < 0)
+                return 2;
         } else if ((r = cli_gen_opt(&g, "generate", k, v)) != 0) {
             if (r < 0)
                 return 2;

@@ -48,11 +48,18 @@ int cmd_serve(int argc, char **argv) {
     cli_opts_add(&p, own);
     cli_opts_add(&p, cli_model_opts);
     const char *v;
-    for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
-            return cli_opts_stop(&p, k);
+    for (int k, r; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
+        if (k == CLI_OPTS_ERROR)
+            return 2;
+        if (k == CLI_KEY_HELP) {
+            fputs(usage_text, stdout);
+            fputs(cli_model_help, stdout);
+            return 0;
+        }
         long n;
-        if (cli_model_opt(&ma, k, v)) {
+        if ((r = cli_model_opt(&ma, "serve", k, v)) != 0) {
+            if (r < 0)
+                return 2;
         } else if (k == KEY_HOST) {
             o.host = v;
         } else if (k == KEY_PORT) {

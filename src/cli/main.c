@@ -69,7 +69,7 @@ static const command *find(const char *name) {
 
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || (!strcmp(argv[1], "help") && argc == 2)) {
-        usage(stdout);
+        usage(argc < 2 ? stderr : stdout); // no command is a usage error: the usage goes to stderr
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
