@@ -1,8 +1,8 @@
 // `make install` into a temporary DESTDIR: the files land where a C user expects them, the example
-// program compiles against the installed header and shared library with pkg-config alone and answers as
-// the statically linked build does, the library exports only the API under its soname, `man -l` renders
-// the page (generated from the --help texts), bash completes commands and options, and `make uninstall`
-// removes every file again. Uses the build the binary under test came from ($MMGPT's directory).
+// program compiles against the installed header and shared library with pkg-config alone (and against
+// libmmgpt.a with `pkg-config --static`) and answers as the in-tree build does, the library exports only
+// the API under its soname, `man -l` renders the page (generated from the --help texts), bash completes
+// commands and options, and `make uninstall` removes every file again. Uses the build the binary under test came from ($MMGPT's directory).
 #include <unistd.h>
 
 #include "testutil.h"
@@ -65,24 +65,41 @@ static void test_install(void **s) {
     const char *reply = out + strlen("you> " ASK "\nmmgpt> ");
     printf("mmgpt-test: installed example: %.*s\n", (int)strcspn(reply, "\n"), reply);
     assert_memory_equal(out, ref, strlen(ref)); // the question and the reply, as the static build answers
+    // Linked statically against the installed libmmgpt.a: what `pkg-config --static` adds (Libs.private: BLAS,
+    // the image decoders, microhttpd, json-c, OpenMP) is all the program needs besides it.
+    rc = run(out, sizeof out,
+             "cc -std=c17 -Wall -Wextra -Werror -o %s/chat_image_static examples/chat_image.c $(PKG_CONFIG_PATH=%s" PREFIX
+             "/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=%s pkg-config --static --cflags --libs mmgpt | "
+             "sed 's/-lmmgpt /-l:libmmgpt.a /') && ! ldd %s/chat_image_static | grep -q libmmgpt",
+             dest, dest, dest, dest);
+    if (rc)
+        printf("%s", out);
+    assert_int_equal(rc, 0);
+    assert_int_equal(run(out, sizeof out, "%s/chat_image_static models/demo.gguf examples/demo.png '" ASK "' 2>&1",
+                         dest),
+                     0);
+    assert_memory_equal(out, ref, strlen(ref));
     // The man page renders, with every command's section.
     rc = run(out, sizeof out, "MANWIDTH=100 man -l -P cat %s" PREFIX "/share/man/man1/mmgpt.1 2>&1", dest);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "chat about images with Multimodal-GPT models"));
     assert_non_null(strstr(out, "usage: mmgpt generate"));
     assert_non_null(strstr(out, "EXIT STATUS"));
+    assert_non_null(strstr(out, "--device cpu|cuda[:N]|auto")); // the model commands' shared options
+    assert_non_null(strstr(out, "usage: mmgpt eval --task"));  // and the benchmark mode's
     assert_null(strstr(out, "troff:")); // no roff errors or warnings
     // Bash completion: commands after `mmgpt`, a command's own options after it.
     rc = run(out, sizeof out,
              "bash -c 'source %s" PREFIX "/share/bash-completion/completions/mmgpt; "
              "COMP_WORDS=(mmgpt gen); COMP_CWORD=1; _mmgpt; echo \"${COMPREPLY[@]}\"; "
-             "COMP_WORDS=(mmgpt generate --max-n); COMP_CWORD=2; _mmgpt; echo \"${COMPREPLY[@]}\"'",
+             "COMP_WORDS=(mmgpt generate --max-n); COMP_CWORD=2; _mmgpt; echo \"${COMPREPLY[@]}\"; "
+             "COMP_WORDS=(mmgpt eval --sho); COMP_CWORD=2; _mmgpt; echo \"${COMPREPLY[@]}\"'",
              dest);
     assert_int_equal(rc, 0);
-    assert_string_equal(out, "generate\n--max-new-tokens\n");
+    assert_string_equal(out, "generate\n--max-new-tokens\n--shots\n");
     // Uninstall leaves no file behind (the directories make install created stay).
     rc = run(out, sizeof out, "make --no-print-directory -s uninstall BUILD=%s DESTDIR=%s PREFIX=" PREFIX
-                              " && find %s -type f -o -type l | grep -v '/chat_image$' | wc -l",
+                              " && find %s -type f -o -type l | grep -v '/chat_image\\(_static\\)\\?$' | wc -l",
              build_dir(), dest, dest);
     assert_int_equal(rc, 0);
     assert_string_equal(out, "0\n");

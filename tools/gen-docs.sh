@@ -8,6 +8,12 @@ what=$1 bin=$2 version=$3
 # The command names: the "  name  description" lines after "commands:" in the top-level help.
 commands=$("$bin" --help | sed -n '/^commands:/,/^$/{/^  [a-z]/s/^  \([a-z][a-z-]*\).*/\1/p}')
 
+# A command's help texts: `mmgpt COMMAND --help`, and for eval the benchmark mode's own options (--task).
+helps() {
+  "$bin" "$1" --help
+  if [ "$1" = eval ]; then echo; "$bin" eval --task vqav2 --help; fi
+}
+
 # roff-escapes text shown verbatim: backslashes, leading dots/quotes (requests), hyphens as minus signs.
 roff() { sed -e 's/\\/\\e/g' -e 's/^\([.'"'"']\)/\\\&\1/' -e 's/-/\\-/g'; }
 
@@ -21,7 +27,7 @@ man_page() {
   printf '.fi\n.SH COMMANDS\n'
   for c in $commands; do
     printf '.SS %s\n.nf\n' "$c"
-    "$bin" "$c" --help | roff
+    helps "$c" | roff
     printf '.fi\n'
   done
   printf '.SH EXIT STATUS\n0 success; 1 a runtime error (a file, model or image that could not be used: one line on stderr says which);\n'
@@ -29,7 +35,7 @@ man_page() {
   printf '.SH ENVIRONMENT\n.TP\n.B MMGPT_DEVICE\nthe default of \\-\\-device (cpu, cuda, cuda:N, auto).\n'
   printf '.TP\n.B MMGPT_API_KEY\nthe default of serve \\-\\-api\\-key.\n'
   printf '.TP\n.B MMGPT_SIMD\nscalar or avx2 caps the CPU kernels (info \\-\\-cpu says which run).\n'
-  printf '.SH SEE ALSO\nThe C library: \\fI/usr/include/mmgpt.h\\fR (\\fBpkg\\-config \\-\\-cflags \\-\\-libs mmgpt\\fR).\n'
+  printf '.SH SEE ALSO\nThe C library: \\fImmgpt.h\\fR in the include directory beside the installed \\fIlibmmgpt\\fR (\\fBpkg\\-config \\-\\-cflags \\-\\-libs mmgpt\\fR).\n'
 }
 
 completion() {
@@ -40,7 +46,7 @@ completion() {
   printf '  case ${COMP_WORDS[1]} in\n'
   printf '    help) [ "$COMP_CWORD" -eq 2 ] && COMPREPLY=($(compgen -W "%s" -- "$cur")); return ;;\n' "$(echo $commands)"
   for c in $commands; do
-    opts=$({ "$bin" "$c" --help | grep -o -- '--[a-z][a-z0-9-]*'; echo --help; } | sort -u | tr '\n' ' ')
+    opts=$({ helps "$c" | grep -o -- '--[a-z][a-z0-9-]*'; echo --help; } | sort -u | tr '\n' ' ')
     printf '    %s) opts="%s" ;;\n' "$c" "${opts% }"
   done
   printf '  esac\n'
