@@ -338,6 +338,14 @@ static void test_bad_input(void **s) {
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "question_id 5"));
     assert_non_null(strstr(out, "COCO_val2014_000000000077.jpg"));
+    // A truncated annotations file (scoring only): named, one line.
+    write_text(bad, "{\"annotations\": [{\"question_id\": 100, \"answers\": [{\"answer\": \"yes\"");
+    rc = run(out, sizeof out, "%s eval --task vqav2 --questions %s/vqav2_questions.json --annotations %s --predictions "
+             "%s/vqav2_predictions.json", bin(), SETS, bad, SETS);
+    printf("%s", out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "mmgpt-test-evaltask-bad.json: malformed JSON"));
+    write_text(bad, "{\"questions\": [{\"image_id\": 77, \"question_id\": 5, \"question\": \"Why?\"}]}");
     // An annotation missing for a question.
     rc = run(out, sizeof out, "%s eval --task vqav2 --questions %s --annotations %s/vqav2_annotations.json --predictions %s",
              bin(), bad, SETS, bad);
