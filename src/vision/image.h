@@ -98,6 +98,14 @@ mm_status image_decode_gif(const uint8_t *data, size_t len, const char *name, si
 // EXIF (image_exif.c). The orientation tag (0x0112) of IFD0 in a TIFF-structured EXIF block, with or without
 // the "Exif\0\0" prefix JPEG's APP1 carries; 0 when absent, malformed or not an integer.
 int image_exif_orientation(const uint8_t *exif, size_t len);
+// The same; *present (may be NULL) is set when IFD0 has an orientation entry at all, usable or not (PIL then
+// does not look at XMP).
+int image_exif_orientation_entry(const uint8_t *exif, size_t len, int *present);
+// PNG's other carriers that PIL's getexif reads: the hex EXIF of an ImageMagick "Raw profile type exif" text
+// chunk (when there is no eXIf chunk), and XMP's tiff:Orientation (when the EXIF has no orientation entry).
+// 0 when absent or malformed.
+int image_exif_raw_profile_orientation(const char *text, size_t len, int *present);
+int image_xmp_orientation(const char *xmp, size_t len);
 // Transposes im in place as PIL's ImageOps.exif_transpose does for an orientation (2..8; others: no change).
 mm_status image_apply_orientation(mm_image *im, int orientation, mm_err *e);
 

@@ -1,6 +1,7 @@
 // EXIF orientation: reading the tag and turning the pixels upright as PIL's ImageOps.exif_transpose does.
 // PIL's Image.open ignores the tag and so did Multimodal-GPT's training and demo code; this runs only when a
 // caller asks for it (image_opts.exif_orientation).
+#include <stdlib.h>
 #include <string.h>
 
 #include "vision/image.h"
@@ -11,7 +12,9 @@ static uint32_t rd32(const uint8_t *p, int be) {
               : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
 }
 
-int image_exif_orientation(const uint8_t *exif, size_t len) {
+int image_exif_orientation_entry(const uint8_t *exif, size_t len, int *present) {
+    if (present)
+        *present = 0;
     if (!exif)
         return 0;
     // JPEG's APP1 and WebP's EXIF chunk may carry the "Exif\0\0" prefix; PIL's Exif.load strips it.
@@ -36,7 +39,11 @@ int image_exif_orientation(const uint8_t *exif, size_t len) {
         if (at + 12 > len)
             break; // a short directory: keep what was read, as PIL does
         const uint8_t *en = exif + at;
-        if (rd16(en, be) != 0x0112 || rd32(en + 4, be) != 1)
+        if (rd16(en, be) != 0x0112)
+            continue;
+        if (present)
+            *present = 1; // PIL then looks no further (XMP), whatever the entry's type
+        if (rd32(en + 4, be) != 1)
             continue; // PIL's value for a count > 1 is a tuple, which names no transpose
         uint32_t type = rd16(en + 2, be);
         // Integer types only (BYTE, SHORT, LONG and their signed forms); a later entry overrides, as in PIL.
@@ -48,6 +55,67 @@ int image_exif_orientation(const uint8_t *exif, size_t len) {
             found = (int)rd32(en + 8, be);
     }
     return found;
+}
+
+int image_exif_orientation(const uint8_t *exif, size_t len) { return image_exif_orientation_entry(exif, len, NULL); }
+
+static int hex_digit(int ch) {
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+int image_exif_raw_profile_orientation(const char *text, size_t len, int *present) {
+    if (present)
+        *present = 0;
+    // PIL: bytes.fromhex("".join(text.split("\n")[3:])): the first three lines ("", "exif", the length) are
+    // dropped, the rest joined without their newlines; other ASCII whitespace may separate (not split) pairs.
+    size_t at = 0;
+    for (int nl = 0; nl < 3; at++) {
+        if (at >= len)
+            return 0; // nothing left: empty EXIF, no orientation
+        nl += text[at] == '\n';
+    }
+    uint8_t *bin = malloc(len / 2 + 1);
+    if (!bin)
+        return 0;
+    size_t n = 0;
+    int hi = -1, ok = 1;
+    for (; at < len && ok; at++) {
+        int ch = (unsigned char)text[at];
+        if (ch == '\n')
+            continue;
+        if (hi < 0 && (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\v' || ch == '\f'))
+            continue;
+        int v = hex_digit(ch);
+        if (v < 0)
+            ok = 0; // PIL raises here; the image is then read without turning it
+        else if (hi < 0)
+            hi = v;
+        else
+            bin[n++] = (uint8_t)(hi << 4 | v), hi = -1;
+    }
+    int o = ok && hi < 0 ? image_exif_orientation_entry(bin, n, present) : 0;
+    free(bin);
+    return o;
+}
+
+int image_xmp_orientation(const char *xmp, size_t len) {
+    // PIL: re.search(r'tiff:Orientation(="|>)([0-9])', xmp), the first place it matches.
+    static const char key[] = "tiff:Orientation";
+    const size_t kl = sizeof key - 1;
+    for (size_t i = 0; i + kl < len; i++) {
+        if (memcmp(xmp + i, key, kl))
+            continue;
+        size_t j = i + kl;
+        if (j + 1 < len && xmp[j] == '>' && xmp[j + 1] >= '0' && xmp[j + 1] <= '9')
+            return xmp[j + 1] - '0';
+        if (j + 2 < len && xmp[j] == '=' && xmp[j + 1] == '"' && xmp[j + 2] >= '0' && xmp[j + 2] <= '9')
+            return xmp[j + 2] - '0';
+    }
+    return 0;
 }
 
 mm_status image_apply_orientation(mm_image *im, int orientation, mm_err *e) {

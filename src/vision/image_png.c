@@ -79,6 +79,34 @@ static void png_convert_row(const uint8_t *s, uint8_t *d, int width, int color_t
     }
 }
 
+// The EXIF orientation as PIL's getexif finds it in a PNG (for callers that turn photos upright): the eXIf
+// chunk, else an ImageMagick "Raw profile type exif" text chunk (tEXt, zTXt or iTXt; the last one counts, as
+// in PIL's info dict); then, if neither has an orientation entry, XMP's tiff:Orientation (iTXt
+// "XML:com.adobe.xmp", as Adobe's tools write it). Chunks before and after the pixels both count.
+static int png_orientation(png_structp png, png_infop info) {
+    png_uint_32 nexif = 0;
+    png_bytep exif = NULL;
+    png_textp text = NULL;
+    int ntext = 0, present = 0, o = 0;
+    png_get_text(png, info, &text, &ntext);
+    const png_text *raw = NULL, *xmp = NULL;
+    for (int i = 0; i < ntext; i++) {
+        if (!text[i].key || !text[i].text)
+            continue;
+        if (!strcmp(text[i].key, "Raw profile type exif"))
+            raw = &text[i];
+        else if (!strcmp(text[i].key, "XML:com.adobe.xmp"))
+            xmp = &text[i];
+    }
+    if (png_get_eXIf_1(png, info, &nexif, &exif) && exif)
+        o = image_exif_orientation_entry(exif, nexif, &present);
+    else if (raw)
+        o = image_exif_raw_profile_orientation(raw->text, strlen(raw->text), &present);
+    if (!present && xmp)
+        o = image_xmp_orientation(xmp->text, strlen(xmp->text));
+    return o;
+}
+
 static mm_status png_decode_inner(png_ctx *c, const char *name, size_t max_pixels, mm_image *out, mm_err *e) {
     png_structp png = c->png;
     png_read_info(png, c->info);
@@ -165,11 +193,7 @@ static mm_status png_decode_inner(png_ctx *c, const char *name, size_t max_pixel
     // bad CRC or corrupt data in the last IDAT still fails here.
     c->rows_done = 1;
     png_read_end(png, c->info);
-    // eXIf may come before or after the pixels; PIL reads either (for callers that turn photos upright).
-    png_uint_32 nexif = 0;
-    png_bytep exif = NULL;
-    if (png_get_eXIf_1(png, c->info, &nexif, &exif) && exif)
-        out->orientation = image_exif_orientation(exif, nexif);
+    out->orientation = png_orientation(png, c->info);
     return MM_OK;
 }
 
@@ -192,8 +216,10 @@ mm_status image_decode_png(const uint8_t *data, size_t len, const char *name, si
     png_set_read_fn(c->png, c, png_read_mem);
     mm_status st;
     if (setjmp(png_jmpbuf(c->png))) {
-        if (c->rows_done && c->truncated)
+        if (c->rows_done && c->truncated) {
+            out->orientation = png_orientation(c->png, c->info); // the chunks read before the end
             st = MM_OK;
+        }
         else if (c->truncated)
             st = mm_errf(e, MM_ERR_FORMAT, "%s: truncated PNG (data ends at byte %zu: %s)", name, c->len, c->msg);
         else

@@ -32,7 +32,7 @@ import zlib
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, PngImagePlugin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "tests", "fixtures", "vision")
@@ -377,7 +377,28 @@ def make_small_inputs():
     c.append(("exif_o6_40x30.jpg", 224, True))  # test_serve's exif_orientation requests, on and off
     c.append(("exif_o6_40x30.jpg", 224, False))
     c.append((save(rgb, "exif_o8_40x30.webp", quality=70, exif=exif_bytes(8)), 24, True))
+    # PNG's other orientation carriers that PIL's getexif reads: ImageMagick's "Raw profile type exif" zTXt
+    # (hex EXIF after three header lines), XMP's tiff:Orientation in iTXt, and an eXIf that outranks XMP.
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif", raw_profile(exif_bytes(6)), zip=True)
+    c.append((save(small, "exif_raw_profile_12x8.png", pnginfo=info), 10, True))
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", XMP.format("tiff:Orientation=\"8\""))
+    c.append((save(small, "exif_xmp_12x8.png", pnginfo=info), 10, True))
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", XMP.format("><tiff:Orientation>8</tiff:Orientation"), zip=True)
+    c.append((save(small, "exif_xmp_under_exif_12x8.png", pnginfo=info, exif=exif_bytes(3)), 10, True))
     return c
+
+
+XMP = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+       '<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/"{}/></rdf:RDF></x:xmpmeta>')
+
+
+def raw_profile(exif):
+    """ImageMagick's text form of an EXIF block: a newline, the profile name, the length, then hex lines."""
+    h = exif.hex()
+    return "\nexif\n" + f"{len(exif):8d}\n" + "\n".join(h[i:i + 72] for i in range(0, len(h), 72)) + "\n"
 
 
 def make_bad_inputs(good_png, good_jpg):
@@ -528,6 +549,12 @@ def main():
     b = io.BytesIO()
     sm.save(b, "JPEG", quality=50, exif=exif_bytes(8))
     small["exif.jpg"] = b.getvalue()
+    b = io.BytesIO()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif", raw_profile(exif_bytes(6)), zip=True)
+    info.add_itxt("XML:com.adobe.xmp", XMP.format("tiff:Orientation=\"8\""))
+    sm.save(b, "PNG", pnginfo=info)
+    small["raw_profile_xmp.png"] = b.getvalue()
     for name, data in small.items():
         with open(os.path.join(seeds, name), "wb") as f:
             f.write(data)
