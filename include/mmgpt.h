@@ -93,7 +93,8 @@ mmgpt_model_params mmgpt_model_params_default(void);
 // different models).
 mmgpt_status mmgpt_model_load(const char *path, const mmgpt_model_params *params, mmgpt_model **model,
                               mmgpt_error *err);
-// Frees the model; every chat opened on it must be freed first. NULL is ignored.
+// Frees the model; every chat opened on it must be freed first. NULL is ignored. Not while a call on the model
+// runs.
 void mmgpt_model_free(mmgpt_model *model);
 // Where the model runs, e.g. "cpu (...)" or "cuda:0 (NVIDIA H200, sm_90, 139.8 GiB)". Owned by the model.
 // Any thread.
