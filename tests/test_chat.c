@@ -242,6 +242,18 @@ static void test_formats_end_to_end(void **s) {
         }
         printf("mmgpt-test: %s: '%s' (file) vs '%s' (PIL's pixels)\n", cases[k].file, replies[1], replies[0]);
         assert_string_equal(replies[1], replies[0]);
+        // The same file through `mmgpt generate` (--exif / --no-exif as the case wants) gives that reply too.
+        char cmd[1024], out[16384];
+        snprintf(cmd, sizeof cmd, "%s generate -m " MODEL " --prompt 'What is in the image?' --image %s "
+                 "--max-new-tokens 10 --greedy --json %s 2>&1", bin(), cases[k].file,
+                 cases[k].exif ? "--exif" : "--no-exif");
+        assert_int_equal(run_command(out, sizeof out, cmd), 0);
+        json_object *o = json_tokener_parse(out);
+        assert_non_null(o);
+        const char *text = json_object_get_string(json_object_object_get(o, "text"));
+        printf("mmgpt-test: generate %s: '%s'\n", cases[k].exif ? "--exif" : "--no-exif", text);
+        assert_string_equal(text, replies[0]);
+        json_object_put(o);
     }
     free(px);
     tok_free(tok);
