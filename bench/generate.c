@@ -8,6 +8,8 @@
 // together through engine_step, one pass over the weights per step (all sequences' tokens/s).
 // --profile prints where a generated token's time goes: each op's share of the decoding phase, the
 // linears by weight shape and type (with the GB/s each reaches), and the time outside the ops.
+// --kv-cache f16 keeps the self-attention keys and values in half precision (long prompts: a generated
+// token reads 2 x layers x dim values per position of its sequence, beside the weights).
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -211,7 +213,7 @@ fail:
 
 int main(int argc, char **argv) {
     int P = 128, G = 64, NB = 1, profile = 0;
-    const char *dtype = "f32", *device = "cpu", *shape = "mid";
+    const char *dtype = "f32", *device = "cpu", *shape = "mid", *kv = "f32";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--prompt") && i + 1 < argc)
             P = atoi(argv[++i]);
@@ -225,6 +227,8 @@ int main(int argc, char **argv) {
             shape = argv[++i];
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
             NB = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--kv-cache") && i + 1 < argc)
+            kv = argv[++i];
         else if (!strcmp(argv[i], "--profile"))
             profile = 1;
     }
@@ -248,7 +252,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench: --dtype %s is not f32, f16, bf16, q8_0, q4_0, q4_k or q4_k_m\n", dtype);
         return 2;
     }
-    mm_model m = {.ops = ops_cpu()};
+    mm_model m = {.ops = ops_cpu(), .kv_cache = MM_F32};
+    if (strcmp(kv, "f32") && strcmp(kv, "f16")) {
+        fprintf(stderr, "bench: --kv-cache %s is not f32 or f16\n", kv);
+        return 2;
+    }
+    if (!strcmp(kv, "f16"))
+        m.kv_cache = MM_F16;
     if (weights_init(&m.w, &c, &e) != MM_OK) {
         fprintf(stderr, "bench: %s\n", e.msg);
         return 1;
@@ -380,6 +390,10 @@ int main(int argc, char **argv) {
         printf("c_batch_tps %.2f\nbatch of %d: %.2fx the tokens/s of one sequence\n", batch_tps, NB, batch_tps / gen_tps);
     printf("floor: %.1f MB of decoder weights per token / %.1f GB/s read bandwidth = %.2f ms/token (%.1f tokens/s)\n",
            (double)mat_bytes / 1e6, best_bw / 1e9, 1e3 * (double)mat_bytes / best_bw, best_bw / (double)mat_bytes);
+    // A generated token also reads its sequence's keys and values: at the last one, P + G positions.
+    double kv_bytes = 2.0 * c.n_layers * c.dim * (double)(P + G) * (m.kv_cache == MM_F16 ? 2 : 4);
+    printf("K/V cache %s: %.1f MB read by the last generated token; floor with it %.1f tokens/s\n", kv, kv_bytes / 1e6,
+           best_bw / ((double)mat_bytes + kv_bytes));
     if (profile && prof_tokens > 0)
         pr_report(prof_s, prof_tokens);
     engine_free(en);

@@ -43,11 +43,11 @@ extern "C" {
 // Version of this header and library. The major number is the shared library's soname
 // (libmmgpt.so.MAJOR): it changes when a struct or signature below changes incompatibly.
 #define MMGPT_VERSION_MAJOR 0
-#define MMGPT_VERSION_MINOR 1
+#define MMGPT_VERSION_MINOR 2
 #define MMGPT_VERSION_PATCH 0
-#define MMGPT_VERSION_STRING "0.1.0"
+#define MMGPT_VERSION_STRING "0.2.0"
 
-// "0.1.0": the library's version (compare with MMGPT_VERSION_STRING to catch a header/library mismatch).
+// "0.2.0": the library's version (compare with MMGPT_VERSION_STRING to catch a header/library mismatch).
 // Any thread.
 const char *mmgpt_version(void);
 
@@ -83,6 +83,8 @@ typedef struct {
     const char *device;    // "cpu", "cuda", "cuda:N", "auto"; NULL: $MMGPT_DEVICE, else "auto" (a GPU when
                            // one answers, else the CPU)
     const char *precision; // "f32" or "bf16"; NULL: bf16 frozen matrices on a GPU, the file's types on the CPU
+    const char *kv_cache;  // "f32" or "f16" (half the memory per context token, within ~1e-3 of f32's
+                           // logits; the CPU only); NULL: "f32". Added in 0.2.0.
 } mmgpt_model_params;
 
 // All NULL: the defaults above. Any thread.

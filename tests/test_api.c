@@ -132,6 +132,14 @@ static void test_image_inputs_agree(void **s) {
     assert_string_equal(r0, r1);
     assert_string_equal(r0, r2);
     mmgpt_model_free(m);
+    // The same model keeping its K/V cache in f16: on the demo image the greedy reply does not move.
+    mmgpt_model_params mp = mmgpt_model_params_default();
+    mp.kv_cache = "f16";
+    assert_int_equal(mmgpt_model_load(MODEL, &mp, &m, &err), MMGPT_OK);
+    reply_with(m, 0, r1, sizeof r1);
+    printf("mmgpt-test: f16 K/V cache reply: %s\n", r1);
+    assert_string_equal(r0, r1);
+    mmgpt_model_free(m);
 }
 
 // One greedy reply to a question about the demo image, on a chat of its own.
@@ -288,6 +296,10 @@ static void test_cancel_and_misuse(void **s) {
     mp.device = "tpu";
     assert_int_not_equal(mmgpt_model_load(MODEL, &mp, &m2, &err), MMGPT_OK);
     assert_non_null(strstr(err.message, "tpu"));
+    mp.device = NULL, mp.kv_cache = "f8";
+    assert_int_equal(mmgpt_model_load(MODEL, &mp, &m2, &err), MMGPT_ERR_ARG);
+    assert_null(m2);
+    assert_non_null(strstr(err.message, "kv_cache"));
     assert_string_equal(mmgpt_status_name(MMGPT_ERR_FORMAT), "format");
     mmgpt_chat_free(NULL);
     mmgpt_model_free(NULL);
@@ -407,6 +419,10 @@ static void test_cli_options(void **s) {
                                       "2>/dev/null", bin(), MODEL, IMAGE, ASK), 0);
     assert_string_equal(a, b);
     assert_true(strlen(a) > 5);
+    // A half-precision K/V cache leaves the demo model's greedy reply as it is.
+    assert_int_equal(run(b, sizeof b, "%s generate -m %s --image %s --prompt '%s' --greedy --max-new-tokens 8 "
+                                      "--kv-cache=f16 2>/dev/null", bin(), MODEL, IMAGE, ASK), 0);
+    assert_string_equal(a, b);
     assert_int_equal(run(a, sizeof a, "%s generate --model=%s --prompt=hi --max-new-tokens=2 --json 2>/dev/null", bin(),
                          MODEL), 0);
     assert_non_null(strstr(a, "\"generated_tokens\":"));
@@ -428,6 +444,7 @@ static void test_cli_options(void **s) {
         {"serve", "--model=" MODEL " --port=99999", "--port takes 0..65535, not '99999'"},
         {"serve", "--model=" MODEL " --ctx=lots", "--ctx takes a number of tokens >= 0 (0: the model's), not 'lots'"},
         {"chat", "-m " MODEL " --ctx -1", "--ctx takes a number of tokens >= 0 (0: the model's), not '-1'"},
+        {"generate", "-m " MODEL " --prompt hi --kv-cache=bf16", "--kv-cache takes f32 or f16, not 'bf16'"},
         {"train", "--config=x.json --stop-after=0", "--stop-after takes a number of steps >= 1, not '0'"},
         {"init", "--seed=abc", "--seed takes a non-negative integer, not 'abc'"},
         {"merge", "--bogus", "unknown or ambiguous option '--bogus'"},

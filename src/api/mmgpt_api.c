@@ -132,11 +132,16 @@ mmgpt_status mmgpt_model_load(const char *path, const mmgpt_model_params *params
         return api_errf(err, MMGPT_ERR_NOMEM, "out of memory");
     mm_load_opts lo = {.adapter = p.adapter};
     const mm_ops *ops;
+    if (p.kv_cache && strcmp(p.kv_cache, "f32") && strcmp(p.kv_cache, "f16")) {
+        free(md);
+        return api_errf(err, MMGPT_ERR_ARG, "mmgpt_model_load: kv_cache is \"f32\" or \"f16\", not \"%s\"", p.kv_cache);
+    }
     if (api_device_open(p.device, p.precision, &ops, &lo, md->device, sizeof md->device, &e) != MM_OK ||
         model_load(&md->m, path, &lo, &e) != MM_OK) {
         free(md);
         return api_fail(err, &e);
     }
+    md->m.kv_cache = p.kv_cache && !strcmp(p.kv_cache, "f16") ? MM_F16 : MM_F32;
     mm_status s = model_to_device(&md->m, ops, &e);
     if (s == MM_OK)
         s = load_tokenizer(path, p.tokenizer, &md->tok, &e);

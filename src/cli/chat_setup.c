@@ -15,6 +15,7 @@ const cli_opt cli_model_opts[] = {
     {"device", CLI_KEY_MODEL + 2, 1},
     {"precision", CLI_KEY_MODEL + 3, 1},
     {"ctx", CLI_KEY_MODEL + 4, 1},
+    {"kv-cache", CLI_KEY_MODEL + 5, 1},
     {NULL, 0, 0},
 };
 
@@ -22,7 +23,9 @@ const char *cli_model_help =
     "  model: -m/--model PATH (.gguf file or directory), --lora/--adapter DIR, --tokenizer FILE (default: the\n"
     "    model's), --ctx N (context tokens; 0, the default: the model's longest sequence),\n"
     "    --device cpu|cuda[:N]|auto (default $MMGPT_DEVICE, else auto: the GPU when one answers),\n"
-    "    --precision f32|bf16 (default bf16 frozen matrices on a GPU, the file's types on the CPU)\n";
+    "    --precision f32|bf16 (default bf16 frozen matrices on a GPU, the file's types on the CPU),\n"
+    "    --kv-cache f32|f16 (the attention keys and values kept per token: f16 halves their memory and what\n"
+    "    each generated token reads, within ~1e-3 of f32's logits; CPU only; default f32)\n";
 
 int cli_model_opt(cli_model_args *a, const char *cmd, int key, const char *v) {
     switch (key) {
@@ -41,6 +44,13 @@ int cli_model_opt(cli_model_args *a, const char *cmd, int key, const char *v) {
         a->max_ctx = (int)n;
         return 1;
     }
+    case CLI_KEY_MODEL + 5:
+        if (strcmp(v, "f32") && strcmp(v, "f16")) {
+            cli_usage(cmd, "--kv-cache takes f32 or f16, not '%s'", v);
+            return -1;
+        }
+        a->kv_cache = strcmp(v, "f16") ? MM_F32 : MM_F16;
+        return 1;
     }
     return 0;
 }
@@ -67,6 +77,7 @@ mm_status cli_model_open(const cli_model_args *a, mm_model *m, mm_tokenizer **to
     const mm_ops *ops;
     MM_TRY(cli_device_open(a->device, a->precision, &ops, &lo, e));
     MM_TRY(model_load(m, a->model, &lo, e));
+    m->kv_cache = a->kv_cache;
     mm_status s = model_to_device(m, ops, e);
     if (s == MM_OK)
         s = cli_load_tokenizer(a->model, a->tokenizer, tok, e);

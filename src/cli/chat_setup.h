@@ -11,9 +11,10 @@ typedef struct {
     const char *model, *lora, *tokenizer;
     int max_ctx;
     const char *device, *precision; // --device cpu|cuda[:N]|auto (NULL: $MMGPT_DEVICE, else auto), --precision
+    mm_dtype kv_cache;              // --kv-cache f32|f16 (default f32)
 } cli_model_args;
 
-// -m/--model, --lora/--adapter, --tokenizer, --device, --precision, --ctx as an option table for cli_opts
+// -m/--model, --lora/--adapter, --tokenizer, --device, --precision, --ctx, --kv-cache as an option table for cli_opts
 // (keys 'm' and CLI_KEY_MODEL + n), and what one of them sets: 1 when key is one of them, 0 when not, -1
 // (the message printed, as "mmgpt CMD: ...") when its value is bad.
 #define CLI_KEY_MODEL 300
