@@ -101,6 +101,17 @@ static void pr_swiglu(float *out, const float *gate, const float *up, size_t n) 
     pr_base->swiglu(out, gate, up, n);
     pr_end(PR_SWIGLU, t0);
 }
+static void pr_attention_kv(float *out, int os, const float *q, int qs, const void *k, const void *v, mm_dtype t,
+                            int kvs, const mm_attn_mask *m, int Tq, int Tk, int H, int Dh, float scale) {
+    double t0 = pr_begin();
+    pr_base->attention_kv(out, os, q, qs, k, v, t, kvs, m, Tq, Tk, H, Dh, scale);
+    pr_end(PR_ATTENTION, t0);
+}
+static void pr_store(void *dst, mm_dtype t, const float *src, size_t n) {
+    double t0 = pr_begin();
+    pr_base->store(dst, t, src, n);
+    pr_end(PR_MEM, t0);
+}
 static void pr_add_scaled(float *out, const float *a, float s, size_t n) {
     double t0 = pr_begin();
     pr_base->add_scaled(out, a, s, n);
@@ -134,6 +145,8 @@ static const mm_ops *profiled(const mm_ops *base) {
     pr_ops.rope = pr_rope, pr_ops.attention = pr_attention, pr_ops.swiglu = pr_swiglu;
     pr_ops.add_scaled = pr_add_scaled, pr_ops.embed = pr_embed;
     pr_ops.copy = pr_copy, pr_ops.copy_rows = pr_copy_rows, pr_ops.zero = pr_zero;
+    if (base->attention_kv)
+        pr_ops.attention_kv = pr_attention_kv, pr_ops.store = pr_store;
     return &pr_ops;
 }
 

@@ -163,6 +163,37 @@ static void check_table(const cpu_kernels *kt) {
             }
         }
     }
+    // y += sum of four a[r] x_r, rows ld bytes apart in x's buffer (f32 or f16): within a few roundings of
+    // the exact sum. Rows of n/4 - 1 values, n/4 apart (odd strides and lengths included).
+    for (size_t li = 0; li < 2 * (sizeof lengths / sizeof lengths[0]); li++) {
+        int n = lengths[li / 2], m4 = n / 4 - 1;
+        if (m4 < 0)
+            continue;
+        mm_dtype xt = li % 2 ? MM_F16 : MM_F32;
+        size_t es = mm_dtype_size(xt), ld = es * (size_t)(n / 4);
+        float a4[4];
+        for (int q = 0; q < 4; q++)
+            a4[q] = rng_uniform(&r) * 4 - 2;
+        for (int k = 0; k < n; k++)
+            x[k] = rng_uniform(&r) * 4 - 2, h[k] = mm_f32_to_f16(x[k]);
+        for (int k = 0; k < m4; k++)
+            w[k + 1] = wq[k] = rng_uniform(&r) * 2 - 1;
+        kt->axpy4[xt](w + 1, a4, xt == MM_F16 ? (const void *)h : (const void *)x, ld, m4);
+        for (int k = 0; k < m4; k++) {
+            double want = wq[k], mag = fabs((double)wq[k]);
+            for (int q = 0; q < 4; q++) {
+                size_t at = (size_t)q * (size_t)(n / 4) + (size_t)k;
+                double xv = xt == MM_F16 ? mm_f16_to_f32(h[at]) : x[at];
+                want += (double)a4[q] * xv, mag += fabs((double)a4[q] * xv);
+            }
+            if (fabs(w[k + 1] - want) > 5 * FLT_EPSILON * mag) {
+                printf("mmgpt-test: %s axpy4_%s n=%d k=%d got %.9g want %.9g\n", kt->name, mm_dtype_name(xt), m4, k,
+                       w[k + 1], want);
+                bad++;
+                break;
+            }
+        }
+    }
     printf("mmgpt-test: %-8s dot kernels over %zu lengths: %s\n", kt->name, sizeof lengths / sizeof lengths[0],
            bad ? "MISMATCH" : "ok");
     assert_int_equal(bad, 0);

@@ -56,6 +56,9 @@ typedef struct {
     // y[k] += a * x[k] for k < n, x stored as F32 or F16 (a K/V cache's type): attention's weighted
     // sum of value rows for a generated token.
     void (*axpy[MM_DTYPE_COUNT])(float *y, float a, const void *x, int n);
+    // y[k] += a[0] x0[k] + a[1] x1[k] + a[2] x2[k] + a[3] x3[k], row r at x + r * ld bytes (F32 or F16):
+    // four value rows per pass over y.
+    void (*axpy4[MM_DTYPE_COUNT])(float *y, const float *a, const void *x, size_t ld, int n);
     // y[0..n) = the decoded values of n quantized weights (whole blocks), bit for bit as
     // mm_dequantize: the prompt path's tiles. NULL: mm_convert_to_f32.
     void (*dequant[MM_DTYPE_COUNT])(const void *blocks, float *y, size_t n);

@@ -138,12 +138,28 @@ static void axpy_f16(float *y, float a, const void *xv, int n) {
         y[k] += a * mm_f16_to_f32(x[k]);
 }
 
+#define AXPY4_BODY(T, CONV)                                                                                      \
+    const unsigned char *x0 = xv;                                                                                \
+    for (int k = 0; k < n; k++) {                                                                                \
+        float s = y[k];                                                                                          \
+        for (int r = 0; r < 4; r++) {                                                                            \
+            T e;                                                                                                 \
+            memcpy(&e, x0 + r * ld + sizeof(T) * (size_t)k, sizeof e);                                          \
+            s += a[r] * CONV(e);                                                                                 \
+        }                                                                                                        \
+        y[k] = s;                                                                                                \
+    }
+#define AS_F32(e) (e)
+static void axpy4_f32(float *y, const float *a, const void *xv, size_t ld, int n) { AXPY4_BODY(float, AS_F32) }
+static void axpy4_f16(float *y, const float *a, const void *xv, size_t ld, int n) { AXPY4_BODY(uint16_t, mm_f16_to_f32) }
+
 static const cpu_kernels scalar = {
     .name = "scalar",
     .dot = {[MM_F32] = dot_f32, [MM_F16] = dot_f16, [MM_BF16] = dot_bf16, [MM_Q8_0] = dot_q8_0, [MM_Q4_0] = dot_q4_0,
             [MM_Q4_K] = dot_q4_k, [MM_Q6_K] = dot_q6_k},
     .dotq = {[MM_Q8_0] = dotq_q8_0, [MM_Q4_0] = dotq_q4_0, [MM_Q4_K] = dotq_q4_k, [MM_Q6_K] = dotq_q6_k},
     .axpy = {[MM_F32] = axpy_f32, [MM_F16] = axpy_f16},
+    .axpy4 = {[MM_F32] = axpy4_f32, [MM_F16] = axpy4_f16},
 };
 
 const cpu_kernels *cpu_kernels_scalar(void) { return &scalar; }
