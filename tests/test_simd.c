@@ -194,6 +194,35 @@ static void check_table(const cpu_kernels *kt) {
             }
         }
     }
+    // exp(x - shift) and the sum (attention's softmax): each value within a float epsilon of exp, relative
+    // (below FLT_MIN: within FLT_MIN, the SIMD version flushes those to 0); the sum within n epsilons.
+    double worst = 0;
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        int n = lengths[li];
+        float shift = rng_uniform(&r) * 20 - 10;
+        for (int k = 0; k < n; k++) // mostly the softmax's range (<= 0 after the shift), some beyond
+            x[k] = wq[k] = shift + (k % 13 == 5 ? -87.3f - 0.05f * (float)(k % 7) : rng_uniform(&r) * 110 - 100);
+        float sum = kt->exp_sum(x, n, shift);
+        double want_sum = 0;
+        for (int k = 0; k < n; k++) {
+            double want = exp((double)(wq[k] - shift)); // of the kernel's argument, a float difference
+            want_sum += want;
+            double err = fabs(x[k] - want);
+            worst = want > FLT_MIN && err / want > worst ? err / want : worst;
+            if (err > FLT_EPSILON * want && err > FLT_MIN) {
+                printf("mmgpt-test: %s exp_sum n=%d k=%d exp(%.9g) got %.9g want %.9g\n", kt->name, n, k,
+                       (double)(wq[k] - shift), x[k], want);
+                bad++;
+                break;
+            }
+        }
+        if (fabs(sum - want_sum) > (n + 1) * FLT_EPSILON * want_sum) {
+            printf("mmgpt-test: %s exp_sum n=%d sum %.9g want %.9g\n", kt->name, n, sum, want_sum);
+            bad++;
+        }
+    }
+    printf("mmgpt-test: %-8s exp: worst relative error %.2e (%.2f float epsilons)\n", kt->name, worst,
+           worst / FLT_EPSILON);
     printf("mmgpt-test: %-8s dot kernels over %zu lengths: %s\n", kt->name, sizeof lengths / sizeof lengths[0],
            bad ? "MISMATCH" : "ok");
     assert_int_equal(bad, 0);

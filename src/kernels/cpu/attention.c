@@ -41,10 +41,24 @@ static void attn_range(const mm_attn_mask *m, int b, int i, int Tq, int kn, int 
 
 // Turns raw scores s[rows, kn] (already scaled) into attention weights in place, row by row.
 static void masked_softmax(float *s, int rows, int kn, int i0, int b, int Tq, int Tk, const mm_attn_mask *m) {
+    const cpu_kernels *kt = cpu_kernels_get();
     for (int r = 0; r < rows; r++) {
         float *row = s + (size_t)r * kn;
         int lo, hi, uniform;
         attn_range(m, b, i0 + r, Tq, kn, &lo, &hi, &uniform);
+        if (!m->key_valid && !uniform && lo < hi) {
+            // Every key of [lo, hi) visible: the exponentials in SIMD (a generated token's softmax over
+            // a long cache took as many instructions as its scores and value sums together).
+            float mx = -INFINITY;
+            for (int j = lo; j < hi; j++)
+                mx = row[j] > mx ? row[j] : mx;
+            memset(row, 0, sizeof(float) * (size_t)lo);
+            memset(row + hi, 0, sizeof(float) * (size_t)(kn - hi));
+            float inv = 1.0f / kt->exp_sum(row + lo, hi - lo, mx);
+            for (int j = lo; j < hi; j++)
+                row[j] *= inv;
+            continue;
+        }
         float mx = -INFINITY;
         for (int j = lo; j < hi; j++) {
             if (m->key_valid && !m->key_valid[(size_t)b * Tk + j])

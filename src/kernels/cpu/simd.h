@@ -56,6 +56,8 @@ typedef struct {
     // y[k] += a * x[k] for k < n, x stored as F32 or F16 (a K/V cache's type): attention's weighted
     // sum of value rows for a generated token.
     void (*axpy[MM_DTYPE_COUNT])(float *y, float a, const void *x, int n);
+    // x[k] = exp(x[k] - shift) for k < n, and their sum: the softmax of attention's visible scores.
+    float (*exp_sum)(float *x, int n, float shift);
     // y[k] += a[0] x0[k] + a[1] x1[k] + a[2] x2[k] + a[3] x3[k], row r at x + r * ld bytes (F32 or F16):
     // four value rows per pass over y.
     void (*axpy4[MM_DTYPE_COUNT])(float *y, const float *a, const void *x, size_t ld, int n);

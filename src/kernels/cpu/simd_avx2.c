@@ -98,6 +98,45 @@ AVX2 static float dot_bf16(const void *wv, const float *x, int n) { DOT_BODY(loa
 AVX2 static void axpy_f32(float *y, float a, const void *xv, int n) { AXPY_BODY(load_f32, tail_f32) }
 AVX2 static void axpy_f16(float *y, float a, const void *xv, int n) { AXPY_BODY(load_f16, tail_f16) }
 
+// exp of 8 lanes: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so n ln2 is exact to float
+// precision), e^r by its Taylor series to r^7 (truncation below 1e-8 relative), times 2^n built in the
+// exponent bits. Within ~2 ulp of expf; below ln(FLT_MIN) (where 2^n leaves the normal range) 0, above 88 inf.
+AVX2 static inline __m256 exp8(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.336544f), hi = _mm256_set1_ps(88.0f); // lo: ln(FLT_MIN)
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ), over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    y = _mm256_andnot_ps(under, y);
+    return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), over);
+}
+
+AVX2 static float exp_sum(float *x, int n, float shift) {
+    __m256 sv = _mm256_set1_ps(shift), acc = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 y = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + k), sv));
+        _mm256_storeu_ps(x + k, y);
+        acc = _mm256_add_ps(acc, y);
+    }
+    float s = hsum(acc);
+    for (; k < n; k++)
+        s += x[k] = expf(x[k] - shift);
+    return s;
+}
+
 // Four value rows into y per pass: y is loaded and stored once for four rows (a generated token's
 // attention over its cache: the rows' products summed in row order, as the scalar reference does).
 #define AXPY4_BODY(LOAD, TAIL)                                                                              \
@@ -657,6 +696,7 @@ static const cpu_kernels avx2 = {
     .dequant = {[MM_Q8_0] = dequant_q8_0, [MM_Q4_0] = dequant_q4_0, [MM_Q4_K] = dequant_q4_k, [MM_Q6_K] = dequant_q6_k},
     .axpy = {[MM_F32] = axpy_f32, [MM_F16] = axpy_f16},
     .axpy4 = {[MM_F32] = axpy4_f32, [MM_F16] = axpy4_f16},
+    .exp_sum = exp_sum,
 };
 
 const cpu_kernels *cpu_kernels_avx2(void) { return mm_simd_supported() >= MM_SIMD_AVX2 ? &avx2 : NULL; }

@@ -1,5 +1,6 @@
 // The portable reference of the row kernels: plain loops, one f32 accumulator, in index order;
 // quantized rows are dequantized a block at a time by base/quant.c (the format's definition).
+#include <math.h>
 #include <string.h>
 
 #include "base/dtype.h"
@@ -153,6 +154,13 @@ static void axpy_f16(float *y, float a, const void *xv, int n) {
 static void axpy4_f32(float *y, const float *a, const void *xv, size_t ld, int n) { AXPY4_BODY(float, AS_F32) }
 static void axpy4_f16(float *y, const float *a, const void *xv, size_t ld, int n) { AXPY4_BODY(uint16_t, mm_f16_to_f32) }
 
+static float exp_sum(float *x, int n, float shift) {
+    float s = 0;
+    for (int k = 0; k < n; k++)
+        s += x[k] = expf(x[k] - shift);
+    return s;
+}
+
 static const cpu_kernels scalar = {
     .name = "scalar",
     .dot = {[MM_F32] = dot_f32, [MM_F16] = dot_f16, [MM_BF16] = dot_bf16, [MM_Q8_0] = dot_q8_0, [MM_Q4_0] = dot_q4_0,
@@ -160,6 +168,7 @@ static const cpu_kernels scalar = {
     .dotq = {[MM_Q8_0] = dotq_q8_0, [MM_Q4_0] = dotq_q4_0, [MM_Q4_K] = dotq_q4_k, [MM_Q6_K] = dotq_q6_k},
     .axpy = {[MM_F32] = axpy_f32, [MM_F16] = axpy_f16},
     .axpy4 = {[MM_F32] = axpy4_f32, [MM_F16] = axpy4_f16},
+    .exp_sum = exp_sum,
 };
 
 const cpu_kernels *cpu_kernels_scalar(void) { return &scalar; }
