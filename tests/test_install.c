@@ -66,12 +66,15 @@ static void test_install(void **s) {
     printf("mmgpt-test: installed example: %.*s\n", (int)strcspn(reply, "\n"), reply);
     assert_memory_equal(out, ref, strlen(ref)); // the question and the reply, as the static build answers
     // Linked statically against the installed libmmgpt.a: what `pkg-config --static` adds (Libs.private: BLAS,
-    // the image decoders, microhttpd, json-c, OpenMP) is all the program needs besides it.
+    // the image decoders, microhttpd, json-c, OpenMP; the CUDA libraries' own -L in a CUDA build) is all the
+    // program needs besides it. The .pc's prefix and libdir are moved into DESTDIR by name here: a sysroot
+    // would also move Libs.private's system -L paths (/usr/local/cuda-*/lib64) into it.
     rc = run(out, sizeof out,
              "cc -std=c17 -Wall -Wextra -Werror -o %s/chat_image_static examples/chat_image.c $(PKG_CONFIG_PATH=%s" PREFIX
-             "/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=%s pkg-config --static --cflags --libs mmgpt | "
-             "sed 's/-lmmgpt /-l:libmmgpt.a /') && ! ldd %s/chat_image_static | grep -q libmmgpt",
-             dest, dest, dest, dest);
+             "/lib/pkgconfig pkg-config --define-variable=prefix=%s" PREFIX " --define-variable=libdir=%s" PREFIX
+             "/lib --static --cflags --libs mmgpt | sed 's/-lmmgpt /-l:libmmgpt.a /') && "
+             "! ldd %s/chat_image_static | grep -q libmmgpt",
+             dest, dest, dest, dest, dest);
     if (rc)
         printf("%s", out);
     assert_int_equal(rc, 0);
