@@ -1,5 +1,6 @@
 // Beam search / beam-sample (see beam.h for the rules, which follow transformers 4.28's
 // BeamSearchScorer and BeamHypotheses).
+#include <stdatomic.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,14 +132,14 @@ static int sample_candidates(const float *rows, int nb, int V, cand *c, int k, m
 }
 
 mm_status beam_generate(const mm_beam_model *m, const int32_t *prompt, int n, const mm_sampling *p, int32_t eos,
-                        const int32_t *banned, int n_banned, const volatile int *cancel, int32_t *out, int *n_out,
+                        const int32_t *banned, int n_banned, const atomic_int *cancel, int32_t *out, int *n_out,
                         mm_err *e) {
     return beam_generate_lp(m, prompt, n, p, 1.0, eos, banned, n_banned, cancel, out, n_out, e);
 }
 
 mm_status beam_generate_lp(const mm_beam_model *m, const int32_t *prompt, int n, const mm_sampling *p,
                            double length_penalty, int32_t eos, const int32_t *banned, int n_banned,
-                           const volatile int *cancel, int32_t *out, int *n_out, mm_err *e) {
+                           const atomic_int *cancel, int32_t *out, int *n_out, mm_err *e) {
     int nb = p->num_beams, V = m->vocab, max_len = n + p->max_new_tokens, k = 2 * nb;
     *n_out = 0;
     if (nb < 1 || nb > 64)
@@ -164,7 +165,7 @@ mm_status beam_generate_lp(const mm_beam_model *m, const int32_t *prompt, int n,
         memcpy(seqs + (size_t)b * max_len, prompt, sizeof(int32_t) * (size_t)n);
         scores[b] = p->do_sample || b == 0 ? 0 : -1e9; // beam search starts from one live beam
     }
-    while (s == MM_OK && !done && cur < max_len && !(cancel && *cancel)) {
+    while (s == MM_OK && !done && cur < max_len && !(cancel && atomic_load_explicit(cancel, memory_order_relaxed))) {
         if (m->step)
             s = m->step(m->ctx, nb, seqs, (size_t)max_len, cur, lgs, e);
         for (int b = 0; b < nb && s == MM_OK; b++) {

@@ -12,6 +12,7 @@
 #ifndef MM_BEAM_H
 #define MM_BEAM_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,12 +37,12 @@ typedef struct {
 // (capacity p->max_new_tokens) receives the best hypothesis' new tokens, ending with EOS when it closed on
 // one; *n_out their count. banned tokens never appear. cancel (may be NULL) is polled each step.
 mm_status beam_generate(const mm_beam_model *m, const int32_t *prompt, int n, const mm_sampling *p, int32_t eos,
-                        const int32_t *banned, int n_banned, const volatile int *cancel, int32_t *out, int *n_out,
+                        const int32_t *banned, int n_banned, const atomic_int *cancel, int32_t *out, int *n_out,
                         mm_err *e);
 // The same with Hugging Face's length_penalty other than 1: a hypothesis scores sum of log-probs / length^lp
 // (length including the prompt), in the ranking and in the stopping test (OpenFlamingo's evaluation passes 0).
 mm_status beam_generate_lp(const mm_beam_model *m, const int32_t *prompt, int n, const mm_sampling *p,
                            double length_penalty, int32_t eos, const int32_t *banned, int n_banned,
-                           const volatile int *cancel, int32_t *out, int *n_out, mm_err *e);
+                           const atomic_int *cancel, int32_t *out, int *n_out, mm_err *e);
 
 #endif

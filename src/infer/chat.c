@@ -1,5 +1,6 @@
 // Chat sessions on cached engines (see chat.h). Engine 0 serves greedy/sampled replies; beam search
 // uses one engine per beam (each re-uses its cache up to where its beam diverged).
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,7 +28,7 @@ struct mm_chat {
     mm_engine *eng[MAX_ENGINES];
     int eng_first_image[MAX_ENGINES], eng_n_images[MAX_ENGINES];
     uint64_t *eng_hash[MAX_ENGINES]; // [max_images]: the images engine i holds
-    volatile int cancel;
+    atomic_int cancel; // set from other threads and signal handlers (lock-free)
     mm_batcher *batcher; // NULL: compute alone
     mm_chat_stats st;
     char *reply;
@@ -124,7 +125,9 @@ mm_status chat_add_assistant(mm_chat *ch, const char *text, mm_err *e) {
     return conv_add(&ch->conv, MM_ROLE_ASSISTANT, text ? text : "", NULL, NULL, 0, e);
 }
 
-void chat_cancel(mm_chat *ch) { ch->cancel = 1; }
+// A lock-free atomic is what a signal handler may store to (C11 7.14.1.1), as chat_cancel promises.
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "chat_cancel needs a lock-free atomic_int");
+void chat_cancel(mm_chat *ch) { atomic_store_explicit(&ch->cancel, 1, memory_order_relaxed); }
 const mm_conversation *chat_conversation(const mm_chat *ch) { return &ch->conv; }
 
 const float *chat_image_pixels(const mm_chat *ch, int i) {
@@ -302,7 +305,7 @@ static int on_token(int32_t token, void *user) {
         if (r->p->num_beams <= 1) // the engine's last evaluation was the prompt
             r->ch->st.evaluated_tokens = engine_stats(r->ch->eng[0]).prompt_tokens;
     }
-    if (r->ch->cancel)
+    if (atomic_load_explicit(&r->ch->cancel, memory_order_relaxed))
         return 1;
     if (token == tok_eos_id(r->ch->tok))
         return 0;
@@ -412,7 +415,7 @@ static mm_status fit_context(mm_chat *ch, const mm_sampling *p, mm_templated *t,
 
 mm_status chat_reply(mm_chat *ch, const mm_sampling *p, const char *const *stop_strings, int n_stop, mm_piece_cb cb,
                      void *user, const char **reply, mm_err *e) {
-    ch->cancel = 0;
+    atomic_store_explicit(&ch->cancel, 0, memory_order_relaxed);
     if (ch->conv.n_turns == 0 || ch->conv.n_turns % 2 == 0)
         return mm_errf(e, MM_ERR_ARG, "there is no user turn to reply to");
     if (p->num_beams > MAX_ENGINES)
@@ -461,7 +464,7 @@ mm_status chat_reply(mm_chat *ch, const mm_sampling *p, const char *const *stop_
     double t1 = now_s();
     if (s == MM_OK && r.oom)
         s = mm_errf(e, MM_ERR_NOMEM, "out of memory");
-    if (s == MM_OK && !r.stopped && !ch->cancel) {
+    if (s == MM_OK && !r.stopped && !atomic_load_explicit(&ch->cancel, memory_order_relaxed)) {
         char tail[16];
         size_t k = tok_stream_flush(&r.ts, tail, sizeof tail);
         if (append(&r, tail, k) == 0)
@@ -470,7 +473,7 @@ mm_status chat_reply(mm_chat *ch, const mm_sampling *p, const char *const *stop_
     if (s == MM_OK) {
         if (r.stopped)
             why = MM_STOP_EOS;
-        else if (ch->cancel)
+        else if (atomic_load_explicit(&ch->cancel, memory_order_relaxed))
             why = MM_STOP_CALLBACK;
         // The demo shows decode(...).strip(): surrounding whitespace is not part of the reply.
         const char *b = r.text ? r.text : "";
