@@ -91,6 +91,11 @@ static int keys_for_block(const mm_attn_mask *m, int kn, int i1) {
     return kn;
 }
 
+// Cache rows requested this many rows ahead of the four being read (each thread streams its range of
+// rows head by head, four rows interleaved, which the hardware prefetchers follow poorly): 16000 f16
+// keys of a 1024-wide cache from DRAM 6.0-7.0 -> 5.2-5.7 ms per call (8, 32 rows: less); f32 and an
+// L3-resident cache unchanged within noise.
+#define KV_AHEAD 16
 // Attention for a few query rows of sequence b, the keys split among the threads: each takes a
 // contiguous range of cache rows and reads them whole (every head's slice), where splitting by heads
 // had each thread read one head's 256-512 bytes from every row, a model width apart: at LLaMA's widths
@@ -141,6 +146,9 @@ static void attend_few(float *out, int out_stride, const float *q, int q_stride,
         // cache's bytes (1600 keys of a 1024-wide f16 cache: 8 GB/s).
         int j = j0;
         for (; dot4 && j + 4 <= j1; j += 4) {
+            if (j + KV_AHEAD + 4 <= j1)
+                for (size_t o = 0; o < 4 * row; o += 64)
+                    __builtin_prefetch(kb + (j + KV_AHEAD) * row + o);
             for (int i = 0; i < Tq; i++)
                 for (int h = 0; h < H; h++) {
                     float d4[4], *o = sc + ((size_t)i * H + h) * kn + j;
@@ -161,6 +169,9 @@ static void attend_few(float *out, int out_stride, const float *q, int q_stride,
         float *pt = part + (size_t)t * Tq * D;
         memset(pt, 0, sizeof(float) * (size_t)Tq * D);
         for (j = j0; j + 4 <= j1; j += 4) {
+            if (j + KV_AHEAD + 4 <= j1)
+                for (size_t o = 0; o < 4 * row; o += 64)
+                    __builtin_prefetch(vb + (j + KV_AHEAD) * row + o);
             for (int i = 0; i < Tq; i++)
                 for (int h = 0; h < H; h++) {
                     const float *p = sc + ((size_t)i * H + h) * kn + j;
