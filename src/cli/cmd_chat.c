@@ -144,16 +144,13 @@ int cmd_chat(int argc, char **argv) {
     cli_opts_add(&p, own);
     cli_opts_add(&p, cli_model_opts);
     cli_opts_add(&p, cli_gen_opts);
+    cli_opts_help(&p, cli_model_help);
+    cli_opts_help(&p, cli_gen_help);
     const char *v;
     int rc = -1; // set when parsing ends the command
     for (int k, g; rc < 0 && (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR) {
-            rc = 2;
-        } else if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            fputs(cli_model_help, stdout);
-            fputs(cli_gen_help, stdout);
-            rc = 0;
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP) {
+            rc = cli_opts_stop(&p, k);
         } else if ((g = cli_model_opt(&ma, "chat", k, v)) != 0) {
             if (g < 0)
                 rc = 2;

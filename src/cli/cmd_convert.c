@@ -113,13 +113,8 @@ int cmd_convert(int argc, char **argv) {
     cli_opts_add(&p, own);
     const char *v;
     for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR) {
-            return 2;
-        }
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
+            return cli_opts_stop(&p, k);
         switch (k) {
         case KEY_LLAMA: llama = v; break;
         case KEY_CLIP: clip = v; break;

@@ -675,16 +675,13 @@ int cmd_eval_task(int argc, char **argv) {
     cli_opts_init(&op, "eval", usage_text, argc, argv);
     cli_opts_add(&op, own);
     cli_opts_add(&op, cli_model_opts);
+    cli_opts_help(&op, cli_model_help);
     const char *v;
     for (int k, r; (k = cli_opts_next(&op, &v)) != CLI_OPTS_END;) {
         long x;
-        if (k == CLI_OPTS_ERROR)
-            return 2;
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            fputs(cli_model_help, stdout);
-            return 0;
-        } else if (k >= KEY_STR && k < KEY_STR + 13) {
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
+            return cli_opts_stop(&op, k);
+        if (k >= KEY_STR && k < KEY_STR + 13) {
             *str[k - KEY_STR] = v;
         } else if ((r = cli_model_opt(&ma, "eval", k, v)) != 0) {
             if (r < 0)

@@ -42,16 +42,13 @@ int cmd_generate(int argc, char **argv) {
     cli_opts_add(&p, own);
     cli_opts_add(&p, cli_model_opts);
     cli_opts_add(&p, cli_gen_opts);
+    cli_opts_help(&p, cli_model_help);
+    cli_opts_help(&p, cli_gen_help);
     const char *v;
     for (int k, r; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR)
-            return 2;
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            fputs(cli_model_help, stdout);
-            fputs(cli_gen_help, stdout);
-            return 0;
-        } else if ((r = cli_model_opt(&ma, "generate", k, v)) != 0) {
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
+            return cli_opts_stop(&p, k);
+        if ((r = cli_model_opt(&ma, "generate", k, v)) != 0) {
             if (r < 0)
                 return 2;
         } else if ((r = cli_gen_opt(&g, "generate", k, v)) != 0) {

@@ -42,13 +42,9 @@ int cmd_logits(int argc, char **argv) {
     cli_opts_add(&p, own);
     const char *v;
     for (int k; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR) {
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP) {
             cli_images_free(&imgs);
-            return 2;
-        }
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            return 0;
+            return cli_opts_stop(&p, k);
         }
         if (k == 'm') {
             model_dir = v;

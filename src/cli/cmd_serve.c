@@ -47,15 +47,11 @@ int cmd_serve(int argc, char **argv) {
     cli_opts_init(&p, "serve", usage_text, argc, argv);
     cli_opts_add(&p, own);
     cli_opts_add(&p, cli_model_opts);
+    cli_opts_help(&p, cli_model_help);
     const char *v;
     for (int k, r; (k = cli_opts_next(&p, &v)) != CLI_OPTS_END;) {
-        if (k == CLI_OPTS_ERROR)
-            return 2;
-        if (k == CLI_KEY_HELP) {
-            fputs(usage_text, stdout);
-            fputs(cli_model_help, stdout);
-            return 0;
-        }
+        if (k == CLI_OPTS_ERROR || k == CLI_KEY_HELP)
+            return cli_opts_stop(&p, k);
         long n;
         if ((r = cli_model_opt(&ma, "serve", k, v)) != 0) {
             if (r < 0)

@@ -64,10 +64,20 @@ int cli_opts_next(cli_opts *p, const char **value) {
     return CLI_OPTS_ERROR;
 }
 
+void cli_opts_help(cli_opts *p, const char *text) {
+    int i = 0;
+    while (p->help[i])
+        i++;
+    if (i + 1 < (int)(sizeof p->help / sizeof p->help[0]))
+        p->help[i] = text;
+}
+
 int cli_opts_stop(const cli_opts *p, int key) {
     if (key != CLI_KEY_HELP)
         return 2;
     fputs(p->usage, stdout);
+    for (int i = 0; p->help[i]; i++)
+        fputs(p->help[i], stdout);
     return 0;
 }
 

@@ -35,6 +35,7 @@ typedef struct {
     int n;
     char shorts[2 * CLI_OPTS_MAX + 2];
     int next; // after CLI_OPTS_END: the index of the first operand (getopt moves them to the end)
+    const char *help[4]; // printed after the usage by --help (the shared tables' texts), NULL-ended
 } cli_opts;
 
 // argv[0] is the command's name (as main passes it).
@@ -45,8 +46,10 @@ void cli_opts_add(cli_opts *p, const cli_opt *table);
 // are done; CLI_OPTS_ERROR after printing the usage and the problem to stderr (the caller returns 2).
 int cli_opts_next(cli_opts *p, const char **value);
 
-// For the key cli_opts_next returned being CLI_OPTS_ERROR (gives 2) or CLI_KEY_HELP (prints the usage to stdout,
-// gives 0): the command's exit status.
+// Adds a text --help prints after the usage (cli_model_help, cli_gen_help: the shared tables' lines).
+void cli_opts_help(cli_opts *p, const char *text);
+// For the key cli_opts_next returned being CLI_OPTS_ERROR (gives 2) or CLI_KEY_HELP (prints the usage and the
+// added help texts to stdout, gives 0): the command's exit status.
 int cli_opts_stop(const cli_opts *p, int key);
 // Refuses the command line: prints the usage and "mmgpt CMD: " plus the message to stderr; returns 2.
 int cli_opts_refuse(const cli_opts *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
