@@ -363,7 +363,36 @@ int main(int argc, char **argv) {
     ops->free(a);
     ops->free(xv);
     ops->free(yv);
-    double ttft = 1e9, gen_tps = 0, prompt_tps = 0;
+    // The vision tower's work for one image: its matrices times its tokens, plus attention's two products,
+    // against what sgemm reaches on this machine (a 1024-cube, best of three): the FLOP floor per image.
+    double vis_tokens = (double)(S / c.vis_patch) * (S / c.vis_patch) + 1, vis_flops = 0;
+    for (int i = 0; i < m.w.n_params; i++) {
+        mm_param *p = &m.w.params[i];
+        double numel = 1;
+        for (int d = 0; d < p->ndim; d++)
+            numel *= (double)p->shape[d];
+        if (!strncmp(p->name, "vision_encoder.", 15) && p->ndim == 2 && strstr(p->name, "resblocks"))
+            vis_flops += 2.0 * vis_tokens * numel; // the blocks' matrices, every token
+        else if (!strncmp(p->name, "vision_encoder.", 15) && strstr(p->name, "conv1"))
+            vis_flops += 2.0 * (vis_tokens - 1) * numel; // the patch embedding, every patch
+    }
+    vis_flops += 4.0 * vis_tokens * vis_tokens * c.vis_width * c.vis_layers;
+    double gemm_flops = 0;
+    {
+        int G3 = 1024;
+        float *ga = ops->alloc(sizeof(float) * (size_t)G3 * G3 * 3);
+        ops->zero(ga, sizeof(float) * (size_t)G3 * G3 * 3);
+        for (int i = 0; i < 3; i++) {
+            ops->sync();
+            double t0 = now();
+            m.ops->gemm(0, 1, G3, G3, G3, 1.0f, ga, G3, ga + (size_t)G3 * G3, G3, 0.0f, ga + 2 * (size_t)G3 * G3, G3);
+            ops->sync();
+            double f = 2.0 * G3 * G3 * G3 / (now() - t0);
+            gemm_flops = f > gemm_flops ? f : gemm_flops;
+        }
+        ops->free(ga);
+    }
+    double ttft = 1e9, gen_tps = 0, prompt_tps = 0, vision_s = 1e9;
     double prof_s = 0;
     int prof_tokens = 0;
     for (int rep = 0; rep < 2 + profile; rep++) {
@@ -375,6 +404,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         double t1 = now();
+        vision_s = t1 - t0 < vision_s ? t1 - t0 : vision_s;
         mm_sampling sp = {.do_sample = 0, .temperature = 1, .top_p = 1, .repetition_penalty = 1, .max_new_tokens = G};
         int n_out;
         mm_stop_reason why;
@@ -403,6 +433,10 @@ int main(int argc, char **argv) {
         printf("c_batch_tps %.2f\nbatch of %d: %.2fx the tokens/s of one sequence\n", batch_tps, NB, batch_tps / gen_tps);
     printf("floor: %.1f MB of decoder weights per token / %.1f GB/s read bandwidth = %.2f ms/token (%.1f tokens/s)\n",
            (double)mat_bytes / 1e6, best_bw / 1e9, 1e3 * (double)mat_bytes / best_bw, best_bw / (double)mat_bytes);
+    printf("c_vision_s %.3f\nvision tower: %.1f GFLOP per image in %.3f s (%.1f GFLOP/s); sgemm reaches %.1f GFLOP/s "
+           "here: floor %.3f s (%.0f%%)\n",
+           vision_s, vis_flops / 1e9, vision_s, vis_flops / vision_s / 1e9, gemm_flops / 1e9, vis_flops / gemm_flops,
+           100.0 * vis_flops / gemm_flops / vision_s);
     // A generated token also reads its sequence's keys and values: at the last one, P + G positions.
     double kv_bytes = 2.0 * c.n_layers * c.dim * (double)(P + G) * (m.kv_cache == MM_F16 ? 2 : 4);
     printf("K/V cache %s: %.1f MB read by the last generated token; floor with it %.1f tokens/s\n", kv, kv_bytes / 1e6,
