@@ -9,6 +9,9 @@
 #include "infer/generate.h"
 #include "infer/prompt_gen.h"
 #include "io/safetensors.h"
+#include "mmgpt.h"
+#include "model/config.h"
+#include "vision/preprocess.h"
 #include "testutil.h"
 
 #define FX "tests/fixtures/forward"
@@ -496,6 +499,68 @@ static void test_f16_cache(void **s) {
     kv_type = MM_F32, rel_tol = 1e-5f;
 }
 
+// The demo model (models/demo.gguf) on its own chat prompt with the example image, token by token through
+// an f32-cache engine and an f16-cache engine: the next-token distributions at every position agree.
+static void test_f16_cache_demo(void **s) {
+    (void)s;
+    mmgpt_error err;
+    mmgpt_model *pm;
+    assert_int_equal(mmgpt_model_load("models/demo.gguf", NULL, &pm, &err), MMGPT_OK);
+    const char *prompt = "Below is an instruction that describes a task. Write a response that appropriately completes "
+                         "the request.\n\n### Image:\n<image>\n\n### Instruction:\nDescribe the image in detail.\n\n"
+                         "### Response:\nThere are three red circles, a big orange circle and a big yellow triangle on "
+                         "a gray background. The text says 723.";
+    int32_t ids[256];
+    size_t n;
+    assert_int_equal(mmgpt_tokenize(pm, prompt, 1, ids, 256, &n, &err), MMGPT_OK);
+    mmgpt_model_free(pm);
+    mm_model dm;
+    mm_err e = {0};
+    assert_ok(model_load(&dm, "models/demo.gguf", NULL, &e), &e);
+    int S2 = dm.w.cfg.vis_image_size, V = dm.w.cfg.vocab;
+    float *px = malloc(sizeof(float) * 3 * (size_t)S2 * S2);
+    clip_prep cp = config_clip_prep(&dm.w.cfg);
+    assert_ok(preprocess_clip_file("examples/demo.png", &cp, px, &e), &e);
+    mm_engine *en[2];
+    for (int k = 0; k < 2; k++) {
+        dm.kv_cache = k ? MM_F16 : MM_F32;
+        assert_ok(engine_create(&en[k], &dm, 256, 1, &e), &e);
+        assert_ok(engine_add_image(en[k], px, &e), &e);
+    }
+    int agree = 0, total = 0, first = 0;
+    double kl = 0, worst = 0;
+    while (ids[first] != dm.w.cfg.media_id)
+        first++;
+    for (int t = first + 1; t <= (int)n; t++) {
+        const float *lg[2];
+        for (int k = 0; k < 2; k++)
+            assert_ok(engine_eval(en[k], ids, t, &lg[k], &e), &e);
+        int ia = 0, ib = 0;
+        double za = 0, zb = 0, mx = 0, d = 0, kt = 0;
+        for (int v = 0; v < V; v++) {
+            ia = lg[0][v] > lg[0][ia] ? v : ia, ib = lg[1][v] > lg[1][ib] ? v : ib;
+            mx = fabs(lg[0][v]) > mx ? fabs(lg[0][v]) : mx, d = fabs(lg[0][v] - lg[1][v]) > d ? fabs(lg[0][v] - lg[1][v]) : d;
+        }
+        for (int v = 0; v < V; v++)
+            za += exp(lg[0][v] - lg[0][ia]), zb += exp(lg[1][v] - lg[1][ib]);
+        for (int v = 0; v < V; v++) {
+            double lp = lg[0][v] - lg[0][ia] - log(za), lq = lg[1][v] - lg[1][ib] - log(zb);
+            kt += exp(lp) * (lp - lq);
+        }
+        kl += kt, agree += ia == ib, total++;
+        worst = d / mx > worst ? d / mx : worst;
+    }
+    printf("mmgpt-test: demo model, f16 K/V cache vs f32: top-1 agreement %d/%d, mean KL %.2e, logits within %.2e of "
+           "max|logit|\n", agree, total, kl / total, worst);
+    assert_true(total > 30);
+    assert_int_equal(agree, total);
+    assert_true(kl / total < 1e-5);
+    for (int k = 0; k < 2; k++)
+        engine_free(en[k]);
+    free(px);
+    model_free(&dm);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_next),
@@ -504,7 +569,7 @@ int main(void) {
         cmocka_unit_test(test_greedy_generation),
         cmocka_unit_test(test_greedy_matches_reference), cmocka_unit_test(test_copy),
         cmocka_unit_test(test_step), cmocka_unit_test(test_beam_pool),
-        cmocka_unit_test(test_batcher), cmocka_unit_test(test_f16_cache),
+        cmocka_unit_test(test_batcher), cmocka_unit_test(test_f16_cache), cmocka_unit_test(test_f16_cache_demo),
     };
     return cmocka_run_group_tests_name("engine", tests, setup, NULL);
 }
