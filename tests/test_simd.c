@@ -68,23 +68,27 @@ static void check_table(const cpu_kernels *kt) {
             continue;
         for (int k = 0; k < n; k++)
             x[k] = rng_uniform(&r) * 4 - 2;
-        for (int t = 0; t < 2; t++) {
+        for (int t = 0; t < 3; t++) { // f16, bf16, f32 (the f32 rows in w, whose n + 1 floats hold 4 rows of ld)
+            mm_dtype dt = t == 0 ? MM_F16 : t == 1 ? MM_BF16 : MM_F32;
             uint16_t *rows = t ? b : h;
             for (int i = 0; i < 4 * ld; i++) {
                 float v = rng_uniform(&r) * 2 - 1;
-                rows[i] = t ? mm_f32_to_bf16(v) : mm_f32_to_f16(v);
+                if (t == 2)
+                    w[i] = v;
+                else
+                    rows[i] = t ? mm_f32_to_bf16(v) : mm_f32_to_f16(v);
             }
             float got4[4];
-            cpu_dot4_fn d4 = kt->dot4[t ? MM_BF16 : MM_F16];
+            cpu_dot4_fn d4 = kt->dot4[dt];
             if (!d4)
                 continue;
-            d4(rows, (size_t)ld * 2, x, n, got4);
+            d4(t == 2 ? (const void *)w : (const void *)rows, (size_t)ld * mm_dtype_size(dt), x, n, got4);
             for (int q = 0; q < 4; q++) {
                 for (int k = 0; k < n; k++)
-                    wq[k] = t ? mm_bf16_to_f32(rows[q * ld + k]) : mm_f16_to_f32(rows[q * ld + k]);
+                    wq[k] = t == 2 ? w[q * ld + k] : t ? mm_bf16_to_f32(rows[q * ld + k]) : mm_f16_to_f32(rows[q * ld + k]);
                 double mag, want = exact_dot(wq, x, n, &mag);
                 if (!within_f32_sum(got4[q], want, mag, n)) {
-                    printf("mmgpt-test: %s dot4_%s n=%d row %d got %.9g want %.9g\n", kt->name, t ? "bf16" : "f16", n, q,
+                    printf("mmgpt-test: %s dot4_%s n=%d row %d got %.9g want %.9g\n", kt->name, mm_dtype_name(dt), n, q,
                            got4[q], want);
                     bad++;
                 }

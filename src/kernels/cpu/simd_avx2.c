@@ -159,15 +159,16 @@ AVX2 static void axpy4_f16(float *y, const float *a, const void *xv, size_t ld, 
 // Four rows at once share the activation loads and keep four streams of weights in flight, which
 // draws ~1.5x the memory bandwidth of one row at a time on 2 cores (measured with a 11008x4096 f16
 // matrix: 11.4 vs 7.3 GB/s under load).
-#define DOT4_BODY(LOAD, TAIL)                                                                               \
+// ES: bytes per element (a 64-byte line of each row is requested every 64 / ES elements).
+#define DOT4_BODY(LOAD, TAIL, ES)                                                                           \
     const unsigned char *w0 = wv, *w1 = w0 + ld, *w2 = w0 + 2 * ld, *w3 = w0 + 3 * ld;                     \
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),                   \
            a3 = _mm256_setzero_ps();                                                                        \
     int k = 0;                                                                                              \
     for (; k + 8 <= n; k += 8) {                                                                            \
-        if ((k & 31) == 0) /* a 64-byte line of each half-precision row */                                  \
-            prefetch_ahead(w0 + 2 * k), prefetch_ahead(w1 + 2 * k), prefetch_ahead(w2 + 2 * k),             \
-                prefetch_ahead(w3 + 2 * k);                                                                 \
+        if ((k & (64 / ES - 1)) == 0)                                                                       \
+            prefetch_ahead(w0 + ES * k), prefetch_ahead(w1 + ES * k), prefetch_ahead(w2 + ES * k),          \
+                prefetch_ahead(w3 + ES * k);                                                                \
         __m256 xv = _mm256_loadu_ps(x + k);                                                                 \
         a0 = _mm256_fmadd_ps(LOAD(w0, k), xv, a0);                                                          \
         a1 = _mm256_fmadd_ps(LOAD(w1, k), xv, a1);                                                          \
@@ -183,9 +184,11 @@ AVX2 static void axpy4_f16(float *y, const float *a, const void *xv, size_t ld, 
     }                                                                                                       \
     out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
 
-AVX2 static void dot4_f16(const void *wv, size_t ld, const float *x, int n, float *out) { DOT4_BODY(load_f16, tail_f16) }
+// f32 rows: a generated token's scores over an f32 K/V cache (linear's f32 rows take dot2x4 or sgemv).
+AVX2 static void dot4_f32(const void *wv, size_t ld, const float *x, int n, float *out) { DOT4_BODY(load_f32, tail_f32, 4) }
+AVX2 static void dot4_f16(const void *wv, size_t ld, const float *x, int n, float *out) { DOT4_BODY(load_f16, tail_f16, 2) }
 AVX2 static void dot4_bf16(const void *wv, size_t ld, const float *x, int n, float *out) {
-    DOT4_BODY(load_bf16, tail_bf16)
+    DOT4_BODY(load_bf16, tail_bf16, 2)
 }
 
 // Two weight rows against up to four activation rows (a batched step's tokens): each weight vector is
@@ -689,7 +692,7 @@ static const cpu_kernels avx2 = {
     .name = "avx2",
     .dot = {[MM_F32] = dot_f32, [MM_F16] = dot_f16, [MM_BF16] = dot_bf16, [MM_Q8_0] = dot_q8_0, [MM_Q4_0] = dot_q4_0,
             [MM_Q4_K] = dot_q4_k, [MM_Q6_K] = dot_q6_k},
-    .dot4 = {[MM_F16] = dot4_f16, [MM_BF16] = dot4_bf16},
+    .dot4 = {[MM_F32] = dot4_f32, [MM_F16] = dot4_f16, [MM_BF16] = dot4_bf16},
     .dot2x4 = {[MM_F32] = dot2x4_f32, [MM_F16] = dot2x4_f16, [MM_BF16] = dot2x4_bf16},
     .dotq = {[MM_Q8_0] = dotq_q8_0, [MM_Q4_0] = dotq_q4_0, [MM_Q4_K] = dotq_q4_k, [MM_Q6_K] = dotq_q6_k},
     .dotqn = {[MM_Q8_0] = dotqn_q8_0, [MM_Q4_0] = dotqn_q4_0, [MM_Q4_K] = dotqn_q4_k},
