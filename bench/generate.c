@@ -265,13 +265,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench: --dtype %s is not f32, f16, bf16, q8_0, q4_0, q4_k or q4_k_m\n", dtype);
         return 2;
     }
-    mm_model m = {.ops = ops_cpu(), .kv_cache = MM_F32};
-    if (strcmp(kv, "f32") && strcmp(kv, "f16")) {
+    mm_model m = {.ops = ops_cpu()};
+    if (mm_kv_cache_parse(kv, &m.kv_cache) != 0) {
         fprintf(stderr, "bench: --kv-cache %s is not f32 or f16\n", kv);
         return 2;
     }
-    if (!strcmp(kv, "f16"))
-        m.kv_cache = MM_F16;
     if (weights_init(&m.w, &c, &e) != MM_OK) {
         fprintf(stderr, "bench: %s\n", e.msg);
         return 1;
@@ -289,6 +287,9 @@ int main(int argc, char **argv) {
     rng_seed(&r, 1);
     size_t mat_bytes = 0;
     float *vals = NULL;
+    // The vision tower's matrix work for one image (its blocks' matrices on every token, the patch
+    // embedding on every patch); attention's products are added below.
+    double vis_tokens = (double)(c.vis_image_size / c.vis_patch) * (c.vis_image_size / c.vis_patch) + 1, vis_flops = 0;
     for (int i = 0; i < m.w.n_params; i++) {
         mm_param *p = &m.w.params[i];
         size_t n = 1;
@@ -314,6 +315,10 @@ int main(int argc, char **argv) {
         // Bytes a generated token reads: the decoder's matrices (not the vision tower or perceiver).
         if (!strncmp(p->name, "lang_encoder.", 13) && strcmp(p->name, "lang_encoder.model.embed_tokens.weight"))
             mat_bytes += weights_param_bytes(&m.w, p);
+        if (!strncmp(p->name, "vision_encoder.", 15) && p->ndim == 2 && strstr(p->name, "resblocks"))
+            vis_flops += 2.0 * vis_tokens * (double)n;
+        else if (!strncmp(p->name, "vision_encoder.", 15) && strstr(p->name, "conv1"))
+            vis_flops += 2.0 * (vis_tokens - 1) * (double)n;
     }
     free(vals);
     if (model_to_device(&m, ops, &e) != MM_OK) {
@@ -365,17 +370,7 @@ int main(int argc, char **argv) {
     ops->free(yv);
     // The vision tower's work for one image: its matrices times its tokens, plus attention's two products,
     // against what sgemm reaches on this machine (a 1024-cube, best of three): the FLOP floor per image.
-    double vis_tokens = (double)(S / c.vis_patch) * (S / c.vis_patch) + 1, vis_flops = 0;
-    for (int i = 0; i < m.w.n_params; i++) {
-        mm_param *p = &m.w.params[i];
-        double numel = 1;
-        for (int d = 0; d < p->ndim; d++)
-            numel *= (double)p->shape[d];
-        if (!strncmp(p->name, "vision_encoder.", 15) && p->ndim == 2 && strstr(p->name, "resblocks"))
-            vis_flops += 2.0 * vis_tokens * numel; // the blocks' matrices, every token
-        else if (!strncmp(p->name, "vision_encoder.", 15) && strstr(p->name, "conv1"))
-            vis_flops += 2.0 * (vis_tokens - 1) * numel; // the patch embedding, every patch
-    }
+    // (vis_flops holds the matrices' part, summed with the parameters above.)
     vis_flops += 4.0 * vis_tokens * vis_tokens * c.vis_width * c.vis_layers;
     double gemm_flops = 0;
     {

@@ -132,7 +132,8 @@ mmgpt_status mmgpt_model_load(const char *path, const mmgpt_model_params *params
         return api_errf(err, MMGPT_ERR_NOMEM, "out of memory");
     mm_load_opts lo = {.adapter = p.adapter};
     const mm_ops *ops;
-    if (p.kv_cache && strcmp(p.kv_cache, "f32") && strcmp(p.kv_cache, "f16")) {
+    mm_dtype kv;
+    if (mm_kv_cache_parse(p.kv_cache, &kv) != 0) {
         free(md);
         return api_errf(err, MMGPT_ERR_ARG, "mmgpt_model_load: kv_cache is \"f32\" or \"f16\", not \"%s\"", p.kv_cache);
     }
@@ -141,7 +142,7 @@ mmgpt_status mmgpt_model_load(const char *path, const mmgpt_model_params *params
         free(md);
         return api_fail(err, &e);
     }
-    md->m.kv_cache = p.kv_cache && !strcmp(p.kv_cache, "f16") ? MM_F16 : MM_F32;
+    md->m.kv_cache = kv;
     mm_status s = model_to_device(&md->m, ops, &e);
     if (s == MM_OK)
         s = load_tokenizer(path, p.tokenizer, &md->tok, &e);

@@ -45,11 +45,10 @@ int cli_model_opt(cli_model_args *a, const char *cmd, int key, const char *v) {
         return 1;
     }
     case CLI_KEY_MODEL + 5:
-        if (strcmp(v, "f32") && strcmp(v, "f16")) {
+        if (mm_kv_cache_parse(v, &a->kv_cache) != 0) {
             cli_usage(cmd, "--kv-cache takes f32 or f16, not '%s'", v);
             return -1;
         }
-        a->kv_cache = strcmp(v, "f16") ? MM_F32 : MM_F16;
         return 1;
     }
     return 0;

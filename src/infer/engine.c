@@ -172,10 +172,11 @@ mm_status engine_copy(mm_engine *dst, const mm_engine *src, mm_err *e) {
     memcpy(dst->q_media, src->q_media, sizeof(int32_t) * (size_t)src->n);
     if (lat)
         ops->copy(dst->latents, src->latents, sizeof(float) * lat * W);
+    size_t kv_bytes = mm_dtype_size(src->kv_type) * (size_t)src->n * D; // of each layer's K and V
     for (int l = 0; l < c->n_layers; l++) {
         if (src->n) {
-            ops->copy(dst->k[l], src->k[l], mm_dtype_size(src->kv_type) * (size_t)src->n * D);
-            ops->copy(dst->v[l], src->v[l], mm_dtype_size(src->kv_type) * (size_t)src->n * D);
+            ops->copy(dst->k[l], src->k[l], kv_bytes);
+            ops->copy(dst->v[l], src->v[l], kv_bytes);
         }
         if (lat && src->xkv[l])
             ops->copy(dst->xkv[l], src->xkv[l], sizeof(float) * lat * 2 * inner);

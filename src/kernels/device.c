@@ -69,6 +69,16 @@ mm_status mm_device_open(const char *spec, const mm_ops **ops, char *desc, size_
     return MM_OK;
 }
 
+int mm_kv_cache_parse(const char *s, mm_dtype *t) {
+    if (!s || !strcmp(s, "f32"))
+        *t = MM_F32;
+    else if (!strcmp(s, "f16"))
+        *t = MM_F16;
+    else
+        return -1;
+    return 0;
+}
+
 mm_status mm_precision_parse(const char *s, mm_precision *p, mm_err *e) {
     *p = MM_PREC_DEFAULT;
     if (!s || !*s)

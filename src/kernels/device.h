@@ -30,5 +30,8 @@ typedef enum { MM_PREC_DEFAULT = 0, MM_PREC_F32, MM_PREC_BF16 } mm_precision;
 // Parses "f32"/"fp32"/"float32" or "bf16"/"bfloat16"; NULL or "" is the default (bf16 on a GPU,
 // the weights' own type on the CPU).
 mm_status mm_precision_parse(const char *s, mm_precision *p, mm_err *e);
+// A K/V cache type as users spell it: NULL or "f32" -> MM_F32, "f16" -> MM_F16; returns 0, or -1 for
+// anything else (the caller says so in its own words).
+int mm_kv_cache_parse(const char *s, mm_dtype *t);
 
 #endif
