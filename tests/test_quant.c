@@ -273,25 +273,9 @@ static void compare_logits(const char *fa, const char *fb, long *agree, long *to
     int64_t T = A.shape[0], V = A.shape[1];
     const float *a = A.data, *b = B.data;
     for (int64_t t = 0; t < T; t++) {
-        const float *x = a + t * V, *y = b + t * V;
-        int64_t ia = 0, ib = 0;
-        double ma = x[0], mb = y[0];
-        for (int64_t v = 1; v < V; v++) {
-            if (x[v] > ma)
-                ma = x[v], ia = v;
-            if (y[v] > mb)
-                mb = y[v], ib = v;
-        }
-        double za = 0, zb = 0;
-        for (int64_t v = 0; v < V; v++)
-            za += exp(x[v] - ma), zb += exp(y[v] - mb);
-        double k = 0;
-        for (int64_t v = 0; v < V; v++) {
-            double lp = x[v] - ma - log(za), lq = y[v] - mb - log(zb);
-            k += exp(lp) * (lp - lq);
-        }
-        *kl += k;
-        *agree += ia == ib;
+        int same;
+        *kl += next_token_kl(a + t * V, b + t * V, V, &same);
+        *agree += same;
         (*total)++;
     }
     mm_npy_free(&A);

@@ -107,6 +107,25 @@ static inline int compare_f32(const char *what, const float *got, const float *w
     return nbad == 0;
 }
 
+// Two next-token distributions given as logits x (the reference) and y over V tokens: KL(softmax x ||
+// softmax y), and whether their top tokens agree (*same).
+static inline double next_token_kl(const float *x, const float *y, int64_t V, int *same) {
+    int64_t ia = 0, ib = 0;
+    for (int64_t v = 1; v < V; v++) {
+        ia = x[v] > x[ia] ? v : ia;
+        ib = y[v] > y[ib] ? v : ib;
+    }
+    double za = 0, zb = 0, k = 0;
+    for (int64_t v = 0; v < V; v++)
+        za += exp((double)x[v] - x[ia]), zb += exp((double)y[v] - y[ib]);
+    for (int64_t v = 0; v < V; v++) {
+        double lp = (double)x[v] - x[ia] - log(za), lq = (double)y[v] - y[ib] - log(zb);
+        k += exp(lp) * (lp - lq);
+    }
+    *same = ia == ib;
+    return k;
+}
+
 // Whether an f32 sum of n products (mag = the sum of their magnitudes) is within the standard bound of
 // f32 summation of the exact value: |got - want| <= 4 (n + 1) eps mag.
 static inline int within_f32_sum(double got, double want, double mag, int n) {
