@@ -104,7 +104,9 @@ static void test_error_by_type(void **state) {
 // of the decoded rows. Rows start 2 bytes past an allocation: the kernels may assume only the blocks'
 // own 2-byte alignment (a GGUF tensor starts 32- or 64-aligned and every block size is even).
 static void check_dots(const cpu_kernels *kt) {
-    static const int lengths[] = {256, 512, 4096};
+    // 32-weight block types also at lengths whose block count is not a multiple of 8 or 4 (the kernels'
+    // passes of 8 or 4 blocks, then one block at a time).
+    static const int lengths[] = {256, 512, 4096, 32, 96, 416, 4064};
     mm_rng r;
     rng_seed(&r, 9);
     int maxn = 4096, bad = 0;
@@ -113,6 +115,8 @@ static void check_dots(const cpu_kernels *kt) {
     for (int ti = 0; ti < NTYPES; ti++)
         for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
             int n = lengths[li];
+            if (n % mm_quant_block(types[ti]))
+                continue;
             for (int k = 0; k < n; k++)
                 w[k] = (rng_uniform(&r) * 2 - 1) * (k % 97 == 0 ? 4.0f : 0.1f), x[k] = rng_uniform(&r) * 4 - 2;
             mm_convert_from_f32(blocks + 2, types[ti], w, (size_t)n);
@@ -199,6 +203,15 @@ static void test_dot_avx2(void **state) {
         skip();
     }
     check_dots(cpu_kernels_avx2());
+}
+
+static void test_dot_avx512(void **state) {
+    (void)state;
+    if (!cpu_kernels_avx512()) {
+        printf("mmgpt-test: this processor has no AVX-512 F/BW/VL + VNNI: avx512 kernels not run\n");
+        skip();
+    }
+    check_dots(cpu_kernels_avx512());
 }
 
 // ops->linear on quantized weights against the decoded weights in f32 through BLAS: the integer row
@@ -362,6 +375,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_bytes), cmocka_unit_test(test_error_by_type),
         cmocka_unit_test(test_dot_scalar),      cmocka_unit_test(test_dot_avx2),
+        cmocka_unit_test(test_dot_avx512),
         cmocka_unit_test(test_linear_quant),    cmocka_unit_test(test_quantized_file),
         cmocka_unit_test(test_demo_agreement),
     };

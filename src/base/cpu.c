@@ -28,7 +28,7 @@ static void detect(void) {
     supported = MM_SIMD_SCALAR;
     if (features.avx2 && features.fma && features.f16c) {
         supported = MM_SIMD_AVX2;
-        if (features.avx512f && features.avx512bw && features.avx512vl)
+        if (features.avx512f && features.avx512bw && features.avx512vl && features.avx512vnni)
             supported = MM_SIMD_AVX512;
     }
     active = supported;

@@ -6,13 +6,14 @@
 typedef enum {
     MM_SIMD_SCALAR = 0, // portable C, the reference every other path is tested against
     MM_SIMD_AVX2,       // AVX2 + FMA + F16C (x86-64-v3)
-    MM_SIMD_AVX512,     // AVX-512 F/BW/VL + the AVX2 set
+    MM_SIMD_AVX512,     // AVX-512 F/BW/VL + VNNI + the AVX2 set (Cascade Lake, Ice Lake, Sapphire Rapids, Zen 4 on)
 } mm_simd_level;
 
 typedef struct {
     int avx2, fma, f16c;               // the AVX2 path needs all three
     int avx512f, avx512bw, avx512vl;   // the AVX-512 path needs these
-    int avx512vnni, avx512bf16;        // reported (int8 / bf16 dot-product instructions)
+    int avx512vnni;                    // and this (int8/int16 dot products); without it, the AVX2 path
+    int avx512bf16;                    // reported only (its dot product would round activations to bf16)
 } mm_cpu_features;
 
 // The processor's features (cached after the first call; thread-safe).

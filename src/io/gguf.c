@@ -1,5 +1,6 @@
 #include "io/gguf.h"
 
+#include "base/bigmem.h"
 #include "base/quant.h"
 
 #include <errno.h>
@@ -325,6 +326,58 @@ mm_status gguf_open(mm_gguf *g, const char *path, mm_err *e) {
     return MM_OK;
 }
 
+// The whole file read into memory of its own (2 MB pages: base/bigmem.h), then parsed as gguf_open does.
+mm_status gguf_open_resident(mm_gguf *g, const char *path, mm_err *e) {
+    memset(g, 0, sizeof *g);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return mm_errf(e, MM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+        close(fd);
+        return mm_errf(e, MM_ERR_IO, "%s: not a regular non-empty file", path);
+    }
+    size_t len = (size_t)st.st_size, alloc;
+    uint8_t *p = mm_big_alloc(len, &alloc);
+    if (!p) {
+        close(fd);
+        return mm_errf(e, MM_ERR_NOMEM, "%s: out of memory for %.1f MB of model", path, (double)len / 1e6);
+    }
+    // 64 MB pieces read by all threads: a copy from the page cache runs at memory speed per core.
+    const size_t piece = (size_t)64 << 20;
+    long n_pieces = (long)((len + piece - 1) / piece);
+    int bad = 0, err = 0;
+#pragma omp parallel for schedule(dynamic)
+    for (long i = 0; i < n_pieces; i++) {
+        size_t off = (size_t)i * piece, end = off + piece < len ? off + piece : len;
+        while (off < end) {
+            ssize_t r = pread(fd, p + off, end - off, (off_t)off);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+#pragma omp critical(gguf_read_error)
+                bad = 1, err = r < 0 ? errno : 0;
+                break;
+            }
+            off += (size_t)r;
+        }
+    }
+    close(fd);
+    if (bad) {
+        mm_big_free(p, alloc);
+        return mm_errf(e, MM_ERR_IO, "%s: read failed: %s", path, err ? strerror(err) : "file shrank while reading");
+    }
+    mm_status s = gguf_parse(g, p, len, path, e);
+    if (s != MM_OK) {
+        mm_big_free(p, alloc);
+        return s;
+    }
+    g->map = p;
+    g->map_len = len;
+    g->map_alloc = alloc;
+    return MM_OK;
+}
+
 void gguf_close(mm_gguf *g) {
     for (int i = 0; i < g->n_kv; i++)
         free(g->kv[i].key);
@@ -333,7 +386,9 @@ void gguf_close(mm_gguf *g) {
     free(g->kv);
     free(g->tensors);
     free(g->index);
-    if (g->map)
+    if (g->map && g->map_alloc)
+        mm_big_free(g->map, g->map_alloc);
+    else if (g->map)
         munmap(g->map, g->map_len);
     memset(g, 0, sizeof *g);
 }

@@ -42,6 +42,7 @@ typedef struct {
 typedef struct mm_gguf_file {
     uint8_t *map;
     size_t map_len;
+    size_t map_alloc; // gguf_open_resident: the memory's length (0: map is the file's mapping)
     uint32_t version;
     size_t alignment;
     int n_kv, n_tensors;
@@ -54,6 +55,10 @@ typedef struct mm_gguf_file {
 // True when the file starts with the GGUF magic.
 int gguf_is_gguf(const char *path);
 mm_status gguf_open(mm_gguf *g, const char *path, mm_err *e);
+// As gguf_open, with the file read into memory of its own in 2 MB pages (base/bigmem.h) instead of
+// mapped: a model's weights for inference (decoding streams them each token; 4 KB file pages cost
+// up to a third of the bandwidth). Takes the file's size in memory at once.
+mm_status gguf_open_resident(mm_gguf *g, const char *path, mm_err *e);
 // Parses a GGUF image already in memory (fuzzing, tests); g borrows data (not freed by gguf_close).
 mm_status gguf_parse(mm_gguf *g, const uint8_t *data, size_t len, const char *label, mm_err *e);
 void gguf_close(mm_gguf *g);

@@ -217,7 +217,10 @@ static mm_status model_load_gguf_cfg(mm_model *m, const char *path, const mm_con
     mm_gguf *g = calloc(1, sizeof *g);
     if (!g)
         return mm_errf(e, MM_ERR_NOMEM, "out of memory");
-    mm_status s = gguf_open(g, path, e);
+    // Read into 2 MB pages (decoding streams the weights every token); MMGPT_MMAP=1 maps the file
+    // instead (pages the kernel can drop and re-read: for machines short of memory).
+    const char *mapenv = getenv("MMGPT_MMAP");
+    mm_status s = mapenv && !strcmp(mapenv, "1") ? gguf_open(g, path, e) : gguf_open_resident(g, path, e);
     if (s != MM_OK) {
         free(g);
         return s;

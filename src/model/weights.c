@@ -1,5 +1,7 @@
 #include "model/weights.h"
 
+#include "base/bigmem.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,11 +258,10 @@ mm_status weights_alloc(mm_weights *w, mm_dtype mat_dtype, mm_err *e) {
         else
             fb += b;
     }
-    w->frozen = aligned_alloc(ALIGN, fb ? fb : ALIGN);
-    w->trainable = aligned_alloc(ALIGN, tb ? tb : ALIGN);
+    w->frozen = mm_big_alloc(fb, &w->frozen_alloc);
+    w->trainable = mm_big_alloc(tb, &w->trainable_alloc);
     if (!w->frozen || !w->trainable)
         return mm_errf(e, MM_ERR_NOMEM, "out of memory allocating %.1f MB of weights", (double)(fb + tb) / 1e6);
-    memset(w->trainable, 0, tb);
     w->frozen_bytes = fb;
     w->n_trainable = tb / 4;
     fb = tb = 0;
@@ -288,8 +289,8 @@ void weights_free(mm_weights *w) {
     free(w->llm.layers);
     free(w->xattn);
     free(w->params);
-    free(w->frozen);
-    free(w->trainable);
+    mm_big_free(w->frozen, w->frozen_alloc);
+    mm_big_free(w->trainable, w->trainable_alloc);
     memset(w, 0, sizeof *w);
 }
 

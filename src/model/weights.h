@@ -114,9 +114,10 @@ typedef struct {
     mm_param *params;
     int n_params;
     mm_dtype mat_dtype;   // storage dtype of the frozen matrices
-    void *frozen;         // one allocation
+    void *frozen;         // one allocation (base/bigmem.h: in 2 MB pages)
     size_t frozen_bytes;
     float *trainable;     // one allocation: LoRA A/B and unfrozen tensors (f32)
+    size_t frozen_alloc, trainable_alloc; // mapping lengths for mm_big_free
     size_t n_trainable;   // floats
     int vision_trains;    // some vision-encoder tensor is trainable (training refuses: no CLIP backward)
     int perceiver_trains; // some perceiver tensor is trainable (training runs the perceiver's backward)

@@ -1,5 +1,4 @@
-// Picks the row-kernel table for the SIMD level in use. AVX-512 machines run the AVX2 table until
-// AVX-512 kernels exist (`mmgpt info --cpu` says so).
+// Picks the row-kernel table for the SIMD level in use.
 #include "kernels/cpu/simd.h"
 
 #include <math.h>
@@ -31,6 +30,8 @@ const cpu_kernels *cpu_kernels_at(mm_simd_level level) {
         return cpu_kernels_scalar();
     case MM_SIMD_AVX2:
         return cpu_kernels_avx2();
+    case MM_SIMD_AVX512:
+        return cpu_kernels_avx512();
     default:
         return NULL;
     }
@@ -62,12 +63,11 @@ void cpu_describe(char *buf, size_t cap) {
              "features: avx2=%d fma=%d f16c=%d avx512f=%d avx512bw=%d avx512vl=%d avx512vnni=%d avx512bf16=%d\n"
              "simd supported: %s\n"
              "simd active: %s%s%s%s\n"
-             "kernels: %s%s\n"
+             "kernels: %s\n"
              "threads: %d\n"
              "blas: OpenBLAS %s\n",
              f->avx2, f->fma, f->f16c, f->avx512f, f->avx512bw, f->avx512vl, f->avx512vnni, f->avx512bf16,
              mm_simd_name(sup), mm_simd_name(act), cap_env ? " (MMGPT_SIMD=" : "", cap_env ? cap_env : "",
-             cap_env ? ")" : "", k->name,
-             act == MM_SIMD_AVX512 ? " (no AVX-512 kernels yet: the AVX2 ones run)" : "", omp_get_max_threads(),
+             cap_env ? ")" : "", k->name, omp_get_max_threads(),
              openblas_get_corename());
 }

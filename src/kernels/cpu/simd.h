@@ -76,6 +76,8 @@ const cpu_kernels *cpu_kernels_at(mm_simd_level level);
 
 const cpu_kernels *cpu_kernels_scalar(void);
 const cpu_kernels *cpu_kernels_avx2(void); // NULL on processors without AVX2+FMA+F16C or non-x86 builds
+// The AVX2 table with the row products in AVX-512 + VNNI; NULL where the processor lacks them.
+const cpu_kernels *cpu_kernels_avx512(void);
 
 
 
