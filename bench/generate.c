@@ -10,6 +10,8 @@
 // linears by weight shape and type (with the GB/s each reaches), and the time outside the ops.
 // --kv-cache f16 keeps the self-attention keys and values in half precision (long prompts: a generated
 // token reads 2 x layers x dim values per position of its sequence, beside the weights).
+// --model FILE times a model file as `mmgpt chat` loads it (e.g. bench/load --make's 7B-shaped GGUF)
+// instead of building random weights (--dtype and --shape are then the file's own).
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/bigmem.h"
 #include "base/rng.h"
 #include "infer/engine.h"
 #include "infer/generate.h"
@@ -226,7 +229,7 @@ fail:
 
 int main(int argc, char **argv) {
     int P = 128, G = 64, NB = 1, profile = 0;
-    const char *dtype = "f32", *device = "cpu", *shape = "mid", *kv = "f32";
+    const char *dtype = "f32", *device = "cpu", *shape = "mid", *kv = "f32", *model_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--prompt") && i + 1 < argc)
             P = atoi(argv[++i]);
@@ -242,6 +245,8 @@ int main(int argc, char **argv) {
             NB = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--kv-cache") && i + 1 < argc)
             kv = argv[++i];
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc)
+            model_path = argv[++i];
         else if (!strcmp(argv[i], "--profile"))
             profile = 1;
     }
@@ -270,18 +275,28 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench: --kv-cache %s is not f32 or f16\n", kv);
         return 2;
     }
-    if (weights_init(&m.w, &c, &e) != MM_OK) {
-        fprintf(stderr, "bench: %s\n", e.msg);
-        return 1;
-    }
-    for (int i = 0; i < m.w.n_params; i++) {
-        mm_param *p = &m.w.params[i];
-        if (p->kind == MM_PARAM_FROZEN_MAT)
-            p->has_store = 1, p->store = quant_param_dtype(&qs, &m.w, p);
-    }
-    if (weights_alloc(&m.w, qs.base, &e) != MM_OK) {
-        fprintf(stderr, "bench: %s\n", e.msg);
-        return 1;
+    if (model_path) {
+        mm_dtype kvc = m.kv_cache;
+        if (model_load(&m, model_path, NULL, &e) != MM_OK) {
+            fprintf(stderr, "bench: %s\n", e.msg);
+            return 1;
+        }
+        m.kv_cache = kvc;
+        c = m.w.cfg;
+    } else {
+        if (weights_init(&m.w, &c, &e) != MM_OK) {
+            fprintf(stderr, "bench: %s\n", e.msg);
+            return 1;
+        }
+        for (int i = 0; i < m.w.n_params; i++) {
+            mm_param *p = &m.w.params[i];
+            if (p->kind == MM_PARAM_FROZEN_MAT)
+                p->has_store = 1, p->store = quant_param_dtype(&qs, &m.w, p);
+        }
+        if (weights_alloc(&m.w, qs.base, &e) != MM_OK) {
+            fprintf(stderr, "bench: %s\n", e.msg);
+            return 1;
+        }
     }
     mm_rng r;
     rng_seed(&r, 1);
@@ -295,8 +310,8 @@ int main(int argc, char **argv) {
         size_t n = 1;
         for (int d = 0; d < p->ndim; d++)
             n *= (size_t)p->shape[d];
-        float *nv = realloc(vals, sizeof(float) * n);
-        if (!nv) {
+        float *nv = model_path ? vals : realloc(vals, sizeof(float) * n);
+        if (!model_path && !nv) {
             fprintf(stderr, "bench: out of memory\n");
             return 1;
         }
@@ -305,13 +320,14 @@ int main(int argc, char **argv) {
         // the parameter's type.
         float s = p->ndim > 1 ? 1.7f / sqrtf((float)p->shape[p->ndim - 1]) : 0.1f;
         float off = p->ndim == 1 && strstr(p->name, "norm") ? 1.0f : 0.0f;
-#pragma omp parallel for schedule(static)
-        for (size_t k = 0; k < n; k++) {
+#pragma omp parallel for schedule(static) if (!model_path)
+        for (size_t k = 0; k < (model_path ? 0 : n); k++) {
             uint64_t h = (k + 1) * 0x9E3779B97F4A7C15ull ^ (uint64_t)i << 40;
             h ^= h >> 29, h *= 0xBF58476D1CE4E5B9ull, h ^= h >> 32;
             vals[k] = ((float)(h >> 40) * (1.0f / 16777216.0f) * 2 - 1) * s + off;
         }
-        mm_convert_from_f32(*p->slot, weights_param_dtype(&m.w, p), vals, n);
+        if (!model_path)
+            mm_convert_from_f32(*p->slot, weights_param_dtype(&m.w, p), vals, n);
         // Bytes a generated token reads: the decoder's matrices (not the vision tower or perceiver).
         if (!strncmp(p->name, "lang_encoder.", 13) && strcmp(p->name, "lang_encoder.model.embed_tokens.weight"))
             mat_bytes += weights_param_bytes(&m.w, p);
@@ -349,8 +365,13 @@ int main(int argc, char **argv) {
         ha[i] = 1e-3f;
     for (int i = 0; i < Ccols; i++)
         hx[i] = 1.0f;
-    // In the backend's memory (a device's own bandwidth for a GPU run).
-    float *a = ops->alloc(sizeof(float) * (size_t)R * Ccols), *xv = ops->alloc(sizeof(float) * Ccols);
+    // In the backend's memory (a device's own bandwidth for a GPU run); on the CPU in 2 MB pages as the
+    // weights are (base/bigmem.h: with 4 KB pages this read ran ~10% slower).
+    int on_cpu = ops == ops_cpu();
+    size_t probe_len = 0;
+    float *a = on_cpu ? mm_big_alloc(sizeof(float) * (size_t)R * Ccols, &probe_len)
+                      : ops->alloc(sizeof(float) * (size_t)R * Ccols);
+    float *xv = ops->alloc(sizeof(float) * Ccols);
     float *yv = ops->alloc(sizeof(float) * R);
     ops->upload(a, ha, sizeof(float) * (size_t)R * Ccols);
     ops->upload(xv, hx, sizeof(float) * Ccols);
@@ -365,7 +386,10 @@ int main(int argc, char **argv) {
         double bw = (double)R * Ccols * sizeof(float) / (now() - t0);
         best_bw = bw > best_bw ? bw : best_bw;
     }
-    ops->free(a);
+    if (on_cpu)
+        mm_big_free(a, probe_len);
+    else
+        ops->free(a);
     ops->free(xv);
     ops->free(yv);
     // The vision tower's work for one image: its matrices times its tokens, plus attention's two products,
@@ -422,7 +446,8 @@ int main(int argc, char **argv) {
     if (batch_tps < 0)
         return 1;
     printf("config: %s, weights %s, prompt %d tokens + 1 image, %d generated, threads %d, device %s\n",
-           big ? "OpenFlamingo-9B shapes" : "as bench/forward", dtype, P, G, omp_get_max_threads(), desc);
+           model_path ? model_path : big ? "OpenFlamingo-9B shapes" : "as bench/forward", model_path ? "as stored" : dtype,
+           P, G, omp_get_max_threads(), desc);
     printf("c_ttft_s %.4f\nc_prompt_tps %.1f\nc_gen_tps %.2f\n", ttft, prompt_tps, gen_tps);
     if (NB > 1)
         printf("c_batch_tps %.2f\nbatch of %d: %.2fx the tokens/s of one sequence\n", batch_tps, NB, batch_tps / gen_tps);

@@ -84,8 +84,8 @@ static void test_bf16_and_repack(void **s) {
     unlink(TMP "-2.gguf");
 }
 
-// Loading maps the frozen tensors in place: the frozen allocation holds nothing the file has in its
-// final form, and a matrix view points into the mapping.
+// Loading uses the frozen tensors in place: the frozen allocation holds nothing the file has in its
+// final form, and a matrix view points into the file's bytes in memory.
 static void test_gguf_maps_in_place(void **s) {
     (void)s;
     char out[8192];
@@ -100,6 +100,17 @@ static void test_gguf_maps_in_place(void **s) {
     assert_true(q >= lo && q < hi);
     printf("mmgpt-test: frozen allocation %zu bytes, file %zu bytes\n", m.w.frozen_bytes, m.gguf->map_len);
     assert_true(m.w.frozen_bytes < 1024);
+    // By default the file is read into memory of its own (2 MB pages); MMGPT_MMAP=1 maps the file: the same
+    // bytes either way.
+    assert_true(m.gguf->map_alloc >= m.gguf->map_len);
+    setenv("MMGPT_MMAP", "1", 1);
+    mm_model mm;
+    assert_ok(model_load(&mm, TMP "-map.gguf", NULL, &e), &e);
+    unsetenv("MMGPT_MMAP");
+    assert_int_equal(mm.gguf->map_alloc, 0);
+    assert_int_equal(mm.gguf->map_len, m.gguf->map_len);
+    assert_memory_equal(mm.gguf->map, m.gguf->map, m.gguf->map_len);
+    model_free(&mm);
     model_free(&m);
     unlink(TMP "-map.gguf");
 }
