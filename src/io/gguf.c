@@ -301,43 +301,45 @@ int gguf_is_gguf(const char *path) {
     return ok;
 }
 
-mm_status gguf_open(mm_gguf *g, const char *path, mm_err *e) {
+// Opens path for reading as a regular non-empty file: *fd and *len (g cleared first).
+static mm_status open_file(mm_gguf *g, const char *path, int *fd, size_t *len, mm_err *e) {
     memset(g, 0, sizeof *g);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
+    *fd = open(path, O_RDONLY);
+    if (*fd < 0)
         return mm_errf(e, MM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
-        close(fd);
+    if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+        close(*fd);
         return mm_errf(e, MM_ERR_IO, "%s: not a regular non-empty file", path);
     }
+    *len = (size_t)st.st_size;
+    return MM_OK;
+}
+
+mm_status gguf_open(mm_gguf *g, const char *path, mm_err *e) {
+    int fd;
+    size_t len;
+    MM_TRY(open_file(g, path, &fd, &len, e));
     // Copy-on-write: views may be modified in place (merging adapters) without touching the file.
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED)
         return mm_errf(e, MM_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
-    mm_status s = gguf_parse(g, p, (size_t)st.st_size, path, e);
+    mm_status s = gguf_parse(g, p, len, path, e);
     if (s != MM_OK) {
-        munmap(p, (size_t)st.st_size);
+        munmap(p, len);
         return s;
     }
     g->map = p;
-    g->map_len = (size_t)st.st_size;
+    g->map_len = len;
     return MM_OK;
 }
 
 // The whole file read into memory of its own (2 MB pages: base/bigmem.h), then parsed as gguf_open does.
 mm_status gguf_open_resident(mm_gguf *g, const char *path, mm_err *e) {
-    memset(g, 0, sizeof *g);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return mm_errf(e, MM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
-        close(fd);
-        return mm_errf(e, MM_ERR_IO, "%s: not a regular non-empty file", path);
-    }
-    size_t len = (size_t)st.st_size, alloc;
+    int fd;
+    size_t len, alloc;
+    MM_TRY(open_file(g, path, &fd, &len, e));
     uint8_t *p = mm_big_alloc(len, &alloc);
     if (!p) {
         close(fd);

@@ -15,24 +15,8 @@
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
-// Weights this many bytes ahead of those being read are requested in software. The hardware
-// prefetchers alone left a 2-core decode of 4.5-bit weights at ~14 GB/s of a ~21 GB/s stream (compute
-// and memory waits added up instead of overlapping); 2 KB ahead gave Q4_K +18-29%, Q6_K +29%, Q8_0
-// +11-16% (11008x4096 matrices from DRAM, interleaved A/B runs; 1, 3 and 4 KB did no better).
-#define PF_AHEAD 2048
-AVX2 static inline void prefetch_ahead(const void *p) { _mm_prefetch((const char *)p + PF_AHEAD, _MM_HINT_T0); }
-// The lines of one block of `bytes` bytes, PF_AHEAD ahead.
-AVX2 static inline void prefetch_block(const void *p, size_t bytes) {
-    for (size_t o = 0; o < bytes; o += 64)
-        prefetch_ahead((const char *)p + o);
-}
-
-AVX2 static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#define SIMD_FN AVX2
+#include "kernels/cpu/simd_x86.h"
 
 // 8 weights of a row widened to f32 (p: the row's bytes, k: the element index).
 AVX2 static inline __m256 load_f16(const unsigned char *p, int k) {
@@ -395,12 +379,6 @@ AVX2 static inline __m256i nibbles(const uint8_t *p) {
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0xF));
 }
 
-AVX2 static inline float half_at(const uint16_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
 // The integer dot products take up to 4 activation rows at once (a batched step's tokens): a weight
 // block is loaded and unpacked once for all of them. Each row's arithmetic is the same sequence of
 // operations whatever NX is, so the results are bit for bit those of one row alone. NX is a constant
@@ -533,19 +511,6 @@ XN void q4_k_xn(const mm_block_q4_k *b, const cpu_xq *x, const int NX, int n, fl
 // that the accumulators spill. Instructions per token and row of 4096 (callgrind) for 1 / 2 / 3 / 4 rows
 // in one pass: Q4_K 1600 / 1136 / 1573 / 1464, Q8_0 1799 / 1434 / 2716 / 2568, Q4_0 2356 / 1684 in pairs;
 // so the rows go in pairs (the weights stay in L1 between passes).
-#define DOTQ_PAIR(T, BLOCK)                                                                                       \
-    AVX2 static float dotq_##T(const void *w, const cpu_xq *x, int n) {                                          \
-        float o;                                                                                                  \
-        T##_xn((const BLOCK *)w, x, 1, n, &o);                                                                    \
-        return o;                                                                                                 \
-    }                                                                                                             \
-    AVX2 static void dotqn_##T(const void *w, const cpu_xq *x, int nx, int n, float *out) {                      \
-        int j = 0;                                                                                                \
-        for (; j + 2 <= nx; j += 2)                                                                               \
-            T##_xn((const BLOCK *)w, x + j, 2, n, out + j);                                                       \
-        if (j < nx)                                                                                               \
-            T##_xn((const BLOCK *)w, x + j, 1, n, out + j);                                                       \
-    }
 DOTQ_PAIR(q8_0, mm_block_q8_0)
 DOTQ_PAIR(q4_0, mm_block_q4_0)
 DOTQ_PAIR(q4_k, mm_block_q4_k)

@@ -22,22 +22,11 @@
 // Kernels instantiated per number of activation rows: NX a constant in each (keeps accumulators in registers).
 #define XN AVX512 static inline __attribute__((always_inline))
 
-// Weights requested this many bytes ahead (as the AVX2 set: see PF_AHEAD there).
-#define PF_AHEAD 2048
-AVX512 static inline void prefetch_ahead(const void *p) { _mm_prefetch((const char *)p + PF_AHEAD, _MM_HINT_T0); }
-AVX512 static inline void prefetch_block(const void *p, size_t bytes) {
-    for (size_t o = 0; o < bytes; o += 64)
-        prefetch_ahead((const char *)p + o);
-}
+#define SIMD_FN AVX512
+#include "kernels/cpu/simd_x86.h"
 
-AVX512 static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 AVX512 static inline float hsum16(__m512 v) {
-    return hsum8(_mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    return hsum(_mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
 }
 
 // ---------------------------------------------------------------- integer dot products
@@ -47,12 +36,6 @@ AVX512 static inline float hsum16(__m512 v) {
 
 AVX512 static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 AVX512 static inline __m512i ld512(const void *p) { return _mm512_loadu_si512(p); }
-
-AVX512 static inline float half_at(const uint16_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
 
 // Eight blocks' f16 scales (leading each block of `size` bytes) as eight floats.
 AVX512 static inline __m256 scales8(const void *first, size_t size) {
@@ -125,25 +108,11 @@ AVX512 static inline __m256i codes1_q4_0(const mm_block_q4_0 *b) {
             }                                                                                                  \
         }                                                                                                      \
         for (int j = 0; j < NX; j++)                                                                           \
-            out[j] = hsum16(_mm512_add_ps(acc[j][0], acc[j][1])) + hsum8(acc1[j]);                             \
+            out[j] = hsum16(_mm512_add_ps(acc[j][0], acc[j][1])) + hsum(acc1[j]);                             \
     }
 SIGNED32_XN(q8_0, mm_block_q8_0)
 SIGNED32_XN(q4_0, mm_block_q4_0)
 
-// One activation row, and 1..4 rows two per pass over a block (as the AVX2 set: more spill).
-#define DOTQ_PAIR(T, BLOCK)                                                                                       \
-    AVX512 static float dotq_##T(const void *w, const cpu_xq *x, int n) {                                        \
-        float o;                                                                                                  \
-        T##_xn((const BLOCK *)w, x, 1, n, &o);                                                                    \
-        return o;                                                                                                 \
-    }                                                                                                             \
-    AVX512 static void dotqn_##T(const void *w, const cpu_xq *x, int nx, int n, float *out) {                    \
-        int j = 0;                                                                                                \
-        for (; j + 2 <= nx; j += 2)                                                                               \
-            T##_xn((const BLOCK *)w, x + j, 2, n, out + j);                                                       \
-        if (j < nx)                                                                                               \
-            T##_xn((const BLOCK *)w, x + j, 1, n, out + j);                                                       \
-    }
 DOTQ_PAIR(q8_0, mm_block_q8_0)
 DOTQ_PAIR(q4_0, mm_block_q4_0)
 
