@@ -11,10 +11,24 @@
 // prefetchers alone left a 2-core decode of 4.5-bit weights at ~14 GB/s of a ~21 GB/s stream (compute
 // and memory waits added up instead of overlapping); 2 KB ahead gave Q4_K +18-29%, Q6_K +29%, Q8_0
 // +11-16% (11008x4096 matrices from DRAM, interleaved A/B runs; 1, 3 and 4 KB did no better).
+#ifndef PF_AHEAD
 #define PF_AHEAD 2048
-SIMD_FN static inline void prefetch_ahead(const void *p) { _mm_prefetch((const char *)p + PF_AHEAD, _MM_HINT_T0); }
+#endif
+#ifndef PF_HINT
+#define PF_HINT _MM_HINT_T0
+#endif
+// always_inline: GCC's pure-const analysis counts a prefetch as no side effect, so a call to a helper that
+// only prefetches, left uninlined in an always_inline kernel when early DCE runs, was deleted as dead (every
+// integer kernel and dot2x4 had lost its prefetches; objdump showed none in dotq_q4_k).
+SIMD_FN static inline __attribute__((always_inline)) void prefetch_ahead(const void *p) {
+#if PF_AHEAD > 0
+    _mm_prefetch((const char *)p + PF_AHEAD, PF_HINT);
+#else
+    (void)p;
+#endif
+}
 // The lines of one block of `bytes` bytes, PF_AHEAD ahead.
-SIMD_FN static inline void prefetch_block(const void *p, size_t bytes) {
+SIMD_FN static inline __attribute__((always_inline)) void prefetch_block(const void *p, size_t bytes) {
     for (size_t o = 0; o < bytes; o += 64)
         prefetch_ahead((const char *)p + o);
 }
