@@ -255,20 +255,28 @@ static void test_run_every_task(void **s) {
     }
 }
 
-// Questions answered in parallel share their decoding steps: 5 questions, 3 in flight, 3 beams each.
+// Questions answered in parallel share their decoding steps: 5 questions, 3 in flight, 3 beams each. How
+// much they overlap depends on timing (a question joins the batch once its worker has its image; the tiny
+// model answers in a few steps, so one run can see every question alone): up to 5 runs, one must show a
+// step wider than one question's beams.
 static void test_batched_questions(void **s) {
     (void)s;
     static char out[16384];
-    char pred[256];
+    char pred[256], partial[300];
     snprintf(pred, sizeof pred, "/tmp/mmgpt-test-evaltask-batch-%d.json", (int)getpid());
-    assert_int_equal(run(out, sizeof out, "%s eval --task vqav2 -m %s %s --batch 3 --out %s", bin(), MODEL,
-                         set_flags("vqav2"), pred), 0);
-    printf("%s", out);
-    const char *line = strstr(out, "(widest ");
-    assert_non_null(line);
-    assert_true(atoi(line + 8) >= 4); // a question steps at most its 3 beams: more is several questions
-    char partial[300];
     snprintf(partial, sizeof partial, "%s.partial", pred);
+    int widest = 0;
+    for (int attempt = 0; attempt < 5 && widest < 4; attempt++) {
+        unlink(pred);
+        unlink(partial);
+        assert_int_equal(run(out, sizeof out, "%s eval --task vqav2 -m %s %s --batch 3 --out %s", bin(), MODEL,
+                             set_flags("vqav2"), pred), 0);
+        printf("%s", out);
+        const char *line = strstr(out, "(widest ");
+        assert_non_null(line);
+        widest = atoi(line + 8);
+    }
+    assert_true(widest >= 4); // a question steps at most its 3 beams: more is several questions
     unlink(pred);
     unlink(partial);
 }

@@ -1,5 +1,6 @@
 // What the processor can do, read once from cpuid, and the SIMD level the kernels use: the best the
-// processor has, capped by MMGPT_SIMD (scalar|avx2|avx512) so tests and users can pick a slower path.
+// processor has up to AVX2 (AVX-512 when MMGPT_SIMD=avx512 asks for it: measured slower for decoding),
+// and MMGPT_SIMD=scalar|avx2 picks a lower one. A level the processor lacks is never used.
 #ifndef MM_CPU_H
 #define MM_CPU_H
 
@@ -20,7 +21,8 @@ typedef struct {
 const mm_cpu_features *mm_cpu_features_get(void);
 // The highest level the processor supports (ignores MMGPT_SIMD).
 mm_simd_level mm_simd_supported(void);
-// The level in use: mm_simd_supported() capped by MMGPT_SIMD when set (an unknown value is ignored).
+// The level in use: MMGPT_SIMD's level when set (an unknown value is ignored), else AVX2 where supported;
+// never above mm_simd_supported().
 mm_simd_level mm_simd_active(void);
 // "scalar", "avx2" or "avx512".
 const char *mm_simd_name(mm_simd_level l);

@@ -2,9 +2,10 @@
 // builds with baseline flags and runs only after cpuid said yes (base/cpu.c). The table is the AVX2 one
 // with the products of 32-weight blocks (Q8_0, Q4_0) against int8 activations replaced: two blocks per
 // 512-bit register, vpdpbusd (u8 x s8, four products summed into int32) instead of vpmaddubsw +
-// vpmaddwd. On a 2-core Sapphire-Rapids-class machine (11008x4096, 2 threads, 2 MB pages) a generated
-// token's product, bound by memory, is as fast as AVX2's (Q8_0 ~30 GB/s, Q4_0 ~25); batched rows (N = 4,
-// 16) are 5-12% faster.
+// vpmaddwd. On a 2-core Sapphire-Rapids-class machine (2 threads, 2 MB pages) a generated token's product,
+// bound by memory, was no faster than AVX2's (11008x4096: Q8_0 25-31 vs ~30 GB/s, Q4_0 24 vs 25; a
+// 7B-shaped q8_0 model decoded ~4% slower) and batched rows (N = 4, 16) 5-12% faster: MMGPT_SIMD=avx512
+// selects this table, the default is AVX2 (base/cpu.c).
 // Tried there and not taken (the AVX2 kernels were as fast or faster): 512-bit f32/f16/bf16 rows (f16
 // from L2 41 -> 27 GB/s: vcvtph2ps and the FMA on 512 bits share fewer ports), Q4_K and Q6_K in 512 bits
 // with vpdpwssd (Q6_K 28 -> 22 GB/s, Q4_K 17-24 vs 16-21), and 256-bit VNNI forms of all four (within noise).
