@@ -46,6 +46,22 @@ SIMD_FN static inline float half_at(const uint16_t *p) {
     return _cvtsh_ss(h);
 }
 
+// The prefetches of one 64-byte step of `nr` weight rows read together (row r at w0 + r * ld, `off` bytes
+// into each). Rows of at most PF_AHEAD bytes stored back to back take the next group's bytes instead (the
+// nr rows after these, at the same pace): 2 KB ahead inside such a row lands in the rows being read now,
+// and a 1024-wide f16 matrix streamed at 22 GB/s where 4096-wide ones reached 30.
+SIMD_FN static inline __attribute__((always_inline)) void prefetch_rows(const unsigned char *w0, size_t ld, int nr,
+                                                                         size_t off, size_t row_bytes) {
+    if (row_bytes <= PF_AHEAD && ld == row_bytes) {
+        const unsigned char *next = w0 + (size_t)nr * ld + (size_t)nr * off;
+        for (int r = 0; r < nr; r++)
+            _mm_prefetch((const char *)next + 64 * r, PF_HINT);
+    } else {
+        for (int r = 0; r < nr; r++)
+            prefetch_ahead(w0 + (size_t)r * ld + off);
+    }
+}
+
 // dotq (one activation row) and dotqn (1..4 rows, two per pass over a block at most: past that the
 // accumulators spill) from a kernel T##_xn(blocks, x, NX, n, out) instantiated per NX.
 #define DOTQ_PAIR(T, BLOCK)                                                                                       \
