@@ -316,6 +316,23 @@ static mm_status open_file(mm_gguf *g, const char *path, int *fd, size_t *len, m
     return MM_OK;
 }
 
+// Parses the file's bytes at p, which g then owns: a file mapping (alloc 0) or mm_big_alloc memory of alloc
+// bytes; freed here when parsing fails.
+static mm_status parse_owned(mm_gguf *g, uint8_t *p, size_t len, size_t alloc, const char *path, mm_err *e) {
+    mm_status s = gguf_parse(g, p, len, path, e);
+    if (s != MM_OK) {
+        if (alloc)
+            mm_big_free(p, alloc);
+        else
+            munmap(p, len);
+        return s;
+    }
+    g->map = p;
+    g->map_len = len;
+    g->map_alloc = alloc;
+    return MM_OK;
+}
+
 mm_status gguf_open(mm_gguf *g, const char *path, mm_err *e) {
     int fd;
     size_t len;
@@ -325,14 +342,7 @@ mm_status gguf_open(mm_gguf *g, const char *path, mm_err *e) {
     close(fd);
     if (p == MAP_FAILED)
         return mm_errf(e, MM_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
-    mm_status s = gguf_parse(g, p, len, path, e);
-    if (s != MM_OK) {
-        munmap(p, len);
-        return s;
-    }
-    g->map = p;
-    g->map_len = len;
-    return MM_OK;
+    return parse_owned(g, p, len, 0, path, e);
 }
 
 // The whole file read into memory of its own (2 MB pages: base/bigmem.h), then parsed as gguf_open does.
@@ -369,15 +379,7 @@ mm_status gguf_open_resident(mm_gguf *g, const char *path, mm_err *e) {
         mm_big_free(p, alloc);
         return mm_errf(e, MM_ERR_IO, "%s: read failed: %s", path, err ? strerror(err) : "file shrank while reading");
     }
-    mm_status s = gguf_parse(g, p, len, path, e);
-    if (s != MM_OK) {
-        mm_big_free(p, alloc);
-        return s;
-    }
-    g->map = p;
-    g->map_len = len;
-    g->map_alloc = alloc;
-    return MM_OK;
+    return parse_owned(g, p, len, alloc, path, e);
 }
 
 void gguf_close(mm_gguf *g) {
