@@ -227,6 +227,25 @@ fail:
     return -1;
 }
 
+// Parameter i (n values) of a random model: a hash per element, in parallel (the speed does not depend on
+// the values), then stored in the parameter's type; *buf is scratch grown as needed. -1: out of memory.
+static int fill_random(mm_weights *w, const mm_param *p, int i, size_t n, float **buf) {
+    float *vals = realloc(*buf, sizeof(float) * n);
+    if (!vals)
+        return -1;
+    *buf = vals;
+    float s = p->ndim > 1 ? 1.7f / sqrtf((float)p->shape[p->ndim - 1]) : 0.1f;
+    float off = p->ndim == 1 && strstr(p->name, "norm") ? 1.0f : 0.0f;
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < n; k++) {
+        uint64_t h = (k + 1) * 0x9E3779B97F4A7C15ull ^ (uint64_t)i << 40;
+        h ^= h >> 29, h *= 0xBF58476D1CE4E5B9ull, h ^= h >> 32;
+        vals[k] = ((float)(h >> 40) * (1.0f / 16777216.0f) * 2 - 1) * s + off;
+    }
+    mm_convert_from_f32(*p->slot, weights_param_dtype(w, p), vals, n);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int P = 128, G = 64, NB = 1, profile = 0;
     const char *dtype = "f32", *device = "cpu", *shape = "mid", *kv = "f32", *model_path = NULL;
@@ -301,7 +320,7 @@ int main(int argc, char **argv) {
     mm_rng r;
     rng_seed(&r, 1);
     size_t mat_bytes = 0;
-    float *vals = NULL;
+    float *vals = NULL; // fill_random's scratch
     // The vision tower's matrix work for one image (its blocks' matrices on every token, the patch
     // embedding on every patch); attention's products are added below.
     double vis_tokens = (double)(c.vis_image_size / c.vis_patch) * (c.vis_image_size / c.vis_patch) + 1, vis_flops = 0;
@@ -310,24 +329,10 @@ int main(int argc, char **argv) {
         size_t n = 1;
         for (int d = 0; d < p->ndim; d++)
             n *= (size_t)p->shape[d];
-        float *nv = model_path ? vals : realloc(vals, sizeof(float) * n);
-        if (!model_path && !nv) {
+        if (!model_path && fill_random(&m.w, p, i, n, &vals) != 0) {
             fprintf(stderr, "bench: out of memory\n");
             return 1;
         }
-        vals = nv;
-        // Values: a hash per element, in parallel (the speed does not depend on them), then stored in
-        // the parameter's type.
-        float s = p->ndim > 1 ? 1.7f / sqrtf((float)p->shape[p->ndim - 1]) : 0.1f;
-        float off = p->ndim == 1 && strstr(p->name, "norm") ? 1.0f : 0.0f;
-#pragma omp parallel for schedule(static) if (!model_path)
-        for (size_t k = 0; k < (model_path ? 0 : n); k++) {
-            uint64_t h = (k + 1) * 0x9E3779B97F4A7C15ull ^ (uint64_t)i << 40;
-            h ^= h >> 29, h *= 0xBF58476D1CE4E5B9ull, h ^= h >> 32;
-            vals[k] = ((float)(h >> 40) * (1.0f / 16777216.0f) * 2 - 1) * s + off;
-        }
-        if (!model_path)
-            mm_convert_from_f32(*p->slot, weights_param_dtype(&m.w, p), vals, n);
         // Bytes a generated token reads: the decoder's matrices (not the vision tower or perceiver).
         if (!strncmp(p->name, "lang_encoder.", 13) && strcmp(p->name, "lang_encoder.model.embed_tokens.weight"))
             mat_bytes += weights_param_bytes(&m.w, p);

@@ -196,22 +196,24 @@ static void test_dot_scalar(void **state) {
     check_dots(cpu_kernels_scalar());
 }
 
-static void test_dot_avx2(void **state) {
-    (void)state;
-    if (!cpu_kernels_avx2()) {
-        printf("mmgpt-test: this processor has no AVX2+FMA+F16C: avx2 kernels not run\n");
+// The kernel table of level l, or the test skipped (with a line saying why) on a processor without `needs`.
+static const cpu_kernels *kernels_or_skip(mm_simd_level l, const char *needs) {
+    const cpu_kernels *kt = cpu_kernels_at(l);
+    if (!kt) {
+        printf("mmgpt-test: this processor has no %s: %s kernels not run\n", needs, mm_simd_name(l));
         skip();
     }
-    check_dots(cpu_kernels_avx2());
+    return kt;
+}
+
+static void test_dot_avx2(void **state) {
+    (void)state;
+    check_dots(kernels_or_skip(MM_SIMD_AVX2, "AVX2+FMA+F16C"));
 }
 
 static void test_dot_avx512(void **state) {
     (void)state;
-    if (!cpu_kernels_avx512()) {
-        printf("mmgpt-test: this processor has no AVX-512 F/BW/VL + VNNI: avx512 kernels not run\n");
-        skip();
-    }
-    check_dots(cpu_kernels_avx512());
+    check_dots(kernels_or_skip(MM_SIMD_AVX512, "AVX-512 F/BW/VL + VNNI"));
 }
 
 // ops->linear on quantized weights against the decoded weights in f32 through BLAS: the integer row

@@ -238,24 +238,24 @@ static void test_scalar_kernels(void **state) {
     check_table(cpu_kernels_scalar());
 }
 
-static void test_avx2_kernels(void **state) {
-    (void)state;
-    const cpu_kernels *kt = cpu_kernels_avx2();
+// The kernel table of level l, or the test skipped (with a line saying why) on a processor without `needs`.
+static const cpu_kernels *kernels_or_skip(mm_simd_level l, const char *needs) {
+    const cpu_kernels *kt = cpu_kernels_at(l);
     if (!kt) {
-        printf("mmgpt-test: this processor has no AVX2+FMA+F16C: avx2 kernels not run\n");
+        printf("mmgpt-test: this processor has no %s: %s kernels not run\n", needs, mm_simd_name(l));
         skip();
     }
-    check_table(kt);
+    return kt;
+}
+
+static void test_avx2_kernels(void **state) {
+    (void)state;
+    check_table(kernels_or_skip(MM_SIMD_AVX2, "AVX2+FMA+F16C"));
 }
 
 static void test_avx512_kernels(void **state) {
     (void)state;
-    const cpu_kernels *kt = cpu_kernels_avx512();
-    if (!kt) {
-        printf("mmgpt-test: this processor has no AVX-512 F/BW/VL + VNNI: avx512 kernels not run\n");
-        skip();
-    }
-    check_table(kt);
+    check_table(kernels_or_skip(MM_SIMD_AVX512, "AVX-512 F/BW/VL + VNNI"));
 }
 
 // The dispatched table is the best level the processor has (MMGPT_SIMD unset in tests).

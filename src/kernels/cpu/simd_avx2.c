@@ -148,10 +148,11 @@ AVX2 static void axpy4_f16(float *y, const float *a, const void *xv, size_t ld, 
     const unsigned char *w0 = wv, *w1 = w0 + ld, *w2 = w0 + 2 * ld, *w3 = w0 + 3 * ld;                     \
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),                   \
            a3 = _mm256_setzero_ps();                                                                        \
+    const int next_group = rows_next_group(ld, (size_t)ES * (size_t)n);                                     \
     int k = 0;                                                                                              \
     for (; k + 8 <= n; k += 8) {                                                                            \
         if ((k & (64 / ES - 1)) == 0)                                                                       \
-            prefetch_rows(w0, ld, 4, (size_t)(ES * k), (size_t)ES * (size_t)n);                             \
+            prefetch_rows(w0, ld, 4, (size_t)(ES * k), next_group);                                         \
         __m256 xv = _mm256_loadu_ps(x + k);                                                                 \
         a0 = _mm256_fmadd_ps(LOAD(w0, k), xv, a0);                                                          \
         a1 = _mm256_fmadd_ps(LOAD(w1, k), xv, a1);                                                          \
@@ -183,10 +184,11 @@ AVX2 static void dot4_bf16(const void *wv, size_t ld, const float *x, int n, flo
     const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx;                               \
     __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00,     \
            a13 = a00;                                                                                       \
+    const int next_group = rows_next_group(ld, (size_t)ESZ * (size_t)n);                                    \
     int k = 0;                                                                                              \
     for (; k + 8 <= n; k += 8) {                                                                            \
         if ((k & (64 / ESZ - 1)) == 0) /* a 64-byte line of each row */                                     \
-            prefetch_rows(w0, ld, 2, (size_t)(ESZ * k), (size_t)ESZ * (size_t)n);                           \
+            prefetch_rows(w0, ld, 2, (size_t)(ESZ * k), next_group);                                        \
         __m256 v0 = LOAD(w0, k), v1 = LOAD(w1, k), xv = _mm256_loadu_ps(x0 + k);                           \
         a00 = _mm256_fmadd_ps(v0, xv, a00), a10 = _mm256_fmadd_ps(v1, xv, a10);                            \
         if (NX > 1)                                                                                         \
@@ -372,12 +374,6 @@ AVX2 static inline __m256i maddubs_sum(__m256i u8, __m256i s8) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u8, s8), _mm256_set1_epi16(1));
 }
 
-// 32 nibbles of 16 bytes: low nibbles in bytes 0..15, high nibbles in bytes 16..31.
-AVX2 static inline __m256i nibbles(const uint8_t *p) {
-    __m128i raw = _mm_loadu_si128((const __m128i *)p);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0xF));
-}
-
 // The integer dot products take up to 4 activation rows at once (a batched step's tokens): a weight
 // block is loaded and unpacked once for all of them. Each row's arithmetic is the same sequence of
 // operations whatever NX is, so the results are bit for bit those of one row alone. NX is a constant
@@ -393,15 +389,6 @@ AVX2 static inline __m128 scales4(const void *first, size_t size) {
     uint64_t u;
     memcpy(&u, h, 8);
     return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)u));
-}
-
-// A block's 32 weights as signed int8 codes: Q8_0's bytes; Q4_0's nibbles - 8, so Q4_0 takes Q8_0's signed
-// products: exact integer sums per block and no offset term per block and token (its unsigned codes with
-// 8 x the activations' sums took 3257 instructions per token and row of 4096 alone, 3231-4323 in a batch;
-// now 2356 alone, 1671 in pairs).
-AVX2 static inline __m256i codes_q8_0(const mm_block_q8_0 *b) { return _mm256_loadu_si256((const __m256i *)b->qs); }
-AVX2 static inline __m256i codes_q4_0(const mm_block_q4_0 *b) {
-    return _mm256_sub_epi8(nibbles(b->qs), _mm256_set1_epi8(8));
 }
 
 // Blocks of 32 signed codes with one f16 scale each (Q8_0, Q4_0) against int8 activations.

@@ -47,12 +47,11 @@ AVX512 static inline __m256 scales8(const void *first, size_t size) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
 }
 
-// Two consecutive blocks' 64 signed codes in one register (block k in bytes 0..31, k + 1 in 32..63), and
-// one block's 32: Q8_0's bytes; Q4_0's nibbles - 8 (low nibbles are weights 0..15, high ones 16..31).
+// Two consecutive blocks' 64 signed codes in one register (block k in bytes 0..31, k + 1 in 32..63): Q8_0's
+// bytes; Q4_0's nibbles - 8 (low nibbles are weights 0..15, high ones 16..31). One block: codes_T (simd_x86.h).
 AVX512 static inline __m512i codes2_q8_0(const mm_block_q8_0 *b) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(ld256(b[0].qs)), ld256(b[1].qs), 1);
 }
-AVX512 static inline __m256i codes1_q8_0(const mm_block_q8_0 *b) { return ld256(b->qs); }
 AVX512 static inline __m512i codes2_q4_0(const mm_block_q4_0 *b) {
     __m256i raw = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)b[0].qs)),
                                           _mm_loadu_si128((const __m128i *)b[1].qs), 1);
@@ -60,11 +59,6 @@ AVX512 static inline __m512i codes2_q4_0(const mm_block_q4_0 *b) {
     // lanes [r0, r1, r0 >> 4, r1 >> 4] -> [r0, r0 >> 4, r1, r1 >> 4]
     t = _mm512_shuffle_i64x2(t, t, _MM_SHUFFLE(3, 1, 2, 0));
     return _mm512_sub_epi8(_mm512_and_si512(t, _mm512_set1_epi8(0xF)), _mm512_set1_epi8(8));
-}
-AVX512 static inline __m256i codes1_q4_0(const mm_block_q4_0 *b) {
-    __m128i raw = _mm_loadu_si128((const __m128i *)b->qs);
-    __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0xF));
-    return _mm256_sub_epi8(q, _mm256_set1_epi8(8));
 }
 
 // Signed codes times signed activations as |w| (unsigned) times x negated where w < 0: vpdpbusd's
@@ -99,7 +93,7 @@ AVX512 static inline __m256i codes1_q4_0(const mm_block_q4_0 *b) {
             }                                                                                                  \
         }                                                                                                      \
         for (; i < nb; i++) {                                                                                  \
-            __m256i w = codes1_##T(b + i), aw = _mm256_abs_epi8(w);                                            \
+            __m256i w = codes_##T(b + i), aw = _mm256_abs_epi8(w);                                            \
             __mmask32 neg = _mm256_movepi8_mask(w);                                                            \
             float dw = half_at(&b[i].d);                                                                       \
             for (int j = 0; j < NX; j++) {                                                                     \
