@@ -6,6 +6,7 @@
 // and KL of the next-token distributions over text-and-image prompts: the accuracy floors).
 #include <unistd.h>
 
+#include "base/cpu.h"
 #include "base/dtype.h"
 #include "base/quant.h"
 #include "base/rng.h"
@@ -236,11 +237,19 @@ static void test_linear_quant(void **state) {
     for (int i = 0; i < NMAX * K; i++)
         in[i] = rng_uniform(&r) * 2 - 1;
     const int Ns[] = {1, 3, 8, 9, 20, CPU_LINEAR_ROWS_MAX, CPU_LINEAR_ROWS_MAX + 1, NMAX};
-    float *inq = malloc(sizeof(float) * NMAX * K);
+    float *inq = malloc(sizeof(float) * NMAX * K), *in16 = malloc(sizeof(float) * NMAX * K),
+          *wq16 = malloc(sizeof(float) * K * M);
+    // Longer inputs on a processor with AMX go through bf16 tiles (kernels/cpu/gemm_amx.c): their reference
+    // is the f32 product of the bf16-rounded operands (test_gemm_amx checks that kernel on its own).
+    int amx = mm_amx_active();
+    for (int i = 0; i < NMAX * K; i++)
+        in16[i] = amx ? round_bf16(in[i]) : in[i];
     for (int ti = 0; ti < NTYPES; ti++) {
         mm_dtype t = types[ti];
         mm_convert_from_f32(q, t, w, (size_t)K * M);
         mm_convert_to_f32(wq, q, t, (size_t)K * M);
+        for (int i = 0; i < K * M; i++)
+            wq16[i] = amx ? round_bf16(wq[i]) : wq[i];
         // Decode steps and short chunks (N <= CPU_LINEAR_ROWS_MAX) take integer products with int8 activations: their reference is the f32
         // product with the activations as quantized (checked against the exact dot in check_dots).
         int qb = cpu_xq_block(t);
@@ -258,7 +267,8 @@ static void test_linear_quant(void **state) {
             for (int acc = 0; acc < 2; acc++) {
                 for (int i = 0; i < N * M; i++)
                     got[i] = want[i] = acc ? 0.25f : NAN;
-                ops->linear(want, N <= CPU_LINEAR_ROWS_MAX ? inq : in, (mm_wref){wq, MM_F32}, bias, N, K, M, acc);
+                int rows = N <= CPU_LINEAR_ROWS_MAX;
+                ops->linear(want, rows ? inq : in16, (mm_wref){rows ? wq : wq16, MM_F32}, bias, N, K, M, acc);
                 ops->linear(got, in, (mm_wref){q, t}, bias, N, K, M, acc);
                 char what[64];
                 snprintf(what, sizeof what, "linear %s N=%d acc=%d", mm_dtype_name(t), N, acc);
@@ -274,7 +284,7 @@ static void test_linear_quant(void **state) {
         for (int i = 0; i < 3; i++)
             assert_memory_equal(got + (size_t)i * K, wq + (size_t)ids[i] * K, sizeof(float) * K);
     }
-    free(w), free(wq), free(bias), free(in), free(inq), free(got), free(want), free(q);
+    free(w), free(wq), free(bias), free(in), free(inq), free(in16), free(wq16), free(got), free(want), free(q);
 }
 
 // Top-1 agreement and mean KL(f32 || quantized) of next-token distributions over the positions of

@@ -28,6 +28,15 @@ static inline int run_command(char *out, size_t cap, const char *cmd) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
 }
 
+// f32 rounded to the nearest bf16 (ties to even), as the AMX products round their operands (finite x).
+static inline float round_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
 // The mmgpt binary under test ($MMGPT, else build/mmgpt).
 static inline const char *bin(void) {
     const char *b = getenv("MMGPT");

@@ -4,10 +4,25 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static mm_cpu_features features;
 static mm_simd_level supported, active;
+static int amx_active;
 static int ready;
+
+// Linux hands out the 8 KB tile state only to processes that ask (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XFEATURE_XTILEDATA); without the grant the first tile instruction faults. Asked once, for every thread.
+static int amx_granted(void) {
+#if defined(__linux__) && defined(__x86_64__) && defined(SYS_arch_prctl)
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+#else
+    return 0;
+#endif
+}
 
 static void detect(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -24,6 +39,21 @@ static void detect(void) {
     features.avx512vl = !!__builtin_cpu_supports("avx512vl");
     features.avx512vnni = !!__builtin_cpu_supports("avx512vnni");
     features.avx512bf16 = !!__builtin_cpu_supports("avx512bf16");
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+    if (a >= 7) {
+        unsigned osxsave = 0;
+        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+        osxsave = (c >> 27) & 1;
+        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+        features.amx_bf16 = (d >> 22) & 1;
+        features.amx_tile = (d >> 24) & 1;
+        if (features.amx_tile && osxsave) {
+            unsigned lo, hi;
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            // XCR0 bits 17 (XTILECFG) and 18 (XTILEDATA): the kernel saves tile state across switches.
+            features.amx_os = ((lo >> 17) & 3) == 3 && amx_granted();
+        }
+    }
 #endif
     supported = MM_SIMD_SCALAR;
     if (features.avx2 && features.fma && features.f16c) {
@@ -46,6 +76,10 @@ static void detect(void) {
             want = MM_SIMD_AVX512;
         active = want < supported ? want : supported;
     }
+    const char *amx = getenv("MMGPT_AMX");
+    amx_active = features.amx_tile && features.amx_bf16 && features.amx_os && features.avx512bf16 &&
+                 features.avx512f && features.avx512bw && features.avx512vl && active > MM_SIMD_SCALAR &&
+                 !(amx && !strcmp(amx, "0"));
 }
 
 static void ensure(void) {
@@ -74,6 +108,11 @@ mm_simd_level mm_simd_supported(void) {
 mm_simd_level mm_simd_active(void) {
     ensure();
     return active;
+}
+
+int mm_amx_active(void) {
+    ensure();
+    return amx_active;
 }
 
 const char *mm_simd_name(mm_simd_level l) {

@@ -14,7 +14,9 @@ typedef struct {
     int avx2, fma, f16c;               // the AVX2 path needs all three
     int avx512f, avx512bw, avx512vl;   // the AVX-512 path needs these
     int avx512vnni;                    // and this (int8/int16 dot products); without it, the AVX2 path
-    int avx512bf16;                    // reported only (its dot product would round activations to bf16)
+    int avx512bf16;                    // bf16 conversions for the AMX products (decoding does not round to bf16)
+    int amx_tile, amx_bf16;            // tile registers and their bf16 product (Sapphire Rapids on)
+    int amx_os;                        // the kernel enables tile state (XCR0) and granted this process its use
 } mm_cpu_features;
 
 // The processor's features (cached after the first call; thread-safe).
@@ -24,6 +26,10 @@ mm_simd_level mm_simd_supported(void);
 // The level in use: MMGPT_SIMD's level when set (an unknown value is ignored), else AVX2 where supported;
 // never above mm_simd_supported().
 mm_simd_level mm_simd_active(void);
+// Whether products of many activation rows (prompts, images) use AMX tiles in bf16 (kernels/cpu/gemm_amx.c):
+// the processor has AMX-TILE, AMX-BF16 and AVX-512 BF16, the kernel granted the tile state, the SIMD level in
+// use is above scalar, and MMGPT_AMX is not "0".
+int mm_amx_active(void);
 // "scalar", "avx2" or "avx512".
 const char *mm_simd_name(mm_simd_level l);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu_internal.h"
+#include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/ops.h"
 
@@ -153,6 +154,8 @@ static void cpu_linear(float *out, const float *in, mm_wref w, const float *bias
         cpu_gemm(0, 1, N, M, K, 1.0f, in, K, w.data, K, beta, out, M);
         return;
     }
+    if (cpu_linear_amx(out, in, w, N, K, M, beta) == 0)
+        return;
     int rows = WIDEN_ELEMS / (K > 0 ? K : 1);
     if (rows < 1)
         rows = 1;

@@ -50,6 +50,7 @@ const cpu_kernels *cpu_kernels_get(void) {
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 // OpenBLAS reports the kernel set it picked for this processor.
 char *openblas_get_corename(void);
@@ -59,15 +60,23 @@ void cpu_describe(char *buf, size_t cap) {
     const char *cap_env = getenv("MMGPT_SIMD");
     mm_simd_level sup = mm_simd_supported(), act = mm_simd_active();
     const cpu_kernels *k = cpu_kernels_get();
+    const char *amx_env = getenv("MMGPT_AMX");
+    const char *prompt = mm_amx_active() ? "amx-bf16 tiles (half and quantized weights; f32 weights: BLAS)"
+                         : amx_env && !strcmp(amx_env, "0") && f->amx_os
+                             ? "BLAS on decoded f32 tiles (MMGPT_AMX=0)"
+                             : "BLAS on decoded f32 tiles";
     snprintf(buf, cap,
-             "features: avx2=%d fma=%d f16c=%d avx512f=%d avx512bw=%d avx512vl=%d avx512vnni=%d avx512bf16=%d\n"
+             "features: avx2=%d fma=%d f16c=%d avx512f=%d avx512bw=%d avx512vl=%d avx512vnni=%d avx512bf16=%d "
+             "amx_tile=%d amx_bf16=%d amx_os=%d\n"
              "simd supported: %s\n"
              "simd active: %s%s%s%s\n"
              "kernels: %s\n"
+             "prompt products: %s\n"
              "threads: %d\n"
              "blas: OpenBLAS %s\n",
              f->avx2, f->fma, f->f16c, f->avx512f, f->avx512bw, f->avx512vl, f->avx512vnni, f->avx512bf16,
+             f->amx_tile, f->amx_bf16, f->amx_os,
              mm_simd_name(sup), mm_simd_name(act), cap_env ? " (MMGPT_SIMD=" : "", cap_env ? cap_env : "",
-             cap_env ? ")" : "", k->name, omp_get_max_threads(),
+             cap_env ? ")" : "", k->name, prompt, omp_get_max_threads(),
              openblas_get_corename());
 }

@@ -1,0 +1,15 @@
+// Products of many activation rows (a prompt, an image's patches) with a half-precision or quantized
+// weight on AMX tiles in bf16, where the processor has them (base/cpu.h mm_amx_active).
+#ifndef MM_CPU_GEMM_AMX_H
+#define MM_CPU_GEMM_AMX_H
+
+#include "kernels/ops.h"
+
+// out[n, m] = beta * out[n, m] + sum over k of bf16(in[n, k]) * bf16(W[m, k]) for n < N, m < M, k < K, with
+// W (M rows of K, dtype F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K) decoded exactly and rounded to bf16 (nearest
+// even) like the activations, products summed in f32. Returns 0, or -1 without touching out where it does
+// not apply (AMX not active, another dtype, K not a multiple of 32, scratch not allocated): the caller then
+// takes its own path.
+int cpu_linear_amx(float *out, const float *in, mm_wref w, int N, int K, int M, float beta);
+
+#endif
