@@ -81,6 +81,20 @@ SIMD_FN static inline __m256i codes_q4_0(const mm_block_q4_0 *b) {
     return _mm256_sub_epi8(nibbles(b->qs), _mm256_set1_epi8(8));
 }
 
+// The four quarters of 32 codes (0..63) of one half of a Q6_K block: 4 low bits from ql (64 bytes), 2 high
+// bits from qh (32 bytes).
+SIMD_FN static inline __attribute__((always_inline)) void q6k_codes(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
+    __m256i a = _mm256_loadu_si256((const __m256i *)ql), c = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+    q[0] = _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(c, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+}
+
 // dotq (one activation row) and dotqn (1..4 rows, two per pass over a block at most: past that the
 // accumulators spill) from a kernel T##_xn(blocks, x, NX, n, out) instantiated per NX.
 #define DOTQ_PAIR(T, BLOCK)                                                                                       \
