@@ -1,0 +1,211 @@
+// The AMX prompt products (kernels/cpu/gemm_amx.c) against an independent reference: every weight decoded by
+// base/quant.c (itself checked against the numpy reference in test_quant), both operands rounded to bf16
+// (nearest even), products summed in double. Tolerance: 2e-6 of the sum of |terms| (the tile unit sums
+// exact bf16 products in f32: one rounding per 32-term step at most; a single wrong weight or a
+// misplaced tile moves a sum by ~1/K of that sum, far above). Shapes cover partial panels (M not a multiple
+// of 32 or 16), odd token groups, more than one token block (N > 256) and more than one column block
+// (K past the 1 MB regrouped-token bound), for every weight type it takes. Skipped where AMX is not active.
+#include <pthread.h>
+
+#include "base/cpu.h"
+#include "base/dtype.h"
+#include "base/rng.h"
+#include "kernels/cpu/gemm_amx.h"
+#include "kernels/cpu/simd.h"
+#include "kernels/ops.h"
+#include "testutil.h"
+
+static const mm_dtype types[] = {MM_F16, MM_BF16, MM_Q8_0, MM_Q4_0, MM_Q4_K, MM_Q6_K};
+#define NTYPES (int)(sizeof types / sizeof types[0])
+
+static int amx_or_skip(void) {
+    if (!mm_amx_active()) {
+        print_message("AMX not active on this machine (or MMGPT_AMX=0): nothing to test\n");
+        skip();
+        return 0;
+    }
+    return 1;
+}
+
+typedef struct {
+    int N, K, M;
+    mm_dtype t;
+    void *w;        // M x K in t
+    float *wd;      // decoded, rounded to bf16
+    float *x, *x16; // N x K, and rounded to bf16
+} problem;
+
+static void problem_make(problem *p, mm_dtype t, int N, int K, int M, uint64_t seed) {
+    mm_rng r;
+    rng_seed(&r, seed);
+    p->N = N, p->K = K, p->M = M, p->t = t;
+    float *w = malloc(sizeof(float) * (size_t)K * M);
+    for (size_t i = 0; i < (size_t)K * M; i++)
+        w[i] = (rng_uniform(&r) * 2 - 1) * 0.1f;
+    p->w = malloc(mm_dtype_nbytes(t, (size_t)K * M));
+    assert_int_equal(mm_convert_from_f32(p->w, t, w, (size_t)K * M), 0);
+    p->wd = w;
+    assert_int_equal(mm_convert_to_f32(p->wd, p->w, t, (size_t)K * M), 0);
+    for (size_t i = 0; i < (size_t)K * M; i++)
+        p->wd[i] = round_bf16(p->wd[i]);
+    p->x = malloc(sizeof(float) * (size_t)N * K);
+    p->x16 = malloc(sizeof(float) * (size_t)N * K);
+    for (size_t i = 0; i < (size_t)N * K; i++) {
+        p->x[i] = rng_uniform(&r) * 2 - 1;
+        p->x16[i] = round_bf16(p->x[i]);
+    }
+}
+
+static void problem_free(problem *p) { free(p->w), free(p->wd), free(p->x), free(p->x16); }
+
+// out (N x M, computed with beta over `before`) against the reference; prints the worst error.
+static int problem_check(const problem *p, const float *out, const float *before, float beta, const char *what) {
+    double worst = 0;
+    int bad = 0;
+    for (int n = 0; n < p->N; n++)
+        for (int m = 0; m < p->M; m++) {
+            double s = 0, mag = 0;
+            for (int k = 0; k < p->K; k++) {
+                double term = (double)p->x16[(size_t)n * p->K + k] * p->wd[(size_t)m * p->K + k];
+                s += term, mag += fabs(term);
+            }
+            size_t i = (size_t)n * p->M + m;
+            double want = (beta != 0.0f ? beta * (double)before[i] : 0.0) + s;
+            double err = fabs(out[i] - want) / (mag + fabs(want) * 1e-3 + 1e-30);
+            if (err > worst)
+                worst = err;
+            if (!(err <= 2e-6) && bad++ < 3)
+                print_message("%s: out[%d, %d] = %.8g, reference %.8g\n", what, n, m, out[i], want);
+        }
+    print_message("mmgpt-test: %-40s worst error %.2e of the sum of |terms|%s\n", what, worst, bad ? " MISMATCH" : "");
+    return bad == 0;
+}
+
+static void check_shape(mm_dtype t, int N, int K, int M) {
+    problem p;
+    problem_make(&p, t, N, K, M, (uint64_t)(N * 131 + K * 7 + M + t));
+    float *out = malloc(sizeof(float) * (size_t)N * M), *before = malloc(sizeof(float) * (size_t)N * M);
+    char what[96];
+    // beta 0: out is only written (NaN before must not leak through)
+    for (size_t i = 0; i < (size_t)N * M; i++)
+        out[i] = NAN;
+    assert_int_equal(cpu_linear_amx(out, p.x, (mm_wref){p.w, t}, N, K, M, 0.0f), 0);
+    snprintf(what, sizeof what, "%s N=%d K=%d M=%d", mm_dtype_name(t), N, K, M);
+    assert_true(problem_check(&p, out, NULL, 0.0f, what));
+    // beta 1: added to what is there
+    for (size_t i = 0; i < (size_t)N * M; i++)
+        before[i] = out[i] = (float)(i % 7) - 3.0f;
+    assert_int_equal(cpu_linear_amx(out, p.x, (mm_wref){p.w, t}, N, K, M, 1.0f), 0);
+    snprintf(what, sizeof what, "%s N=%d K=%d M=%d beta=1", mm_dtype_name(t), N, K, M);
+    assert_true(problem_check(&p, out, before, 1.0f, what));
+    free(out), free(before);
+    problem_free(&p);
+}
+
+static void test_types_and_shapes(void **state) {
+    (void)state;
+    if (!amx_or_skip())
+        return;
+    for (int ti = 0; ti < NTYPES; ti++) {
+        mm_dtype t = types[ti];
+        check_shape(t, 33, 512, 45);  // one token group pair + a lone group; a full and a partial panel
+        check_shape(t, 47, 768, 16);  // three 256-column units per row; one half-panel
+        check_shape(t, 300, 256, 80); // two token blocks (256 + 44)
+    }
+    // Columns in more than one block (256 tokens x 2048 columns fill the 1 MB bound), with a shorter last
+    // block; 32-column units where K is not a multiple of 256.
+    check_shape(MM_Q4_K, 260, 2816, 37);
+    check_shape(MM_F16, 40, 2080, 19);
+    check_shape(MM_Q8_0, 40, 96, 50);
+}
+
+static void test_declines(void **state) {
+    (void)state;
+    if (!amx_or_skip())
+        return;
+    float w[48 * 4] = {0}, x[40 * 48] = {0}, out[40 * 4];
+    uint16_t h[48 * 4] = {0};
+    for (int i = 0; i < 40 * 4; i++)
+        out[i] = 5.0f;
+    // f32 weights stay with BLAS; K not a multiple of 32 has no tile step
+    assert_int_equal(cpu_linear_amx(out, x, (mm_wref){w, MM_F32}, 40, 48, 4, 0.0f), -1);
+    assert_int_equal(cpu_linear_amx(out, x, (mm_wref){h, MM_F16}, 40, 48, 4, 0.0f), -1);
+    for (int i = 0; i < 40 * 4; i++)
+        assert_true(out[i] == 5.0f);
+}
+
+// The linear op takes this path for more rows than the row kernels handle, for half weights too.
+static void test_linear_op(void **state) {
+    (void)state;
+    if (!amx_or_skip())
+        return;
+    const mm_ops *ops = ops_cpu();
+    for (int ti = 0; ti < 2; ti++) {
+        problem p;
+        int N = CPU_LINEAR_ROWS_MAX + 8;
+        problem_make(&p, types[ti], N, 256, 24, 77);
+        float *out = malloc(sizeof(float) * (size_t)N * 24);
+        ops->linear(out, p.x, (mm_wref){p.w, p.t}, NULL, N, 256, 24, 0);
+        assert_true(problem_check(&p, out, NULL, 0.0f, mm_dtype_name(p.t)));
+        free(out);
+        problem_free(&p);
+    }
+}
+
+typedef struct {
+    problem p;
+    float *out;
+    int rc;
+} job;
+
+static void *run_job(void *arg) {
+    job *j = arg;
+    for (int rep = 0; rep < 4 && j->rc == 0; rep++)
+        j->rc = cpu_linear_amx(j->out, j->p.x, (mm_wref){j->p.w, j->p.t}, j->p.N, j->p.K, j->p.M, 0.0f);
+    return NULL;
+}
+
+// Two callers at once: one uses the kept scratch, the other its own; both results right.
+static void test_concurrent_callers(void **state) {
+    (void)state;
+    if (!amx_or_skip())
+        return;
+    job jobs[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        problem_make(&jobs[i].p, i ? MM_Q4_K : MM_Q8_0, 64 + 32 * i, 1024, 48, 5 + i);
+        jobs[i].out = malloc(sizeof(float) * (size_t)jobs[i].p.N * jobs[i].p.M);
+        jobs[i].rc = 0;
+        assert_int_equal(pthread_create(&th[i], NULL, run_job, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(jobs[i].rc, 0);
+        assert_true(problem_check(&jobs[i].p, jobs[i].out, NULL, 0.0f, i ? "concurrent Q4_K" : "concurrent Q8_0"));
+        free(jobs[i].out);
+        problem_free(&jobs[i].p);
+    }
+}
+
+// mmgpt info --cpu says which path prompts take, and MMGPT_AMX=0 turns the tiles off.
+static void test_info_and_switch(void **state) {
+    (void)state;
+    if (!amx_or_skip())
+        return;
+    char out[4096];
+    assert_int_equal(run(out, sizeof out, "%s info --cpu", bin()), 0);
+    assert_non_null(strstr(out, "prompt products: amx-bf16 tiles"));
+    assert_int_equal(run(out, sizeof out, "MMGPT_AMX=0 %s info --cpu", bin()), 0);
+    assert_non_null(strstr(out, "prompt products: BLAS on decoded f32 tiles (MMGPT_AMX=0)"));
+    assert_int_equal(run(out, sizeof out, "MMGPT_SIMD=scalar %s info --cpu", bin()), 0);
+    assert_null(strstr(out, "amx-bf16 tiles"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_types_and_shapes), cmocka_unit_test(test_declines),
+        cmocka_unit_test(test_linear_op),        cmocka_unit_test(test_concurrent_callers),
+        cmocka_unit_test(test_info_and_switch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
