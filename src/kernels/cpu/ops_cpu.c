@@ -34,6 +34,11 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
 // -/1.7/1.1, bf16 1.3/1.3/1.2 vs -/1.7/1.2, q8_0 1.9/1.4/1.1 vs -/1.8/1.3, q4_k 1.0/1.0/1.0 vs
 // -/1.8/1.1; from 64 rows the tiles win (0.8-1.0). Batched steps of 9-32 sequences live here.
 // The bound is CPU_LINEAR_ROWS_MAX (simd.h; the tests cover both sides of it).
+// With AMX (gemm_amx.c) the tiles were faster from 6 rows (4096x11008, ms, rows vs tiles: q4_k 3.2 vs 2.7 at
+// 6 rows, 8.3 vs 2.9 at 16; bf16 5.5 vs 2.8 at 6) but stay for longer inputs only: below the bound a
+// batched step's rows are bit for bit what each sequence gets alone (int8 activations, exact weights), and
+// the demo's q8_0 agreement with f32 fell from 351 to 349 of 353 positions when its 10-token vision tower
+// and 8-latent perceiver went to bf16 tiles.
 
 // out[n, o] = beta * out[n, o] + W[o, :] . in[n, :] for W in any type (f32 with N > 1), N <= CPU_LINEAR_ROWS_MAX.
 static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, int M, float beta) {
