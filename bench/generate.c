@@ -23,6 +23,7 @@
 #include "base/rng.h"
 #include "infer/engine.h"
 #include "infer/generate.h"
+#include "kernels/cpu/gemm_amx.h"
 #include "kernels/device.h"
 #include "model/quant_rule.h"
 
@@ -320,6 +321,7 @@ int main(int argc, char **argv) {
     mm_rng r;
     rng_seed(&r, 1);
     size_t mat_bytes = 0;
+    double prompt_flops = 0; // per prompt token: the decoder's matrices that act on every text token
     float *vals = NULL; // fill_random's scratch
     // The vision tower's matrix work for one image (its blocks' matrices on every token, the patch
     // embedding on every patch); attention's products are added below.
@@ -336,6 +338,10 @@ int main(int argc, char **argv) {
         // Bytes a generated token reads: the decoder's matrices (not the vision tower or perceiver).
         if (!strncmp(p->name, "lang_encoder.", 13) && strcmp(p->name, "lang_encoder.model.embed_tokens.weight"))
             mat_bytes += weights_param_bytes(&m.w, p);
+        // (not the cross-attention's keys and values, made from the image's latents, nor lm_head: one row)
+        if (!strncmp(p->name, "lang_encoder.", 13) && p->ndim == 2 && strcmp(p->name, "lang_encoder.model.embed_tokens.weight") &&
+            !strstr(p->name, "lm_head") && !strstr(p->name, "to_kv"))
+            prompt_flops += 2.0 * (double)n;
         if (!strncmp(p->name, "vision_encoder.", 15) && p->ndim == 2 && strstr(p->name, "resblocks"))
             vis_flops += 2.0 * vis_tokens * (double)n;
         else if (!strncmp(p->name, "vision_encoder.", 15) && strstr(p->name, "conv1"))
@@ -416,6 +422,11 @@ int main(int argc, char **argv) {
         }
         ops->free(ga);
     }
+    // Half and quantized weights' long products run on AMX tiles where the processor has them: their peak is
+    // the floor for the prompt and the vision tower then (f32 weights stay on sgemm).
+    double amx_flops = strcmp(device, "cpu") || (!model_path && !strcmp(dtype, "f32")) ? 0 : cpu_amx_peak_flops(0.3);
+    double peak = amx_flops > 0 ? amx_flops : gemm_flops;
+    const char *peak_by = amx_flops > 0 ? "the AMX tiles (bf16)" : "sgemm";
     double ttft = 1e9, gen_tps = 0, prompt_tps = 0, vision_s = 1e9;
     double prof_s = 0;
     int prof_tokens = 0;
@@ -458,10 +469,16 @@ int main(int argc, char **argv) {
         printf("c_batch_tps %.2f\nbatch of %d: %.2fx the tokens/s of one sequence\n", batch_tps, NB, batch_tps / gen_tps);
     printf("floor: %.1f MB of decoder weights per token / %.1f GB/s read bandwidth = %.2f ms/token (%.1f tokens/s)\n",
            (double)mat_bytes / 1e6, best_bw / 1e9, 1e3 * (double)mat_bytes / best_bw, best_bw / (double)mat_bytes);
-    printf("c_vision_s %.3f\nvision tower: %.1f GFLOP per image in %.3f s (%.1f GFLOP/s); sgemm reaches %.1f GFLOP/s "
+    // Attention adds 4 * dim FLOPs per visible key and layer: P / 2 keys on average in a causal prompt.
+    prompt_flops += 4.0 * c.dim * c.n_layers * (P / 2.0);
+    printf("prompt: %.1f GFLOP per token at %.1f tokens/s (%.1f GFLOP/s); %s reach %.1f GFLOP/s here: floor %.1f "
+           "tokens/s (%.0f%%)\n",
+           prompt_flops / 1e9, prompt_tps, prompt_flops * prompt_tps / 1e9, peak_by, peak / 1e9, peak / prompt_flops,
+           100.0 * prompt_flops * prompt_tps / peak);
+    printf("c_vision_s %.3f\nvision tower: %.1f GFLOP per image in %.3f s (%.1f GFLOP/s); %s reach %.1f GFLOP/s "
            "here: floor %.3f s (%.0f%%)\n",
-           vision_s, vis_flops / 1e9, vision_s, vis_flops / vision_s / 1e9, gemm_flops / 1e9, vis_flops / gemm_flops,
-           100.0 * vis_flops / gemm_flops / vision_s);
+           vision_s, vis_flops / 1e9, vision_s, vis_flops / vision_s / 1e9, peak_by, peak / 1e9, vis_flops / peak,
+           100.0 * vis_flops / peak / vision_s);
     // A generated token also reads its sequence's keys and values: at the last one, P + G positions.
     double kv_bytes = 2.0 * c.n_layers * c.dim * (double)(P + G) * (m.kv_cache == MM_F16 ? 2 : 4);
     printf("K/V cache %s: %.1f MB read by the last generated token; floor with it %.1f tokens/s\n", kv, kv_bytes / 1e6,

@@ -404,7 +404,55 @@ int cpu_linear_amx(float *out, const float *in, mm_wref w, int N, int K, int M, 
     return 0;
 }
 
+AMX static double probe_thread(double seconds) {
+    static const int reps = 4096;
+    uint16_t *buf = aligned_alloc(64, 5 * 1024); // four operand tiles and one result tile
+    if (!buf)
+        return 0;
+    for (int i = 0; i < 2048; i++)
+        buf[i] = (uint16_t)(0x3f80 + (i * 37) % 127); // 1.0 .. ~2.0 in bf16
+    tiles_configure();
+    _tile_loadd(4, buf, 64);
+    _tile_loadd(5, buf + 512, 64);
+    _tile_loadd(6, buf + 1024, 64);
+    _tile_loadd(7, buf + 1536, 64);
+    long done = 0;
+    double t0 = omp_get_wtime(), t = t0;
+    while (t - t0 < seconds) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int i = 0; i < reps; i++) {
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+        _tile_stored(0, buf + 2048, 64); // keep the products
+        done += reps;
+        t = omp_get_wtime();
+    }
+    _tile_release();
+    free(buf);
+    return 4.0 * done * 2.0 * 16 * 16 * 32 / (t - t0);
+}
+
+double cpu_amx_peak_flops(double seconds) {
+    if (!mm_amx_active())
+        return 0;
+    double total = 0;
+#pragma omp parallel reduction(+ : total)
+    total += probe_thread(seconds);
+    return total;
+}
+
 #else
+double cpu_amx_peak_flops(double seconds) {
+    (void)seconds;
+    return 0;
+}
+
 int cpu_linear_amx(float *out, const float *in, mm_wref w, int N, int K, int M, float beta) {
     (void)out, (void)in, (void)w, (void)N, (void)K, (void)M, (void)beta;
     return -1;

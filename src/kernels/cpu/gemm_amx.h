@@ -12,4 +12,9 @@
 // takes its own path.
 int cpu_linear_amx(float *out, const float *in, mm_wref w, int N, int K, int M, float beta);
 
+// What the tile unit reaches on every thread for bf16 products (FLOP/s, a multiply-add counted as 2), from
+// tiles already loaded with non-zero values (the rate depends on the values: all-zero tiles ran ~20% faster)
+// for about `seconds`; 0 where AMX is not active. The floor a benchmark compares prompts against.
+double cpu_amx_peak_flops(double seconds);
+
 #endif
