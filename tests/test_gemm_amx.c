@@ -152,6 +152,50 @@ static void test_linear_op(void **state) {
     }
 }
 
+// Worst error of out (N x M) against x times w summed in double, as a share of the sum of |terms|.
+static double exact_error(const float *out, const float *x, const float *w, int N, int K, int M) {
+    double worst = 0;
+    for (int n = 0; n < N; n++)
+        for (int m = 0; m < M; m++) {
+            double s = 0, mag = 0;
+            for (int k = 0; k < K; k++) {
+                double term = (double)x[(size_t)n * K + k] * w[(size_t)m * K + k];
+                s += term, mag += fabs(term);
+            }
+            double err = fabs(out[(size_t)n * M + m] - s) / mag;
+            worst = err > worst ? err : worst;
+        }
+    return worst;
+}
+
+// A few rows take the tiles only when they are one sequence's (a prompt chunk); a batched step's stay on the
+// row kernels (each row as its sequence alone would get it): f16 rows there are exact, the tiles' bf16
+// operands are not (so the two are told apart).
+static void test_one_sequence_rows(void **state) {
+    (void)state;
+    if (!amx_or_skip())
+        return;
+    const mm_ops *ops = ops_cpu();
+    problem p;
+    int N = CPU_AMX_ROWS_MIN, K = 256, M = 24;
+    problem_make(&p, MM_F16, N, K, M, 91);
+    float *out = malloc(sizeof(float) * (size_t)N * M), *wexact = malloc(sizeof(float) * (size_t)K * M);
+    assert_int_equal(mm_convert_to_f32(wexact, p.w, MM_F16, (size_t)K * M), 0);
+    ops->one_sequence(1);
+    ops->linear(out, p.x, (mm_wref){p.w, p.t}, NULL, N, K, M, 0);
+    ops->one_sequence(0);
+    assert_true(problem_check(&p, out, NULL, 0.0f, "one sequence, 6 rows: tiles"));
+    double tiles = exact_error(out, p.x, wexact, N, K, M);
+    ops->linear(out, p.x, (mm_wref){p.w, p.t}, NULL, N, K, M, 0);
+    double rows = exact_error(out, p.x, wexact, N, K, M);
+    print_message("mmgpt-test: 6 rows against the exact product: one sequence (tiles) %.2e, batched step (rows) %.2e\n",
+                  tiles, rows);
+    assert_true(rows < 1e-6);
+    assert_true(tiles > 1e-5);
+    free(out), free(wexact);
+    problem_free(&p);
+}
+
 typedef struct {
     problem p;
     float *out;
@@ -204,7 +248,8 @@ static void test_info_and_switch(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_types_and_shapes), cmocka_unit_test(test_declines),
-        cmocka_unit_test(test_linear_op),        cmocka_unit_test(test_concurrent_callers),
+        cmocka_unit_test(test_linear_op),        cmocka_unit_test(test_one_sequence_rows),
+        cmocka_unit_test(test_concurrent_callers),
         cmocka_unit_test(test_info_and_switch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -289,7 +289,13 @@ static void eval_rows(mm_engine *en, int p0, int p1) {
     int32_t *pos = en->step_pos;
     for (int i = 0; i < T; i++)
         pos[i] = p0 + i;
+    // A prompt chunk is one sequence's rows (a batched step is not: engine_step).
+    const mm_ops *ops = en->ops;
+    if (ops->one_sequence)
+        ops->one_sequence(1);
     forward_rows(en, &en, 1, T, en->tokens + p0, pos, en->q_media + p0, &p0, p1 == en->n);
+    if (ops->one_sequence)
+        ops->one_sequence(0);
 }
 
 mm_status engine_eval(mm_engine *en, const int32_t *tokens, int n, const float **logits, mm_err *e) {

@@ -38,6 +38,11 @@ typedef struct mm_ops {
     const char *name;
     // out[N,out_dim] = in[N,in_dim] @ W[out_dim,in_dim]^T (+ bias); accumulate adds to out instead of overwriting.
     void (*linear)(float *out, const float *in, mm_wref w, const float *bias, int N, int in_dim, int out_dim, int accumulate);
+    // on = 1: the linear calls this thread makes until on = 0 carry one sequence's rows (a prompt chunk), not
+    // a batched step of several sequences, so a backend may take a path whose rounding depends on the row
+    // count (CPU: AMX tiles from 6 rows) without one sequence's results changing with the others batched
+    // beside it. NULL where a backend has no such path.
+    void (*one_sequence)(int on);
     // C = alpha * op(A) @ op(B) + beta * C, f32, row-major with leading dimensions.
     void (*gemm)(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                  int ldb, float beta, float *C, int ldc);

@@ -34,11 +34,9 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
 // -/1.7/1.1, bf16 1.3/1.3/1.2 vs -/1.7/1.2, q8_0 1.9/1.4/1.1 vs -/1.8/1.3, q4_k 1.0/1.0/1.0 vs
 // -/1.8/1.1; from 64 rows the tiles win (0.8-1.0). Batched steps of 9-32 sequences live here.
 // The bound is CPU_LINEAR_ROWS_MAX (simd.h; the tests cover both sides of it).
-// With AMX (gemm_amx.c) the tiles were faster from 6 rows (4096x11008, ms, rows vs tiles: q4_k 3.2 vs 2.7 at
-// 6 rows, 8.3 vs 2.9 at 16; bf16 5.5 vs 2.8 at 6) but stay for longer inputs only: below the bound a
-// batched step's rows are bit for bit what each sequence gets alone (int8 activations, exact weights), and
-// the demo's q8_0 agreement with f32 fell from 351 to 349 of 353 positions when its 10-token vision tower
-// and 8-latent perceiver went to bf16 tiles.
+// With AMX (gemm_amx.c) the tiles are faster from 6 rows, but a batched step's rows stay here: each is bit
+// for bit what its sequence gets alone (int8 activations, exact weights), whatever else is batched with
+// it; one sequence's prompt chunk (mm_ops.one_sequence) goes to the tiles from CPU_AMX_ROWS_MIN rows.
 
 // out[n, o] = beta * out[n, o] + W[o, :] . in[n, :] for W in any type (f32 with N > 1), N <= CPU_LINEAR_ROWS_MAX.
 static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, int M, float beta) {
@@ -133,6 +131,9 @@ static void widen(float *dst, const void *src, mm_dtype t, size_t n) {
     }
 }
 
+static _Thread_local int rows_one_sequence;
+static void cpu_one_sequence(int on) { rows_one_sequence = on; }
+
 static void cpu_linear(float *out, const float *in, mm_wref w, const float *bias, int N, int K, int M, int acc) {
     float beta = acc ? 1.0f : 0.0f;
     if (bias) {
@@ -148,6 +149,9 @@ static void cpu_linear(float *out, const float *in, mm_wref w, const float *bias
         }
         beta = 1.0f;
     }
+    if (w.dtype != MM_F32 && N >= (rows_one_sequence ? CPU_AMX_ROWS_MIN : CPU_LINEAR_ROWS_MAX + 1) &&
+        cpu_linear_amx(out, in, w, N, K, M, beta) == 0)
+        return;
     if (N <= CPU_LINEAR_ROWS_MAX && (w.dtype != MM_F32 || N > 1)) {
         // Generated tokens (a batched step, beams): read each weight row once, in its stored form.
         // One f32 row stays with sgemv, which reads at the bandwidth; a few rows would go to sgemm,
@@ -159,8 +163,6 @@ static void cpu_linear(float *out, const float *in, mm_wref w, const float *bias
         cpu_gemm(0, 1, N, M, K, 1.0f, in, K, w.data, K, beta, out, M);
         return;
     }
-    if (cpu_linear_amx(out, in, w, N, K, M, beta) == 0)
-        return;
     int rows = WIDEN_ELEMS / (K > 0 ? K : 1);
     if (rows < 1)
         rows = 1;
@@ -272,6 +274,7 @@ static void cpu_store(void *dst, mm_dtype t, const float *src, size_t n) {
 static const mm_ops cpu_ops = {
     .name = "cpu",
     .linear = cpu_linear,
+    .one_sequence = cpu_one_sequence,
     .gemm = cpu_gemm,
     .layernorm = cpu_layernorm,
     .rmsnorm = cpu_rmsnorm,

@@ -116,6 +116,7 @@ static mm_status cu_status(mm_err *e) {
 static const mm_ops cuda_ops = {
     .name = "cuda",
     .linear = cu_linear,
+    .one_sequence = NULL, // one path for every row count
     .gemm = cu_gemm,
     .layernorm = cu_layernorm,
     .rmsnorm = cu_rmsnorm,
