@@ -144,11 +144,23 @@ typedef struct {
     int next, units;   // units done, units in the panel (rows * per_row)
 } panel_decoder;
 
+// Points d at panel p (weight rows [32p, 32p + 32) of M, w0 the first row's first column) to be decoded
+// into dst; the rows past M are zero.
+AMX static void decoder_start(panel_decoder *d, const char *w0, int p, int M, uint16_t *dst, size_t panel_bytes) {
+    int rows = M - p * PANEL < PANEL ? M - p * PANEL : PANEL;
+    d->w = w0 + (size_t)p * PANEL * d->row_bytes;
+    d->dst = dst;
+    d->next = 0;
+    d->units = rows * d->per_row;
+    if (rows < PANEL)
+        memset(dst, 0, panel_bytes);
+}
+
 // Decodes up to n more units: row r's columns [u * ulen, (u + 1) * ulen) into the panel's tile rows.
 AMX static void decode_units(panel_decoder *d, int n) {
     for (; n > 0 && d->next < d->units; n--, d->next++) {
         int r = d->next / d->per_row, u = d->next % d->per_row, k0 = u * d->ulen;
-        const char *src = d->w + (size_t)r * d->row_bytes + mm_dtype_nbytes(d->t, (size_t)k0);
+        const char *src = d->w + (size_t)r * d->row_bytes + (size_t)u * d->unit_bytes;
         uint16_t *dst = d->dst + 512 * (r / 16) + 32 * (r % 16) + 32 * (size_t)k0;
         prefetch_block(src, d->unit_bytes); // the rows of a panel are consecutive: one stream, 2 KB ahead
         switch (d->t) {
@@ -277,7 +289,7 @@ AMX static void tile_to_rows(float *y, size_t ldy, const float *c, int nt, int n
 // One block of the product: tokens [n0, n0 + ntok) (regrouped in xt) times columns [k0, k0 + kb) of every
 // weight row, added to out (scaled by beta first when k0 == 0). Each thread takes a run of 32-row panels;
 // while the tile unit multiplies one panel with every pair of token groups, the vector units decode the next
-// panel into the other buffer (the two overlap: decoding alone took about as long as the products).
+// panel into the other buffer, a unit per tile step (they overlap in part: see the header).
 AMX static void block_product(float *out, const uint32_t *xt, int n0, int ntok, mm_wref w, int K, int k0, int kb,
                               int M, float beta, char *scratch, size_t per_thread) {
     const int chunks = kb / KSTEP, groups = (ntok + GROUP - 1) / GROUP, panels = (M + PANEL - 1) / PANEL;
@@ -285,6 +297,7 @@ AMX static void block_product(float *out, const uint32_t *xt, int n0, int ntok, 
     const size_t panel_bytes = PANEL * sizeof(uint16_t) * (size_t)kb;
     const int ulen = kb % 256 == 0 ? 256 : KSTEP;
     const float b = k0 == 0 ? beta : 1.0f;
+    const char *w0 = (const char *)w.data + col0;
 #pragma omp parallel
     {
         int tid = omp_get_thread_num(), nth = omp_get_num_threads();
@@ -294,27 +307,16 @@ AMX static void block_product(float *out, const uint32_t *xt, int n0, int ntok, 
         float *cbuf = (float *)(mine + 2 * panel_bytes);
         panel_decoder dec = {.row_bytes = row_bytes, .t = w.dtype, .ulen = ulen, .per_row = kb / ulen,
                              .unit_bytes = mm_dtype_nbytes(w.dtype, (size_t)ulen)};
-        // Starts decoding panel p into buffer `which` (zero rows past M).
-#define DECODER_START(p, which)                                                                                    \
-    do {                                                                                                           \
-        int rows_ = M - (p) * PANEL < PANEL ? M - (p) * PANEL : PANEL;                                             \
-        dec.w = (const char *)w.data + (size_t)(p) * PANEL * row_bytes + col0;                                    \
-        dec.dst = buf[which];                                                                                      \
-        dec.next = 0;                                                                                              \
-        dec.units = rows_ * dec.per_row;                                                                           \
-        if (rows_ < PANEL)                                                                                         \
-            memset(dec.dst, 0, panel_bytes);                                                                       \
-    } while (0)
         if (p0 < p1) {
             tiles_configure();
-            DECODER_START(p0, 0);
+            decoder_start(&dec, w0, p0, M, buf[0], panel_bytes);
             decode_units(&dec, dec.units);
         }
         for (int p = p0; p < p1; p++) {
             const uint16_t *a = buf[(p - p0) & 1];
             int step = 0;
             if (p + 1 < p1) {
-                DECODER_START(p + 1, (p + 1 - p0) & 1);
+                decoder_start(&dec, w0, p + 1, M, buf[(p + 1 - p0) & 1], panel_bytes);
                 int iters = (groups + 1) / 2 * chunks;
                 step = (dec.units + iters - 1) / iters;
             }
@@ -334,7 +336,6 @@ AMX static void block_product(float *out, const uint32_t *xt, int n0, int ntok, 
             if (step)
                 decode_units(&dec, dec.units); // what the steps left
         }
-#undef DECODER_START
         if (p0 < p1)
             _tile_release();
     }
