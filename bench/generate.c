@@ -426,7 +426,7 @@ int main(int argc, char **argv) {
     // the floor for the prompt and the vision tower then (f32 weights stay on sgemm).
     double amx_flops = strcmp(device, "cpu") || (!model_path && !strcmp(dtype, "f32")) ? 0 : cpu_amx_peak_flops(0.3);
     double peak = amx_flops > 0 ? amx_flops : gemm_flops;
-    const char *peak_by = amx_flops > 0 ? "the AMX tiles (bf16)" : "sgemm";
+    const char *peak_by = amx_flops > 0 ? "the AMX tiles (bf16) reach" : "sgemm reaches";
     double ttft = 1e9, gen_tps = 0, prompt_tps = 0, vision_s = 1e9;
     double prof_s = 0;
     int prof_tokens = 0;
@@ -471,11 +471,11 @@ int main(int argc, char **argv) {
            (double)mat_bytes / 1e6, best_bw / 1e9, 1e3 * (double)mat_bytes / best_bw, best_bw / (double)mat_bytes);
     // Attention adds 4 * dim FLOPs per visible key and layer: P / 2 keys on average in a causal prompt.
     prompt_flops += 4.0 * c.dim * c.n_layers * (P / 2.0);
-    printf("prompt: %.1f GFLOP per token at %.1f tokens/s (%.1f GFLOP/s); %s reach %.1f GFLOP/s here: floor %.1f "
+    printf("prompt: %.1f GFLOP per token at %.1f tokens/s (%.1f GFLOP/s); %s %.1f GFLOP/s here: floor %.1f "
            "tokens/s (%.0f%%)\n",
            prompt_flops / 1e9, prompt_tps, prompt_flops * prompt_tps / 1e9, peak_by, peak / 1e9, peak / prompt_flops,
            100.0 * prompt_flops * prompt_tps / peak);
-    printf("c_vision_s %.3f\nvision tower: %.1f GFLOP per image in %.3f s (%.1f GFLOP/s); %s reach %.1f GFLOP/s "
+    printf("c_vision_s %.3f\nvision tower: %.1f GFLOP per image in %.3f s (%.1f GFLOP/s); %s %.1f GFLOP/s "
            "here: floor %.3f s (%.0f%%)\n",
            vision_s, vis_flops / 1e9, vision_s, vis_flops / vision_s / 1e9, peak_by, peak / 1e9, vis_flops / peak,
            100.0 * vis_flops / peak / vision_s);
