@@ -217,6 +217,58 @@ static void test_dot_avx512(void **state) {
     check_dots(kernels_or_skip(MM_SIMD_AVX512, "AVX-512 F/BW/VL + VNNI"));
 }
 
+// The AVX2 table's VNNI forms (where the processor has AVX-512 VL + VNNI) give the plain AVX2 kernels'
+// results bit for bit: the same integers, summed by other instructions.
+static void test_vnni_same_results(void **state) {
+    (void)state;
+    const cpu_kernels *k = cpu_kernels_avx2(), *plain = cpu_kernels_avx2_plain();
+    if (!k || k == plain || !strcmp(k->name, "avx2")) {
+        printf("mmgpt-test: no AVX-512 VL + VNNI here: the AVX2 table is the plain one\n");
+        skip();
+        return;
+    }
+    mm_rng r;
+    rng_seed(&r, 21);
+    int n = 4096, bad = 0, compared = 0;
+    float *w = malloc(sizeof(float) * n), *x = malloc(sizeof(float) * n);
+    char *blocks = malloc(mm_dtype_nbytes(MM_Q8_0, (size_t)n) + 2);
+    static int8_t q[4][4096];
+    static float d[4][4096 / 32];
+    static int16_t s16[4][4096 / 16];
+    for (int ti = 0; ti < NTYPES; ti++) {
+        mm_dtype t = types[ti];
+        if (k->dotq[t] == plain->dotq[t] && k->dotqn[t] == plain->dotqn[t])
+            continue;
+        for (int rep = 0; rep < 8; rep++) {
+            for (int i = 0; i < n; i++)
+                w[i] = (rng_uniform(&r) * 2 - 1) * (i % 89 == 0 ? 3.0f : 0.1f);
+            mm_convert_from_f32(blocks + 2, t, w, (size_t)n);
+            cpu_xq xs[4];
+            for (int j = 0; j < 4; j++) {
+                for (int i = 0; i < n; i++)
+                    x[i] = (rng_uniform(&r) * 2 - 1) * (1.0f + (float)j);
+                xs[j] = (cpu_xq){.q = q[j], .d = d[j], .s16 = s16[j]};
+                cpu_quantize_x(x, n, cpu_xq_block(t), &xs[j]);
+            }
+            for (int nx = 1; nx <= 4; nx++) {
+                float a[4], b[4];
+                if (k->dotqn[t] && plain->dotqn[t]) {
+                    k->dotqn[t](blocks + 2, xs, nx, n, a);
+                    plain->dotqn[t](blocks + 2, xs, nx, n, b);
+                    bad += memcmp(a, b, sizeof(float) * (size_t)nx) != 0, compared++;
+                }
+                a[0] = k->dotq[t](blocks + 2, &xs[nx - 1], n);
+                b[0] = plain->dotq[t](blocks + 2, &xs[nx - 1], n);
+                bad += memcmp(a, b, sizeof(float)) != 0, compared++;
+            }
+        }
+    }
+    printf("mmgpt-test: %s against plain avx2: %d of %d results differ\n", k->name, bad, compared);
+    assert_true(compared > 0);
+    assert_int_equal(bad, 0);
+    free(w), free(x), free(blocks);
+}
+
 // ops->linear on quantized weights against the decoded weights in f32 through BLAS: the integer row
 // kernels (N <= CPU_LINEAR_ROWS_MAX, int8 activations), the dequantized-tile path (more rows), with bias and accumulation;
 // the input gradient; and the embedding rows.
@@ -387,7 +439,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_bytes), cmocka_unit_test(test_error_by_type),
         cmocka_unit_test(test_dot_scalar),      cmocka_unit_test(test_dot_avx2),
-        cmocka_unit_test(test_dot_avx512),
+        cmocka_unit_test(test_dot_avx512),      cmocka_unit_test(test_vnni_same_results),
         cmocka_unit_test(test_linear_quant),    cmocka_unit_test(test_quantized_file),
         cmocka_unit_test(test_demo_agreement),
     };

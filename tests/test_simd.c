@@ -266,7 +266,9 @@ static void test_dispatch_level(void **state) {
     const cpu_kernels *k = cpu_kernels_get();
     printf("mmgpt-test: supported %s, active %s, kernels %s\n", mm_simd_name(mm_simd_supported()),
            mm_simd_name(mm_simd_active()), k->name);
-    assert_string_equal(k->name, mm_simd_name(want));
+    // the AVX2 table is "avx2+vnni" where it takes VNNI forms of its kernels (the same results)
+    assert_int_equal(strncmp(k->name, mm_simd_name(want), strlen(mm_simd_name(want))), 0);
+    assert_true(k == cpu_kernels_at(want));
     assert_non_null(cpu_kernels_at(MM_SIMD_SCALAR));
 }
 

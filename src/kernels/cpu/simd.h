@@ -78,6 +78,11 @@ const cpu_kernels *cpu_kernels_scalar(void);
 const cpu_kernels *cpu_kernels_avx2(void); // NULL on processors without AVX2+FMA+F16C or non-x86 builds
 // The AVX2 table with the row products in AVX-512 + VNNI; NULL where the processor lacks them.
 const cpu_kernels *cpu_kernels_avx512(void);
+// Where the processor has AVX-512 VL + VNNI, the AVX2 table takes the kernels whose VNNI forms compute the
+// same integers (bit for bit the same results, fewer instructions): this puts them into t (no-op elsewhere).
+void cpu_avx512_same_results(cpu_kernels *t);
+// The AVX2 table without them (tests compare the two); NULL without AVX2.
+const cpu_kernels *cpu_kernels_avx2_plain(void);
 
 
 

@@ -8,6 +8,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "base/dtype.h"
@@ -430,68 +431,11 @@ AVX2 static inline __m128 scales4(const void *first, size_t size) {
 SIGNED32_XN(q8_0, mm_block_q8_0)
 SIGNED32_XN(q4_0, mm_block_q4_0)
 
-// The 8 sub-scales (bytes of sc[0..1]) and 8 sub-mins (bytes of mn[0..1]) of a Q4_K block, unpacked
-// from the 12 packed bytes a 32-bit word at a time (the layout of mm_q4k_scale_min).
-static inline void q4k_unpack(const uint8_t *scales, uint32_t sc[2], uint32_t mn[2]) {
-    uint32_t u0, u1, u2;
-    memcpy(&u0, scales, 4), memcpy(&u1, scales + 4, 4), memcpy(&u2, scales + 8, 4);
-    sc[0] = u0 & 0x3f3f3f3fu;
-    mn[0] = u1 & 0x3f3f3f3fu;
-    sc[1] = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
-    mn[1] = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
-}
-
-// Q4_K against activations quantized per 256: the integer sub-scales multiply int16 pair sums
-// (vpmaddwd), so a super-block accumulates in int32 and is scaled once; the mins meet the
-// activations' 16-sums in one vpmaddwd too, into a second vector accumulator.
-XN void q4_k_xn(const mm_block_q4_k *b, const cpu_xq *x, const int NX, int n, float *out) {
-    const __m256i m4 = _mm256_set1_epi8(0xF);
-    // One accumulator per row takes the codes' products and, subtracted, the mins' (four rows' codes,
-    // mins and sums otherwise outgrow the 16 vector registers).
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    // Sub-scale s as 16 int16 lanes, by one byte shuffle of the 8 scales (both 128-bit halves hold them):
-    // 2 instructions fewer per sub-block than moving it out to a general register and broadcasting.
-    static const int8_t spread_k4[8][32] = {
-#define SPREAD(s) {s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1}
-        SPREAD(0), SPREAD(1), SPREAD(2), SPREAD(3), SPREAD(4), SPREAD(5), SPREAD(6), SPREAD(7)
-#undef SPREAD
-    };
-    for (int i = 0; i < n / MM_QK_K; i++) {
-        prefetch_block(b + i, sizeof *b);
-        uint32_t sc[2], mn[2];
-        q4k_unpack(b[i].scales, sc, mn);
-        __m128i sc128 = _mm_cvtsi64_si128((long long)((uint64_t)sc[0] | (uint64_t)sc[1] << 32));
-        __m256i scv = _mm256_set_m128i(sc128, sc128);
-        __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                           _mm256_setzero_si256()};
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) {
-            __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * c));
-            __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-            __m256i s_lo = _mm256_shuffle_epi8(scv, _mm256_loadu_si256((const __m256i *)spread_k4[2 * c]));
-            __m256i s_hi = _mm256_shuffle_epi8(scv, _mm256_loadu_si256((const __m256i *)spread_k4[2 * c + 1]));
-            for (int j = 0; j < NX; j++) {
-                const int8_t *xq = x[j].q + 256 * i;
-                __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * c)));
-                __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * c + 32)));
-                sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p0, s_lo));
-                sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p1, s_hi));
-            }
-        }
-        // mins m_j, each twice (one per 16-sum of its sub-block of 32), times the 16 sums.
-        __m128i m = _mm_cvtsi64_si128((long long)((uint64_t)mn[0] | (uint64_t)mn[1] << 32));
-        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
-        float dw = half_at(&b[i].d), dmin = half_at(&b[i].dmin);
-        for (int j = 0; j < NX; j++) {
-            __m256i mins = _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)(x[j].s16 + 16 * i)));
-            float dx = x[j].d[i];
-            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
-            acc[j] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * dx), _mm256_cvtepi32_ps(mins), acc[j]);
-        }
-    }
-    for (int j = 0; j < NX; j++)
-        out[j] = hsum(acc[j]);
-}
+// Q4_K's kernel body is shared with the VNNI table (simd_x86.h): here the scaled int16 pair sums are
+// vpmaddwd then vpaddd.
+#define MADD_ACC(acc, p, s) _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
+Q4K_XN(q4_k_xn)
+#undef MADD_ACC
 
 // One activation row, and 1..4 rows through the same code, two rows per pass over a block at most: past
 // that the accumulators spill. Instructions per token and row of 4096 (callgrind) for 1 / 2 / 3 / 4 rows
@@ -501,43 +445,10 @@ DOTQ_PAIR(q8_0, mm_block_q8_0)
 DOTQ_PAIR(q4_0, mm_block_q4_0)
 DOTQ_PAIR(q4_k, mm_block_q4_k)
 
-AVX2 static float dotq_q6_k(const void *wv, const cpu_xq *x, int n) {
-    const mm_block_q6_k *b = wv;
-    // Byte patterns that spread sub-scales 2k (8 times) and 2k + 1 (8 times) over 16 int16 lanes.
-    static const int8_t spread[4][16] = {{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
-                                         {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
-                                         {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},
-                                         {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};
-    __m256 acc = _mm256_setzero_ps(), acco = _mm256_setzero_ps();
-    for (int i = 0; i < n / MM_QK_K; i++) {
-        prefetch_block(b + i, sizeof *b);
-        __m256i sumi = _mm256_setzero_si256();
-        // Unrolled, so the four quarters stay in registers (a loop kept them on the stack: 184 instructions
-        // per super-block; callgrind).
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = b[i].ql + 64 * h, *qh = b[i].qh + 32 * h;
-            __m128i sc = _mm_loadl_epi64((const __m128i *)(b[i].scales + 8 * h));
-            const int8_t *xq = x->q + 256 * i + 128 * h;
-            __m256i q[4];
-            q6k_codes(ql, qh, q);
-#pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) {
-                __m256i p16 = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(xq + 32 * k)));
-                // int16 lanes 0..7 hold codes 0..15 (sub-block scale 2k), lanes 8..15 codes 16..31 (2k + 1).
-                __m256i scl = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, _mm_loadu_si128((const __m128i *)spread[k])));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, scl));
-            }
-        }
-        // The codes' offset 32 through the activations' 16-sums, weighted by the 16 sub-scales.
-        __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b[i].scales));
-        __m256i offs = _mm256_madd_epi16(s16, _mm256_loadu_si256((const __m256i *)(x->s16 + 16 * i)));
-        float dx = half_at(&b[i].d) * x->d[i];
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx), _mm256_cvtepi32_ps(sumi), acc);
-        acco = _mm256_fmadd_ps(_mm256_set1_ps(32.0f * dx), _mm256_cvtepi32_ps(offs), acco);
-    }
-    return hsum(_mm256_sub_ps(acc, acco));
-}
+#define MADD_ACC(acc, p, s) _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
+Q6K_XN(q6_k_xn)
+#undef MADD_ACC
+DOTQ_PAIR(q6_k, mm_block_q6_k)
 
 // ---------------------------------------------------------------- decoding tiles (prompts)
 // The same products as base/quant.c's definition, in the same order and without fused multiply-adds,
@@ -632,15 +543,31 @@ static const cpu_kernels avx2 = {
     .dot4 = {[MM_F32] = dot4_f32, [MM_F16] = dot4_f16, [MM_BF16] = dot4_bf16},
     .dot2x4 = {[MM_F32] = dot2x4_f32, [MM_F16] = dot2x4_f16, [MM_BF16] = dot2x4_bf16},
     .dotq = {[MM_Q8_0] = dotq_q8_0, [MM_Q4_0] = dotq_q4_0, [MM_Q4_K] = dotq_q4_k, [MM_Q6_K] = dotq_q6_k},
-    .dotqn = {[MM_Q8_0] = dotqn_q8_0, [MM_Q4_0] = dotqn_q4_0, [MM_Q4_K] = dotqn_q4_k},
+    .dotqn = {[MM_Q8_0] = dotqn_q8_0, [MM_Q4_0] = dotqn_q4_0, [MM_Q4_K] = dotqn_q4_k, [MM_Q6_K] = dotqn_q6_k},
     .dequant = {[MM_Q8_0] = dequant_q8_0, [MM_Q4_0] = dequant_q4_0, [MM_Q4_K] = dequant_q4_k, [MM_Q6_K] = dequant_q6_k},
     .axpy = {[MM_F32] = axpy_f32, [MM_F16] = axpy_f16},
     .axpy4 = {[MM_F32] = axpy4_f32, [MM_F16] = axpy4_f16},
     .exp_sum = exp_sum,
 };
 
-const cpu_kernels *cpu_kernels_avx2(void) { return mm_simd_supported() >= MM_SIMD_AVX2 ? &avx2 : NULL; }
+static cpu_kernels table;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+static void table_build(void) {
+    table = avx2;
+    cpu_avx512_same_results(&table);
+}
+
+const cpu_kernels *cpu_kernels_avx2(void) {
+    if (mm_simd_supported() < MM_SIMD_AVX2)
+        return NULL;
+    pthread_once(&table_once, table_build);
+    return &table;
+}
+
+const cpu_kernels *cpu_kernels_avx2_plain(void) { return mm_simd_supported() >= MM_SIMD_AVX2 ? &avx2 : NULL; }
 
 #else
 const cpu_kernels *cpu_kernels_avx2(void) { return NULL; }
+const cpu_kernels *cpu_kernels_avx2_plain(void) { return NULL; }
 #endif

@@ -112,8 +112,28 @@ SIGNED32_XN(q4_0, mm_block_q4_0)
 DOTQ_PAIR(q8_0, mm_block_q8_0)
 DOTQ_PAIR(q4_0, mm_block_q4_0)
 
+// Q4_K and Q6_K with VNNI's vpdpwssd taking vpmaddwd + vpaddd's place (one instruction fewer per 32 codes and row;
+// the same integers, so bit for bit the AVX2 kernel's results). 4096x11008 from DRAM, 2 threads, ms, AVX2 vs
+// this: 0.71 vs 0.65 with one activation row, 1.13 vs 0.88 with 2, 2.13 vs 1.72 with 4 (in pairs: four rows
+// in one pass took 2.0-2.2 even with 32 registers).
+#define MADD_ACC(acc, p, s) _mm256_dpwssd_epi32(acc, p, s)
+Q4K_XN(q4_k_xn)
+Q6K_XN(q6_k_xn)
+#undef MADD_ACC
+DOTQ_PAIR(q4_k, mm_block_q4_k)
+DOTQ_PAIR(q6_k, mm_block_q6_k)
+
 static cpu_kernels table;
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+void cpu_avx512_same_results(cpu_kernels *t) {
+    const mm_cpu_features *f = mm_cpu_features_get();
+    if (!(f->avx512f && f->avx512bw && f->avx512vl && f->avx512vnni))
+        return;
+    t->name = "avx2+vnni";
+    t->dotq[MM_Q4_K] = dotq_q4_k, t->dotqn[MM_Q4_K] = dotqn_q4_k;
+    t->dotq[MM_Q6_K] = dotq_q6_k, t->dotqn[MM_Q6_K] = dotqn_q6_k;
+}
 
 static void table_build(void) {
     table = *cpu_kernels_avx2();
@@ -131,4 +151,5 @@ const cpu_kernels *cpu_kernels_avx512(void) {
 
 #else
 const cpu_kernels *cpu_kernels_avx512(void) { return NULL; }
+void cpu_avx512_same_results(cpu_kernels *t) { (void)t; }
 #endif

@@ -95,6 +95,120 @@ SIMD_FN static inline __attribute__((always_inline)) void q6k_codes(const uint8_
                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
 }
 
+// The 8 sub-scales (bytes of sc[0..1]) and 8 sub-mins (bytes of mn[0..1]) of a Q4_K block, unpacked
+// from the 12 packed bytes a 32-bit word at a time (the layout of mm_q4k_scale_min).
+static inline void q4k_unpack(const uint8_t *scales, uint32_t sc[2], uint32_t mn[2]) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, scales, 4), memcpy(&u1, scales + 4, 4), memcpy(&u2, scales + 8, 4);
+    sc[0] = u0 & 0x3f3f3f3fu;
+    mn[0] = u1 & 0x3f3f3f3fu;
+    sc[1] = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
+    mn[1] = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
+}
+
+// Sub-scale s of a Q4_K block as 16 int16 lanes, by one byte shuffle of the 8 scales (both 128-bit halves
+// hold them): 2 instructions fewer per sub-block than moving it out to a general register and broadcasting.
+static const int8_t spread_k4[8][32] = {
+#define SPREAD(s) {s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1}
+    SPREAD(0), SPREAD(1), SPREAD(2), SPREAD(3), SPREAD(4), SPREAD(5), SPREAD(6), SPREAD(7)
+#undef SPREAD
+};
+
+// Q4_K against activations quantized per 256, over NX activation rows (XN: the includer's always_inline
+// attribute): the integer sub-scales multiply int16 pair sums, so a super-block accumulates in int32 and is
+// scaled once; the mins meet the activations' 16-sums in one vpmaddwd, into the same accumulator. MADD_ACC(acc,
+// p, s) is the includer's acc + (the int16 pair products of p and s summed in int32): vpmaddwd + vpaddd, or
+// VNNI's vpdpwssd; the same integers either way, so every instantiation gives the same floats.
+#define Q4K_XN(NAME)                                                                                                   \
+XN void NAME(const mm_block_q4_k *b, const cpu_xq *x, const int NX, int n, float *out) {                               \
+    const __m256i m4 = _mm256_set1_epi8(0xF);                                                                          \
+    /* One accumulator per row takes the codes' products and, subtracted, the mins' (four rows' codes, */              \
+    /* mins and sums otherwise outgrow the 16 vector registers). */                                                    \
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};              \
+    for (int i = 0; i < n / MM_QK_K; i++) {                                                                            \
+        prefetch_block(b + i, sizeof *b);                                                                              \
+        uint32_t sc[2], mn[2];                                                                                         \
+        q4k_unpack(b[i].scales, sc, mn);                                                                               \
+        __m128i sc128 = _mm_cvtsi64_si128((long long)((uint64_t)sc[0] | (uint64_t)sc[1] << 32));                       \
+        __m256i scv = _mm256_set_m128i(sc128, sc128);                                                                  \
+        __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),                     \
+                           _mm256_setzero_si256()};                                                                    \
+        _Pragma("GCC unroll 4")                                                                                        \
+        for (int c = 0; c < 4; c++) {                                                                                  \
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * c));                                     \
+            __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);              \
+            __m256i s_lo = _mm256_shuffle_epi8(scv, _mm256_loadu_si256((const __m256i *)spread_k4[2 * c]));            \
+            __m256i s_hi = _mm256_shuffle_epi8(scv, _mm256_loadu_si256((const __m256i *)spread_k4[2 * c + 1]));        \
+            for (int j = 0; j < NX; j++) {                                                                             \
+                const int8_t *xq = x[j].q + 256 * i;                                                                   \
+                __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * c)));             \
+                __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * c + 32)));        \
+                sumi[j] = MADD_ACC(sumi[j], p0, s_lo);                                                                 \
+                sumi[j] = MADD_ACC(sumi[j], p1, s_hi);                                                                 \
+            }                                                                                                          \
+        }                                                                                                              \
+        /* mins m_j, each twice (one per 16-sum of its sub-block of 32), times the 16 sums. */                         \
+        __m128i m = _mm_cvtsi64_si128((long long)((uint64_t)mn[0] | (uint64_t)mn[1] << 32));                           \
+        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));                                                   \
+        float dw = half_at(&b[i].d), dmin = half_at(&b[i].dmin);                                                       \
+        for (int j = 0; j < NX; j++) {                                                                                 \
+            __m256i mins = _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)(x[j].s16 + 16 * i)));           \
+            float dx = x[j].d[i];                                                                                      \
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(sumi[j]), acc[j]);                    \
+            acc[j] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * dx), _mm256_cvtepi32_ps(mins), acc[j]);                    \
+        }                                                                                                              \
+    }                                                                                                                  \
+    for (int j = 0; j < NX; j++)                                                                                       \
+        out[j] = hsum(acc[j]);                                                                                         \
+}
+
+// Q6_K's sub-scales 2k (8 times) and 2k + 1 (8 times) spread over 16 int16 lanes by a byte shuffle.
+static const int8_t spread_k6[4][16] = {{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
+                                        {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+                                        {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},
+                                        {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};
+
+// Q6_K against activations quantized per 256, over NX activation rows, MADD_ACC as Q4K_XN's: each half
+// block's codes unpacked once for every row (q6k_codes), times the codes' offset 32 taken off through the
+// activations' 16-sums weighted by the 16 sub-scales. In int16 lanes 0..7 of a quarter are codes 0..15
+// (sub-scale 2k), lanes 8..15 codes 16..31 (2k + 1).
+#define Q6K_XN(NAME)                                                                                                   \
+XN void NAME(const mm_block_q6_k *b, const cpu_xq *x, const int NX, int n, float *out) {                               \
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};              \
+    __m256 acco[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};             \
+    for (int i = 0; i < n / MM_QK_K; i++) {                                                                            \
+        prefetch_block(b + i, sizeof *b);                                                                              \
+        __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),                     \
+                           _mm256_setzero_si256()};                                                                    \
+        _Pragma("GCC unroll 2")                                                                                        \
+        for (int h = 0; h < 2; h++) {                                                                                  \
+            const uint8_t *ql = b[i].ql + 64 * h, *qh = b[i].qh + 32 * h;                                              \
+            __m128i sc = _mm_loadl_epi64((const __m128i *)(b[i].scales + 8 * h));                                      \
+            __m256i q[4];                                                                                              \
+            q6k_codes(ql, qh, q);                                                                                      \
+            _Pragma("GCC unroll 4")                                                                                    \
+            for (int k = 0; k < 4; k++) {                                                                              \
+                __m256i scl = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, _mm_loadu_si128((const __m128i *)spread_k6[k]))); \
+                for (int j = 0; j < NX; j++) {                                                                         \
+                    const int8_t *xq = x[j].q + 256 * i + 128 * h;                                                     \
+                    __m256i p16 = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(xq + 32 * k)));      \
+                    sumi[j] = MADD_ACC(sumi[j], p16, scl);                                                             \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+        __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b[i].scales));                             \
+        float dw = half_at(&b[i].d);                                                                                   \
+        for (int j = 0; j < NX; j++) {                                                                                 \
+            __m256i offs = _mm256_madd_epi16(s16, _mm256_loadu_si256((const __m256i *)(x[j].s16 + 16 * i)));           \
+            float dx = dw * x[j].d[i];                                                                                 \
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dx), _mm256_cvtepi32_ps(sumi[j]), acc[j]);                         \
+            acco[j] = _mm256_fmadd_ps(_mm256_set1_ps(32.0f * dx), _mm256_cvtepi32_ps(offs), acco[j]);                  \
+        }                                                                                                              \
+    }                                                                                                                  \
+    for (int j = 0; j < NX; j++)                                                                                       \
+        out[j] = hsum(_mm256_sub_ps(acc[j], acco[j]));                                                                 \
+}
+
 // dotq (one activation row) and dotqn (1..4 rows, two per pass over a block at most: past that the
 // accumulators spill) from a kernel T##_xn(blocks, x, NX, n, out) instantiated per NX.
 #define DOTQ_PAIR(T, BLOCK)                                                                                       \
