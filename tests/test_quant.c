@@ -240,6 +240,7 @@ static void test_vnni_same_results(void **state) {
         if (k->dotq[t] == plain->dotq[t] && k->dotqn[t] == plain->dotqn[t])
             continue;
         for (int rep = 0; rep < 8; rep++) {
+            n = rep % 2 && mm_quant_block(t) == 32 ? 4064 : 4096; // 127 blocks: the one-block tail too
             for (int i = 0; i < n; i++)
                 w[i] = (rng_uniform(&r) * 2 - 1) * (i % 89 == 0 ? 3.0f : 0.1f);
             mm_convert_from_f32(blocks + 2, t, w, (size_t)n);

@@ -371,65 +371,16 @@ AVX2 static float dot_q6_k(const void *wv, const float *x, int n) {
 // offsets of the unsigned codes (Q4_0's 8, Q4_K's mins, Q6_K's 32) are taken off through the
 // activations' block sums.
 
-AVX2 static inline __m256i maddubs_sum(__m256i u8, __m256i s8) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u8, s8), _mm256_set1_epi16(1));
-}
-
 // The integer dot products take up to 4 activation rows at once (a batched step's tokens): a weight
 // block is loaded and unpacked once for all of them. Each row's arithmetic is the same sequence of
 // operations whatever NX is, so the results are bit for bit those of one row alone. NX is a constant
 // in every instantiation (always_inline), which keeps the accumulators in registers.
 #define XN AVX2 static inline __attribute__((always_inline))
 
-// Four blocks' f16 scales as four floats (the scale leads each block; blocks of `size` bytes: 34 for Q8_0,
-// 18 for Q4_0), gathered a word at a time.
-AVX2 static inline __m128 scales4(const void *first, size_t size) {
-    uint16_t h[4];
-    for (int k = 0; k < 4; k++)
-        memcpy(&h[k], (const unsigned char *)first + k * size, 2);
-    uint64_t u;
-    memcpy(&u, h, 8);
-    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)u));
-}
-
-// Blocks of 32 signed codes with one f16 scale each (Q8_0, Q4_0) against int8 activations.
-#define SIGNED32_XN(T, BLOCK)                                                                                    \
-    XN void T##_xn(const BLOCK *b, const cpu_xq *x, const int NX, int n, float *out) {                         \
-        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};  \
-        const __m256i ones = _mm256_set1_epi16(1);                                                             \
-        int nb = n / MM_QK, i = 0;                                                                             \
-        /* Four blocks a pass: their scales converted and multiplied as one vector, each lane then           \
-           broadcast (the same products and order of accumulation as one block at a time). */                 \
-        for (; i + 4 <= nb; i += 4) {                                                                          \
-            prefetch_block(b + i, 4 * sizeof *b); /* the pass's four blocks */                                 \
-            __m128 dw = scales4(b + i, sizeof *b);                                                             \
-            __m128 dd[4];                                                                                      \
-            for (int j = 0; j < NX; j++)                                                                       \
-                dd[j] = _mm_mul_ps(dw, _mm_loadu_ps(x[j].d + i));                                              \
-            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                                              \
-                __m256i w = codes_##T(b + i + k), aw = _mm256_sign_epi8(w, w);                                 \
-                for (int j = 0; j < NX; j++) { /* signed x signed as |w| x (x with w's sign) */                \
-                    __m256i xv = _mm256_loadu_si256((const __m256i *)(x[j].q + 32 * (i + k)));                 \
-                    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, w)), ones);    \
-                    __m256 d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd[j]), _mm256_set1_epi32(k));  \
-                    acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[j]);                                \
-                }                                                                                              \
-            }                                                                                                  \
-        }                                                                                                      \
-        for (; i < nb; i++) {                                                                                  \
-            __m256i w = codes_##T(b + i), aw = _mm256_sign_epi8(w, w);                                         \
-            float dw = half_at(&b[i].d);                                                                       \
-            for (int j = 0; j < NX; j++) {                                                                     \
-                __m256i xv = _mm256_loadu_si256((const __m256i *)(x[j].q + 32 * i));                           \
-                __m256i p = maddubs_sum(aw, _mm256_sign_epi8(xv, w));                                          \
-                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[j].d[i]), _mm256_cvtepi32_ps(p), acc[j]);       \
-            }                                                                                                  \
-        }                                                                                                      \
-        for (int j = 0; j < NX; j++)                                                                           \
-            out[j] = hsum(acc[j]);                                                                             \
-    }
-SIGNED32_XN(q8_0, mm_block_q8_0)
-SIGNED32_XN(q4_0, mm_block_q4_0)
+#define U8S8_SUM(u8, s8) _mm256_madd_epi16(_mm256_maddubs_epi16(u8, s8), _mm256_set1_epi16(1))
+SIGNED32_XN(q8_0_xn, mm_block_q8_0, codes_q8_0)
+SIGNED32_XN(q4_0_xn, mm_block_q4_0, codes_q4_0)
+#undef U8S8_SUM
 
 // Q4_K's kernel body is shared with the VNNI table (simd_x86.h): here the scaled int16 pair sums are
 // vpmaddwd then vpaddd.

@@ -63,7 +63,7 @@ AVX512 static inline __m512i codes2_q4_0(const mm_block_q4_0 *b) {
 
 // Signed codes times signed activations as |w| (unsigned) times x negated where w < 0: vpdpbusd's
 // operand types; exact (|-128| = 128 fits the unsigned byte).
-#define SIGNED32_XN(T, BLOCK)                                                                                    \
+#define SIGNED64_XN(T, BLOCK)                                                                                    \
     XN void T##_xn(const BLOCK *b, const cpu_xq *x, const int NX, int n, float *out) {                         \
         __m512 acc[4][2];                                                                                      \
         for (int j = 0; j < 4; j++)                                                                            \
@@ -106,8 +106,8 @@ AVX512 static inline __m512i codes2_q4_0(const mm_block_q4_0 *b) {
         for (int j = 0; j < NX; j++)                                                                           \
             out[j] = hsum16(_mm512_add_ps(acc[j][0], acc[j][1])) + hsum(acc1[j]);                             \
     }
-SIGNED32_XN(q8_0, mm_block_q8_0)
-SIGNED32_XN(q4_0, mm_block_q4_0)
+SIGNED64_XN(q8_0, mm_block_q8_0)
+SIGNED64_XN(q4_0, mm_block_q4_0)
 
 DOTQ_PAIR(q8_0, mm_block_q8_0)
 DOTQ_PAIR(q4_0, mm_block_q4_0)
@@ -123,6 +123,15 @@ Q6K_XN(q6_k_xn)
 DOTQ_PAIR(q4_k, mm_block_q4_k)
 DOTQ_PAIR(q6_k, mm_block_q6_k)
 
+// Q8_0 and Q4_0 in 256 bits as the AVX2 kernels with vpdpbusd for vpmaddubsw + vpmaddwd (the same integers):
+// for the AVX2 table; the 512-bit ones above are this table's own.
+#define U8S8_SUM(u8, s8) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u8, s8)
+SIGNED32_XN(q8_0v_xn, mm_block_q8_0, codes_q8_0)
+SIGNED32_XN(q4_0v_xn, mm_block_q4_0, codes_q4_0)
+#undef U8S8_SUM
+DOTQ_PAIR(q8_0v, mm_block_q8_0)
+DOTQ_PAIR(q4_0v, mm_block_q4_0)
+
 static cpu_kernels table;
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
@@ -133,6 +142,8 @@ void cpu_avx512_same_results(cpu_kernels *t) {
     t->name = "avx2+vnni";
     t->dotq[MM_Q4_K] = dotq_q4_k, t->dotqn[MM_Q4_K] = dotqn_q4_k;
     t->dotq[MM_Q6_K] = dotq_q6_k, t->dotqn[MM_Q6_K] = dotqn_q6_k;
+    t->dotq[MM_Q8_0] = dotq_q8_0v, t->dotqn[MM_Q8_0] = dotqn_q8_0v;
+    t->dotq[MM_Q4_0] = dotq_q4_0v, t->dotqn[MM_Q4_0] = dotqn_q4_0v;
 }
 
 static void table_build(void) {

@@ -209,6 +209,56 @@ XN void NAME(const mm_block_q6_k *b, const cpu_xq *x, const int NX, int n, float
         out[j] = hsum(_mm256_sub_ps(acc[j], acco[j]));                                                                 \
 }
 
+// Four blocks' f16 scales as four floats (the scale leads each block; blocks of `size` bytes: 34 for Q8_0,
+// 18 for Q4_0), gathered a word at a time.
+SIMD_FN static inline __m128 scales4(const void *first, size_t size) {
+    uint16_t h[4];
+    for (int k = 0; k < 4; k++)
+        memcpy(&h[k], (const unsigned char *)first + k * size, 2);
+    uint64_t u;
+    memcpy(&u, h, 8);
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)u));
+}
+
+// Blocks of 32 signed codes with one f16 scale each (Q8_0, Q4_0; CODES loads a block's 32 codes) against
+// int8 activations, over NX rows. U8S8_SUM(u8, s8) is the includer's sum of each 4 unsigned x signed byte
+// products into int32 lanes: vpmaddubsw + vpmaddwd, or VNNI's vpdpbusd (no int16 saturation can occur: |w|
+// <= 128 and |x| <= 127 make a pair at most 32512), the same integers either way.
+#define SIGNED32_XN(NAME, BLOCK, CODES)                                                                                    \
+    XN void NAME(const BLOCK *b, const cpu_xq *x, const int NX, int n, float *out) {                         \
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};  \
+        int nb = n / MM_QK, i = 0;                                                                             \
+        /* Four blocks a pass: their scales converted and multiplied as one vector, each lane then           \
+           broadcast (the same products and order of accumulation as one block at a time). */                 \
+        for (; i + 4 <= nb; i += 4) {                                                                          \
+            prefetch_block(b + i, 4 * sizeof *b); /* the pass's four blocks */                                 \
+            __m128 dw = scales4(b + i, sizeof *b);                                                             \
+            __m128 dd[4];                                                                                      \
+            for (int j = 0; j < NX; j++)                                                                       \
+                dd[j] = _mm_mul_ps(dw, _mm_loadu_ps(x[j].d + i));                                              \
+            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                                              \
+                __m256i w = CODES(b + i + k), aw = _mm256_sign_epi8(w, w);                                 \
+                for (int j = 0; j < NX; j++) { /* signed x signed as |w| x (x with w's sign) */                \
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(x[j].q + 32 * (i + k)));                 \
+                    __m256i p = U8S8_SUM(aw, _mm256_sign_epi8(xv, w));                                      \
+                    __m256 d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd[j]), _mm256_set1_epi32(k));  \
+                    acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[j]);                                \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (; i < nb; i++) {                                                                                  \
+            __m256i w = CODES(b + i), aw = _mm256_sign_epi8(w, w);                                         \
+            float dw = half_at(&b[i].d);                                                                       \
+            for (int j = 0; j < NX; j++) {                                                                     \
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(x[j].q + 32 * i));                           \
+                __m256i p = U8S8_SUM(aw, _mm256_sign_epi8(xv, w));                                             \
+                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[j].d[i]), _mm256_cvtepi32_ps(p), acc[j]);       \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (int j = 0; j < NX; j++)                                                                           \
+            out[j] = hsum(acc[j]);                                                                             \
+    }
+
 // dotq (one activation row) and dotqn (1..4 rows, two per pass over a block at most: past that the
 // accumulators spill) from a kernel T##_xn(blocks, x, NX, n, out) instantiated per NX.
 #define DOTQ_PAIR(T, BLOCK)                                                                                       \
