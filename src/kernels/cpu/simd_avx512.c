@@ -1,5 +1,8 @@
 // Row kernels for AVX-512 (F, BW, VL) with VNNI. Each function carries its target attribute, so this file
-// builds with baseline flags and runs only after cpuid said yes (base/cpu.c). The table is the AVX2 one
+// builds with baseline flags and runs only after cpuid said yes (base/cpu.c).
+// Two uses. (1) VNNI forms of the AVX2 integer kernels, 256 bits, the same integers (bit for bit the same
+// results): the default AVX2 table takes them where the processor has them (cpu_avx512_same_results; the
+// numbers are at that function). (2) The "avx512" table: the AVX2 one
 // with the products of 32-weight blocks (Q8_0, Q4_0) against int8 activations replaced: two blocks per
 // 512-bit register, vpdpbusd (u8 x s8, four products summed into int32) instead of vpmaddubsw +
 // vpmaddwd. On a 2-core Sapphire-Rapids-class machine (2 threads, 2 MB pages) a generated token's product,
@@ -8,7 +11,8 @@
 // selects this table, the default is AVX2 (base/cpu.c).
 // Tried there and not taken (the AVX2 kernels were as fast or faster): 512-bit f32/f16/bf16 rows (f16
 // from L2 41 -> 27 GB/s: vcvtph2ps and the FMA on 512 bits share fewer ports), Q4_K and Q6_K in 512 bits
-// with vpdpwssd (Q6_K 28 -> 22 GB/s, Q4_K 17-24 vs 16-21), and 256-bit VNNI forms of all four (within noise).
+// with vpdpwssd (Q6_K 28 -> 22 GB/s, Q4_K 17-24 vs 16-21). The 256-bit VNNI forms first measured within
+// noise for one row; with the prefetch fixed and batched rows counted they are (1).
 // bf16's own dot product (vdpbf16ps) would round the activations to bf16 as well: not used.
 #include "kernels/cpu/simd.h"
 
@@ -112,10 +116,11 @@ SIGNED64_XN(q4_0, mm_block_q4_0)
 DOTQ_PAIR(q8_0, mm_block_q8_0)
 DOTQ_PAIR(q4_0, mm_block_q4_0)
 
-// Q4_K and Q6_K with VNNI's vpdpwssd taking vpmaddwd + vpaddd's place (one instruction fewer per 32 codes and row;
-// the same integers, so bit for bit the AVX2 kernel's results). 4096x11008 from DRAM, 2 threads, ms, AVX2 vs
-// this: 0.71 vs 0.65 with one activation row, 1.13 vs 0.88 with 2, 2.13 vs 1.72 with 4 (in pairs: four rows
-// in one pass took 2.0-2.2 even with 32 registers).
+// (1) Q4_K and Q6_K with VNNI's vpdpwssd taking vpmaddwd + vpaddd's place (one instruction fewer per 32 codes
+// and row; the same integers, so bit for bit the AVX2 kernel's results). 4096x11008 from DRAM, 2 threads, ms,
+// AVX2 vs this: Q4_K 0.71 vs 0.65 with one activation row, 1.13 vs 0.88 with 2, 2.13 vs 1.72 with 4 (in
+// pairs: four rows in one pass took 2.0-2.2 even with 32 registers); Q6_K 0.88-1.09 vs 0.82-0.89 with one,
+// 3.46-3.65 vs 2.39-2.44 with 4.
 #define MADD_ACC(acc, p, s) _mm256_dpwssd_epi32(acc, p, s)
 Q4K_XN(q4_k_xn)
 Q6K_XN(q6_k_xn)
@@ -123,8 +128,9 @@ Q6K_XN(q6_k_xn)
 DOTQ_PAIR(q4_k, mm_block_q4_k)
 DOTQ_PAIR(q6_k, mm_block_q6_k)
 
-// Q8_0 and Q4_0 in 256 bits as the AVX2 kernels with vpdpbusd for vpmaddubsw + vpmaddwd (the same integers):
-// for the AVX2 table; the 512-bit ones above are this table's own.
+// (1) Q8_0 and Q4_0 in 256 bits as the AVX2 kernels with vpdpbusd for vpmaddubsw + vpmaddwd (the same
+// integers): for the AVX2 table; the 512-bit ones above are the avx512 table's own. Same measure: Q4_0 0.86-0.92
+// vs 0.81-0.84 (one row), 3.43-3.48 vs 2.26-2.35 (4); Q8_0 0.87-0.89 vs 0.89-0.91, 2.17-2.37 vs 2.04-2.09.
 #define U8S8_SUM(u8, s8) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u8, s8)
 SIGNED32_XN(q8_0v_xn, mm_block_q8_0, codes_q8_0)
 SIGNED32_XN(q4_0v_xn, mm_block_q4_0, codes_q4_0)
