@@ -58,25 +58,35 @@ static void problem_make(problem *p, mm_dtype t, int N, int K, int M, uint64_t s
 
 static void problem_free(problem *p) { free(p->w), free(p->wd), free(p->x), free(p->x16); }
 
-// out (N x M, computed with beta over `before`) against the reference; prints the worst error.
-static int problem_check(const problem *p, const float *out, const float *before, float beta, const char *what) {
+// Worst error of out (N x M, computed with beta over `before`) against x (N x K) times w (M x K)^T summed in
+// double, as a share of the sum of |terms|; *bad counts the entries past tol (NaN included), the first three
+// printed with `what`.
+static double worst_error(const float *out, const float *before, float beta, const float *x, const float *w, int N,
+                          int K, int M, double tol, int *bad, const char *what) {
     double worst = 0;
-    int bad = 0;
-    for (int n = 0; n < p->N; n++)
-        for (int m = 0; m < p->M; m++) {
+    *bad = 0;
+    for (int n = 0; n < N; n++)
+        for (int m = 0; m < M; m++) {
             double s = 0, mag = 0;
-            for (int k = 0; k < p->K; k++) {
-                double term = (double)p->x16[(size_t)n * p->K + k] * p->wd[(size_t)m * p->K + k];
+            for (int k = 0; k < K; k++) {
+                double term = (double)x[(size_t)n * K + k] * w[(size_t)m * K + k];
                 s += term, mag += fabs(term);
             }
-            size_t i = (size_t)n * p->M + m;
+            size_t i = (size_t)n * M + m;
             double want = (beta != 0.0f ? beta * (double)before[i] : 0.0) + s;
             double err = fabs(out[i] - want) / (mag + fabs(want) * 1e-3 + 1e-30);
             if (err > worst)
                 worst = err;
-            if (!(err <= 2e-6) && bad++ < 3)
+            if (!(err <= tol) && (*bad)++ < 3)
                 print_message("%s: out[%d, %d] = %.8g, reference %.8g\n", what, n, m, out[i], want);
         }
+    return worst;
+}
+
+// out against the problem's reference (its bf16-rounded operands); prints the worst error.
+static int problem_check(const problem *p, const float *out, const float *before, float beta, const char *what) {
+    int bad;
+    double worst = worst_error(out, before, beta, p->x16, p->wd, p->N, p->K, p->M, 2e-6, &bad, what);
     print_message("mmgpt-test: %-40s worst error %.2e of the sum of |terms|%s\n", what, worst, bad ? " MISMATCH" : "");
     return bad == 0;
 }
@@ -152,22 +162,6 @@ static void test_linear_op(void **state) {
     }
 }
 
-// Worst error of out (N x M) against x times w summed in double, as a share of the sum of |terms|.
-static double exact_error(const float *out, const float *x, const float *w, int N, int K, int M) {
-    double worst = 0;
-    for (int n = 0; n < N; n++)
-        for (int m = 0; m < M; m++) {
-            double s = 0, mag = 0;
-            for (int k = 0; k < K; k++) {
-                double term = (double)x[(size_t)n * K + k] * w[(size_t)m * K + k];
-                s += term, mag += fabs(term);
-            }
-            double err = fabs(out[(size_t)n * M + m] - s) / mag;
-            worst = err > worst ? err : worst;
-        }
-    return worst;
-}
-
 // A few rows take the tiles only when they are one sequence's (a prompt chunk); a batched step's stay on the
 // row kernels (each row as its sequence alone would get it): f16 rows there are exact, the tiles' bf16
 // operands are not (so the two are told apart).
@@ -185,9 +179,10 @@ static void test_one_sequence_rows(void **state) {
     ops->linear(out, p.x, (mm_wref){p.w, p.t}, NULL, N, K, M, 0);
     ops->one_sequence(0);
     assert_true(problem_check(&p, out, NULL, 0.0f, "one sequence, 6 rows: tiles"));
-    double tiles = exact_error(out, p.x, wexact, N, K, M);
+    int bad;
+    double tiles = worst_error(out, NULL, 0.0f, p.x, wexact, N, K, M, INFINITY, &bad, "tiles");
     ops->linear(out, p.x, (mm_wref){p.w, p.t}, NULL, N, K, M, 0);
-    double rows = exact_error(out, p.x, wexact, N, K, M);
+    double rows = worst_error(out, NULL, 0.0f, p.x, wexact, N, K, M, INFINITY, &bad, "rows");
     print_message("mmgpt-test: 6 rows against the exact product: one sequence (tiles) %.2e, batched step (rows) %.2e\n",
                   tiles, rows);
     assert_true(rows < 1e-6);

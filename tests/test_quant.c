@@ -14,6 +14,7 @@
 #include "io/safetensors.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/ops.h"
+#include "kernel_levels.h"
 #include "testutil.h"
 
 static const mm_dtype types[] = {MM_Q8_0, MM_Q4_0, MM_Q4_K, MM_Q6_K};
@@ -195,16 +196,6 @@ static void check_dots(const cpu_kernels *kt) {
 static void test_dot_scalar(void **state) {
     (void)state;
     check_dots(cpu_kernels_scalar());
-}
-
-// The kernel table of level l, or the test skipped (with a line saying why) on a processor without `needs`.
-static const cpu_kernels *kernels_or_skip(mm_simd_level l, const char *needs) {
-    const cpu_kernels *kt = cpu_kernels_at(l);
-    if (!kt) {
-        printf("mmgpt-test: this processor has no %s: %s kernels not run\n", needs, mm_simd_name(l));
-        skip();
-    }
-    return kt;
 }
 
 static void test_dot_avx2(void **state) {

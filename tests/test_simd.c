@@ -11,6 +11,7 @@
 #include "base/rng.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/ops.h"
+#include "kernel_levels.h"
 #include "testutil.h"
 
 static const int lengths[] = {0, 1, 7, 8, 9, 15, 31, 32, 33, 63, 100, 257, 1021, 1024, 4097};
@@ -236,16 +237,6 @@ static void check_table(const cpu_kernels *kt) {
 static void test_scalar_kernels(void **state) {
     (void)state;
     check_table(cpu_kernels_scalar());
-}
-
-// The kernel table of level l, or the test skipped (with a line saying why) on a processor without `needs`.
-static const cpu_kernels *kernels_or_skip(mm_simd_level l, const char *needs) {
-    const cpu_kernels *kt = cpu_kernels_at(l);
-    if (!kt) {
-        printf("mmgpt-test: this processor has no %s: %s kernels not run\n", needs, mm_simd_name(l));
-        skip();
-    }
-    return kt;
 }
 
 static void test_avx2_kernels(void **state) {
