@@ -210,6 +210,49 @@ static void test_dot_avx512(void **state) {
 
 // The AVX2 table's VNNI forms (where the processor has AVX-512 VL + VNNI) give the plain AVX2 kernels'
 // results bit for bit: the same integers, summed by other instructions.
+// Every table's quantize_x gives cpu_quantize_x_scalar's codes, scales and sums bit for bit (the
+// batched and single-row paths, and every machine, quantize a token alike): random rows of several
+// magnitudes, halfway cases (x = d * (k + 0.5) rounds to even), an all-zero block, a block with one non-zero.
+static void test_quantize_x_same(void **state) {
+    (void)state;
+    mm_rng r;
+    rng_seed(&r, 5);
+    const int n = 1024;
+    float x[1024];
+    static int8_t qa[1024], qb[1024];
+    static float da[1024 / 32], db[1024 / 32];
+    static int16_t sa[1024 / 16], sb[1024 / 16];
+    int checked = 0;
+    for (int l = MM_SIMD_AVX2; l <= MM_SIMD_AVX512; l++) {
+        const cpu_kernels *k = cpu_kernels_at((mm_simd_level)l);
+        if (!k || !k->quantize_x)
+            continue;
+        for (int rep = 0; rep < 12; rep++) {
+            float scale = rep % 3 == 0 ? 1e-3f : rep % 3 == 1 ? 1.0f : 300.0f;
+            for (int i = 0; i < n; i++)
+                x[i] = (rng_uniform(&r) * 2 - 1) * scale;
+            for (int i = 0; i < 32; i++) // the first block: max 127 exactly, the rest halfway between codes
+                x[i] = i == 0 ? 127.0f : (float)(i % 50) - 24.5f;
+            for (int i = 256; i < 288; i++) // a zero block, then a block with one value
+                x[i] = 0.0f, x[i + 32] = i == 256 ? -2.5f : 0.0f;
+            for (int block = 32; block <= 256; block *= 8) {
+                cpu_xq a = {.q = qa, .d = da, .s16 = sa}, b = {.q = qb, .d = db, .s16 = sb};
+                k->quantize_x(x, n, block, &a);
+                cpu_quantize_x_scalar(x, n, block, &b);
+                assert_memory_equal(qa, qb, (size_t)n);
+                assert_memory_equal(da, db, sizeof(float) * (size_t)(n / block));
+                assert_memory_equal(sa, sb, sizeof(int16_t) * (size_t)(n / 16));
+                checked++;
+            }
+        }
+        printf("mmgpt-test: %s quantize_x equals the scalar quantizer (24 rows of 1024)\n", k->name);
+    }
+    if (!checked) {
+        printf("mmgpt-test: no vector quantize_x on this processor\n");
+        skip();
+    }
+}
+
 static void test_vnni_same_results(void **state) {
     (void)state;
     const cpu_kernels *k = cpu_kernels_avx2(), *plain = cpu_kernels_avx2_plain();
@@ -431,7 +474,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_bytes), cmocka_unit_test(test_error_by_type),
         cmocka_unit_test(test_dot_scalar),      cmocka_unit_test(test_dot_avx2),
-        cmocka_unit_test(test_dot_avx512),      cmocka_unit_test(test_vnni_same_results),
+        cmocka_unit_test(test_dot_avx512),      cmocka_unit_test(test_vnni_same_results), cmocka_unit_test(test_quantize_x_same),
         cmocka_unit_test(test_linear_quant),    cmocka_unit_test(test_quantized_file),
         cmocka_unit_test(test_demo_agreement),
     };

@@ -3,7 +3,7 @@
 
 #include <math.h>
 
-void cpu_quantize_x(const float *x, int n, int block, const cpu_xq *xq) {
+void cpu_quantize_x_scalar(const float *x, int n, int block, const cpu_xq *xq) {
     for (int b = 0; b < n / block; b++) {
         const float *v = x + (size_t)block * b;
         float am = 0;
@@ -22,6 +22,11 @@ void cpu_quantize_x(const float *x, int n, int block, const cpu_xq *xq) {
             xq->s16[b * (block / 16) + h] = (int16_t)s;
         }
     }
+}
+
+void cpu_quantize_x(const float *x, int n, int block, const cpu_xq *xq) {
+    const cpu_kernels *k = cpu_kernels_get();
+    (k->quantize_x ? k->quantize_x : cpu_quantize_x_scalar)(x, n, block, xq);
 }
 
 const cpu_kernels *cpu_kernels_at(mm_simd_level level) {

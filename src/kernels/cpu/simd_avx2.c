@@ -487,6 +487,41 @@ AVX2 static void dequant_q6_k(const void *blocks, float *y, size_t n) {
     }
 }
 
+// cpu_quantize_x_scalar's arithmetic in vectors: the same max, scale and reciprocal (scalar), each code
+// rounded by vcvtps2dq (nearest even, as rintf in the default mode) and clamped: the same bytes.
+AVX2 static void quantize_x(const float *x, int n, int block, const cpu_xq *xq) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127);
+    for (int b = 0; b < n / block; b++) {
+        const float *v = x + (size_t)block * b;
+        __m256 m = _mm256_setzero_ps();
+        for (int i = 0; i < block; i += 8) // max(a, m) keeps m where a is NaN, as the scalar compare does
+            m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(v + i), abs_mask), m);
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float am = _mm_cvtss_f32(m4);
+        float d = am / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        xq->d[b] = d;
+        __m256 idv = _mm256_set1_ps(id);
+        for (int h = 0; h < block / 16; h++) {
+            __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + 16 * h), idv));
+            __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + 16 * h + 8), idv));
+            i0 = _mm256_max_epi32(_mm256_min_epi32(i0, lim), nlim);
+            i1 = _mm256_max_epi32(_mm256_min_epi32(i1, lim), nlim);
+            __m256i s = _mm256_add_epi32(i0, i1);
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            s4 = _mm_hadd_epi32(s4, s4);
+            s4 = _mm_hadd_epi32(s4, s4);
+            xq->s16[b * (block / 16) + h] = (int16_t)_mm_cvtsi128_si32(s4);
+            // int32 -> int16 (lanes 0-3, 8-11 of i0 and i1 interleaved by 128-bit half) -> in order -> int8
+            __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i0, i1), 0xD8);
+            __m128i b8 = _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+            _mm_storeu_si128((__m128i *)(xq->q + (size_t)block * b + 16 * h), b8);
+        }
+    }
+}
+
 static const cpu_kernels avx2 = {
     .name = "avx2",
     .dot = {[MM_F32] = dot_f32, [MM_F16] = dot_f16, [MM_BF16] = dot_bf16, [MM_Q8_0] = dot_q8_0, [MM_Q4_0] = dot_q4_0,
@@ -499,6 +534,7 @@ static const cpu_kernels avx2 = {
     .axpy = {[MM_F32] = axpy_f32, [MM_F16] = axpy_f16},
     .axpy4 = {[MM_F32] = axpy4_f32, [MM_F16] = axpy4_f16},
     .exp_sum = exp_sum,
+    .quantize_x = quantize_x,
 };
 
 static cpu_kernels table;

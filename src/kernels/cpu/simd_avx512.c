@@ -128,6 +128,107 @@ Q6K_XN(q6_k_xn)
 DOTQ_PAIR(q4_k, mm_block_q4_k)
 DOTQ_PAIR(q6_k, mm_block_q6_k)
 
+// (1) Q4_K and Q6_K in 512 bits, bit for bit the 256-bit kernels: a register holds two of their 32-code
+// pieces whose activations lie back to back (Q4_K: a chunk's low nibbles, then its high nibbles, from one
+// 32-byte load broadcast and shifted per half; Q6_K: two consecutive quarters), each half with its own
+// sub-scale. Int32 lane l of the low half and lane l of the high half sum the bytes 4l..4l+3 of their
+// pieces, as lane l of the 256-bit kernel sums those of both pieces: adding the halves at the end of a
+// super-block gives that kernel's integers exactly, and from there the float work is the same.
+XN void q4_k_z_xn(const mm_block_q4_k *b, const cpu_xq *x, const int NX, int n, float *out) {
+    const __m512i m4 = _mm512_set1_epi8(0xF), shift = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int i = 0; i < n / MM_QK_K; i++) {
+        prefetch_block(b + i, sizeof *b);
+        uint32_t sc[2], mn[2];
+        q4k_unpack(b[i].scales, sc, mn);
+        __m512i scv = _mm512_broadcast_i32x4(_mm_cvtsi64_si128((long long)((uint64_t)sc[0] | (uint64_t)sc[1] << 32)));
+        __m512i sumi[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+        _Pragma("GCC unroll 4")
+        for (int c = 0; c < 4; c++) {
+            __m512i raw = _mm512_broadcast_i64x4(ld256(b[i].qs + 32 * c));
+            __m512i codes = _mm512_and_si512(_mm512_srlv_epi64(raw, shift), m4);
+            __m512i s = _mm512_shuffle_epi8(scv, ld512(spread_k4[2 * c])); // rows 2c, 2c + 1: 64 bytes
+            for (int j = 0; j < NX; j++) {
+                __m512i p = _mm512_maddubs_epi16(codes, ld512(x[j].q + 256 * i + 64 * c));
+                sumi[j] = _mm512_dpwssd_epi32(sumi[j], p, s);
+            }
+        }
+        __m128i m = _mm_cvtsi64_si128((long long)((uint64_t)mn[0] | (uint64_t)mn[1] << 32));
+        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+        float dw = half_at(&b[i].d), dmin = half_at(&b[i].dmin);
+        for (int j = 0; j < NX; j++) {
+            __m256i si = _mm256_add_epi32(_mm512_castsi512_si256(sumi[j]), _mm512_extracti64x4_epi64(sumi[j], 1));
+            __m256i mins = _mm256_madd_epi16(m16, ld256(x[j].s16 + 16 * i));
+            float dx = x[j].d[i];
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(si), acc[j]);
+            acc[j] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * dx), _mm256_cvtepi32_ps(mins), acc[j]);
+        }
+    }
+    for (int j = 0; j < NX; j++)
+        out[j] = hsum(acc[j]);
+}
+
+XN void q6_k_z_xn(const mm_block_q6_k *b, const cpu_xq *x, const int NX, int n, float *out) {
+    const __m512i m4 = _mm512_set1_epi8(0xF), m2 = _mm512_set1_epi8(3);
+    const __m512i sh01 = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0), sh23 = _mm512_set_epi64(6, 6, 6, 6, 4, 4, 4, 4);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 acco[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int i = 0; i < n / MM_QK_K; i++) {
+        prefetch_block(b + i, sizeof *b);
+        __m512i sumi[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+        _Pragma("GCC unroll 2")
+        for (int h = 0; h < 2; h++) {
+            __m512i a = ld512(b[i].ql + 64 * h), hb = _mm512_broadcast_i64x4(ld256(b[i].qh + 32 * h));
+            // quarters 0, 1 (low nibbles of ql's two halves) and 2, 3 (high nibbles), two high bits each
+            __m512i q01 = _mm512_or_si512(_mm512_and_si512(a, m4),
+                                          _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(hb, sh01), m2), 4));
+            __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4),
+                                          _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(hb, sh23), m2), 4));
+            // sub-scales 2k, 2k + 1 of quarters k = 0, 1 (s01) and 2, 3 (s23), 8 int16 lanes each
+            __m128i sc = _mm_loadl_epi64((const __m128i *)(b[i].scales + 8 * h));
+            __m512i s01 = _mm512_cvtepi8_epi16(_mm256_set_m128i(_mm_shuffle_epi8(sc, _mm_loadu_si128((const __m128i *)spread_k6[1])),
+                                                                _mm_shuffle_epi8(sc, _mm_loadu_si128((const __m128i *)spread_k6[0]))));
+            __m512i s23 = _mm512_cvtepi8_epi16(_mm256_set_m128i(_mm_shuffle_epi8(sc, _mm_loadu_si128((const __m128i *)spread_k6[3])),
+                                                                _mm_shuffle_epi8(sc, _mm_loadu_si128((const __m128i *)spread_k6[2]))));
+            for (int j = 0; j < NX; j++) {
+                const int8_t *xq = x[j].q + 256 * i + 128 * h;
+                sumi[j] = _mm512_dpwssd_epi32(sumi[j], _mm512_maddubs_epi16(q01, ld512(xq)), s01);
+                sumi[j] = _mm512_dpwssd_epi32(sumi[j], _mm512_maddubs_epi16(q23, ld512(xq + 64)), s23);
+            }
+        }
+        __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b[i].scales));
+        float dw = half_at(&b[i].d);
+        for (int j = 0; j < NX; j++) {
+            __m256i si = _mm256_add_epi32(_mm512_castsi512_si256(sumi[j]), _mm512_extracti64x4_epi64(sumi[j], 1));
+            __m256i offs = _mm256_madd_epi16(s16, ld256(x[j].s16 + 16 * i));
+            float dx = dw * x[j].d[i];
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dx), _mm256_cvtepi32_ps(si), acc[j]);
+            acco[j] = _mm256_fmadd_ps(_mm256_set1_ps(32.0f * dx), _mm256_cvtepi32_ps(offs), acco[j]);
+        }
+    }
+    for (int j = 0; j < NX; j++)
+        out[j] = hsum(_mm256_sub_ps(acc[j], acco[j]));
+}
+
+// Which rows take them (4096x11008 from DRAM, 2 threads, ms, 256 vs 512 bits, interleaved runs): Q4_K one
+// row 0.90-0.96 vs 0.85 (2 rows 0.97 vs 1.03-1.07 in L3, 4 rows 1.85 vs 2.37: vpmaddubsw and vpdpwssd on
+// 512 bits issue on one port where the 256-bit forms have two, so with several rows the shared unpacking
+// no longer pays), Q6_K one row 1.32-1.33 vs 1.36-1.38, 2 rows 1.63-1.65 vs 1.67, 3 rows 2.24-2.26 vs
+// 2.04-2.13, 4 rows 2.61-2.77 vs 2.35-2.37. So: Q4_K's single row, Q6_K's batches of 3 and 4 in one pass.
+SIMD_FN static float dotq_q4_k_z(const void *w, const cpu_xq *x, int n) {
+    float o;
+    q4_k_z_xn((const mm_block_q4_k *)w, x, 1, n, &o);
+    return o;
+}
+SIMD_FN static void dotqn_q6_k_z(const void *w, const cpu_xq *x, int nx, int n, float *out) {
+    if (nx == 4)
+        q6_k_z_xn((const mm_block_q6_k *)w, x, 4, n, out);
+    else if (nx == 3)
+        q6_k_z_xn((const mm_block_q6_k *)w, x, 3, n, out);
+    else
+        dotqn_q6_k(w, x, nx, n, out);
+}
+
 // (1) Q8_0 and Q4_0 in 256 bits as the AVX2 kernels with vpdpbusd for vpmaddubsw + vpmaddwd (the same
 // integers): for the AVX2 table; the 512-bit ones above are the avx512 table's own. Same measure: Q4_0 0.86-0.92
 // vs 0.81-0.84 (one row), 3.43-3.48 vs 2.26-2.35 (4); Q8_0 0.87-0.89 vs 0.89-0.91, 2.17-2.37 vs 2.04-2.09.
@@ -146,8 +247,8 @@ void cpu_avx512_same_results(cpu_kernels *t) {
     if (!(f->avx512f && f->avx512bw && f->avx512vl && f->avx512vnni))
         return;
     t->name = "avx2+vnni";
-    t->dotq[MM_Q4_K] = dotq_q4_k, t->dotqn[MM_Q4_K] = dotqn_q4_k;
-    t->dotq[MM_Q6_K] = dotq_q6_k, t->dotqn[MM_Q6_K] = dotqn_q6_k;
+    t->dotq[MM_Q4_K] = dotq_q4_k_z, t->dotqn[MM_Q4_K] = dotqn_q4_k;
+    t->dotq[MM_Q6_K] = dotq_q6_k, t->dotqn[MM_Q6_K] = dotqn_q6_k_z;
     t->dotq[MM_Q8_0] = dotq_q8_0v, t->dotqn[MM_Q8_0] = dotqn_q8_0v;
     t->dotq[MM_Q4_0] = dotq_q4_0v, t->dotqn[MM_Q4_0] = dotqn_q4_0v;
 }

@@ -260,9 +260,10 @@ SIMD_FN static inline __m128 scales4(const void *first, size_t size) {
     }
 
 // dotq (one activation row) and dotqn (1..4 rows, two per pass over a block at most: past that the
-// accumulators spill) from a kernel T##_xn(blocks, x, NX, n, out) instantiated per NX.
+// accumulators spill) from a kernel T##_xn(blocks, x, NX, n, out) instantiated per NX (a table may take
+// another kernel's single row: simd_avx512.c's Q4_K).
 #define DOTQ_PAIR(T, BLOCK)                                                                                       \
-    SIMD_FN static float dotq_##T(const void *w, const cpu_xq *x, int n) {                                       \
+    SIMD_FN static __attribute__((unused)) float dotq_##T(const void *w, const cpu_xq *x, int n) {                                       \
         float o;                                                                                                  \
         T##_xn((const BLOCK *)w, x, 1, n, &o);                                                                    \
         return o;                                                                                                 \
