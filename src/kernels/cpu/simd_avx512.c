@@ -1,8 +1,9 @@
 // Row kernels for AVX-512 (F, BW, VL) with VNNI. Each function carries its target attribute, so this file
 // builds with baseline flags and runs only after cpuid said yes (base/cpu.c).
-// Two uses. (1) VNNI forms of the AVX2 integer kernels, 256 bits, the same integers (bit for bit the same
-// results): the default AVX2 table takes them where the processor has them (cpu_avx512_same_results; the
-// numbers are at that function). (2) The "avx512" table: the AVX2 one
+// Two uses. (1) VNNI forms of the AVX2 integer kernels, the same integers (bit for bit the same results):
+// 256-bit ones, and 512-bit Q4_K (one row) and Q6_K (3-4 rows) whose two halves fold into the 256-bit
+// kernels' lanes; the default AVX2 table takes them where the processor has them (cpu_avx512_same_results;
+// the numbers are at each kernel). (2) The "avx512" table: the AVX2 one
 // with the products of 32-weight blocks (Q8_0, Q4_0) against int8 activations replaced: two blocks per
 // 512-bit register, vpdpbusd (u8 x s8, four products summed into int32) instead of vpmaddubsw +
 // vpmaddwd. On a 2-core Sapphire-Rapids-class machine (2 threads, 2 MB pages) a generated token's product,
@@ -230,7 +231,10 @@ SIMD_FN static void dotqn_q6_k_z(const void *w, const cpu_xq *x, int nx, int n, 
 }
 
 // (1) Q8_0 and Q4_0 in 256 bits as the AVX2 kernels with vpdpbusd for vpmaddubsw + vpmaddwd (the same
-// integers): for the AVX2 table; the 512-bit ones above are the avx512 table's own. Same measure: Q4_0 0.86-0.92
+// integers): for the AVX2 table; the 512-bit ones above are the avx512 table's own. (Two blocks per 512-bit
+// vpdpbusd, then each block's sums multiply-added in 256 bits in this order, the same floats: tried, slower
+// for every row count, 4096x11008 from DRAM, ms: Q4_0 1.21 vs 0.98-1.05 one row, 3.35 vs 2.71-2.77 four;
+// Q8_0 1.58-1.59 vs 1.56, 2.96-3.13 vs 2.66-2.78.) Same measure: Q4_0 0.86-0.92
 // vs 0.81-0.84 (one row), 3.43-3.48 vs 2.26-2.35 (4); Q8_0 0.87-0.89 vs 0.89-0.91, 2.17-2.37 vs 2.04-2.09.
 #define U8S8_SUM(u8, s8) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u8, s8)
 SIGNED32_XN(q8_0v_xn, mm_block_q8_0, codes_q8_0)
