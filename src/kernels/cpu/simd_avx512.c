@@ -129,6 +129,11 @@ Q6K_XN(q6_k_xn)
 DOTQ_PAIR(q4_k, mm_block_q4_k)
 DOTQ_PAIR(q6_k, mm_block_q6_k)
 
+// The two 256-bit halves of v added lane by lane.
+AVX512 static inline __m256i fold_halves(__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
 // (1) Q4_K and Q6_K in 512 bits, bit for bit the 256-bit kernels: a register holds two of their 32-code
 // pieces whose activations lie back to back (Q4_K: a chunk's low nibbles, then its high nibbles, from one
 // 32-byte load broadcast and shifted per half; Q6_K: two consecutive quarters), each half with its own
@@ -142,8 +147,10 @@ XN void q4_k_z_xn(const mm_block_q4_k *b, const cpu_xq *x, const int NX, int n, 
         prefetch_block(b + i, sizeof *b);
         uint32_t sc[2], mn[2];
         q4k_unpack(b[i].scales, sc, mn);
-        __m512i scv = _mm512_broadcast_i32x4(_mm_cvtsi64_si128((long long)((uint64_t)sc[0] | (uint64_t)sc[1] << 32)));
-        __m512i sumi[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+        __m512i scv =
+            _mm512_broadcast_i32x4(_mm_cvtsi64_si128((long long)((uint64_t)sc[0] | (uint64_t)sc[1] << 32)));
+        __m512i sumi[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                           _mm512_setzero_si512()};
         _Pragma("GCC unroll 4")
         for (int c = 0; c < 4; c++) {
             __m512i raw = _mm512_broadcast_i64x4(ld256(b[i].qs + 32 * c));
@@ -158,7 +165,7 @@ XN void q4_k_z_xn(const mm_block_q4_k *b, const cpu_xq *x, const int NX, int n, 
         __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
         float dw = half_at(&b[i].d), dmin = half_at(&b[i].dmin);
         for (int j = 0; j < NX; j++) {
-            __m256i si = _mm256_add_epi32(_mm512_castsi512_si256(sumi[j]), _mm512_extracti64x4_epi64(sumi[j], 1));
+            __m256i si = fold_halves(sumi[j]);
             __m256i mins = _mm256_madd_epi16(m16, ld256(x[j].s16 + 16 * i));
             float dx = x[j].d[i];
             acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(si), acc[j]);
@@ -171,12 +178,14 @@ XN void q4_k_z_xn(const mm_block_q4_k *b, const cpu_xq *x, const int NX, int n, 
 
 XN void q6_k_z_xn(const mm_block_q6_k *b, const cpu_xq *x, const int NX, int n, float *out) {
     const __m512i m4 = _mm512_set1_epi8(0xF), m2 = _mm512_set1_epi8(3);
-    const __m512i sh01 = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0), sh23 = _mm512_set_epi64(6, 6, 6, 6, 4, 4, 4, 4);
+    const __m512i sh01 = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
+    const __m512i sh23 = _mm512_set_epi64(6, 6, 6, 6, 4, 4, 4, 4);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     __m256 acco[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int i = 0; i < n / MM_QK_K; i++) {
         prefetch_block(b + i, sizeof *b);
-        __m512i sumi[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+        __m512i sumi[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                           _mm512_setzero_si512()};
         _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
             __m512i a = ld512(b[i].ql + 64 * h), hb = _mm512_broadcast_i64x4(ld256(b[i].qh + 32 * h));
@@ -187,10 +196,11 @@ XN void q6_k_z_xn(const mm_block_q6_k *b, const cpu_xq *x, const int NX, int n, 
                                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(hb, sh23), m2), 4));
             // sub-scales 2k, 2k + 1 of quarters k = 0, 1 (s01) and 2, 3 (s23), 8 int16 lanes each
             __m128i sc = _mm_loadl_epi64((const __m128i *)(b[i].scales + 8 * h));
-            __m512i s01 = _mm512_cvtepi8_epi16(_mm256_set_m128i(_mm_shuffle_epi8(sc, _mm_loadu_si128((const __m128i *)spread_k6[1])),
-                                                                _mm_shuffle_epi8(sc, _mm_loadu_si128((const __m128i *)spread_k6[0]))));
-            __m512i s23 = _mm512_cvtepi8_epi16(_mm256_set_m128i(_mm_shuffle_epi8(sc, _mm_loadu_si128((const __m128i *)spread_k6[3])),
-                                                                _mm_shuffle_epi8(sc, _mm_loadu_si128((const __m128i *)spread_k6[2]))));
+            __m128i sp[4];
+            for (int k = 0; k < 4; k++)
+                sp[k] = _mm_shuffle_epi8(sc, _mm_loadu_si128((const __m128i *)spread_k6[k]));
+            __m512i s01 = _mm512_cvtepi8_epi16(_mm256_set_m128i(sp[1], sp[0]));
+            __m512i s23 = _mm512_cvtepi8_epi16(_mm256_set_m128i(sp[3], sp[2]));
             for (int j = 0; j < NX; j++) {
                 const int8_t *xq = x[j].q + 256 * i + 128 * h;
                 sumi[j] = _mm512_dpwssd_epi32(sumi[j], _mm512_maddubs_epi16(q01, ld512(xq)), s01);
@@ -200,7 +210,7 @@ XN void q6_k_z_xn(const mm_block_q6_k *b, const cpu_xq *x, const int NX, int n, 
         __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b[i].scales));
         float dw = half_at(&b[i].d);
         for (int j = 0; j < NX; j++) {
-            __m256i si = _mm256_add_epi32(_mm512_castsi512_si256(sumi[j]), _mm512_extracti64x4_epi64(sumi[j], 1));
+            __m256i si = fold_halves(sumi[j]);
             __m256i offs = _mm256_madd_epi16(s16, ld256(x[j].s16 + 16 * i));
             float dx = dw * x[j].d[i];
             acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dx), _mm256_cvtepi32_ps(si), acc[j]);
