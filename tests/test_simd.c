@@ -228,6 +228,39 @@ static void check_table(const cpu_kernels *kt) {
     }
     printf("mmgpt-test: %-8s exp: worst relative error %.2e (%.2f float epsilons)\n", kt->name, worst,
            worst / FLT_EPSILON);
+    // QuickGELU and SwiGLU: within 4 float epsilons of the double formula (relative), over the activations'
+    // range, large magnitudes and zeros.
+    double worst_act = 0;
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        int n = lengths[li];
+        float *sw = malloc(sizeof(float) * (size_t)n + 1), *up = malloc(sizeof(float) * (size_t)n + 1);
+        for (int k = 0; k < n; k++) {
+            x[k] = wq[k] = k % 11 == 3 ? (k % 2 ? 60.0f : -60.0f) * rng_uniform(&r) - (k % 3 ? 0.0f : 50.0f)
+                         : k % 17 == 0 ? 0.0f : rng_uniform(&r) * 24 - 12;
+            up[k] = rng_uniform(&r) * 4 - 2; // SwiGLU's up projection
+        }
+        kt->quick_gelu(x, n);
+        kt->swiglu(sw, wq, up, n);
+        for (int k = 0; k < n; k++) {
+            // QuickGELU's exp argument is the float product -1.702f * x, as every kernel computes it (its rounding
+            // alone moves exp by |argument| x 2^-24 relative: 1e-6 at x = -10).
+            float arg = -1.702f * wq[k];
+            double v = wq[k], g = v / (1.0 + exp((double)arg)), s = v / (1.0 + exp(-v)) * (double)up[k];
+            double eg = fabs(x[k] - g), es = fabs(sw[k] - s);
+            worst_act = fabs(g) > 1e-35 && eg / fabs(g) > worst_act ? eg / fabs(g) : worst_act;
+            worst_act = fabs(s) > 1e-35 && es / fabs(s) > worst_act ? es / fabs(s) : worst_act;
+            // Absolute 1e-35: past |exp argument| 88.7 the float exp overflows (libm's too) and the result is 0
+            // where the true one is below |x| e^-88.7 (< 1e-36 here).
+            if ((eg > 4 * FLT_EPSILON * fabs(g) && eg > 1e-35) || (es > 4 * FLT_EPSILON * fabs(s) && es > 1e-35)) {
+                printf("mmgpt-test: %s quick_gelu/swiglu n=%d k=%d x=%.9g: %.9g / %.9g want %.9g / %.9g\n", kt->name, n, k,
+                       (double)wq[k], x[k], sw[k], g, s);
+                bad++;
+                break;
+            }
+        }
+        free(sw), free(up);
+    }
+    printf("mmgpt-test: %-8s quick_gelu, swiglu: worst relative error %.2e\n", kt->name, worst_act);
     printf("mmgpt-test: %-8s dot kernels over %zu lengths: %s\n", kt->name, sizeof lengths / sizeof lengths[0],
            bad ? "MISMATCH" : "ok");
     assert_int_equal(bad, 0);

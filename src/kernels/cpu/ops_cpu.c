@@ -238,16 +238,25 @@ static void cpu_gelu(float *x, size_t n) {
         x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
+// Elementwise activations through the kernel table, in chunks of ACT_CHUNK across the threads.
+#define ACT_CHUNK ((size_t)1 << 14)
+
 static void cpu_quick_gelu(float *x, size_t n) {
+    void (*f)(float *, int) = cpu_kernels_get()->quick_gelu;
+    size_t chunks = (n + ACT_CHUNK - 1) / ACT_CHUNK;
 #pragma omp parallel for if (n > 65536)
-    for (size_t i = 0; i < n; i++)
-        x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+    for (size_t c = 0; c < chunks; c++)
+        f(x + c * ACT_CHUNK, (int)(n - c * ACT_CHUNK < ACT_CHUNK ? n - c * ACT_CHUNK : ACT_CHUNK));
 }
 
 static void cpu_swiglu(float *out, const float *gate, const float *up, size_t n) {
+    void (*f)(float *, const float *, const float *, int) = cpu_kernels_get()->swiglu;
+    size_t chunks = (n + ACT_CHUNK - 1) / ACT_CHUNK;
 #pragma omp parallel for if (n > 65536)
-    for (size_t i = 0; i < n; i++)
-        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    for (size_t c = 0; c < chunks; c++) {
+        size_t a = c * ACT_CHUNK;
+        f(out + a, gate + a, up + a, (int)(n - a < ACT_CHUNK ? n - a : ACT_CHUNK));
+    }
 }
 
 static void cpu_add_scaled(float *out, const float *a, float s, size_t n) {

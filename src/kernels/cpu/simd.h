@@ -61,6 +61,10 @@ typedef struct {
     void (*axpy[MM_DTYPE_COUNT])(float *y, float a, const void *x, int n);
     // x[k] = exp(x[k] - shift) for k < n, and their sum: the softmax of attention's visible scores.
     float (*exp_sum)(float *x, int n, float shift);
+    // x[k] = x[k] / (1 + exp(-1.702 x[k])) for k < n: CLIP's QuickGELU (the vision tower's MLP).
+    void (*quick_gelu)(float *x, int n);
+    // out[k] = gate[k] / (1 + exp(-gate[k])) * up[k] for k < n: LLaMA's SwiGLU (every decoder layer).
+    void (*swiglu)(float *out, const float *gate, const float *up, int n);
     // y[k] += a[0] x0[k] + a[1] x1[k] + a[2] x2[k] + a[3] x3[k], row r at x + r * ld bytes (F32 or F16):
     // four value rows per pass over y.
     void (*axpy4[MM_DTYPE_COUNT])(float *y, const float *a, const void *x, size_t ld, int n);

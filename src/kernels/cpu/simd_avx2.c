@@ -122,6 +122,31 @@ AVX2 static float exp_sum(float *x, int n, float shift) {
     return s;
 }
 
+// The activations through exp8 (libm's expf per element took 30 ms of a 224-px image's ViT-L/14 tower on two
+// threads and 0.8 ms of a 7B token's SwiGLUs; within a few ulp of those).
+AVX2 static void quick_gelu(float *x, int n) {
+    const __m256 c = _mm256_set1_ps(-1.702f), one = _mm256_set1_ps(1.0f);
+    int k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 v = _mm256_loadu_ps(x + k);
+        _mm256_storeu_ps(x + k, _mm256_div_ps(v, _mm256_add_ps(one, exp8(_mm256_mul_ps(c, v)))));
+    }
+    for (; k < n; k++)
+        x[k] = x[k] / (1.0f + expf(-1.702f * x[k]));
+}
+
+AVX2 static void swiglu(float *out, const float *gate, const float *up, int n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    int k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 g = _mm256_loadu_ps(gate + k);
+        __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, exp8(_mm256_xor_ps(g, sign))));
+        _mm256_storeu_ps(out + k, _mm256_mul_ps(silu, _mm256_loadu_ps(up + k)));
+    }
+    for (; k < n; k++)
+        out[k] = gate[k] / (1.0f + expf(-gate[k])) * up[k];
+}
+
 // Four value rows into y per pass: y is loaded and stored once for four rows (a generated token's
 // attention over its cache: the rows' products summed in row order, as the scalar reference does).
 #define AXPY4_BODY(LOAD, TAIL)                                                                              \
@@ -534,6 +559,8 @@ static const cpu_kernels avx2 = {
     .axpy = {[MM_F32] = axpy_f32, [MM_F16] = axpy_f16},
     .axpy4 = {[MM_F32] = axpy4_f32, [MM_F16] = axpy4_f16},
     .exp_sum = exp_sum,
+    .quick_gelu = quick_gelu,
+    .swiglu = swiglu,
     .quantize_x = quantize_x,
 };
 

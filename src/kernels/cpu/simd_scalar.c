@@ -161,6 +161,16 @@ static float exp_sum(float *x, int n, float shift) {
     return s;
 }
 
+static void quick_gelu(float *x, int n) {
+    for (int k = 0; k < n; k++)
+        x[k] = x[k] / (1.0f + expf(-1.702f * x[k]));
+}
+
+static void swiglu(float *out, const float *gate, const float *up, int n) {
+    for (int k = 0; k < n; k++)
+        out[k] = gate[k] / (1.0f + expf(-gate[k])) * up[k];
+}
+
 static const cpu_kernels scalar = {
     .name = "scalar",
     .dot = {[MM_F32] = dot_f32, [MM_F16] = dot_f16, [MM_BF16] = dot_bf16, [MM_Q8_0] = dot_q8_0, [MM_Q4_0] = dot_q4_0,
@@ -169,6 +179,8 @@ static const cpu_kernels scalar = {
     .axpy = {[MM_F32] = axpy_f32, [MM_F16] = axpy_f16},
     .axpy4 = {[MM_F32] = axpy4_f32, [MM_F16] = axpy4_f16},
     .exp_sum = exp_sum,
+    .quick_gelu = quick_gelu,
+    .swiglu = swiglu,
 };
 
 const cpu_kernels *cpu_kernels_scalar(void) { return &scalar; }
