@@ -3,8 +3,9 @@
 // (nearest even), products summed in double. Tolerance: 2e-6 of the sum of |terms| (the tile unit sums
 // exact bf16 products in f32: one rounding per 32-term step at most; a single wrong weight or a
 // misplaced tile moves a sum by ~1/K of that sum, far above). Shapes cover partial panels (M not a multiple
-// of 32 or 16), odd token groups, more than one token block (N > 256) and more than one column block
-// (K past the 1 MB regrouped-token bound), for every weight type it takes. Skipped where AMX is not active.
+// of 32 or 16), odd token groups, more than one token block (N > 320; 257 in one pass) and more than one
+// column block (K past the 1 MB regrouped-token bound), for every weight type it takes. Skipped where AMX is
+// not active.
 #include <pthread.h>
 
 #include "base/cpu.h"
@@ -120,10 +121,11 @@ static void test_types_and_shapes(void **state) {
         mm_dtype t = types[ti];
         check_shape(t, 33, 512, 45);  // one token group pair + a lone group; a full and a partial panel
         check_shape(t, 47, 768, 16);  // three 256-column units per row; one half-panel
-        check_shape(t, 300, 256, 80); // two token blocks (256 + 44)
+        check_shape(t, 340, 256, 80); // two token blocks (256 + 84)
+        check_shape(t, 257, 256, 24); // one pass of a quarter more than a block (an image's 257 tokens)
     }
-    // Columns in more than one block (256 tokens x 2048 columns fill the 1 MB bound), with a shorter last
-    // block; 32-column units where K is not a multiple of 256.
+    // Columns in more than one block (256 tokens x 2048 columns fill the 1 MB bound; 260 tokens in one pass
+    // keep about that width), with a shorter last block; 32-column units where K is not a multiple of 256.
     check_shape(MM_Q4_K, 260, 2816, 37);
     check_shape(MM_F16, 40, 2080, 19);
     check_shape(MM_Q8_0, 40, 96, 50);
