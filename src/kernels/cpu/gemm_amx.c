@@ -389,7 +389,7 @@ int cpu_linear_amx(float *out, const float *in, mm_wref w, int N, int K, int M, 
     // Columns per block: a multiple of the weight's block and of the tile step, as many as keep the
     // regrouped tokens within XT_BYTES (whole rows when they fit); the last block may be shorter.
     // Tokens per pass: TOKEN_BLOCK, or all of them up to a quarter more (a 224-px image's 257 tokens in one pass:
-    // a second pass over the weights for its last token cost the vision tower's products 27-29%).
+    // a second pass over the weights for its last token cost the vision tower's products 20-29%).
     int block = N <= TOKEN_BLOCK + TOKEN_BLOCK / 4 ? N : TOKEN_BLOCK;
     int ntok_max = N < block ? N : block;
     int unit = mm_dtype_block(t) > KSTEP ? mm_dtype_block(t) : KSTEP;
