@@ -25,8 +25,7 @@ void cpu_quantize_x_scalar(const float *x, int n, int block, const cpu_xq *xq) {
 }
 
 void cpu_quantize_x(const float *x, int n, int block, const cpu_xq *xq) {
-    const cpu_kernels *k = cpu_kernels_get();
-    (k->quantize_x ? k->quantize_x : cpu_quantize_x_scalar)(x, n, block, xq);
+    cpu_kernels_get()->quantize_x(x, n, block, xq);
 }
 
 const cpu_kernels *cpu_kernels_at(mm_simd_level level) {

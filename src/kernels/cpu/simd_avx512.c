@@ -165,11 +165,7 @@ XN void q4_k_z_xn(const mm_block_q4_k *b, const cpu_xq *x, const int NX, int n, 
         __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
         float dw = half_at(&b[i].d), dmin = half_at(&b[i].dmin);
         for (int j = 0; j < NX; j++) {
-            __m256i si = fold_halves(sumi[j]);
-            __m256i mins = _mm256_madd_epi16(m16, ld256(x[j].s16 + 16 * i));
-            float dx = x[j].d[i];
-            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(si), acc[j]);
-            acc[j] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * dx), _mm256_cvtepi32_ps(mins), acc[j]);
+            acc[j] = q4k_float_step(acc[j], fold_halves(sumi[j]), m16, x[j].s16 + 16 * i, dw, dmin, x[j].d[i]);
         }
     }
     for (int j = 0; j < NX; j++)
@@ -209,13 +205,8 @@ XN void q6_k_z_xn(const mm_block_q6_k *b, const cpu_xq *x, const int NX, int n, 
         }
         __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b[i].scales));
         float dw = half_at(&b[i].d);
-        for (int j = 0; j < NX; j++) {
-            __m256i si = fold_halves(sumi[j]);
-            __m256i offs = _mm256_madd_epi16(s16, ld256(x[j].s16 + 16 * i));
-            float dx = dw * x[j].d[i];
-            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dx), _mm256_cvtepi32_ps(si), acc[j]);
-            acco[j] = _mm256_fmadd_ps(_mm256_set1_ps(32.0f * dx), _mm256_cvtepi32_ps(offs), acco[j]);
-        }
+        for (int j = 0; j < NX; j++)
+            q6k_float_step(&acc[j], &acco[j], fold_halves(sumi[j]), s16, x[j].s16 + 16 * i, dw * x[j].d[i]);
     }
     for (int j = 0; j < NX; j++)
         out[j] = hsum(_mm256_sub_ps(acc[j], acco[j]));
@@ -241,11 +232,11 @@ SIMD_FN static void dotqn_q6_k_z(const void *w, const cpu_xq *x, int nx, int n, 
 }
 
 // (1) Q8_0 and Q4_0 in 256 bits as the AVX2 kernels with vpdpbusd for vpmaddubsw + vpmaddwd (the same
-// integers): for the AVX2 table; the 512-bit ones above are the avx512 table's own. (Two blocks per 512-bit
-// vpdpbusd, then each block's sums multiply-added in 256 bits in this order, the same floats: tried, slower
-// for every row count, 4096x11008 from DRAM, ms: Q4_0 1.21 vs 0.98-1.05 one row, 3.35 vs 2.71-2.77 four;
-// Q8_0 1.58-1.59 vs 1.56, 2.96-3.13 vs 2.66-2.78.) Same measure: Q4_0 0.86-0.92
-// vs 0.81-0.84 (one row), 3.43-3.48 vs 2.26-2.35 (4); Q8_0 0.87-0.89 vs 0.89-0.91, 2.17-2.37 vs 2.04-2.09.
+// integers): for the AVX2 table; the 512-bit ones above are the avx512 table's own. 4096x11008 from DRAM,
+// 2 threads, ms, AVX2 vs this: Q4_0 0.86-0.92 vs 0.81-0.84 (one row), 3.43-3.48 vs 2.26-2.35 (4); Q8_0
+// 0.87-0.89 vs 0.89-0.91, 2.17-2.37 vs 2.04-2.09. Two blocks per 512-bit vpdpbusd, each block's sums then
+// multiply-added in 256 bits in this order (the same floats): tried, slower for every row count (Q4_0 1.21 vs
+// 0.98-1.05 one row, 3.35 vs 2.71-2.77 four; Q8_0 1.58-1.59 vs 1.56, 2.96-3.13 vs 2.66-2.78).
 #define U8S8_SUM(u8, s8) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u8, s8)
 SIGNED32_XN(q8_0v_xn, mm_block_q8_0, codes_q8_0)
 SIGNED32_XN(q4_0v_xn, mm_block_q4_0, codes_q4_0)

@@ -181,6 +181,7 @@ static const cpu_kernels scalar = {
     .exp_sum = exp_sum,
     .quick_gelu = quick_gelu,
     .swiglu = swiglu,
+    .quantize_x = cpu_quantize_x_scalar,
 };
 
 const cpu_kernels *cpu_kernels_scalar(void) { return &scalar; }

@@ -114,6 +114,17 @@ static const int8_t spread_k4[8][32] = {
 #undef SPREAD
 };
 
+// One super-block's float step of a Q4_K row against one activation row, from its int32 lanes (sumi) and the
+// mins spread over 16 int16 lanes (m16) against the activations' 16-sums (s16): every Q4_K kernel ends its
+// super-block here, so kernels that reach the same integers give the same floats.
+SIMD_FN static inline __attribute__((always_inline)) __m256 q4k_float_step(__m256 acc, __m256i sumi, __m256i m16,
+                                                                           const int16_t *s16, float dw, float dmin,
+                                                                           float dx) {
+    __m256i mins = _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)s16));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(sumi), acc);
+    return _mm256_fnmadd_ps(_mm256_set1_ps(dmin * dx), _mm256_cvtepi32_ps(mins), acc);
+}
+
 // Q4_K against activations quantized per 256, over NX activation rows (XN: the includer's always_inline
 // attribute): the integer sub-scales multiply int16 pair sums, so a super-block accumulates in int32 and is
 // scaled once; the mins meet the activations' 16-sums in one vpmaddwd, into the same accumulator. MADD_ACC(acc,
@@ -152,10 +163,7 @@ XN void NAME(const mm_block_q4_k *b, const cpu_xq *x, const int NX, int n, float
         __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));                                                   \
         float dw = half_at(&b[i].d), dmin = half_at(&b[i].dmin);                                                       \
         for (int j = 0; j < NX; j++) {                                                                                 \
-            __m256i mins = _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)(x[j].s16 + 16 * i)));           \
-            float dx = x[j].d[i];                                                                                      \
-            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(sumi[j]), acc[j]);                    \
-            acc[j] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * dx), _mm256_cvtepi32_ps(mins), acc[j]);                    \
+            acc[j] = q4k_float_step(acc[j], sumi[j], m16, x[j].s16 + 16 * i, dw, dmin, x[j].d[i]);                     \
         }                                                                                                              \
     }                                                                                                                  \
     for (int j = 0; j < NX; j++)                                                                                       \
@@ -167,6 +175,16 @@ static const int8_t spread_k6[4][16] = {{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 
                                         {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
                                         {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},
                                         {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};
+
+// One super-block's float step of a Q6_K row against one activation row (acc the codes' products, acco the
+// offset 32's, subtracted at the end), from its int32 lanes, the 16 sub-scales as int16 (s16) and the
+// activations' 16-sums (xs16): shared by every Q6_K kernel, as q4k_float_step.
+SIMD_FN static inline __attribute__((always_inline)) void q6k_float_step(__m256 *acc, __m256 *acco, __m256i sumi,
+                                                                        __m256i s16, const int16_t *xs16, float dx) {
+    __m256i offs = _mm256_madd_epi16(s16, _mm256_loadu_si256((const __m256i *)xs16));
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(dx), _mm256_cvtepi32_ps(sumi), *acc);
+    *acco = _mm256_fmadd_ps(_mm256_set1_ps(32.0f * dx), _mm256_cvtepi32_ps(offs), *acco);
+}
 
 // Q6_K against activations quantized per 256, over NX activation rows, MADD_ACC as Q4K_XN's: each half
 // block's codes unpacked once for every row (q6k_codes), times the codes' offset 32 taken off through the
@@ -199,10 +217,7 @@ XN void NAME(const mm_block_q6_k *b, const cpu_xq *x, const int NX, int n, float
         __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b[i].scales));                             \
         float dw = half_at(&b[i].d);                                                                                   \
         for (int j = 0; j < NX; j++) {                                                                                 \
-            __m256i offs = _mm256_madd_epi16(s16, _mm256_loadu_si256((const __m256i *)(x[j].s16 + 16 * i)));           \
-            float dx = dw * x[j].d[i];                                                                                 \
-            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dx), _mm256_cvtepi32_ps(sumi[j]), acc[j]);                         \
-            acco[j] = _mm256_fmadd_ps(_mm256_set1_ps(32.0f * dx), _mm256_cvtepi32_ps(offs), acco[j]);                  \
+            q6k_float_step(&acc[j], &acco[j], sumi[j], s16, x[j].s16 + 16 * i, dw * x[j].d[i]);                        \
         }                                                                                                              \
     }                                                                                                                  \
     for (int j = 0; j < NX; j++)                                                                                       \
