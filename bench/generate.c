@@ -23,7 +23,7 @@
 #include "base/rng.h"
 #include "infer/engine.h"
 #include "infer/generate.h"
-#include "kernels/cpu/gemm_amx.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/device.h"
 #include "model/quant_rule.h"
 
@@ -424,9 +424,9 @@ int main(int argc, char **argv) {
     }
     // Half and quantized weights' long products run on AMX tiles where the processor has them: their peak is
     // the floor for the prompt and the vision tower then (f32 weights stay on sgemm).
-    double amx_flops = strcmp(device, "cpu") || (!model_path && !strcmp(dtype, "f32")) ? 0 : cpu_amx_peak_flops(0.3);
+    double amx_flops = strcmp(device, "cpu") || (!model_path && !strcmp(dtype, "f32")) ? 0 : cpu_bf16_peak_flops(0.3);
     double peak = amx_flops > 0 ? amx_flops : gemm_flops;
-    const char *peak_by = amx_flops > 0 ? "the AMX tiles (bf16) reach" : "sgemm reaches";
+    const char *peak_by = amx_flops > 0 ? mm_bf16_tiles() == MM_TILES_AMX ? "the AMX tiles (bf16) reach" : "VDPBF16PS (bf16) reaches" : "sgemm reaches";
     double ttft = 1e9, gen_tps = 0, prompt_tps = 0, vision_s = 1e9;
     double prof_s = 0;
     int prof_tokens = 0;

@@ -9,7 +9,7 @@
 //   one line saying what failed (the file, tensor or value named). The library prints nothing, and what a
 //   function reads from the environment is said where it does.
 // - State lives in the handles, except what belongs to the process: the CPU kernels' SIMD level, fixed on
-//   first use (MMGPT_SIMD=scalar|avx2 caps it; MMGPT_AMX=0 keeps long products off the AMX tiles); the GPU, one CUDA device per process, opened by the first
+//   first use (MMGPT_SIMD=scalar|avx2 caps it; MMGPT_AMX=0 keeps long products off the bf16 engines, AMX tiles or AVX-512 BF16); the GPU, one CUDA device per process, opened by the first
 //   model or training run placed on it and kept until exit (every later one shares it; another device
 //   index is then refused with MMGPT_ERR_UNSUPPORTED); and the OpenMP and OpenBLAS thread pools
 //   (OMP_NUM_THREADS sizes them).

@@ -326,9 +326,10 @@ static void test_linear_quant(void **state) {
     const int Ns[] = {1, 3, 8, 9, 20, CPU_LINEAR_ROWS_MAX, CPU_LINEAR_ROWS_MAX + 1, NMAX};
     float *inq = malloc(sizeof(float) * NMAX * K), *in16 = malloc(sizeof(float) * NMAX * K),
           *wq16 = malloc(sizeof(float) * K * M);
-    // Longer inputs on a processor with AMX go through bf16 tiles (kernels/cpu/gemm_amx.c): their reference
-    // is the f32 product of the bf16-rounded operands (test_gemm_amx checks that kernel on its own).
-    int amx = mm_amx_active();
+    // Longer inputs on a processor with a bf16 engine (AMX, AVX-512 BF16) go through bf16 products
+    // (kernels/cpu/gemm_bf16.c): their reference is the f32 product of the bf16-rounded operands
+    // (test_gemm_bf16 checks that kernel on its own).
+    int amx = mm_bf16_tiles() != MM_TILES_NONE;
     for (int i = 0; i < NMAX * K; i++)
         in16[i] = amx ? round_bf16(in[i]) : in[i];
     for (int ti = 0; ti < NTYPES; ti++) {

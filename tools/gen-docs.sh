@@ -35,7 +35,7 @@ man_page() {
   printf '.SH ENVIRONMENT\n.TP\n.B MMGPT_DEVICE\nthe default of \\-\\-device (cpu, cuda, cuda:N, auto).\n'
   printf '.TP\n.B MMGPT_API_KEY\nthe default of serve \\-\\-api\\-key.\n'
   printf '.TP\n.B MMGPT_SIMD\nscalar or avx2 caps the CPU kernels (info \\-\\-cpu says which run).\n'
-  printf '.TP\n.B MMGPT_AMX\n0 keeps prompts and images off the AMX tiles (bf16) on processors that have them: f32 products, slower.\n'
+  printf '.TP\n.B MMGPT_AMX\n0 keeps prompts and images off the bf16 products (AMX tiles, AVX\\-512 BF16 vectors) on processors that have them: f32 products, slower.\n'
   printf '.SH SEE ALSO\nThe C library: \\fImmgpt.h\\fR in the include directory beside the installed \\fIlibmmgpt\\fR (\\fBpkg\\-config \\-\\-cflags \\-\\-libs mmgpt\\fR).\n'
 }
 

@@ -12,6 +12,7 @@
 static mm_cpu_features features;
 static mm_simd_level supported, active;
 static int amx_active;
+static mm_tiles tiles;
 static int ready;
 
 // Linux hands out the 8 KB tile state only to processes that ask (arch_prctl ARCH_REQ_XCOMP_PERM for
@@ -80,6 +81,11 @@ static void detect(void) {
     amx_active = features.amx_tile && features.amx_bf16 && features.amx_os && features.avx512bf16 &&
                  features.avx512f && features.avx512bw && features.avx512vl && active > MM_SIMD_SCALAR &&
                  !(amx && !strcmp(amx, "0"));
+    tiles = amx_active ? MM_TILES_AMX
+            : features.avx512bf16 && features.avx512f && features.avx512bw && features.avx512vl &&
+                    active > MM_SIMD_SCALAR && !(amx && !strcmp(amx, "0"))
+                ? MM_TILES_AVX512_BF16
+                : MM_TILES_NONE;
 }
 
 static void ensure(void) {
@@ -113,6 +119,11 @@ mm_simd_level mm_simd_active(void) {
 int mm_amx_active(void) {
     ensure();
     return amx_active;
+}
+
+mm_tiles mm_bf16_tiles(void) {
+    ensure();
+    return tiles;
 }
 
 const char *mm_simd_name(mm_simd_level l) {

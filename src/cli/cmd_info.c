@@ -26,7 +26,8 @@ static const char *usage_text = "usage: mmgpt info -m MODEL_DIR|MODEL.gguf\n"
                                 "  the files, and any missing or unused tensors. FILE: its metadata and every tensor\n"
                                 "  (name, dtype, shape) as stored. --cpu: the processor's SIMD features and the kernel path\n"
                                 "  in use (MMGPT_SIMD=scalar|avx2|avx512 picks it), the path of long products (AMX bf16\n"
-                                "  tiles where the processor has them; MMGPT_AMX=0 turns them off), threads, the BLAS core.\n";
+                                "  tiles, else AVX-512 BF16 vectors, where the processor has them; MMGPT_AMX=0 keeps them in\n"
+                                "  f32), threads, the BLAS core.\n";
 
 // One tensor row: name, dtype, shape, and a note (may be "").
 static void print_tensor(const char *name, mm_dtype dt, int ndim, const int64_t *shape, const char *note) {

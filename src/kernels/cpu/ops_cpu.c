@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu_internal.h"
-#include "kernels/cpu/gemm_amx.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/ops.h"
 
@@ -34,9 +34,10 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
 // -/1.7/1.1, bf16 1.3/1.3/1.2 vs -/1.7/1.2, q8_0 1.9/1.4/1.1 vs -/1.8/1.3, q4_k 1.0/1.0/1.0 vs
 // -/1.8/1.1; from 64 rows the tiles win (0.8-1.0). Batched steps of 9-32 sequences live here.
 // The bound is CPU_LINEAR_ROWS_MAX (simd.h; the tests cover both sides of it).
-// With AMX (gemm_amx.c) the tiles are faster from 6 rows, but a batched step's rows stay here: each is bit
-// for bit what its sequence gets alone (int8 activations, exact weights), whatever else is batched with
-// it; one sequence's prompt chunk (mm_ops.one_sequence) goes to the tiles from CPU_AMX_ROWS_MIN rows.
+// With bf16 products (gemm_bf16.c: AMX tiles, AVX-512 BF16 vectors) a prompt is faster from 6-12 rows, but a
+// batched step's rows stay here: each is bit for bit what its sequence gets alone (int8 activations, exact
+// weights), whatever else is batched with it; one sequence's prompt chunk (mm_ops.one_sequence) goes to the
+// bf16 engine from cpu_bf16_rows_min rows.
 
 // out[n, o] = beta * out[n, o] + W[o, :] . in[n, :] for W in any type (f32 with N > 1), N <= CPU_LINEAR_ROWS_MAX.
 static void linear_rows(float *out, const float *in, mm_wref w, int N, int K, int M, float beta) {
@@ -149,8 +150,10 @@ static void cpu_linear(float *out, const float *in, mm_wref w, const float *bias
         }
         beta = 1.0f;
     }
-    if (w.dtype != MM_F32 && N >= (rows_one_sequence ? CPU_AMX_ROWS_MIN : CPU_LINEAR_ROWS_MAX + 1) &&
-        cpu_linear_amx(out, in, w, N, K, M, beta) == 0)
+    mm_tiles tiles = mm_bf16_tiles();
+    if (w.dtype != MM_F32 && tiles != MM_TILES_NONE &&
+        N >= (rows_one_sequence ? cpu_bf16_rows_min(tiles, w.dtype) : CPU_LINEAR_ROWS_MAX + 1) &&
+        cpu_linear_bf16(out, in, w, N, K, M, beta) == 0)
         return;
     if (N <= CPU_LINEAR_ROWS_MAX && (w.dtype != MM_F32 || N > 1)) {
         // Generated tokens (a batched step, beams): read each weight row once, in its stored form.

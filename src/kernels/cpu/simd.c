@@ -65,8 +65,11 @@ void cpu_describe(char *buf, size_t cap) {
     mm_simd_level sup = mm_simd_supported(), act = mm_simd_active();
     const cpu_kernels *k = cpu_kernels_get();
     const char *amx_env = getenv("MMGPT_AMX");
-    const char *prompt = mm_amx_active() ? "amx-bf16 tiles (half and quantized weights; f32 weights: BLAS)"
-                         : amx_env && !strcmp(amx_env, "0") && f->amx_os
+    mm_tiles tiles = mm_bf16_tiles();
+    const char *prompt = tiles == MM_TILES_AMX ? "amx-bf16 tiles (half and quantized weights; f32 weights: BLAS)"
+                         : tiles == MM_TILES_AVX512_BF16
+                             ? "avx512-bf16 vector products (half and quantized weights; f32 weights: BLAS)"
+                         : amx_env && !strcmp(amx_env, "0") && (f->amx_os || f->avx512bf16)
                              ? "BLAS on decoded f32 tiles (MMGPT_AMX=0)"
                              : "BLAS on decoded f32 tiles";
     snprintf(buf, cap,
