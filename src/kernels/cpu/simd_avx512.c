@@ -238,8 +238,8 @@ SIMD_FN static void dotqn_q6_k_z(const void *w, const cpu_xq *x, int nx, int n, 
 // multiply-added in 256 bits in this order (the same floats): tried, slower for every row count (Q4_0 1.21 vs
 // 0.98-1.05 one row, 3.35 vs 2.71-2.77 four; Q8_0 1.58-1.59 vs 1.56, 2.96-3.13 vs 2.66-2.78).
 #define U8S8_SUM(u8, s8) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u8, s8)
-SIGNED32_XN(q8_0v_xn, mm_block_q8_0, codes_q8_0)
-SIGNED32_XN(q4_0v_xn, mm_block_q4_0, codes_q4_0)
+BLOCK32_XN(q8_0v_xn, mm_block_q8_0, codes_q8_0, 1)
+BLOCK32_XN(q4_0v_xn, mm_block_q4_0, codes_q4_0_u, 0)
 #undef U8S8_SUM
 DOTQ_PAIR(q8_0v, mm_block_q8_0)
 DOTQ_PAIR(q4_0v, mm_block_q4_0)

@@ -4,6 +4,7 @@
 #define MM_CPU_SIMD_X86_H
 
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -72,10 +73,9 @@ SIMD_FN static inline __m256i nibbles(const uint8_t *p) {
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0xF));
 }
 
-// A block's 32 weights as signed int8 codes: Q8_0's bytes; Q4_0's nibbles - 8, so Q4_0 takes Q8_0's signed
-// products: exact integer sums per block and no offset term per block and token (its unsigned codes with
-// 8 x the activations' sums took 3257 instructions per token and row of 4096 alone, 3231-4323 in a batch;
-// now 2356 alone, 1671 in pairs).
+// A block's 32 weights as signed int8 codes: Q8_0's bytes; Q4_0's nibbles - 8 (the bf16 tiles' decoding; the
+// row kernels take Q4_0's unsigned codes, codes_q4_0_u, and its -8 through the activations' sums, one vector
+// step per four blocks since they fold four blocks' sums together: see BLOCK32_XN).
 SIMD_FN static inline __m256i codes_q8_0(const mm_block_q8_0 *b) { return _mm256_loadu_si256((const __m256i *)b->qs); }
 SIMD_FN static inline __m256i codes_q4_0(const mm_block_q4_0 *b) {
     return _mm256_sub_epi8(nibbles(b->qs), _mm256_set1_epi8(8));
@@ -235,44 +235,68 @@ SIMD_FN static inline __m128 scales4(const void *first, size_t size) {
     return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)u));
 }
 
-// Blocks of 32 signed codes with one f16 scale each (Q8_0, Q4_0; CODES loads a block's 32 codes) against
-// int8 activations, over NX rows. U8S8_SUM(u8, s8) is the includer's sum of each 4 unsigned x signed byte
-// products into int32 lanes: vpmaddubsw + vpmaddwd, or VNNI's vpdpbusd (no int16 saturation can occur: |w|
-// <= 128 and |x| <= 127 make a pair at most 32512), the same integers either way.
-#define SIGNED32_XN(NAME, BLOCK, CODES)                                                                                    \
+// Blocks of 32 codes with one f16 scale each (Q8_0, Q4_0) against int8 activations, over NX rows. CODES loads a
+// block's 32 codes: Q8_0's signed bytes (SIGNED 1: multiplied as |w| x (x with w's sign)), or Q4_0's unsigned
+// nibbles 0..15 (SIGNED 0: the -8 comes off as 8 x the block's activation sum, from the 16-sums), the same
+// integers either way. U8S8_SUM(u8, s8) is the includer's sum of each 4 unsigned x signed byte products into
+// int32 lanes: vpmaddubsw + vpmaddwd, or VNNI's vpdpbusd (no int16 saturation: a pair is at most 128 x 127 x 2).
+// Four blocks a pass: their 4 x 8 int32 lanes fold in three vphaddd into one register (lane k: block k's
+// lanes 0-3, lane 4 + k: its lanes 4-7), then one conversion and one multiply-add by the blocks' scales
+// (each in two lanes). Per block that replaced a broadcast of its scale, a conversion and a multiply-add on
+// one chain (Q4_0 was bound below the memory's rate by them).
+// Four blocks' 8 int32 lanes folded into one register: lane k the sum of block k's lanes 0-3, lane 4 + k of its
+// lanes 4-7 (as three vphaddd would give), by unpacks and adds.
+SIMD_FN static inline __attribute__((always_inline)) __m256i fold4(const __m256i p[4]) {
+    __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(p[0], p[1]), _mm256_unpackhi_epi32(p[0], p[1]));
+    __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(p[2], p[3]), _mm256_unpackhi_epi32(p[2], p[3]));
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+}
+
+#define BLOCK32_XN(NAME, BLOCK, CODES, SIGNED)                                                                 \
     XN void NAME(const BLOCK *b, const cpu_xq *x, const int NX, int n, float *out) {                         \
         __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};  \
+        float tail[4] = {0, 0, 0, 0};                                                                          \
         int nb = n / MM_QK, i = 0;                                                                             \
-        /* Four blocks a pass: their scales converted and multiplied as one vector, each lane then           \
-           broadcast (the same products and order of accumulation as one block at a time). */                 \
         for (; i + 4 <= nb; i += 4) {                                                                          \
             prefetch_block(b + i, 4 * sizeof *b); /* the pass's four blocks */                                 \
             __m128 dw = scales4(b + i, sizeof *b);                                                             \
-            __m128 dd[4];                                                                                      \
-            for (int j = 0; j < NX; j++)                                                                       \
-                dd[j] = _mm_mul_ps(dw, _mm_loadu_ps(x[j].d + i));                                              \
-            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                                              \
-                __m256i w = CODES(b + i + k), aw = _mm256_sign_epi8(w, w);                                 \
-                for (int j = 0; j < NX; j++) { /* signed x signed as |w| x (x with w's sign) */                \
+            for (int j = 0; j < NX; j++) { /* codes made again per row: kept, they spilled at 2 rows */        \
+                __m256i p[4];                                                                                  \
+                _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                                          \
+                    __m256i w = CODES(b + i + k), aw = SIGNED ? _mm256_sign_epi8(w, w) : w;                    \
                     __m256i xv = _mm256_loadu_si256((const __m256i *)(x[j].q + 32 * (i + k)));                 \
-                    __m256i p = U8S8_SUM(aw, _mm256_sign_epi8(xv, w));                                      \
-                    __m256 d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd[j]), _mm256_set1_epi32(k));  \
-                    acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[j]);                                \
+                    p[k] = U8S8_SUM(aw, SIGNED ? _mm256_sign_epi8(xv, w) : xv);                                \
                 }                                                                                              \
+                __m256i h = fold4(p);                                                                          \
+                if (!SIGNED) { /* 8 x each block's activation sum, off lanes 0-3 */                           \
+                    __m128i s = _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(x[j].s16 + 2 * i)),          \
+                                               _mm_set1_epi16(1));                                             \
+                    h = _mm256_sub_epi32(h, _mm256_zextsi128_si256(_mm_slli_epi32(s, 3)));                     \
+                }                                                                                              \
+                __m128 d = _mm_mul_ps(dw, _mm_loadu_ps(x[j].d + i));                                           \
+                acc[j] = _mm256_fmadd_ps(_mm256_set_m128(d, d), _mm256_cvtepi32_ps(h), acc[j]);                \
             }                                                                                                  \
         }                                                                                                      \
-        for (; i < nb; i++) {                                                                                  \
-            __m256i w = CODES(b + i), aw = _mm256_sign_epi8(w, w);                                         \
+        for (; i < nb; i++) { /* the last 1-3 blocks: integer sums, then one scalar step each */               \
+            __m256i w = CODES(b + i), aw = SIGNED ? _mm256_sign_epi8(w, w) : w;                              \
             float dw = half_at(&b[i].d);                                                                       \
             for (int j = 0; j < NX; j++) {                                                                     \
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(x[j].q + 32 * i));                           \
-                __m256i p = U8S8_SUM(aw, _mm256_sign_epi8(xv, w));                                             \
-                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[j].d[i]), _mm256_cvtepi32_ps(p), acc[j]);       \
+                __m256i p = U8S8_SUM(aw, SIGNED ? _mm256_sign_epi8(xv, w) : xv);                               \
+                __m128i q = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));          \
+                q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4E));                                              \
+                int sum = _mm_cvtsi128_si32(_mm_add_epi32(q, _mm_shuffle_epi32(q, 0xB1)));                     \
+                if (!SIGNED)                                                                                   \
+                    sum -= 8 * (x[j].s16[2 * i] + x[j].s16[2 * i + 1]);                                        \
+                tail[j] = fmaf(dw * x[j].d[i], (float)sum, tail[j]);                                           \
             }                                                                                                  \
         }                                                                                                      \
         for (int j = 0; j < NX; j++)                                                                           \
-            out[j] = hsum(acc[j]);                                                                             \
+            out[j] = hsum(acc[j]) + tail[j];                                                                   \
     }
+
+// Q4_0's 32 codes unsigned (0..15): weights 0..15 in the low nibbles, 16..31 in the high ones.
+SIMD_FN static inline __m256i codes_q4_0_u(const mm_block_q4_0 *b) { return nibbles(b->qs); }
 
 // dotq (one activation row) and dotqn (1..4 rows, two per pass over a block at most: past that the
 // accumulators spill) from a kernel T##_xn(blocks, x, NX, n, out) instantiated per NX (a table may take
