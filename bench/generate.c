@@ -273,6 +273,10 @@ int main(int argc, char **argv) {
     const mm_ops *ops;
     char desc[400];
     mm_err e = {0};
+    if (P < 6 || G < 1 || NB < 1) { // the prompt holds BOS, four tokens and the image's marker at 5
+        fprintf(stderr, "bench: --prompt must be at least 6 tokens, --gen and --batch at least 1\n");
+        return 2;
+    }
     mm_config c;
     config_preset(&c, "openflamingo-9b", &e);
     int big = !strcmp(shape, "9b");
