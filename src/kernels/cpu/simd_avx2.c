@@ -178,7 +178,7 @@ AVX2 static void axpy4_f16(float *y, const float *a, const void *xv, size_t ld, 
     int k = 0;                                                                                              \
     for (; k + 8 <= n; k += 8) {                                                                            \
         if ((k & (64 / ES - 1)) == 0)                                                                       \
-            prefetch_rows(w0, ld, 4, (size_t)(ES * k), next_group);                                         \
+            prefetch_rows(w0, ld, 4, (size_t)(ES * k), next_group, (size_t)ES * (size_t)n);                                         \
         __m256 xv = _mm256_loadu_ps(x + k);                                                                 \
         a0 = _mm256_fmadd_ps(LOAD(w0, k), xv, a0);                                                          \
         a1 = _mm256_fmadd_ps(LOAD(w1, k), xv, a1);                                                          \
@@ -214,7 +214,7 @@ AVX2 static void dot4_bf16(const void *wv, size_t ld, const float *x, int n, flo
     int k = 0;                                                                                              \
     for (; k + 8 <= n; k += 8) {                                                                            \
         if ((k & (64 / ESZ - 1)) == 0) /* a 64-byte line of each row */                                     \
-            prefetch_rows(w0, ld, 2, (size_t)(ESZ * k), next_group);                                        \
+            prefetch_rows(w0, ld, 2, (size_t)(ESZ * k), next_group, (size_t)ESZ * (size_t)n);                                        \
         __m256 v0 = LOAD(w0, k), v1 = LOAD(w1, k), xv = _mm256_loadu_ps(x0 + k);                           \
         a00 = _mm256_fmadd_ps(v0, xv, a00), a10 = _mm256_fmadd_ps(v1, xv, a10);                            \
         if (NX > 1)                                                                                         \
