@@ -1,11 +1,12 @@
-// The bf16 prompt products (kernels/cpu/gemm_bf16.c: AMX tiles, AVX-512 BF16 vectors) against an independent reference: every weight decoded by
-// base/quant.c (itself checked against the numpy reference in test_quant), both operands rounded to bf16
-// (nearest even), products summed in double. Tolerance: 2e-6 of the sum of |terms| (the tile unit sums
-// exact bf16 products in f32: one rounding per 32-term step at most; a single wrong weight or a
-// misplaced tile moves a sum by ~1/K of that sum, far above). Shapes cover partial panels (M not a multiple
-// of 32 or 16), odd token groups, more than one token block (N > 320; 257 in one pass) and more than one
-// column block (K past the 1 MB regrouped-token bound), for every weight type it takes, on every engine the
-// processor has (an AMX machine runs both). Skipped where there is none (no AVX-512 BF16).
+// The bf16 prompt products (kernels/cpu/gemm_bf16.c: AMX tiles, AVX-512 BF16 vectors) against an independent
+// reference: every weight decoded by base/quant.c (itself checked against the numpy reference in test_quant),
+// both operands rounded to bf16 (nearest even), products summed in double. Tolerance: 2e-6 of the sum of
+// |terms| (the engines sum exact bf16 products in f32: one rounding per 32-term step at most on the tiles, per
+// pair on the vectors; a single wrong weight or a misplaced tile moves a sum by ~1/K of that sum, far above).
+// Shapes cover partial panels (M not a multiple of 32 or 16), odd token groups, more than one token block
+// (N > 320; 257 in one pass) and more than one column block (K past the 1 MB regrouped-token bound), for every
+// weight type it takes, on every engine the processor has (an AMX machine runs both). Skipped where there is
+// none (no AVX-512 BF16).
 #include <pthread.h>
 
 #include "base/cpu.h"

@@ -234,7 +234,8 @@ AMX static void panel_product_vec(float *cbuf, const uint16_t *a, const uint32_t
                 const uint16_t *ac = aq + 1024 * (size_t)ch;
                 const uint32_t *x0 = b0 + 256 * (size_t)ch, *x1 = b1 + 256 * (size_t)ch;
                 for (int p = 0; p < 16; p++) {
-                    __m512bh v0 = (__m512bh)_mm512_load_si512(x0 + 16 * p), v1 = (__m512bh)_mm512_load_si512(x1 + 16 * p);
+                    __m512bh v0 = (__m512bh)_mm512_load_si512(x0 + 16 * p);
+                    __m512bh v1 = (__m512bh)_mm512_load_si512(x1 + 16 * p);
 #pragma GCC unroll 8
                     for (int r = 0; r < 8; r++) {
                         int32_t pair;

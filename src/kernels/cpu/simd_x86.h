@@ -68,7 +68,7 @@ SIMD_FN static inline __attribute__((always_inline)) void prefetch_rows(const un
             _mm_prefetch((const char *)next + 64 * r, PF_HINT);
     } else {
         size_t at = off + PF_AHEAD;
-        if (ld == row_bytes) { // nr streams each a nr-th of the pace: nr times the distance, in the next group's rows past the end
+        if (ld == row_bytes) { // weights: nr times the distance, past a row's end in the next group's row
             size_t ahead = (size_t)nr * PF_AHEAD < row_bytes ? (size_t)nr * PF_AHEAD : row_bytes;
             at = off + ahead;
             if (at >= row_bytes)
@@ -247,23 +247,22 @@ SIMD_FN static inline __m128 scales4(const void *first, size_t size) {
     return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)u));
 }
 
-// Blocks of 32 codes with one f16 scale each (Q8_0, Q4_0) against int8 activations, over NX rows. CODES loads a
-// block's 32 codes: Q8_0's signed bytes (SIGNED 1: multiplied as |w| x (x with w's sign)), or Q4_0's unsigned
-// nibbles 0..15 (SIGNED 0: the -8 comes off as 8 x the block's activation sum, from the 16-sums), the same
-// integers either way. U8S8_SUM(u8, s8) is the includer's sum of each 4 unsigned x signed byte products into
-// int32 lanes: vpmaddubsw + vpmaddwd, or VNNI's vpdpbusd (no int16 saturation: a pair is at most 128 x 127 x 2).
-// Four blocks a pass: their 4 x 8 int32 lanes fold in three vphaddd into one register (lane k: block k's
-// lanes 0-3, lane 4 + k: its lanes 4-7), then one conversion and one multiply-add by the blocks' scales
-// (each in two lanes). Per block that replaced a broadcast of its scale, a conversion and a multiply-add on
-// one chain (Q4_0 was bound below the memory's rate by them).
 // Four blocks' 8 int32 lanes folded into one register: lane k the sum of block k's lanes 0-3, lane 4 + k of its
-// lanes 4-7 (as three vphaddd would give), by unpacks and adds.
+// lanes 4-7 (what three vphaddd give, by unpacks and adds: vphaddd measured slower).
 SIMD_FN static inline __attribute__((always_inline)) __m256i fold4(const __m256i p[4]) {
     __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(p[0], p[1]), _mm256_unpackhi_epi32(p[0], p[1]));
     __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(p[2], p[3]), _mm256_unpackhi_epi32(p[2], p[3]));
     return _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
 }
 
+// Blocks of 32 codes with one f16 scale each (Q8_0, Q4_0) against int8 activations, over NX rows. CODES loads a
+// block's 32 codes: Q8_0's signed bytes (SIGNED 1: multiplied as |w| x (x with w's sign)), or Q4_0's unsigned
+// nibbles 0..15 (SIGNED 0: the -8 comes off as 8 x the block's activation sum, from the 16-sums), the same
+// integers either way. U8S8_SUM(u8, s8) is the includer's sum of each 4 unsigned x signed byte products into
+// int32 lanes: vpmaddubsw + vpmaddwd, or VNNI's vpdpbusd (no int16 saturation: a pair is at most 128 x 127 x 2).
+// Four blocks a pass: their 4 x 8 int32 lanes fold into one register (fold4), then one conversion and one
+// multiply-add by the blocks' scales (each in two lanes). Per block that replaced a broadcast of its scale, a
+// conversion and a multiply-add on one chain (Q4_0 was bound below the memory's rate by them).
 #define BLOCK32_XN(NAME, BLOCK, CODES, SIGNED)                                                                 \
     XN void NAME(const BLOCK *b, const cpu_xq *x, const int NX, int n, float *out) {                         \
         __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};  \
@@ -272,7 +271,7 @@ SIMD_FN static inline __attribute__((always_inline)) __m256i fold4(const __m256i
         for (; i + 4 <= nb; i += 4) {                                                                          \
             prefetch_block(b + i, 4 * sizeof *b); /* the pass's four blocks */                                 \
             __m128 dw = scales4(b + i, sizeof *b);                                                             \
-            for (int j = 0; j < NX; j++) { /* codes made again per row: kept, they spilled at 2 rows */        \
+            for (int j = 0; j < NX; j++) { /* codes made per row: hoisted out, they spilled at 2 rows */      \
                 __m256i p[4];                                                                                  \
                 _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                                          \
                     __m256i w = CODES(b + i + k), aw = SIGNED ? _mm256_sign_epi8(w, w) : w;                    \
