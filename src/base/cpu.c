@@ -78,14 +78,10 @@ static void detect(void) {
         active = want < supported ? want : supported;
     }
     const char *amx = getenv("MMGPT_AMX");
-    amx_active = features.amx_tile && features.amx_bf16 && features.amx_os && features.avx512bf16 &&
-                 features.avx512f && features.avx512bw && features.avx512vl && active > MM_SIMD_SCALAR &&
-                 !(amx && !strcmp(amx, "0"));
-    tiles = amx_active ? MM_TILES_AMX
-            : features.avx512bf16 && features.avx512f && features.avx512bw && features.avx512vl &&
-                    active > MM_SIMD_SCALAR && !(amx && !strcmp(amx, "0"))
-                ? MM_TILES_AVX512_BF16
-                : MM_TILES_NONE;
+    int bf16 = features.avx512bf16 && features.avx512f && features.avx512bw && features.avx512vl &&
+               active > MM_SIMD_SCALAR && !(amx && !strcmp(amx, "0"));
+    amx_active = bf16 && features.amx_tile && features.amx_bf16 && features.amx_os;
+    tiles = amx_active ? MM_TILES_AMX : bf16 ? MM_TILES_AVX512_BF16 : MM_TILES_NONE;
 }
 
 static void ensure(void) {

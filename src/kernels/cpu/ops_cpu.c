@@ -153,7 +153,7 @@ static void cpu_linear(float *out, const float *in, mm_wref w, const float *bias
     mm_tiles tiles = mm_bf16_tiles();
     if (w.dtype != MM_F32 && tiles != MM_TILES_NONE &&
         N >= (rows_one_sequence ? cpu_bf16_rows_min(tiles, w.dtype) : CPU_LINEAR_ROWS_MAX + 1) &&
-        cpu_linear_bf16(out, in, w, N, K, M, beta) == 0)
+        cpu_linear_bf16_on(tiles, out, in, w, N, K, M, beta) == 0)
         return;
     if (N <= CPU_LINEAR_ROWS_MAX && (w.dtype != MM_F32 || N > 1)) {
         // Generated tokens (a batched step, beams): read each weight row once, in its stored form.

@@ -174,11 +174,10 @@ AVX2 static void axpy4_f16(float *y, const float *a, const void *xv, size_t ld, 
     const unsigned char *w0 = wv, *w1 = w0 + ld, *w2 = w0 + 2 * ld, *w3 = w0 + 3 * ld;                     \
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),                   \
            a3 = _mm256_setzero_ps();                                                                        \
-    const int next_group = rows_next_group(ld, (size_t)ES * (size_t)n);                                     \
     int k = 0;                                                                                              \
     for (; k + 8 <= n; k += 8) {                                                                            \
         if ((k & (64 / ES - 1)) == 0)                                                                       \
-            prefetch_rows(w0, ld, 4, (size_t)(ES * k), next_group, (size_t)ES * (size_t)n);                                         \
+            prefetch_rows(w0, ld, 4, (size_t)(ES * k), (size_t)ES * (size_t)n);                             \
         __m256 xv = _mm256_loadu_ps(x + k);                                                                 \
         a0 = _mm256_fmadd_ps(LOAD(w0, k), xv, a0);                                                          \
         a1 = _mm256_fmadd_ps(LOAD(w1, k), xv, a1);                                                          \
@@ -210,11 +209,10 @@ AVX2 static void dot4_bf16(const void *wv, size_t ld, const float *x, int n, flo
     const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx;                               \
     __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00,     \
            a13 = a00;                                                                                       \
-    const int next_group = rows_next_group(ld, (size_t)ESZ * (size_t)n);                                    \
     int k = 0;                                                                                              \
     for (; k + 8 <= n; k += 8) {                                                                            \
         if ((k & (64 / ESZ - 1)) == 0) /* a 64-byte line of each row */                                     \
-            prefetch_rows(w0, ld, 2, (size_t)(ESZ * k), next_group, (size_t)ESZ * (size_t)n);                                        \
+            prefetch_rows(w0, ld, 2, (size_t)(ESZ * k), (size_t)ESZ * (size_t)n);                           \
         __m256 v0 = LOAD(w0, k), v1 = LOAD(w1, k), xv = _mm256_loadu_ps(x0 + k);                           \
         a00 = _mm256_fmadd_ps(v0, xv, a00), a10 = _mm256_fmadd_ps(v1, xv, a10);                            \
         if (NX > 1)                                                                                         \

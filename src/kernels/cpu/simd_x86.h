@@ -49,9 +49,8 @@ SIMD_FN static inline float half_at(const uint16_t *p) {
     return _cvtsh_ss(h);
 }
 
-// The prefetches of one 64-byte step of `nr` weight rows read together (row r at w0 + r * ld, `off` bytes
-// into each). Rows of at most PF_AHEAD bytes stored back to back (next_group, from rows_next_group once per
-// call) take the next group's bytes instead (the nr rows after these, at the same pace): 2 KB ahead inside
+// The prefetches of one 64-byte step of `nr` weight rows of `row_bytes` read together (row r at w0 + r * ld,
+// `off` bytes into each). Rows of at most PF_AHEAD bytes stored back to back take the next group's bytes instead (the nr rows after these, at the same pace): 2 KB ahead inside
 // such a row lands in the rows being read now, and a 1024-wide f16 matrix streamed at 22 GB/s where
 // 4096-wide ones reached 30.
 // Longer rows stored back to back (weights) are nr streams, each advancing at a nr-th of the pace: they are
@@ -59,10 +58,9 @@ SIMD_FN static inline float half_at(const uint16_t *p) {
 // (r + nr; the next row's start is being read now). 2 KB ahead in each of 4 rows had 11008x4096 f16 from DRAM
 // at 23-26 GB/s on a 2-core Zen 4 where one row at a time, one stream, read 33-35; now 29-30 (bf16 23 -> 27-29,
 // 16384x2048 f16 23-25 -> 26-28; rows of 11008 and 16384 unchanged at 25-31).
-SIMD_FN static inline int rows_next_group(size_t ld, size_t row_bytes) { return row_bytes <= PF_AHEAD && ld == row_bytes; }
 SIMD_FN static inline __attribute__((always_inline)) void prefetch_rows(const unsigned char *w0, size_t ld, int nr,
-                                                                         size_t off, int next_group, size_t row_bytes) {
-    if (next_group) {
+                                                                         size_t off, size_t row_bytes) {
+    if (row_bytes <= PF_AHEAD && ld == row_bytes) { // loop-invariant: the compiler hoists it
         const unsigned char *next = w0 + (size_t)nr * ld + (size_t)nr * off;
         for (int r = 0; r < nr; r++)
             _mm_prefetch((const char *)next + 64 * r, PF_HINT);
