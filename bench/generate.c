@@ -174,13 +174,43 @@ static void pr_report(double total, int tokens) {
     }
 }
 
+// The decode's clock, handed to generate's per-token callback. A shared machine's read bandwidth moved 25-48
+// GB/s within seconds, so a floor from readings taken before and after the runs judged a run by bandwidth it
+// may not have had: with `ops` set, every token is followed by one pass of the probe's matrix-vector product
+// (256 MB, in the same conditions as the tokens around it), its time kept out of the tokens'.
+typedef struct {
+    double first;     // when the first token came (0 until then)
+    double probe_s;   // seconds spent probing since
+    const mm_ops *ops; // the probe's backend, unprofiled; NULL: no probes
+    const float *a, *xv;
+    float *yv;
+    int R, C;
+    double inv_bw_sum, lo, hi; // the readings: sum of 1 / bandwidth, the lowest and highest
+    int n;
+} token_clock;
+
+static double probe_once(const mm_ops *ops, const float *a, const float *xv, float *yv, int R, int C) {
+    ops->sync();
+    double t0 = now();
+    ops->gemm(0, 1, 1, R, C, 1.0f, xv, C, a, C, 0.0f, yv, R);
+    ops->sync();
+    return (double)R * C * sizeof(float) / (now() - t0);
+}
+
 static int count_tokens(int32_t t, void *user) {
     (void)t;
-    double *first = user;
-    if (*first == 0) {
-        *first = now();
+    token_clock *k = user;
+    if (k->first == 0) {
+        k->first = now();
         // The profile covers the decoding phase only: what follows the first token.
         memset(pr_time, 0, sizeof pr_time), memset(pr_calls, 0, sizeof pr_calls), pr_nshapes = 0;
+    }
+    if (k->ops) {
+        double t0 = now(), bw = probe_once(k->ops, k->a, k->xv, k->yv, k->R, k->C);
+        k->probe_s += now() - t0;
+        k->inv_bw_sum += 1.0 / bw, k->n++;
+        k->lo = k->n == 1 || bw < k->lo ? bw : k->lo;
+        k->hi = bw > k->hi ? bw : k->hi;
     }
     return 0;
 }
@@ -248,14 +278,10 @@ static int fill_random(mm_weights *w, const mm_param *p, int i, size_t n, float 
 }
 
 // The backend's read bandwidth: a one-row f32 sgemv over R x C floats (more than any cache holds), best of five.
-static double probe_bandwidth(const mm_model *m, const float *a, const float *xv, float *yv, int R, int C) {
+static double probe_bandwidth(const mm_ops *ops, const float *a, const float *xv, float *yv, int R, int C) {
     double best = 0;
     for (int i = 0; i < 5; i++) {
-        m->ops->sync();
-        double t0 = now();
-        m->ops->gemm(0, 1, 1, R, C, 1.0f, xv, C, a, C, 0.0f, yv, R);
-        m->ops->sync();
-        double bw = (double)R * C * sizeof(float) / (now() - t0);
+        double bw = probe_once(ops, a, xv, yv, R, C);
         best = bw > best ? bw : best;
     }
     return best;
@@ -406,9 +432,9 @@ int main(int argc, char **argv) {
     ops->upload(xv, hx, sizeof(float) * Ccols);
     free(ha);
     free(hx);
-    // Read before and after the timed runs (a shared machine's bandwidth moved 25-46 GB/s within a minute):
-    // the floor takes the better reading, and both are printed.
-    double bw_before = probe_bandwidth(&m, a, xv, yv, R, Ccols);
+    // Read before and after the timed runs too (best of five each): printed beside the floor, which takes the
+    // readings between the decoded tokens (token_clock).
+    double bw_before = probe_bandwidth(ops, a, xv, yv, R, Ccols);
     // The vision tower's work for one image: its matrices times its tokens, plus attention's two products,
     // against what sgemm reaches on this machine (a 1024-cube, best of three): the FLOP floor per image.
     // (vis_flops holds the matrices' part, summed with the parameters above.)
@@ -436,12 +462,15 @@ int main(int argc, char **argv) {
                           : mm_bf16_tiles() == MM_TILES_AMX ? "the AMX tiles (bf16) reach"
                                                             : "VDPBF16PS (bf16) reaches";
     double ttft = 1e9, gen_tps = 0, prompt_tps = 0, vision_s = 1e9;
+    token_clock run_bw = {0}; // the readings between both timed runs' tokens
     double prof_s = 0;
     int prof_tokens = 0;
     for (int rep = 0; rep < 2 + profile; rep++) {
         pr_on = rep == 2; // a third, profiled run after the two timed ones
         engine_reset(en);
-        double t0 = now(), first = 0;
+        double t0 = now();
+        // Probes between the timed runs' tokens (not the profiled run's: its ops are timed one by one).
+        token_clock clk = {.ops = pr_on ? NULL : ops, .a = a, .xv = xv, .yv = yv, .R = R, .C = Ccols};
         if (engine_add_image(en, pixels, &e) != MM_OK) {
             fprintf(stderr, "bench: %s\n", e.msg);
             return 1;
@@ -451,11 +480,11 @@ int main(int argc, char **argv) {
         mm_sampling sp = {.do_sample = 0, .temperature = 1, .top_p = 1, .repetition_penalty = 1, .max_new_tokens = G};
         int n_out;
         mm_stop_reason why;
-        if (generate(en, prompt, P, &sp, NULL, count_tokens, &first, out, &n_out, &why, &e) != MM_OK) {
+        if (generate(en, prompt, P, &sp, NULL, count_tokens, &clk, out, &n_out, &why, &e) != MM_OK) {
             fprintf(stderr, "bench: %s\n", e.msg);
             return 1;
         }
-        double t2 = now();
+        double t2 = now() - clk.probe_s, first = clk.first;
         if (pr_on) {
             pr_on = 0, prof_s = t2 - first, prof_tokens = n_out - 1;
             continue;
@@ -465,11 +494,14 @@ int main(int argc, char **argv) {
             prompt_tps = P / (first - t1);
             gen_tps = (n_out - 1) / (t2 - first);
         }
+        run_bw.inv_bw_sum += clk.inv_bw_sum, run_bw.n += clk.n;
+        run_bw.lo = run_bw.n == clk.n || clk.lo < run_bw.lo ? clk.lo : run_bw.lo;
+        run_bw.hi = clk.hi > run_bw.hi ? clk.hi : run_bw.hi;
     }
     double batch_tps = NB > 1 ? batch_decode(&m, pixels, prompt, P, G, NB) : 0;
     if (batch_tps < 0)
         return 1;
-    double bw_after = probe_bandwidth(&m, a, xv, yv, R, Ccols);
+    double bw_after = probe_bandwidth(ops, a, xv, yv, R, Ccols);
     double best_bw = bw_after > bw_before ? bw_after : bw_before;
     if (on_cpu)
         mm_big_free(a, probe_len);
@@ -483,10 +515,17 @@ int main(int argc, char **argv) {
     printf("c_ttft_s %.4f\nc_prompt_tps %.1f\nc_gen_tps %.2f\n", ttft, prompt_tps, gen_tps);
     if (NB > 1)
         printf("c_batch_tps %.2f\nbatch of %d: %.2fx the tokens/s of one sequence\n", batch_tps, NB, batch_tps / gen_tps);
-    printf("floor: %.1f MB of decoder weights per token / %.1f GB/s read bandwidth = %.2f ms/token (%.1f tokens/s)\n",
-           (double)mat_bytes / 1e6, best_bw / 1e9, 1e3 * (double)mat_bytes / best_bw, best_bw / (double)mat_bytes);
-    printf("read bandwidth before the runs %.1f GB/s, after %.1f (the floor takes the better)\n", bw_before / 1e9,
-           bw_after / 1e9);
+    // The floor: the bytes a token reads at the bandwidth measured between the tokens (harmonic mean: the time
+    // per token at each reading, averaged); the best reading before or after the runs beside it.
+    double run_bw_hm = run_bw.n ? run_bw.n / run_bw.inv_bw_sum : best_bw;
+    printf("floor: %.1f MB of decoder weights per token / %.1f GB/s read bandwidth while decoding = %.2f ms/token "
+           "(%.1f tokens/s): decode at %.0f%%\n",
+           (double)mat_bytes / 1e6, run_bw_hm / 1e9, 1e3 * (double)mat_bytes / run_bw_hm, run_bw_hm / (double)mat_bytes,
+           100.0 * gen_tps * (double)mat_bytes / run_bw_hm);
+    printf("read bandwidth: %d readings between the decoded tokens, %.1f-%.1f GB/s; before the runs %.1f, after %.1f: "
+           "the better as the floor, %.1f tokens/s (%.0f%%)\n",
+           run_bw.n, run_bw.lo / 1e9, run_bw.hi / 1e9, bw_before / 1e9, bw_after / 1e9, best_bw / (double)mat_bytes,
+           100.0 * gen_tps * (double)mat_bytes / best_bw);
     // Attention adds 4 * dim FLOPs per visible key and layer: P / 2 keys on average in a causal prompt.
     prompt_flops += 4.0 * c.dim * c.n_layers * (P / 2.0);
     printf("prompt: %.1f GFLOP per token at %.1f tokens/s (%.1f GFLOP/s); %s %.1f GFLOP/s here: floor %.1f "
@@ -500,7 +539,7 @@ int main(int argc, char **argv) {
     // A generated token also reads its sequence's keys and values: at the last one, P + G positions.
     double kv_bytes = 2.0 * c.n_layers * c.dim * (double)(P + G) * (m.kv_cache == MM_F16 ? 2 : 4);
     printf("K/V cache %s: %.1f MB read by the last generated token; floor with it %.1f tokens/s\n", kv, kv_bytes / 1e6,
-           best_bw / ((double)mat_bytes + kv_bytes));
+           run_bw_hm / ((double)mat_bytes + kv_bytes));
     if (profile && prof_tokens > 0)
         pr_report(prof_s, prof_tokens);
     engine_free(en);
