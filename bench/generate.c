@@ -174,19 +174,21 @@ static void pr_report(double total, int tokens) {
     }
 }
 
-// The decode's clock, handed to generate's per-token callback. A shared machine's read bandwidth moved 25-48
+// The decode's clock, handed to generate's per-token callback. A shared machine's read bandwidth moved 4-48
 // GB/s within seconds, so a floor from readings taken before and after the runs judged a run by bandwidth it
 // may not have had: with `ops` set, every token is followed by one pass of the probe's matrix-vector product
-// (256 MB, in the same conditions as the tokens around it), its time kept out of the tokens'.
+// (256 MB, in the same conditions as the tokens around it), its time kept out of the tokens'. Each token
+// is then judged against the readings either side of it (clock_judge).
 typedef struct {
-    double first;     // when the first token came (0 until then)
-    double probe_s;   // seconds spent probing since
+    double first;      // when the first token came (0 until then)
+    double probe_s;    // seconds spent probing since
     const mm_ops *ops; // the probe's backend, unprofiled; NULL: no probes
     const float *a, *xv;
     float *yv;
     int R, C;
-    double inv_bw_sum, lo, hi; // the readings: sum of 1 / bandwidth, the lowest and highest
-    int n;
+    int n, cap;           // tokens seen; the arrays' room
+    double *done, *resume; // per token: when it came, when its probe ended (and the next token began)
+    double *bw;           // per token: the reading after it
 } token_clock;
 
 static double probe_once(const mm_ops *ops, const float *a, const float *xv, float *yv, int R, int C) {
@@ -200,19 +202,50 @@ static double probe_once(const mm_ops *ops, const float *a, const float *xv, flo
 static int count_tokens(int32_t t, void *user) {
     (void)t;
     token_clock *k = user;
+    double t0 = now();
     if (k->first == 0) {
-        k->first = now();
+        k->first = t0;
         // The profile covers the decoding phase only: what follows the first token.
         memset(pr_time, 0, sizeof pr_time), memset(pr_calls, 0, sizeof pr_calls), pr_nshapes = 0;
     }
-    if (k->ops) {
-        double t0 = now(), bw = probe_once(k->ops, k->a, k->xv, k->yv, k->R, k->C);
-        k->probe_s += now() - t0;
-        k->inv_bw_sum += 1.0 / bw, k->n++;
-        k->lo = k->n == 1 || bw < k->lo ? bw : k->lo;
-        k->hi = bw > k->hi ? bw : k->hi;
+    if (k->ops && k->n < k->cap) {
+        k->done[k->n] = t0;
+        k->bw[k->n] = probe_once(k->ops, k->a, k->xv, k->yv, k->R, k->C);
+        k->resume[k->n] = now();
+        k->probe_s += k->resume[k->n] - t0;
+        k->n++;
     }
     return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n == 0 ? 0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// The clock's verdict: *bw_med the median reading, *lo/*hi the range, and (the return) the median over decoded
+// tokens of bytes / the token's time against the mean of the readings either side of it (medians: one reading
+// fell to 3.6 GB/s among 25-28 in a run, and a mean over such would judge every token by it). 0: no readings.
+static double clock_judge(const token_clock *k, double bytes, double *bw_med, double *lo, double *hi) {
+    if (k->n < 2)
+        return *bw_med = *lo = *hi = 0;
+    double *v = malloc(sizeof(double) * (size_t)k->n);
+    *lo = *hi = k->bw[0];
+    for (int i = 0; i < k->n; i++) {
+        v[i] = k->bw[i];
+        *lo = k->bw[i] < *lo ? k->bw[i] : *lo, *hi = k->bw[i] > *hi ? k->bw[i] : *hi;
+    }
+    *bw_med = median(v, k->n);
+    for (int i = 1; i < k->n; i++) // token i ran from the end of probe i - 1 to done[i]
+        v[i - 1] = bytes / (k->done[i] - k->resume[i - 1]) / (0.5 * (k->bw[i - 1] + k->bw[i]));
+    double r = median(v, k->n - 1);
+    free(v);
+    return r;
 }
 
 // Tokens/s of NB sequences decoded together (greedy, G - 1 steps after their prompts), best of two.
@@ -462,7 +495,12 @@ int main(int argc, char **argv) {
                           : mm_bf16_tiles() == MM_TILES_AMX ? "the AMX tiles (bf16) reach"
                                                             : "VDPBF16PS (bf16) reaches";
     double ttft = 1e9, gen_tps = 0, prompt_tps = 0, vision_s = 1e9;
-    token_clock run_bw = {0}; // the readings between the reported run's tokens
+    token_clock run_bw = {0}; // the reported run's clock (its arrays in run_mem)
+    double *clk_mem = malloc(sizeof(double) * 3 * (size_t)G), *run_mem = malloc(sizeof(double) * 3 * (size_t)G);
+    if (!clk_mem || !run_mem) {
+        fprintf(stderr, "bench: out of memory\n");
+        return 1;
+    }
     double prof_s = 0;
     int prof_tokens = 0;
     for (int rep = 0; rep < 2 + profile; rep++) {
@@ -470,7 +508,8 @@ int main(int argc, char **argv) {
         engine_reset(en);
         double t0 = now();
         // Probes between the timed runs' tokens (not the profiled run's: its ops are timed one by one).
-        token_clock clk = {.ops = pr_on ? NULL : ops, .a = a, .xv = xv, .yv = yv, .R = R, .C = Ccols};
+        token_clock clk = {.ops = pr_on ? NULL : ops, .a = a, .xv = xv, .yv = yv, .R = R, .C = Ccols, .cap = G,
+                           .done = clk_mem, .resume = clk_mem + G, .bw = clk_mem + 2 * G};
         if (engine_add_image(en, pixels, &e) != MM_OK) {
             fprintf(stderr, "bench: %s\n", e.msg);
             return 1;
@@ -494,6 +533,8 @@ int main(int argc, char **argv) {
             prompt_tps = P / (first - t1);
             gen_tps = (n_out - 1) / (t2 - first);
             run_bw = clk;
+            memcpy(run_mem, clk_mem, sizeof(double) * 3 * (size_t)G);
+            run_bw.done = run_mem, run_bw.resume = run_mem + G, run_bw.bw = run_mem + 2 * G;
         }
     }
     double batch_tps = NB > 1 ? batch_decode(&m, pixels, prompt, P, G, NB) : 0;
@@ -513,17 +554,19 @@ int main(int argc, char **argv) {
     printf("c_ttft_s %.4f\nc_prompt_tps %.1f\nc_gen_tps %.2f\n", ttft, prompt_tps, gen_tps);
     if (NB > 1)
         printf("c_batch_tps %.2f\nbatch of %d: %.2fx the tokens/s of one sequence\n", batch_tps, NB, batch_tps / gen_tps);
-    // The floor: the bytes a token reads at the bandwidth measured between the tokens (harmonic mean: the time
-    // per token at each reading, averaged); the best reading before or after the runs beside it.
-    double run_bw_hm = run_bw.n ? run_bw.n / run_bw.inv_bw_sum : best_bw;
+    // The floor: the bytes a token reads at the median of the readings between the tokens; each token judged
+    // against the readings either side of it; the best reading before or after the runs beside them.
+    double run_med, run_lo, run_hi, of_floor = clock_judge(&run_bw, (double)mat_bytes, &run_med, &run_lo, &run_hi);
+    if (run_med <= 0)
+        run_med = best_bw;
     printf("floor: %.1f MB of decoder weights per token / %.1f GB/s read bandwidth while decoding = %.2f ms/token "
-           "(%.1f tokens/s): decode at %.0f%%\n",
-           (double)mat_bytes / 1e6, run_bw_hm / 1e9, 1e3 * (double)mat_bytes / run_bw_hm, run_bw_hm / (double)mat_bytes,
-           100.0 * gen_tps * (double)mat_bytes / run_bw_hm);
-    printf("read bandwidth: %d readings between the decoded tokens, %.1f-%.1f GB/s; before the runs %.1f, after %.1f: "
-           "the better as the floor, %.1f tokens/s (%.0f%%)\n",
-           run_bw.n, run_bw.lo / 1e9, run_bw.hi / 1e9, bw_before / 1e9, bw_after / 1e9, best_bw / (double)mat_bytes,
-           100.0 * gen_tps * (double)mat_bytes / best_bw);
+           "(%.1f tokens/s): decode at %.0f%% (each token against the readings either side of it, median)\n",
+           (double)mat_bytes / 1e6, run_med / 1e9, 1e3 * (double)mat_bytes / run_med, run_med / (double)mat_bytes,
+           100.0 * of_floor);
+    printf("read bandwidth: %d readings between the decoded tokens, median %.1f, %.1f-%.1f GB/s; before the runs "
+           "%.1f, after %.1f: the better as the floor, %.1f tokens/s (%.0f%%)\n",
+           run_bw.n, run_med / 1e9, run_lo / 1e9, run_hi / 1e9, bw_before / 1e9, bw_after / 1e9,
+           best_bw / (double)mat_bytes, 100.0 * gen_tps * (double)mat_bytes / best_bw);
     // Attention adds 4 * dim FLOPs per visible key and layer: P / 2 keys on average in a causal prompt.
     prompt_flops += 4.0 * c.dim * c.n_layers * (P / 2.0);
     printf("prompt: %.1f GFLOP per token at %.1f tokens/s (%.1f GFLOP/s); %s %.1f GFLOP/s here: floor %.1f "
@@ -537,7 +580,7 @@ int main(int argc, char **argv) {
     // A generated token also reads its sequence's keys and values: at the last one, P + G positions.
     double kv_bytes = 2.0 * c.n_layers * c.dim * (double)(P + G) * (m.kv_cache == MM_F16 ? 2 : 4);
     printf("K/V cache %s: %.1f MB read by the last generated token; floor with it %.1f tokens/s\n", kv, kv_bytes / 1e6,
-           run_bw_hm / ((double)mat_bytes + kv_bytes));
+           run_med / ((double)mat_bytes + kv_bytes));
     if (profile && prof_tokens > 0)
         pr_report(prof_s, prof_tokens);
     engine_free(en);
@@ -545,5 +588,6 @@ int main(int argc, char **argv) {
     free(pixels);
     free(prompt);
     free(out);
+    free(clk_mem), free(run_mem);
     return 0;
 }
