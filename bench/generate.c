@@ -235,6 +235,8 @@ static double clock_judge(const token_clock *k, double bytes, double *bw_med, do
     if (k->n < 2)
         return *bw_med = *lo = *hi = 0;
     double *v = malloc(sizeof(double) * (size_t)k->n);
+    if (!v)
+        return *bw_med = *lo = *hi = 0;
     *lo = *hi = k->bw[0];
     for (int i = 0; i < k->n; i++) {
         v[i] = k->bw[i];
@@ -557,8 +559,8 @@ int main(int argc, char **argv) {
     // The floor: the bytes a token reads at the median of the readings between the tokens; each token judged
     // against the readings either side of it; the best reading before or after the runs beside them.
     double run_med, run_lo, run_hi, of_floor = clock_judge(&run_bw, (double)mat_bytes, &run_med, &run_lo, &run_hi);
-    if (run_med <= 0)
-        run_med = best_bw;
+    if (run_med <= 0) // one token (or none read): the best reading, and the run's tokens/s against it
+        run_med = best_bw, of_floor = gen_tps * (double)mat_bytes / best_bw;
     printf("floor: %.1f MB of decoder weights per token / %.1f GB/s read bandwidth while decoding = %.2f ms/token "
            "(%.1f tokens/s): decode at %.0f%% (each token against the readings either side of it, median)\n",
            (double)mat_bytes / 1e6, run_med / 1e9, 1e3 * (double)mat_bytes / run_med, run_med / (double)mat_bytes,
