@@ -98,9 +98,9 @@ static _Thread_local int counted_away;
 // Every thread that computes through the batcher has an OpenMP team of its own, and libgomp counts the idle
 // teams' threads: once they outnumber the processors its workers spin only briefly at the end of a parallel
 // region and then sleep, and a token's ~260 regions each paid a futex wake-up (`mmgpt serve`, one slot, 2
-// cores: 15-30% slower than `mmgpt generate`). So a thread lets its team go when it gives up the computation:
-// only the computing thread's team exists; the next computation on a thread starts its workers again (tens
-// of microseconds against a step's milliseconds).
+// cores: 15-30% slower than `mmgpt generate`). So a thread lets its team go when another thread may compute
+// next (other generations joined) and when its generation leaves: then only the computing thread's team
+// exists. Not after every step: starting the workers again costs 150-240 us, a tiny model's whole step.
 static void release_team(void) { omp_pause_resource_all(omp_pause_soft); }
 
 void batcher_join(mm_batcher *b) {
@@ -120,7 +120,11 @@ void batcher_leave(mm_batcher *b) {
     joined_to = NULL;
     pthread_cond_broadcast(&b->cv); // a gathering step need not wait for it
     pthread_mutex_unlock(&b->mu);
+    release_team();
 }
+
+// Whether generations other than the calling thread's are joined (another thread may compute next); mu held.
+static int others_joined(const mm_batcher *b) { return b->joined - (joined_to == b) > 0; }
 
 void batcher_exclusive_begin(mm_batcher *b) {
     if (!b)
@@ -138,7 +142,11 @@ void batcher_exclusive_begin(mm_batcher *b) {
 void batcher_exclusive_end(mm_batcher *b) {
     if (!b)
         return;
-    release_team();
+    pthread_mutex_lock(&b->mu);
+    int others = others_joined(b);
+    pthread_mutex_unlock(&b->mu);
+    if (others)
+        release_team();
     pthread_mutex_unlock(&b->compute);
     if (counted_away) {
         pthread_mutex_lock(&b->mu);
@@ -191,11 +199,13 @@ static void lead_step(mm_batcher *b) {
     if (!b->head)
         b->tail = &b->head;
     b->n_pending -= nreq;
+    int others = others_joined(b);
     pthread_mutex_unlock(&b->mu);
     if (s == MM_OK) {
         pthread_mutex_lock(&b->compute);
         s = engine_step(b->ens, n, b->next, b->logits, &err);
-        release_team();
+        if (others)
+            release_team();
         pthread_mutex_unlock(&b->compute);
     }
     pthread_mutex_lock(&b->mu);
