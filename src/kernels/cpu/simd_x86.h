@@ -50,9 +50,9 @@ SIMD_FN static inline float half_at(const uint16_t *p) {
 }
 
 // The prefetches of one 64-byte step of `nr` weight rows of `row_bytes` read together (row r at w0 + r * ld,
-// `off` bytes into each). Rows of at most PF_AHEAD bytes stored back to back take the next group's bytes instead (the nr rows after these, at the same pace): 2 KB ahead inside
-// such a row lands in the rows being read now, and a 1024-wide f16 matrix streamed at 22 GB/s where
-// 4096-wide ones reached 30.
+// `off` bytes into each). Rows of at most PF_AHEAD bytes stored back to back take the next group's bytes
+// instead (the nr rows after these, at the same pace): 2 KB ahead inside such a row lands in the rows being
+// read now, and a 1024-wide f16 matrix streamed at 22 GB/s where 4096-wide ones reached 30.
 // Longer rows stored back to back (weights) are nr streams, each advancing at a nr-th of the pace: they are
 // requested nr x PF_AHEAD ahead (at most a row), past a row's end at the same place in the next group's row
 // (r + nr; the next row's start is being read now). 2 KB ahead in each of 4 rows had 11008x4096 f16 from DRAM
@@ -269,7 +269,7 @@ SIMD_FN static inline __attribute__((always_inline)) __m256i fold4(const __m256i
         for (; i + 4 <= nb; i += 4) {                                                                          \
             prefetch_block(b + i, 4 * sizeof *b); /* the pass's four blocks */                                 \
             __m128 dw = scales4(b + i, sizeof *b);                                                             \
-            for (int j = 0; j < NX; j++) { /* codes made per row: hoisted out, they spilled at 2 rows */      \
+            for (int j = 0; j < NX; j++) { /* codes made per row (hoisted, they spilled at 2 rows) */        \
                 __m256i p[4];                                                                                  \
                 _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                                          \
                     __m256i w = CODES(b + i + k), aw = SIGNED ? _mm256_sign_epi8(w, w) : w;                    \
